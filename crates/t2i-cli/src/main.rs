@@ -1,0 +1,1 @@
+fn main(){ println!("{}", t2i::hello()); }

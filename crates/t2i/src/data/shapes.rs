@@ -1,0 +1,454 @@
+//! The built-in shapes data set (`spec/data.md`, "Built-in shapes data set").
+//!
+//! A procedural captioned data set, deterministic for a seed: one or two
+//! objects (colour, shape, size, coarse position) on a muted background that
+//! the text never names (the "style"). Every image carries boxes and
+//! keypoints, and the analytic checker (`data::checker`) reads images back.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Object colours: clearly distinct hues (RGB, 0-255).
+pub const COLOURS: [(&str, [u8; 3]); 8] = [
+    ("red", [220, 30, 30]),
+    ("green", [30, 170, 50]),
+    ("blue", [30, 70, 230]),
+    ("yellow", [240, 220, 40]),
+    ("purple", [150, 50, 200]),
+    ("orange", [250, 140, 20]),
+    ("white", [250, 250, 250]),
+    ("black", [15, 15, 15]),
+];
+
+/// Background colours (the style): muted, far from every object colour.
+pub const BACKGROUNDS: [(&str, [u8; 3]); 5] = [
+    ("grey", [128, 128, 128]),
+    ("slate", [84, 98, 130]),
+    ("sand", [170, 150, 112]),
+    ("sage", [104, 130, 100]),
+    ("plum", [112, 84, 104]),
+];
+
+/// Shapes that can be drawn.
+pub const SHAPES: [&str; 3] = ["circle", "square", "triangle"];
+/// Size names; the object's side is `SIZE_FRACTIONS[i] * canvas`.
+pub const SIZES: [&str; 2] = ["small", "large"];
+pub const SIZE_FRACTIONS: [f32; 2] = [0.28, 0.44];
+/// Coarse positions on a 3x3 grid, row-major.
+pub const POSITIONS: [&str; 9] = [
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "centre",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+];
+/// Factor applied to the background colour at the bottom of a gradient.
+pub const GRADIENT_FACTOR: f32 = 0.72;
+
+/// Which part of the data set a sample comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// Training images: never contain a held-out colour-shape pair.
+    Train,
+    /// Held-in test images: same distribution as training, other seeds.
+    Test,
+    /// Test images whose first object is a held-out colour-shape pair.
+    HeldOut,
+}
+
+impl Split {
+    fn salt(self) -> u64 {
+        match self {
+            Split::Train => 0x7472_6169_6e00,
+            Split::Test => 0x7465_7374_0000,
+            Split::HeldOut => 0x6865_6c64_0000,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+            Split::HeldOut => "held-out",
+        }
+    }
+}
+
+/// Configuration of the shapes data set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShapesConfig {
+    /// Canvas side in pixels (32 to 256).
+    pub image_size: u32,
+    /// Maximum number of objects per image (1 or 2).
+    pub max_objects: u8,
+    /// Probability that the background is a vertical gradient.
+    pub gradient_prob: f32,
+    /// Captions written per image.
+    pub captions_per_image: usize,
+    /// Colour-shape pairs that never appear in training (StyleT2I's test).
+    pub held_out: Vec<(String, String)>,
+    /// Images in the training split.
+    pub train_size: usize,
+    /// Images in each test split.
+    pub test_size: usize,
+    /// Seed of the whole data set.
+    pub seed: u64,
+}
+
+impl Default for ShapesConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 64,
+            max_objects: 1,
+            gradient_prob: 0.3,
+            captions_per_image: 5,
+            held_out: vec![
+                ("red".into(), "triangle".into()),
+                ("green".into(), "square".into()),
+                ("blue".into(), "circle".into()),
+                ("yellow".into(), "triangle".into()),
+            ],
+            train_size: 10_000,
+            test_size: 1_000,
+            seed: 0,
+        }
+    }
+}
+
+/// One drawn object.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ShapeObject {
+    /// Index into [`COLOURS`].
+    pub colour: usize,
+    /// Index into [`SHAPES`].
+    pub shape: usize,
+    /// Index into [`SIZES`].
+    pub size: usize,
+    /// Index into [`POSITIONS`].
+    pub position: usize,
+    /// Centre x in pixels.
+    pub cx: f32,
+    /// Centre y in pixels.
+    pub cy: f32,
+    /// Half of the side in pixels.
+    pub r: f32,
+}
+
+impl ShapeObject {
+    /// Box `[x0, y0, x1, y1]` in pixels.
+    pub fn bbox(&self) -> [f32; 4] {
+        [self.cx - self.r, self.cy - self.r, self.cx + self.r, self.cy + self.r]
+    }
+    /// Keypoints: centre, top, bottom, left, right (x, y in pixels).
+    pub fn keypoints(&self) -> [[f32; 2]; 5] {
+        let (cx, cy, r) = (self.cx, self.cy, self.r);
+        match SHAPES[self.shape] {
+            // a triangle's left/right extremes lie on its base
+            "triangle" => [[cx, cy], [cx, cy - r], [cx, cy + r], [cx - r, cy + r], [cx + r, cy + r]],
+            _ => [[cx, cy], [cx, cy - r], [cx, cy + r], [cx - r, cy], [cx + r, cy]],
+        }
+    }
+    /// Whether the pixel centre `(px, py)` lies inside the object.
+    pub fn contains(&self, px: f32, py: f32) -> bool {
+        let (dx, dy, r) = (px - self.cx, py - self.cy, self.r);
+        match SHAPES[self.shape] {
+            "circle" => dx * dx + dy * dy <= r * r,
+            "square" => dx.abs() <= r && dy.abs() <= r,
+            _ => dy <= r && dy >= -r && dx.abs() <= (dy + r) / 2.0,
+        }
+    }
+    /// The class key of this object (colour and shape), e.g. `red_circle`.
+    pub fn class_name(&self) -> String {
+        format!("{}_{}", COLOURS[self.colour].0, SHAPES[self.shape])
+    }
+}
+
+/// One sample: the scene, its rendering and its captions.
+#[derive(Debug, Clone)]
+pub struct ShapesSample {
+    pub objects: Vec<ShapeObject>,
+    /// Index into [`BACKGROUNDS`].
+    pub background: usize,
+    pub gradient: bool,
+    /// RGB bytes, row-major, `size * size * 3`.
+    pub pixels: Vec<u8>,
+    pub captions: Vec<String>,
+}
+
+impl ShapesSample {
+    /// Class used for mismatching captions and same-class masking: every
+    /// attribute the text names.
+    pub fn class_key(&self) -> String {
+        self.objects
+            .iter()
+            .map(|o| format!("{}-{}-{}-{}", o.colour, o.shape, o.size, o.position))
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+/// The shapes data set generator.
+#[derive(Debug, Clone)]
+pub struct Shapes {
+    pub config: ShapesConfig,
+    held_out: Vec<(usize, usize)>,
+}
+
+/// Errors of the shapes configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ShapesError {
+    #[error("shapes image size {0} is not supported (use 32 to 256)")]
+    ImageSize(u32),
+    #[error("shapes max_objects must be 1 or 2, got {0}")]
+    MaxObjects(u8),
+    #[error("unknown colour-shape pair in held_out: {0} {1}")]
+    HeldOut(String, String),
+}
+
+fn pick<'a>(rng: &mut ChaCha8Rng, words: &[&'a str]) -> &'a str {
+    words.choose(rng).copied().unwrap_or("")
+}
+
+impl Shapes {
+    pub fn new(config: ShapesConfig) -> Result<Self, ShapesError> {
+        if !(32..=256).contains(&config.image_size) {
+            return Err(ShapesError::ImageSize(config.image_size));
+        }
+        if !(1..=2).contains(&config.max_objects) {
+            return Err(ShapesError::MaxObjects(config.max_objects));
+        }
+        let mut held_out = Vec::new();
+        for (c, s) in &config.held_out {
+            let ci = COLOURS.iter().position(|x| x.0 == c);
+            let si = SHAPES.iter().position(|x| x == s);
+            match (ci, si) {
+                (Some(ci), Some(si)) => held_out.push((ci, si)),
+                _ => return Err(ShapesError::HeldOut(c.clone(), s.clone())),
+            }
+        }
+        Ok(Self { config, held_out })
+    }
+
+    pub fn len(&self, split: Split) -> usize {
+        match split {
+            Split::Train => self.config.train_size,
+            _ => self.config.test_size,
+        }
+    }
+
+    pub fn is_held_out(&self, colour: usize, shape: usize) -> bool {
+        self.held_out.contains(&(colour, shape))
+    }
+
+    fn rng(&self, split: Split, index: usize) -> ChaCha8Rng {
+        let seed = self
+            .config
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(split.salt())
+            .wrapping_add(index as u64);
+        ChaCha8Rng::seed_from_u64(seed)
+    }
+
+    /// The `index`-th sample of `split`; the same for the same seed.
+    pub fn sample(&self, split: Split, index: usize) -> ShapesSample {
+        let mut rng = self.rng(split, index);
+        let n = rng.gen_range(1..=self.config.max_objects as usize);
+        let objects = self.place_objects(&mut rng, split, n);
+        let background = rng.gen_range(0..BACKGROUNDS.len());
+        let gradient = rng.gen::<f32>() < self.config.gradient_prob;
+        let pixels = render(self.config.image_size, &objects, background, gradient);
+        let captions = (0..self.config.captions_per_image)
+            .map(|_| caption(&mut rng, &objects))
+            .collect();
+        ShapesSample { objects, background, gradient, pixels, captions }
+    }
+
+    /// A colour-shape pair allowed in `split` (`first` is the first object).
+    fn colour_shape(&self, rng: &mut ChaCha8Rng, split: Split, first: bool) -> (usize, usize) {
+        loop {
+            let c = rng.gen_range(0..COLOURS.len());
+            let s = rng.gen_range(0..SHAPES.len());
+            let held = self.is_held_out(c, s);
+            let ok = match split {
+                Split::HeldOut if first => held,
+                Split::HeldOut => true,
+                _ => !held,
+            };
+            if ok {
+                return (c, s);
+            }
+        }
+    }
+
+    fn place_objects(&self, rng: &mut ChaCha8Rng, split: Split, n: usize) -> Vec<ShapeObject> {
+        let size = self.config.image_size as f32;
+        let cell = size / 3.0;
+        'retry: loop {
+            let mut objects: Vec<ShapeObject> = Vec::with_capacity(n);
+            for i in 0..n {
+                let (colour, shape) = self.colour_shape(rng, split, i == 0);
+                let size_i = rng.gen_range(0..SIZES.len());
+                let r = (SIZE_FRACTIONS[size_i] * size / 2.0).round();
+                let position = rng.gen_range(0..POSITIONS.len());
+                let (row, col) = ((position / 3) as f32, (position % 3) as f32);
+                // centre inside its 3x3 cell and the whole object inside the canvas
+                // (kept 15% of a cell away from the cell's edges, so the
+                // position stays nameable after pixel rounding)
+                let (margin, inner) = (1.0, 0.15 * cell);
+                let lo_x = (col * cell + inner).max(r + margin);
+                let hi_x = ((col + 1.0) * cell - inner).min(size - r - margin);
+                let lo_y = (row * cell + inner).max(r + margin);
+                let hi_y = ((row + 1.0) * cell - inner).min(size - r - margin);
+                if lo_x > hi_x || lo_y > hi_y {
+                    continue 'retry;
+                }
+                let cx = rng.gen_range(lo_x..=hi_x);
+                let cy = rng.gen_range(lo_y..=hi_y);
+                let o = ShapeObject { colour, shape, size: size_i, position, cx, cy, r };
+                let gap = 2.0;
+                let overlaps = objects.iter().any(|p| {
+                    p.position == position
+                        || ((p.cx - cx).abs() < p.r + r + gap && (p.cy - cy).abs() < p.r + r + gap)
+                });
+                if overlaps {
+                    continue 'retry;
+                }
+                objects.push(o);
+            }
+            return objects;
+        }
+    }
+}
+
+/// The background colour of row `y` (top colour, darkening to the bottom for
+/// a gradient).
+pub fn background_row(background: usize, gradient: bool, y: u32, size: u32) -> [f32; 3] {
+    let base = BACKGROUNDS[background].1;
+    let t = if gradient && size > 1 { y as f32 / (size - 1) as f32 } else { 0.0 };
+    let f = 1.0 - t * (1.0 - GRADIENT_FACTOR);
+    [base[0] as f32 * f, base[1] as f32 * f, base[2] as f32 * f]
+}
+
+/// Renders a scene to RGB bytes (no anti-aliasing: the checker reads pixels).
+pub fn render(size: u32, objects: &[ShapeObject], background: usize, gradient: bool) -> Vec<u8> {
+    let mut px = vec![0u8; (size * size * 3) as usize];
+    for y in 0..size {
+        let bg = background_row(background, gradient, y, size);
+        for x in 0..size {
+            let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+            let colour = objects
+                .iter()
+                .rev()
+                .find(|o| o.contains(fx, fy))
+                .map(|o| COLOURS[o.colour].1.map(|c| c as f32))
+                .unwrap_or(bg);
+            let i = ((y * size + x) * 3) as usize;
+            for c in 0..3 {
+                px[i + c] = colour[c].round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    px
+}
+
+fn position_phrase(rng: &mut ChaCha8Rng, position: usize) -> String {
+    let name = POSITIONS[position];
+    match position {
+        4 => pick(rng, &["in the centre", "in the middle", "at the center", "in the center"]).into(),
+        0 | 2 | 6 | 8 => {
+            let (v, h) = name.split_once(' ').unwrap_or((name, ""));
+            let v = if rng.gen_bool(0.5) { v } else if v == "top" { "upper" } else { "lower" };
+            let tmpl = pick(rng, &["in the {} {}", "at the {} {}", "in the {} {} corner", "near the {} {}"]);
+            tmpl.replacen("{}", v, 1).replacen("{}", h, 1)
+        }
+        1 | 7 => {
+            let pre = pick(rng, &["at the", "near the", "along the"]);
+            format!("{pre} {name}")
+        }
+        _ => {
+            let pre = pick(rng, &["on the", "at the", "to the"]);
+            let side = pick(rng, &["", " side"]);
+            format!("{pre} {name}{side}")
+        }
+    }
+}
+
+fn object_phrase(rng: &mut ChaCha8Rng, o: &ShapeObject) -> String {
+    let size = if o.size == 0 {
+        pick(rng, &["small", "little", "tiny"])
+    } else {
+        pick(rng, &["large", "big", "huge"])
+    };
+    let shape = match o.shape {
+        0 => pick(rng, &["circle", "disc", "ball", "round shape"]),
+        1 => pick(rng, &["square", "box", "block"]),
+        _ => pick(rng, &["triangle", "triangle", "pyramid"]),
+    };
+    let colour = COLOURS[o.colour].0;
+    let pos = position_phrase(rng, o.position);
+    match rng.gen_range(0..4) {
+        0 => format!("a {size} {colour} {shape} {pos}"),
+        1 => format!("a {colour} {shape} {pos} that is {size}"),
+        2 => format!("{pos} a {size} {colour} {shape}"),
+        _ => format!("one {size} {colour} {shape} {pos}"),
+    }
+}
+
+/// One caption naming every object's colour, shape, size and position.
+pub fn caption(rng: &mut ChaCha8Rng, objects: &[ShapeObject]) -> String {
+    let parts: Vec<String> = objects.iter().map(|o| object_phrase(rng, o)).collect();
+    let body = parts.join(" and ");
+    match rng.gen_range(0..3) {
+        0 => body,
+        1 => format!("there is {body}"),
+        _ => format!("this picture shows {body}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_held_out_respected() {
+        let ds = Shapes::new(ShapesConfig { max_objects: 2, ..Default::default() }).unwrap();
+        let a = ds.sample(Split::Train, 7);
+        let b = ds.sample(Split::Train, 7);
+        assert_eq!(a.pixels, b.pixels);
+        assert_eq!(a.captions, b.captions);
+        for i in 0..300 {
+            let s = ds.sample(Split::Train, i);
+            assert!(s.objects.iter().all(|o| !ds.is_held_out(o.colour, o.shape)));
+            let h = ds.sample(Split::HeldOut, i);
+            assert!(ds.is_held_out(h.objects[0].colour, h.objects[0].shape));
+            for o in &s.objects {
+                let [x0, y0, x1, y1] = o.bbox();
+                assert!(x0 >= 0.0 && y0 >= 0.0 && x1 <= 64.0 && y1 <= 64.0);
+            }
+        }
+    }
+
+    #[test]
+    fn captions_name_attributes() {
+        let ds = Shapes::new(ShapesConfig::default()).unwrap();
+        let s = ds.sample(Split::Test, 3);
+        let o = s.objects[0];
+        for c in &s.captions {
+            assert!(c.contains(COLOURS[o.colour].0), "{c}");
+        }
+    }
+
+    #[test]
+    fn bad_config_rejected() {
+        assert!(Shapes::new(ShapesConfig { image_size: 16, ..Default::default() }).is_err());
+        assert!(Shapes::new(ShapesConfig { max_objects: 3, ..Default::default() }).is_err());
+    }
+}

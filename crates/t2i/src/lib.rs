@@ -1,0 +1,8 @@
+//! t2i: the classic text-to-image GAN family on libtorch (via tch).
+//!
+//! Layout: `data` (data sets), `text` (tokenizer, vocabulary, text encoders),
+//! `layers` (shared building blocks), `models` (one module per model family),
+//! `train` (optimiser, checkpoints, run folders, training loops), `eval`
+//! (metrics), `imageio` (grids and PNGs), `bench`.
+
+pub mod data;
