@@ -1,1 +1,84 @@
-fn main(){ println!("{}", t2i::hello()); }
+//! `t2i`: train, run, control and evaluate text-to-image GANs.
+
+mod commands;
+mod demo;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "t2i", version, about = "Text-to-image GANs (GAN-INT-CLS, GAWWN, StackGAN, AttnGAN, StyleT2I) on CPU or GPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prepare data sets.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
+    /// Train a model into a run folder.
+    Train(commands::TrainArgs),
+    /// Generate images from text with a checkpoint.
+    Generate(commands::GenerateArgs),
+    /// Evaluate a checkpoint (shapes checker metrics, style transfer).
+    Eval(commands::EvalArgs),
+    /// Train tiny GAN-INT-CLS on shapes and write grids, interpolations and an HTML summary.
+    Demo(demo::DemoArgs),
+    /// Print the parameter counts of a model's networks.
+    Info(commands::InfoArgs),
+    /// Time a training iteration and generation.
+    Bench(commands::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Write the built-in shapes data set to a folder in the CUB layout.
+    Shapes {
+        /// Output folder (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image side in pixels (32 to 256).
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Objects per image at most (1 or 2).
+        #[arg(long, default_value_t = 1)]
+        max_objects: u8,
+        /// Training images.
+        #[arg(long, default_value_t = 2000)]
+        train: usize,
+        /// Images per test split.
+        #[arg(long, default_value_t = 500)]
+        test: usize,
+        /// Data set seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("T2I_LOG").unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data { what: DataCommand::Shapes { out, size, max_objects, train, test, seed } } => {
+            commands::data_shapes(&out, size, max_objects, train, test, seed)
+        }
+        Command::Train(a) => commands::train(a),
+        Command::Generate(a) => commands::generate(a),
+        Command::Eval(a) => commands::eval(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Info(a) => commands::info(a),
+        Command::Bench(a) => commands::bench(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,8 +1,20 @@
 //! t2i: the classic text-to-image GAN family on libtorch (via tch).
 //!
-//! Layout: `data` (data sets), `text` (tokenizer, vocabulary, text encoders),
-//! `layers` (shared building blocks), `models` (one module per model family),
-//! `train` (optimiser, checkpoints, run folders, training loops), `eval`
-//! (metrics), `imageio` (grids and PNGs), `bench`.
+//! Layout: [`data`] (data sets), [`text`] (tokenizer, vocabulary, text
+//! encoders), [`layers`] (shared building blocks), [`models`] (one module per
+//! model family), [`train`] (optimiser, checkpoints, run folders, training
+//! loops), [`eval`] (metrics), [`imageio`] (grids and PNGs), [`bench`].
 
+pub mod bench;
 pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod imageio;
+pub mod layers;
+pub mod models;
+pub mod progress;
+pub mod text;
+pub mod train;
+
+pub use error::{Error, Result};

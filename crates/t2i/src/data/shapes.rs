@@ -413,6 +413,78 @@ pub fn caption(rng: &mut ChaCha8Rng, objects: &[ShapeObject]) -> String {
     }
 }
 
+/// Writes the data set to `out` in the CUB-200-2011 layout with AttnGAN's
+/// captions (`text/<class>/<image>.txt`) and split files; classes are the
+/// first object's colour-shape pair. Returns the number of images written.
+pub fn export_cub_layout(shapes: &Shapes, out: &std::path::Path) -> crate::Result<usize> {
+    use crate::error::Error;
+    use std::fmt::Write as _;
+    let io = |p: &std::path::Path, e| Error::io(p, e);
+    let cub = out.join("CUB_200_2011");
+    let mut classes: Vec<String> = Vec::new();
+    for c in COLOURS {
+        for s in SHAPES {
+            classes.push(format!("{:03}.{}_{}", classes.len() + 1, c.0, s));
+        }
+    }
+    let (mut images, mut labels, mut boxes, mut parts, mut split) =
+        (String::new(), String::new(), String::new(), String::new(), String::new());
+    let (mut train_f, mut test_f, mut held_f) = (String::new(), String::new(), String::new());
+    let mut id = 0usize;
+    for sp in [Split::Train, Split::Test, Split::HeldOut] {
+        for i in 0..shapes.len(sp) {
+            let s = shapes.sample(sp, i);
+            id += 1;
+            let o = s.objects[0];
+            let class = &classes[o.colour * SHAPES.len() + o.shape];
+            let name = format!("{}_{:06}", sp.name(), i);
+            let rel = format!("{class}/{name}");
+            let dir = cub.join("images").join(class);
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            let img = crate::imageio::Rgb { width: shapes.config.image_size, height: shapes.config.image_size, data: s.pixels.clone() };
+            img.save(&dir.join(format!("{name}.png")))?;
+            let tdir = out.join("text").join(class);
+            std::fs::create_dir_all(&tdir).map_err(|e| io(&tdir, e))?;
+            let tp = tdir.join(format!("{name}.txt"));
+            std::fs::write(&tp, s.captions.join("\n") + "\n").map_err(|e| io(&tp, e))?;
+            let _ = writeln!(images, "{id} {rel}.png");
+            let _ = writeln!(labels, "{id} {}", o.colour * SHAPES.len() + o.shape + 1);
+            let [x0, y0, x1, y1] = o.bbox();
+            let _ = writeln!(boxes, "{id} {x0:.1} {y0:.1} {:.1} {:.1}", x1 - x0, y1 - y0);
+            for (k, kp) in o.keypoints().iter().enumerate() {
+                let _ = writeln!(parts, "{id} {} {:.1} {:.1} 1", k + 1, kp[0], kp[1]);
+            }
+            let _ = writeln!(split, "{id} {}", u8::from(sp == Split::Train));
+            let list = match sp {
+                Split::Train => &mut train_f,
+                Split::Test => &mut test_f,
+                Split::HeldOut => &mut held_f,
+            };
+            let _ = writeln!(list, "{rel}");
+        }
+    }
+    let pdir = cub.join("parts");
+    std::fs::create_dir_all(&pdir).map_err(|e| io(&pdir, e))?;
+    let class_list: String = classes.iter().enumerate().map(|(i, c)| format!("{} {c}\n", i + 1)).collect();
+    let files = [
+        (cub.join("images.txt"), images),
+        (cub.join("image_class_labels.txt"), labels),
+        (cub.join("classes.txt"), class_list),
+        (cub.join("bounding_boxes.txt"), boxes),
+        (cub.join("train_test_split.txt"), split),
+        (pdir.join("part_locs.txt"), parts),
+        (pdir.join("parts.txt"), "1 centre\n2 top\n3 bottom\n4 left\n5 right\n".to_string()),
+        (out.join("train_filenames.txt"), train_f),
+        (out.join("test_filenames.txt"), test_f),
+        (out.join("heldout_filenames.txt"), held_f),
+        (out.join("shapes_config.toml"), toml::to_string(&shapes.config).unwrap_or_default()),
+    ];
+    for (p, text) in files {
+        crate::imageio::write_atomic(&p, text.as_bytes())?;
+    }
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,415 @@
+//! Sub-commands: thin wrappers over the library.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use t2i::data::shapes::{Shapes, ShapesConfig, Split};
+use t2i::device::{device_name, parse_device};
+use t2i::imageio::{grid, tensor_to_images, Rgb};
+use t2i::models::gan_int_cls::{GanIntClsConfig, Variant};
+use t2i::text::GruEncoderConfig;
+use t2i::train::gan_int_cls::{GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer};
+use t2i::train::run::{versions, RunDir, StopFlag};
+use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
+use tch::Tensor;
+
+pub fn data_shapes(out: &Path, size: u32, max_objects: u8, train: usize, test: usize, seed: u64) -> Result<()> {
+    let cfg = ShapesConfig { image_size: size, max_objects, train_size: train, test_size: test, seed, ..Default::default() };
+    let shapes = Shapes::new(cfg)?;
+    let n = t2i::data::shapes::export_cub_layout(&shapes, out)?;
+    println!("wrote {n} images (train {train}, test {test}, held-out {test}) to {}", out.display());
+    Ok(())
+}
+
+/// Shared model/preset selection.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Model family: gan-int-cls.
+    #[arg(long, default_value = "gan-int-cls")]
+    pub model: String,
+    /// Preset: paper or tiny.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub m: ModelArgs,
+    /// Objective: gan, gan-cls, gan-int or gan-int-cls.
+    #[arg(long, default_value = "gan-int-cls")]
+    pub variant: String,
+    /// Data set (shapes is built in).
+    #[arg(long, default_value = "shapes")]
+    pub data: String,
+    /// Run folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// GAN training steps in all.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: i64,
+    /// Stop GAN training after this many minutes (0: no limit).
+    #[arg(long, default_value_t = 0.0)]
+    pub minutes: f64,
+    /// Style-encoder steps after the GAN.
+    #[arg(long, default_value_t = 600)]
+    pub style_steps: i64,
+    /// Steps of the run's own text encoder (ignored with --text-encoder).
+    #[arg(long, default_value_t = 400)]
+    pub text_steps: i64,
+    /// A trained text-encoder checkpoint to use instead of training one.
+    #[arg(long)]
+    pub text_encoder: Option<PathBuf>,
+    /// Image side (must be supported by the preset).
+    #[arg(long)]
+    pub image_size: Option<i64>,
+    /// Objects per shapes image at most (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    pub max_objects: u8,
+    /// Shapes training images.
+    #[arg(long, default_value_t = 10_000)]
+    pub train_size: usize,
+    /// Batch size (default: the preset's).
+    #[arg(long)]
+    pub batch_size: Option<i64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 500)]
+    pub sample_every: i64,
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: i64,
+    /// Evaluate with the shapes checker at the end (samples per split; 0: skip).
+    #[arg(long, default_value_t = 500)]
+    pub eval_samples: usize,
+}
+
+fn gan_config(m: &ModelArgs, variant: &str, image_size: Option<i64>, batch: Option<i64>) -> Result<GanIntClsConfig> {
+    if m.model != "gan-int-cls" {
+        bail!("model '{}' is not available yet (available: gan-int-cls)", m.model);
+    }
+    let mut c = GanIntClsConfig::preset(&m.preset)
+        .with_context(|| format!("unknown preset '{}' (use paper or tiny)", m.preset))?;
+    c.variant = Variant::parse(variant)
+        .with_context(|| format!("unknown variant '{variant}' (use gan, gan-cls, gan-int or gan-int-cls)"))?;
+    if let Some(s) = image_size {
+        c.image_size = s;
+    }
+    if let Some(b) = batch {
+        if b < 2 {
+            bail!("batch size must be at least 2, got {b}");
+        }
+        c.batch_size = b;
+    }
+    c.validate().map_err(anyhow::Error::msg)?;
+    Ok(c)
+}
+
+fn stop_on_ctrl_c() -> StopFlag {
+    let stop = StopFlag::default();
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\ninterrupt: writing a checkpoint before exiting (Ctrl-C again to abort)");
+        if s.is_set() {
+            std::process::exit(130);
+        }
+        s.set();
+    });
+    stop
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    if a.data != "shapes" {
+        bail!("data set '{}' is not available yet (available: shapes)", a.data);
+    }
+    let device = parse_device(&a.device)?;
+    let run = RunDir::create(&a.out)?;
+    let stop = stop_on_ctrl_c();
+    let (mut trainer, opts, resolved) = if a.resume {
+        let last = run.last_checkpoint();
+        if !last.exists() {
+            bail!("nothing to resume: {} does not exist", last.display());
+        }
+        let ck = t2i::train::checkpoint::load(&last)?;
+        let model = GanIntClsModel::from_checkpoint(&ck, device)?;
+        let resolved: ResolvedConfig = toml::from_str(
+            &std::fs::read_to_string(run.config_path()).with_context(|| format!("{}", run.config_path().display()))?,
+        )
+        .with_context(|| format!("{}", run.config_path().display()))?;
+        let mut opts = resolved.train.clone();
+        opts.steps = a.steps;
+        opts.max_seconds = (a.minutes * 60.0) as u64;
+        opts.progress = true;
+        let shapes = Shapes::new(resolved.data.clone())?;
+        let data = ShapesTensors::build(&shapes, Split::Train, &model.encoder, device)?;
+        let mut t = Trainer::new(model, data, resolved.data.clone(), resolved.train.seed);
+        t.restore(&ck)?;
+        run.truncate_metrics(t.step)?;
+        eprintln!("resuming {} at step {}", a.out.display(), t.step);
+        (t, opts, resolved)
+    } else {
+        if run.last_checkpoint().exists() {
+            bail!("{} already holds a run: use --resume or another --out", a.out.display());
+        }
+        let mut cfg = gan_config(&a.m, &a.variant, a.image_size, a.batch_size)?;
+        let data_cfg = ShapesConfig {
+            image_size: cfg.image_size as u32,
+            max_objects: a.max_objects,
+            train_size: a.train_size,
+            seed: a.seed,
+            ..Default::default()
+        };
+        let shapes = Shapes::new(data_cfg.clone())?;
+        let opts = TrainOptions {
+            steps: a.steps,
+            max_seconds: (a.minutes * 60.0) as u64,
+            style_steps: a.style_steps,
+            text_steps: a.text_steps,
+            seed: a.seed,
+            sample_every: a.sample_every,
+            checkpoint_every: a.checkpoint_every,
+            log_every: 20,
+            progress: true,
+        };
+        let encoder = match &a.text_encoder {
+            Some(p) => t2i::text::GruEncoder::load(p, device)?,
+            None => {
+                let enc_cfg = if cfg.preset == "paper" { GruEncoderConfig::paper() } else { GruEncoderConfig::tiny() };
+                let topts = TextTrainOptions { steps: a.text_steps, seed: a.seed, ..Default::default() };
+                let t = train_shapes_encoder(&shapes, enc_cfg, &topts, device)?;
+                let path = run.root.join("text_encoder.safetensors");
+                let mut enc = t.encoder;
+                enc.save(&path)?;
+                enc.source = path.display().to_string();
+                eprintln!(
+                    "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
+                    t.final_loss,
+                    100.0 * t.test_retrieval,
+                    path.display()
+                );
+                enc
+            }
+        };
+        cfg.text_dim = t2i::text::TextEncoder::sentence_dim(&encoder);
+        let resolved = ResolvedConfig {
+            model: "gan-int-cls".into(),
+            versions: versions(),
+            device: device_name(device),
+            text_encoder: encoder.source.clone(),
+            gan: cfg.clone(),
+            data: data_cfg.clone(),
+            train: opts.clone(),
+        };
+        run.write_config(&resolved)?;
+        let data = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
+        let model = GanIntClsModel::new(cfg, encoder, device);
+        (Trainer::new(model, data, data_cfg, a.seed), opts, resolved)
+    };
+    let report = t2i::train::gan_int_cls::train_run(&mut trainer, &run, &opts, &stop)?;
+    if report.interrupted {
+        println!("interrupted at step {}; checkpoint {}", report.steps, run.last_checkpoint().display());
+        std::process::exit(130);
+    }
+    println!(
+        "trained {} steps in {:.0} s; checkpoint {}",
+        report.steps,
+        report.seconds,
+        run.last_checkpoint().display()
+    );
+    if a.eval_samples > 0 {
+        let summary = crate::demo::evaluate(&trainer.model, &resolved.data, a.eval_samples, None)?;
+        let path = run.root.join("summary.json");
+        t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        crate::demo::print_summary(&summary);
+        println!("summary: {}", path.display());
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Checkpoint file (a run's checkpoints/last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The caption.
+    #[arg(long)]
+    pub text: String,
+    /// Number of samples.
+    #[arg(short = 'n', long, default_value_t = 8)]
+    pub n: i64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output PNG (grid with the caption under it).
+    #[arg(long, default_value = "samples.png")]
+    pub out: PathBuf,
+    /// Also write one PNG per sample into this folder.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Sentence interpolation from --text to this caption (fixed noise).
+    #[arg(long)]
+    pub interpolate: Option<String>,
+    /// Images in an interpolation strip.
+    #[arg(long, default_value_t = 8)]
+    pub steps: i64,
+    /// Noise interpolation for --text between two noise vectors.
+    #[arg(long)]
+    pub noise_interpolate: bool,
+    /// Style transfer: take the style (background, pose) of this image.
+    #[arg(long)]
+    pub style_from: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+fn lerp_rows(a: &Tensor, b: &Tensor, steps: i64) -> Tensor {
+    let w = Tensor::linspace(0.0, 1.0, steps, (tch::Kind::Float, a.device())).unsqueeze(1); // [steps, 1]
+    a * (1.0 - &w) + b * w // [steps, dim]
+}
+
+pub fn generate(a: GenerateArgs) -> Result<()> {
+    if a.n < 1 {
+        bail!("-n must be at least 1, got {}", a.n);
+    }
+    if a.text.trim().is_empty() {
+        bail!("the caption is empty");
+    }
+    if (a.interpolate.is_some() || a.noise_interpolate) && a.steps < 2 {
+        bail!("--steps must be at least 2 for an interpolation, got {}", a.steps);
+    }
+    let device = parse_device(&a.device)?;
+    let model = GanIntClsModel::load(&a.checkpoint, device)?;
+    let (h, enc) = model.embed(&[a.text.as_str()])?;
+    if !enc[0].unknown.is_empty() {
+        eprintln!("warning: unknown words mapped to <unk>: {}", enc[0].unknown.join(", "));
+    }
+    let (images, label) = if let Some(t2) = &a.interpolate {
+        let (h2, enc2) = model.embed(&[t2.as_str()])?;
+        if !enc2[0].unknown.is_empty() {
+            eprintln!("warning: unknown words mapped to <unk>: {}", enc2[0].unknown.join(", "));
+        }
+        let z = model.noise(1, a.seed).repeat([a.steps, 1]);
+        (model.generate(&z, &lerp_rows(&h, &h2, a.steps)), format!("{} -> {}", a.text, t2))
+    } else if a.noise_interpolate {
+        let z = model.noise(2, a.seed);
+        let zs = lerp_rows(&z.get(0).unsqueeze(0), &z.get(1).unsqueeze(0), a.steps);
+        (model.generate(&zs, &h.repeat([a.steps, 1])), format!("{} (noise interpolation)", a.text))
+    } else if let Some(q) = &a.style_from {
+        if !model.style_trained {
+            bail!("{} has no trained style encoder", a.checkpoint.display());
+        }
+        let size = model.config.image_size as u32;
+        let query = Rgb::load(q, size)?;
+        let x = t2i::train::gan_int_cls::style_transfer(&model, &[query.data.as_slice()], size, &[a.text.as_str()])?;
+        let both = Tensor::cat(&[t2i::imageio::images_to_tensor(&[query.data.as_slice()], size), x.to_device(tch::Device::Cpu)], 0);
+        (both, format!("style of {} + \"{}\"", q.display(), a.text))
+    } else {
+        let z = model.noise(a.n, a.seed);
+        (model.generate(&z, &h.repeat([a.n, 1])), a.text.clone())
+    };
+    let imgs = tensor_to_images(&images);
+    if let Some(dir) = &a.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let cols = 8usize;
+    let mut rows: Vec<(Vec<Rgb>, Option<String>)> = imgs.chunks(cols).map(|c| (c.to_vec(), None)).collect();
+    if let Some(last) = rows.last_mut() {
+        last.1 = Some(label);
+    }
+    grid(&rows, 2).save(&a.out)?;
+    if let Some(dir) = &a.out_dir {
+        for (i, im) in imgs.iter().enumerate() {
+            im.save(&dir.join(format!("sample-{i:03}.png")))?;
+        }
+    }
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Checkpoint file.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Generated samples per split.
+    #[arg(long, default_value_t = 500)]
+    pub samples: usize,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output JSON.
+    #[arg(long, default_value = "eval.json")]
+    pub out: PathBuf,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    let device = parse_device(&a.device)?;
+    let ck = t2i::train::checkpoint::load(&a.checkpoint)?;
+    let model = GanIntClsModel::from_checkpoint(&ck, device)?;
+    let data: ShapesConfig = toml::from_str(ck.meta("data")?).context("checkpoint data config")?;
+    let mut summary = crate::demo::evaluate(&model, &data, a.samples, Some(a.seed))?;
+    summary["checkpoint"] = serde_json::json!(a.checkpoint.display().to_string());
+    summary["step"] = serde_json::json!(ck.meta("step")?);
+    t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    crate::demo::print_summary(&summary);
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub m: ModelArgs,
+}
+
+pub fn info(a: InfoArgs) -> Result<()> {
+    let cfg = gan_config(&a.m, "gan-int-cls", None, None)?;
+    let rows = t2i::bench::parameter_counts(&cfg);
+    println!("{} ({} preset, {}x{})", a.m.model, a.m.preset, cfg.image_size, cfg.image_size);
+    for (net, total, parts) in rows {
+        println!("{net:<16} {total:>12}");
+        for (p, n) in parts {
+            println!("  {p:<14} {n:>12}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub m: ModelArgs,
+    /// Timed repeats after warm-up.
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
+    /// Batch size of the training iteration (default: the preset's).
+    #[arg(long)]
+    pub batch_size: Option<i64>,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let mut cfg = gan_config(&a.m, "gan-int-cls", None, a.batch_size)?;
+    cfg.text_dim = if cfg.preset == "paper" { 1024 } else { 128 };
+    let device = parse_device(&a.device)?;
+    let r = t2i::bench::bench_gan_int_cls(&cfg, device, a.repeats)?;
+    println!("{}", r.table());
+    if let Some(p) = &a.json {
+        t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}

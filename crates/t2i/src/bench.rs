@@ -1,0 +1,165 @@
+//! Parameter counts and timings (`t2i info`, `t2i bench`).
+
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
+use crate::device::device_name;
+use crate::error::Result;
+use crate::models::gan_int_cls::{Discriminator, GanIntClsConfig, Generator, StyleEncoder};
+use crate::text::{GruEncoder, GruEncoderConfig, Vocab};
+use crate::train::gan_int_cls::{GanIntClsModel, ShapesTensors, Trainer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Total and per-top-level-part parameter counts of a VarStore.
+pub fn count(vs: &nn::VarStore) -> (i64, Vec<(String, i64)>) {
+    let mut parts: BTreeMap<String, i64> = BTreeMap::new();
+    for (name, t) in vs.variables() {
+        if !t.requires_grad() {
+            continue;
+        }
+        let top = name.split('.').next().unwrap_or("").to_string();
+        *parts.entry(top).or_default() += t.numel() as i64;
+    }
+    (parts.values().sum(), parts.into_iter().collect())
+}
+
+/// `(network, total, parts)` for G, D and S of GAN-INT-CLS.
+pub fn parameter_counts(c: &GanIntClsConfig) -> Vec<(String, i64, Vec<(String, i64)>)> {
+    let mut out = Vec::new();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _g = Generator::new(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("generator G".to_string(), t, p));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _d = Discriminator::new(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("discriminator D".to_string(), t, p));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _s = StyleEncoder::new(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("style encoder S".to_string(), t, p));
+    out
+}
+
+/// Median and minimum of timings, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub repeats: usize,
+}
+
+fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut v: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    Timing { median_ms: v[v.len() / 2], min_ms: v[0], repeats: v.len() }
+}
+
+/// Results of `t2i bench`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub preset: String,
+    pub image_size: i64,
+    pub batch_size: i64,
+    pub device: String,
+    pub threads: i32,
+    /// One full GAN-INT-CLS iteration (D and G updates).
+    pub train_step: Timing,
+    pub generate_batch1: Timing,
+    pub generate_batch32: Timing,
+    /// Peak resident memory of the process (MiB).
+    pub peak_rss_mib: f64,
+}
+
+impl BenchReport {
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{} {} ({}x{}, batch {}, {}, {} threads)\n",
+            self.model, self.preset, self.image_size, self.image_size, self.batch_size, self.device, self.threads
+        );
+        s += &format!("{:<26} {:>12} {:>12}\n", "what", "median ms", "min ms");
+        for (n, t) in [
+            ("train iteration", &self.train_step),
+            ("generate batch 1", &self.generate_batch1),
+            ("generate batch 32", &self.generate_batch32),
+        ] {
+            s += &format!("{:<26} {:>12.2} {:>12.2}\n", n, t.median_ms, t.min_ms);
+        }
+        s += &format!("peak memory {:.0} MiB", self.peak_rss_mib);
+        s
+    }
+}
+
+/// Peak resident set size from /proc (0 where unavailable).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Times a training iteration and generation of GAN-INT-CLS on synthetic
+/// shapes data (an untrained text encoder: its speed is what matters).
+pub fn bench_gan_int_cls(c: &GanIntClsConfig, device: Device, repeats: usize) -> Result<BenchReport> {
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: c.image_size as u32,
+        train_size: (c.batch_size as usize * 4).max(256),
+        test_size: 64,
+        ..Default::default()
+    })?;
+    let caps: Vec<String> = (0..64).flat_map(|i| shapes.sample(Split::Train, i).captions).collect();
+    let vocab = Vocab::build(caps.iter().map(String::as_str), 1);
+    let enc_cfg = GruEncoderConfig { sentence_dim: c.text_dim, ..GruEncoderConfig::tiny() };
+    let encoder = GruEncoder::new(enc_cfg, vocab, device);
+    let data = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
+    let model = GanIntClsModel::new(c.clone(), encoder, device);
+    let mut trainer = Trainer::new(model, data, shapes.config.clone(), 0);
+    let sync = || {
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    let train_step = time(repeats, 3, || {
+        trainer.train_step();
+        sync();
+    });
+    let m = &trainer.model;
+    let gen = |n: i64| {
+        let z = Tensor::randn([n, c.z_dim], (Kind::Float, device));
+        let h = Tensor::randn([n, c.text_dim], (Kind::Float, device));
+        move || {
+            let _ = m.generate(&z, &h);
+            sync();
+        }
+    };
+    let generate_batch1 = time(repeats * 3, 3, gen(1));
+    let generate_batch32 = time(repeats, 3, gen(32));
+    Ok(BenchReport {
+        model: "gan-int-cls".into(),
+        preset: c.preset.clone(),
+        image_size: c.image_size,
+        batch_size: c.batch_size,
+        device: device_name(device),
+        threads: tch::get_num_threads(),
+        train_step,
+        generate_batch1,
+        generate_batch32,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

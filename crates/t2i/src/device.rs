@@ -1,0 +1,59 @@
+//! Run-time device choice: `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when
+//! libtorch sees a GPU, else CPU).
+
+use crate::error::{Error, Result};
+use tch::Device;
+
+/// Parses a device name; asking for CUDA where there is none is an error.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let cuda_count = || if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
+    match name {
+        "auto" => Ok(if cuda_count() > 0 { Device::Cuda(0) } else { Device::Cpu }),
+        "cpu" => Ok(Device::Cpu),
+        _ => {
+            let idx = match name.strip_prefix("cuda") {
+                Some("") => 0,
+                Some(rest) => rest
+                    .strip_prefix(':')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| Error::Device(format!("unknown device '{name}' (use cpu, cuda or cuda:N)")))?,
+                None => return Err(Error::Device(format!("unknown device '{name}' (use cpu, cuda or cuda:N)"))),
+            };
+            let n = cuda_count();
+            if n == 0 {
+                let why = if cfg!(feature = "cuda") {
+                    "no CUDA GPU is visible to libtorch"
+                } else {
+                    "this build has no CUDA support (rebuild with T2I_CUDA=1 scripts/setup.sh and --features cuda)"
+                };
+                return Err(Error::Device(format!("device '{name}' requested but {why}")));
+            }
+            if idx >= n {
+                return Err(Error::Device(format!("device '{name}' requested but only {n} CUDA device(s) exist")));
+            }
+            Ok(Device::Cuda(idx))
+        }
+    }
+}
+
+/// A short name for records: `cpu` or `cuda:N`.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parse() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+        if !tch::Cuda::is_available() {
+            let e = parse_device("cuda:0").unwrap_err().to_string();
+            assert!(e.contains("cuda"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The library's error type: one line that names the problem.
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Checkpoint(String),
+    #[error("caption {caption:?}: {source}")]
+    Caption { caption: String, source: crate::text::CaptionError },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Device(String),
+    #[error("{0}")]
+    Image(String),
+    #[error("{0}")]
+    Shapes(#[from] crate::data::shapes::ShapesError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.display().to_string(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

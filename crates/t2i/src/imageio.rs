@@ -1,0 +1,173 @@
+//! Images in and out: tensors to RGB bytes, sample grids with the caption
+//! drawn under them (8x8 bitmap font), PNG encoding, atomic file writes.
+
+use crate::error::{Error, Result};
+use font8x8::UnicodeFonts;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(path, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// An RGB image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl Rgb {
+    pub fn new(width: u32, height: u32, fill: [u8; 3]) -> Self {
+        Self { width, height, data: fill.repeat((width * height) as usize) }
+    }
+    fn put(&mut self, x: u32, y: u32, c: [u8; 3]) {
+        if x < self.width && y < self.height {
+            let i = ((y * self.width + x) * 3) as usize;
+            self.data[i..i + 3].copy_from_slice(&c);
+        }
+    }
+    /// Copies `src` with its top-left corner at `(x, y)`.
+    pub fn blit(&mut self, src: &Rgb, x: u32, y: u32) {
+        for sy in 0..src.height {
+            for sx in 0..src.width {
+                let i = ((sy * src.width + sx) * 3) as usize;
+                self.put(x + sx, y + sy, [src.data[i], src.data[i + 1], src.data[i + 2]]);
+            }
+        }
+    }
+    /// Draws ASCII text with the 8x8 font at integer `scale`.
+    pub fn text(&mut self, s: &str, x: u32, y: u32, scale: u32, colour: [u8; 3]) {
+        for (k, ch) in s.chars().enumerate() {
+            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?')).unwrap_or([0; 8]);
+            for (gy, row) in glyph.iter().enumerate() {
+                for gx in 0..8 {
+                    if row & (1 << gx) != 0 {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                let px = x + (k as u32 * 8 + gx) * scale + dx;
+                                self.put(px, y + gy as u32 * scale + dy, colour);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pub fn png(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let enc = image::codecs::png::PngEncoder::new(&mut out);
+        image::ImageEncoder::write_image(enc, &self.data, self.width, self.height, image::ExtendedColorType::Rgb8)
+            .map_err(|e| Error::Image(e.to_string()))?;
+        Ok(out)
+    }
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.png()?)
+    }
+    /// Reads an image file and resizes it to `size x size`.
+    pub fn load(path: &Path, size: u32) -> Result<Rgb> {
+        let img = image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+        let img = img.resize_exact(size, size, image::imageops::FilterType::Triangle).to_rgb8();
+        Ok(Rgb { width: size, height: size, data: img.into_raw() })
+    }
+}
+
+/// `[N, 3, H, W]` tensor in [-1, 1] to images.
+pub fn tensor_to_images(t: &Tensor) -> Vec<Rgb> {
+    let t = ((t.detach().to_device(tch::Device::Cpu).clamp(-1.0, 1.0) + 1.0) * 127.5)
+        .round()
+        .to_kind(Kind::Uint8)
+        .permute([0, 2, 3, 1])
+        .contiguous();
+    let (n, h, w) = (t.size()[0], t.size()[1] as u32, t.size()[2] as u32);
+    (0..n)
+        .map(|i| {
+            let one = t.get(i);
+            let numel = one.numel();
+            let mut data = vec![0u8; numel];
+            one.copy_data(&mut data, numel);
+            Rgb { width: w, height: h, data }
+        })
+        .collect()
+}
+
+/// RGB images (all `size x size`) to a `[N, 3, size, size]` tensor in [-1, 1].
+pub fn images_to_tensor(images: &[&[u8]], size: u32) -> Tensor {
+    let flat: Vec<u8> = images.iter().flat_map(|d| d.iter().copied()).collect();
+    Tensor::from_slice(&flat)
+        .view([images.len() as i64, size as i64, size as i64, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for w in text.split_whitespace() {
+        let cur = lines.last_mut().expect("non-empty");
+        if !cur.is_empty() && cur.len() + 1 + w.len() > width {
+            lines.push(w.to_string());
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(w);
+        }
+    }
+    lines
+}
+
+/// A grid of rows of images, each row with an optional label under it.
+pub fn grid(rows: &[(Vec<Rgb>, Option<String>)], pad: u32) -> Rgb {
+    let cell = rows.iter().flat_map(|r| r.0.first()).map(|i| i.width.max(i.height)).max().unwrap_or(32);
+    let cols = rows.iter().map(|r| r.0.len()).max().unwrap_or(1) as u32;
+    let width = (cols * (cell + pad) + pad).max(8 * 24);
+    let chars = ((width - pad) / 8) as usize;
+    let labels: Vec<Vec<String>> =
+        rows.iter().map(|r| r.1.as_deref().map(|t| wrap(t, chars)).unwrap_or_default()).collect();
+    let height: u32 = pad + rows.iter().zip(&labels).map(|(_, l)| cell + pad + l.len() as u32 * 10).sum::<u32>();
+    let mut out = Rgb::new(width, height, [255, 255, 255]);
+    let mut y = pad;
+    for ((imgs, _), lines) in rows.iter().zip(&labels) {
+        for (i, im) in imgs.iter().enumerate() {
+            out.blit(im, pad + i as u32 * (cell + pad), y);
+        }
+        y += cell + pad;
+        for l in lines {
+            out.text(l, pad, y, 1, [0, 0, 0]);
+            y += 10;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn round_trip_and_grid() {
+        let px: Vec<u8> = (0..32 * 32 * 3).map(|i| (i % 256) as u8).collect();
+        let t = images_to_tensor(&[&px], 32);
+        assert_eq!(t.size(), vec![1, 3, 32, 32]);
+        assert_eq!(tensor_to_images(&t)[0].data, px);
+        let g = grid(&[(tensor_to_images(&t), Some("a red circle".into()))], 2);
+        assert!(g.png().unwrap().len() > 100);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(g.save(&dir.path().join("missing/x.png")).is_err());
+        assert!(!dir.path().join("missing").exists());
+    }
+}

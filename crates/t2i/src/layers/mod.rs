@@ -1,0 +1,68 @@
+//! Shared building blocks: layer constructors with the initialisations the
+//! papers' code uses. tch's defaults differ from PyTorch's, so every layer
+//! here states its initialiser.
+
+use tch::nn::{self, Init};
+
+/// How a layer's parameters are initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitKind {
+    /// PyTorch's defaults: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
+    /// biases of convolutions and linear layers; BatchNorm weight 1, bias 0.
+    PyTorch,
+    /// DCGAN (Radford 2016), as in the GAN-INT-CLS code: weights N(0, 0.02),
+    /// biases 0, BatchNorm weight N(1, 0.02).
+    DcGan,
+}
+
+fn uniform(fan_in: i64) -> Init {
+    let b = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform { lo: -b, up: b }
+}
+
+fn inits(kind: InitKind, fan_in: i64) -> (Init, Init) {
+    match kind {
+        InitKind::PyTorch => (uniform(fan_in), uniform(fan_in)),
+        InitKind::DcGan => (Init::Randn { mean: 0.0, stdev: 0.02 }, Init::Const(0.0)),
+    }
+}
+
+/// 2-D convolution `k x k`.
+pub fn conv2d(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, pad: i64, bias: bool, init: InitKind) -> nn::Conv2D {
+    let (ws_init, bs_init) = inits(init, cin * k * k);
+    let cfg = nn::ConvConfig { stride, padding: pad, bias, ws_init, bs_init, ..Default::default() };
+    nn::conv2d(p, cin, cout, k, cfg)
+}
+
+/// 2-D transposed convolution `k x k` (PyTorch's fan-in is `cout * k * k`).
+pub fn conv_transpose2d(
+    p: nn::Path,
+    cin: i64,
+    cout: i64,
+    k: i64,
+    stride: i64,
+    pad: i64,
+    bias: bool,
+    init: InitKind,
+) -> nn::ConvTranspose2D {
+    let (ws_init, bs_init) = inits(init, cout * k * k);
+    let cfg = nn::ConvTransposeConfig { stride, padding: pad, bias, ws_init, bs_init, ..Default::default() };
+    nn::conv_transpose2d(p, cin, cout, k, cfg)
+}
+
+/// Fully connected layer.
+pub fn linear(p: nn::Path, din: i64, dout: i64, bias: bool, init: InitKind) -> nn::Linear {
+    let (ws_init, bs_init) = inits(init, din);
+    let cfg = nn::LinearConfig { ws_init, bs_init: bias.then_some(bs_init), bias };
+    nn::linear(p, din, dout, cfg)
+}
+
+/// BatchNorm over channels (momentum 0.1, eps 1e-5 as in PyTorch).
+pub fn batch_norm2d(p: nn::Path, c: i64, init: InitKind) -> nn::BatchNorm {
+    let ws_init = match init {
+        InitKind::PyTorch => Init::Const(1.0),
+        InitKind::DcGan => Init::Randn { mean: 1.0, stdev: 0.02 },
+    };
+    let cfg = nn::BatchNormConfig { ws_init, bs_init: Init::Const(0.0), ..Default::default() };
+    nn::batch_norm2d(p, c, cfg)
+}

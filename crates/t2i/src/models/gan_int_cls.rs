@@ -1,0 +1,308 @@
+//! GAN-CLS / GAN-INT / GAN-INT-CLS: Reed et al., "Generative Adversarial Text
+//! to Image Synthesis", ICML 2016 (`spec/gan-int-cls.md`).
+//!
+//! - Generator G(z, phi(t)) (sec. 4.1): phi(t) -> Linear -> LeakyReLU,
+//!   concatenated with z, DCGAN up-convolution stack to a tanh image.
+//! - Discriminator D(x, phi(t)) (sec. 4.1): stride-2 convolutions to 4x4, the
+//!   projected text replicated spatially and concatenated in depth, 1x1
+//!   convolution, 4x4 convolution to one logit.
+//! - Matching-aware loss (sec. 4.2, Algorithm 1) and manifold interpolation
+//!   (sec. 4.3, eq. 5): [`discriminator_loss`], [`generator_loss`].
+//! - Style encoder S (sec. 4.4): D's convolutional body and a linear head to z.
+
+use crate::layers::{self, InitKind};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
+
+/// Which of the paper's four training objectives is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// Plain conditional GAN: D sees real/right and fake/right only.
+    Gan,
+    /// Matching-aware D: also real image with wrong text as a negative.
+    GanCls,
+    /// Manifold interpolation: G also learns from interpolated text.
+    GanInt,
+    /// Both.
+    GanIntCls,
+}
+
+impl Variant {
+    pub fn cls(self) -> bool {
+        matches!(self, Variant::GanCls | Variant::GanIntCls)
+    }
+    pub fn int(self) -> bool {
+        matches!(self, Variant::GanInt | Variant::GanIntCls)
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "gan" => Some(Self::Gan),
+            "gan-cls" | "cls" => Some(Self::GanCls),
+            "gan-int" | "int" => Some(Self::GanInt),
+            "gan-int-cls" | "int-cls" => Some(Self::GanIntCls),
+            _ => None,
+        }
+    }
+}
+
+/// Configuration of the GAN-INT-CLS networks and their training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GanIntClsConfig {
+    /// Preset name this config came from.
+    pub preset: String,
+    /// Output side in pixels (a power of two, at least 32).
+    pub image_size: i64,
+    /// Sizes the preset supports.
+    pub supported_sizes: Vec<i64>,
+    /// Noise size (z ~ N(0, I)).
+    pub z_dim: i64,
+    /// Sentence vector size phi(t) (set by the text encoder).
+    pub text_dim: i64,
+    /// Size of the projected text in G and D.
+    pub proj_dim: i64,
+    /// Generator width: channels before the last up-convolution.
+    pub ngf: i64,
+    /// Discriminator width: channels after the first convolution.
+    pub ndf: i64,
+    /// Training objective.
+    pub variant: Variant,
+    /// Interpolation weight beta of eq. 5.
+    pub int_beta: f64,
+    /// Minibatch size.
+    pub batch_size: i64,
+    /// Adam learning rate (G and D).
+    pub lr: f64,
+    /// Adam beta1.
+    pub beta1: f64,
+    /// Adam beta2.
+    pub beta2: f64,
+    /// Learning rate halved every this many steps (0: never).
+    pub lr_halve_every: i64,
+}
+
+impl GanIntClsConfig {
+    /// The paper's sizes: 64x64, ngf 128, ndf 64, batch 64, Adam 2e-4 / 0.5,
+    /// 1024-d char-CNN-RNN embedding projected to 128.
+    pub fn paper() -> Self {
+        Self {
+            preset: "paper".into(),
+            image_size: 64,
+            supported_sizes: vec![64],
+            z_dim: 100,
+            text_dim: 1024,
+            proj_dim: 128,
+            ngf: 128,
+            ndf: 64,
+            variant: Variant::GanIntCls,
+            int_beta: 0.5,
+            batch_size: 64,
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            lr_halve_every: 0,
+        }
+    }
+    /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text.
+    pub fn tiny() -> Self {
+        Self {
+            preset: "tiny".into(),
+            image_size: 32,
+            supported_sizes: vec![32, 64],
+            text_dim: 128,
+            proj_dim: 64,
+            ngf: 64,
+            ndf: 64,
+            ..Self::paper()
+        }
+    }
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "paper" => Some(Self::paper()),
+            "tiny" => Some(Self::tiny()),
+            _ => None,
+        }
+    }
+    /// Checks the image size against the preset.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.supported_sizes.contains(&self.image_size) {
+            return Err(format!(
+                "image size {} is not supported by the {} preset of gan-int-cls (supported: {:?})",
+                self.image_size, self.preset, self.supported_sizes
+            ));
+        }
+        Ok(())
+    }
+    /// Number of stride-2 stages between 4x4 and the image.
+    fn stages(&self) -> i64 {
+        (self.image_size / 4).trailing_zeros() as i64
+    }
+}
+
+/// Projects phi(t) to `proj_dim` with LeakyReLU(0.2).
+fn text_projection(p: nn::Path, c: &GanIntClsConfig) -> nn::Linear {
+    layers::linear(p, c.text_dim, c.proj_dim, true, InitKind::PyTorch)
+}
+
+/// Generator G(z, phi(t)).
+pub struct Generator {
+    proj: nn::Linear,
+    body: nn::SequentialT,
+    pub z_dim: i64,
+}
+
+impl Generator {
+    pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
+        let proj = text_projection(&p / "text_proj", c);
+        let n = c.stages();
+        let mut body = nn::seq_t();
+        let mut ch = c.ngf << (n - 1);
+        // 1x1 -> 4x4
+        body = body
+            .add(layers::conv_transpose2d(&p / "deconv0", c.z_dim + c.proj_dim, ch, 4, 1, 0, false, InitKind::DcGan))
+            .add(layers::batch_norm2d(&p / "bn0", ch, InitKind::DcGan))
+            .add_fn(|x| x.relu());
+        for i in 1..n {
+            body = body
+                .add(layers::conv_transpose2d(&p / format!("deconv{i}"), ch, ch / 2, 4, 2, 1, false, InitKind::DcGan))
+                .add(layers::batch_norm2d(&p / format!("bn{i}"), ch / 2, InitKind::DcGan))
+                .add_fn(|x| x.relu());
+            ch /= 2;
+        }
+        body = body
+            .add(layers::conv_transpose2d(&p / format!("deconv{n}"), ch, 3, 4, 2, 1, false, InitKind::DcGan))
+            .add_fn(|x| x.tanh());
+        Self { proj, body, z_dim: c.z_dim }
+    }
+
+    /// # Shapes
+    /// `z`: `[batch, z_dim]`, `h`: `[batch, text_dim]` -> `[batch, 3, size, size]`
+    pub fn forward_t(&self, z: &Tensor, h: &Tensor, train: bool) -> Tensor {
+        let t = lrelu(&self.proj.forward(h)); // [batch, proj]
+        let x = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1); // [batch, z+proj, 1, 1]
+        self.body.forward_t(&x, train)
+    }
+}
+
+/// LeakyReLU with the paper's slope 0.2.
+fn lrelu(x: &Tensor) -> Tensor {
+    x.maximum(&(x * 0.2))
+}
+
+/// D's convolutional body (shared with the style encoder): image -> 4x4 features.
+fn conv_body(p: &nn::Path, c: &GanIntClsConfig) -> (nn::SequentialT, i64) {
+    let n = c.stages();
+    let mut body = nn::seq_t();
+    body = body
+        .add(layers::conv2d(p / "conv0", 3, c.ndf, 4, 2, 1, false, InitKind::DcGan))
+        .add_fn(lrelu);
+    let mut ch = c.ndf;
+    for i in 1..n {
+        body = body
+            .add(layers::conv2d(p / format!("conv{i}"), ch, ch * 2, 4, 2, 1, false, InitKind::DcGan))
+            .add(layers::batch_norm2d(p / format!("bn{i}"), ch * 2, InitKind::DcGan))
+            .add_fn(lrelu);
+        ch *= 2;
+    }
+    (body, ch)
+}
+
+/// Matching-aware discriminator D(x, phi(t)).
+pub struct Discriminator {
+    body: nn::SequentialT,
+    proj: nn::Linear,
+    joint: nn::Conv2D,
+    joint_bn: nn::BatchNorm,
+    out: nn::Conv2D,
+}
+
+impl Discriminator {
+    pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
+        let (body, ch) = conv_body(&p, c);
+        let proj = text_projection(&p / "text_proj", c);
+        let joint = layers::conv2d(&p / "joint", ch + c.proj_dim, ch, 1, 1, 0, false, InitKind::DcGan);
+        let joint_bn = layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan);
+        let out = layers::conv2d(&p / "out", ch, 1, 4, 1, 0, false, InitKind::DcGan);
+        Self { body, proj, joint, joint_bn, out }
+    }
+
+    /// One logit per (image, text) pair.
+    ///
+    /// # Shapes
+    /// `x`: `[batch, 3, size, size]`, `h`: `[batch, text_dim]` -> `[batch]`
+    pub fn forward_t(&self, x: &Tensor, h: &Tensor, train: bool) -> Tensor {
+        let f = self.body.forward_t(x, train); // [batch, ch, 4, 4]
+        let t = lrelu(&self.proj.forward(h)); // [batch, proj]
+        let t = t.unsqueeze(-1).unsqueeze(-1).expand([-1, -1, 4, 4], false); // [batch, proj, 4, 4]
+        let j = Tensor::cat(&[f, t], 1).apply(&self.joint).apply_t(&self.joint_bn, train);
+        lrelu(&j).apply(&self.out).view([-1]) // [batch]
+    }
+}
+
+/// Style encoder S: image -> z (sec. 4.4).
+pub struct StyleEncoder {
+    body: nn::SequentialT,
+    head: nn::Linear,
+}
+
+impl StyleEncoder {
+    pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
+        let (body, ch) = conv_body(&p, c);
+        let head = layers::linear(&p / "head", ch * 16, c.z_dim, true, InitKind::PyTorch);
+        Self { body, head }
+    }
+    /// # Shapes
+    /// `x`: `[batch, 3, size, size]` -> `[batch, z_dim]`
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.body.forward_t(x, train).flatten(1, -1).apply(&self.head)
+    }
+}
+
+/// `mean(-log sigmoid(s))` when `real`, `mean(-log(1 - sigmoid(s)))` otherwise.
+fn bce(s: &Tensor, real: bool) -> Tensor {
+    let target = if real { s.ones_like() } else { s.zeros_like() };
+    s.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::Mean)
+}
+
+/// Discriminator loss to minimise (Algorithm 1, negated):
+/// GAN: `-log s_r - log(1 - s_f)`;
+/// CLS: `-log s_r - (log(1 - s_w) + log(1 - s_f)) / 2`.
+/// With INT the fake term averages the right-text fake and the
+/// interpolated-text fake (both scored as fake).
+pub fn discriminator_loss(
+    variant: Variant,
+    s_r: &Tensor,
+    s_w: Option<&Tensor>,
+    s_f: &Tensor,
+    s_int: Option<&Tensor>,
+) -> Tensor {
+    let fake = match (variant.int(), s_int) {
+        (true, Some(si)) => (bce(s_f, false) + bce(si, false)) * 0.5,
+        _ => bce(s_f, false),
+    };
+    match (variant.cls(), s_w) {
+        (true, Some(sw)) => bce(s_r, true) + (bce(sw, false) + fake) * 0.5,
+        _ => bce(s_r, true) + fake,
+    }
+}
+
+/// Generator loss to minimise: `-log s_f`, plus `-log s_int` for INT (eq. 5).
+pub fn generator_loss(variant: Variant, s_f: &Tensor, s_int: Option<&Tensor>) -> Tensor {
+    match (variant.int(), s_int) {
+        (true, Some(si)) => bce(s_f, true) + bce(si, true),
+        _ => bce(s_f, true),
+    }
+}
+
+/// Interpolated text for eq. 5: `beta * h + (1 - beta) * h'`, with `h'` the
+/// batch's embeddings rolled by one.
+pub fn interpolate_text(h: &Tensor, beta: f64) -> Tensor {
+    h * beta + h.roll([1], [0]) * (1.0 - beta)
+}
+
+/// Mean of a logit tensor's sigmoid (for logs).
+pub fn mean_prob(s: &Tensor) -> f64 {
+    s.sigmoid().mean(Kind::Float).double_value(&[])
+}

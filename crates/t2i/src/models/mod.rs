@@ -1,0 +1,3 @@
+//! One module per model family of the source papers.
+
+pub mod gan_int_cls;

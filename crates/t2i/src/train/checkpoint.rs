@@ -1,0 +1,121 @@
+//! Checkpoint files: one safetensors file holding every tensor a run needs
+//! (networks, text encoder, optimiser moments) and, in its metadata, the
+//! resolved config, vocabulary, text-encoder description, step and seed.
+//! Written to a temporary file and renamed, so a crash never leaves half a file.
+
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// Metadata key naming the file format.
+pub const FORMAT_KEY: &str = "t2i.format";
+pub const FORMAT: &str = "t2i-checkpoint-1";
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub meta: BTreeMap<String, String>,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl Checkpoint {
+    pub fn meta(&self, key: &str) -> Result<&str> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks metadata '{key}'")))
+    }
+
+    /// Copies the tensors under `prefix.` into the variables of `vs`
+    /// (names must match exactly, shapes too).
+    pub fn load_into(&self, vs: &mut VarStore, prefix: &str) -> Result<()> {
+        let mut vars = vs.variables();
+        let mut names: Vec<_> = vars.keys().cloned().collect();
+        names.sort();
+        tch::no_grad(|| {
+            for n in names {
+                let key = format!("{prefix}.{n}");
+                let src = self
+                    .tensors
+                    .get(&key)
+                    .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks tensor {key}")))?;
+                let dst = vars.get_mut(&n).expect("listed");
+                if src.size() != dst.size() {
+                    return Err(Error::Checkpoint(format!(
+                        "tensor {key} has shape {:?}, the network expects {:?}",
+                        src.size(),
+                        dst.size()
+                    )));
+                }
+                dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Named variables of a VarStore under `prefix.`.
+pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
+    vs.variables().into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)).collect()
+}
+
+fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
+    let t = t.detach().to_device(Device::Cpu).contiguous();
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let n = t.numel();
+    match t.kind() {
+        Kind::Int64 => {
+            let mut v = vec![0i64; n];
+            t.copy_data(&mut v, n);
+            Ok((Dtype::I64, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        }
+        _ => {
+            let t = t.to_kind(Kind::Float);
+            let mut v = vec![0f32; n];
+            t.copy_data(&mut v, n);
+            Ok((Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        }
+    }
+}
+
+/// Writes tensors and metadata atomically (temp file + rename).
+pub fn save(path: &Path, meta: &BTreeMap<String, String>, tensors: &[(String, Tensor)]) -> Result<()> {
+    let mut owned = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let (dtype, shape, data) = to_bytes(t)?;
+        owned.push((name.clone(), dtype, shape, data));
+    }
+    let views: Vec<(String, TensorView)> = owned
+        .iter()
+        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b).map_err(|e| Error::Checkpoint(e.to_string()))?)))
+        .collect::<Result<_>>()?;
+    let mut meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    meta.insert(FORMAT_KEY.into(), FORMAT.into());
+    let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| Error::Checkpoint(e.to_string()))?;
+    crate::imageio::write_atomic(path, &bytes)
+}
+
+/// Reads a checkpoint; a missing, truncated or foreign file is a clear error.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |why: String| Error::Checkpoint(format!("{} is not a valid t2i checkpoint: {why}", path.display()));
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let meta: BTreeMap<String, String> =
+        header.metadata().clone().unwrap_or_default().into_iter().collect();
+    if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
+        return Err(bad("no t2i format marker".into()));
+    }
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let size: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let kind = match view.dtype() {
+            Dtype::F32 => Kind::Float,
+            Dtype::I64 => Kind::Int64,
+            d => return Err(bad(format!("unsupported dtype {d:?} of {name}"))),
+        };
+        tensors.insert(name, Tensor::from_data_size(view.data(), &size, kind));
+    }
+    Ok(Checkpoint { meta, tensors })
+}

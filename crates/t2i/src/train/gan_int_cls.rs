@@ -1,0 +1,453 @@
+//! Training GAN / GAN-CLS / GAN-INT / GAN-INT-CLS (Algorithm 1 of Reed et
+//! al. 2016) and the style encoder S (sec. 4.4), with run folders, resumable
+//! checkpoints and periodic sample grids.
+
+use super::checkpoint::{self, Checkpoint};
+use super::optim::Adam;
+use super::run::{versions, RunDir, StopFlag};
+use super::step_seed;
+use crate::data::shapes::{Shapes, ShapesConfig, ShapesSample, Split};
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::imageio::{grid, images_to_tensor, tensor_to_images};
+use crate::models::gan_int_cls::{
+    discriminator_loss, generator_loss, interpolate_text, mean_prob, Discriminator, GanIntClsConfig, Generator,
+    StyleEncoder,
+};
+use crate::text::{Encoded, GruEncoder, TextEncoder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+/// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
+pub struct GanIntClsModel {
+    pub config: GanIntClsConfig,
+    pub encoder: GruEncoder,
+    pub g_vs: nn::VarStore,
+    pub g: Generator,
+    pub s_vs: nn::VarStore,
+    pub s: StyleEncoder,
+    /// Whether S has been trained.
+    pub style_trained: bool,
+    pub device: Device,
+}
+
+impl GanIntClsModel {
+    pub fn new(config: GanIntClsConfig, encoder: GruEncoder, device: Device) -> Self {
+        let g_vs = nn::VarStore::new(device);
+        let g = Generator::new(g_vs.root(), &config);
+        let s_vs = nn::VarStore::new(device);
+        let s = StyleEncoder::new(s_vs.root(), &config);
+        Self { config, encoder, g_vs, g, s_vs, s, style_trained: false, device }
+    }
+
+    /// Loads a model from a checkpoint file.
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let ck = checkpoint::load(path)?;
+        Self::from_checkpoint(&ck, device)
+    }
+
+    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
+        let model = ck.meta("model")?;
+        if model != "gan-int-cls" {
+            return Err(Error::Checkpoint(format!("checkpoint holds a '{model}' model, not gan-int-cls")));
+        }
+        let config: GanIntClsConfig = toml::from_str(ck.meta("config")?)
+            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
+        let encoder = GruEncoder::from_checkpoint(ck, device)?;
+        let mut m = Self::new(config, encoder, device);
+        ck.load_into(&mut m.g_vs, "G")?;
+        ck.load_into(&mut m.s_vs, "S")?;
+        m.style_trained = ck.meta("style_trained")? == "true";
+        Ok(m)
+    }
+
+    /// Sentence vectors for captions, with each caption's unknown words.
+    pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<Encoded>)> {
+        tch::no_grad(|| {
+            let (f, enc) = self.encoder.encode(captions)?;
+            Ok((f.sentence, enc))
+        })
+    }
+
+    /// Noise for `n` samples from `seed`, drawn on the CPU so that it is the
+    /// same whatever the device. `[n, z_dim]`
+    pub fn noise(&self, n: i64, seed: u64) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        tch::manual_seed(seed as i64);
+        Tensor::randn([n, self.config.z_dim], (Kind::Float, Device::Cpu)).to_device(self.device)
+    }
+
+    /// G(z, h) in inference mode. `[n, 3, size, size]` in [-1, 1]
+    pub fn generate(&self, z: &Tensor, h: &Tensor) -> Tensor {
+        tch::no_grad(|| self.g.forward_t(z, h, false))
+    }
+
+    /// S(x) in inference mode. `[n, z_dim]`
+    pub fn style(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| self.s.forward_t(&x.to_device(self.device), false))
+    }
+}
+
+/// Options of a training run (besides the model config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// GAN steps in all (a resumed run continues up to this).
+    pub steps: i64,
+    /// Stop earlier after this many seconds of GAN training (0: no limit).
+    pub max_seconds: u64,
+    /// Style-encoder steps after the GAN.
+    pub style_steps: i64,
+    /// Text-encoder steps (when the run trains its own encoder).
+    pub text_steps: i64,
+    pub seed: u64,
+    pub sample_every: i64,
+    pub checkpoint_every: i64,
+    pub log_every: i64,
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            steps: 3000,
+            max_seconds: 0,
+            style_steps: 600,
+            text_steps: 400,
+            seed: 0,
+            sample_every: 500,
+            checkpoint_every: 1000,
+            log_every: 20,
+            progress: true,
+        }
+    }
+}
+
+/// The resolved configuration written to `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolvedConfig {
+    pub model: String,
+    pub versions: String,
+    pub device: String,
+    pub text_encoder: String,
+    pub gan: GanIntClsConfig,
+    pub data: ShapesConfig,
+    pub train: TrainOptions,
+}
+
+/// Training images and precomputed sentence vectors of the shapes data set.
+pub struct ShapesTensors {
+    /// `[n, 3, size, size]` bytes
+    pub images: Tensor,
+    /// `[n * captions, text_dim]`
+    pub embeddings: Tensor,
+    pub captions_per_image: usize,
+    pub classes: Vec<usize>,
+    pub samples: Vec<ShapesSample>,
+}
+
+impl ShapesTensors {
+    pub fn build(shapes: &Shapes, split: Split, encoder: &GruEncoder, device: Device) -> Result<Self> {
+        let n = shapes.len(split);
+        let samples: Vec<ShapesSample> = (0..n).map(|i| shapes.sample(split, i)).collect();
+        let s = shapes.config.image_size as i64;
+        let flat: Vec<u8> = samples.iter().flat_map(|x| x.pixels.iter().copied()).collect();
+        let images = Tensor::from_slice(&flat).view([n as i64, s, s, 3]).permute([0, 3, 1, 2]).contiguous().to_device(device);
+        let caps: Vec<&str> = samples.iter().flat_map(|x| x.captions.iter().map(String::as_str)).collect();
+        let mut parts = Vec::new();
+        tch::no_grad(|| -> Result<()> {
+            for chunk in caps.chunks(512) {
+                parts.push(encoder.encode(chunk)?.0.sentence);
+            }
+            Ok(())
+        })?;
+        let embeddings = Tensor::cat(&parts, 0);
+        let mut keys: BTreeMap<String, usize> = BTreeMap::new();
+        let classes = samples
+            .iter()
+            .map(|x| {
+                let k = keys.len();
+                *keys.entry(x.class_key()).or_insert(k)
+            })
+            .collect();
+        Ok(Self { images, embeddings, captions_per_image: shapes.config.captions_per_image, classes, samples })
+    }
+
+    /// Batch of step `step`: images in [-1, 1], right and wrong (other class)
+    /// sentence vectors.
+    pub fn batch(&self, seed: u64, step: i64, batch: i64) -> (Tensor, Tensor, Tensor) {
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step) ^ 0xDA7A);
+        let n = self.classes.len();
+        let c = self.captions_per_image;
+        let mut idx = Vec::with_capacity(batch as usize);
+        let mut right = Vec::with_capacity(batch as usize);
+        let mut wrong = Vec::with_capacity(batch as usize);
+        for _ in 0..batch {
+            let i = rng.gen_range(0..n);
+            let j = loop {
+                let j = rng.gen_range(0..n);
+                if self.classes[j] != self.classes[i] {
+                    break j;
+                }
+            };
+            idx.push(i as i64);
+            right.push((i * c + rng.gen_range(0..c)) as i64);
+            wrong.push((j * c + rng.gen_range(0..c)) as i64);
+        }
+        let dev = self.images.device();
+        let idx = Tensor::from_slice(&idx).to_device(dev);
+        let x = self.images.index_select(0, &idx).to_kind(Kind::Float) / 127.5 - 1.0;
+        let h = self.embeddings.index_select(0, &Tensor::from_slice(&right).to_device(dev));
+        let hw = self.embeddings.index_select(0, &Tensor::from_slice(&wrong).to_device(dev));
+        (x, h, hw)
+    }
+}
+
+/// Losses and scores of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepStats {
+    pub step: i64,
+    pub loss_d: f64,
+    pub loss_g: f64,
+    /// Mean D(x, h) on real images with the right text.
+    pub d_real: f64,
+    /// Mean D(x, h^) on real images with wrong text.
+    pub d_wrong: f64,
+    /// Mean D(G(z, h), h).
+    pub d_fake: f64,
+}
+
+/// G, D, their optimisers and the data.
+pub struct Trainer {
+    pub model: GanIntClsModel,
+    pub d_vs: nn::VarStore,
+    pub d: Discriminator,
+    pub opt_g: Adam,
+    pub opt_d: Adam,
+    /// Steps done.
+    pub step: i64,
+    pub seed: u64,
+    pub data: ShapesTensors,
+    pub data_config: ShapesConfig,
+}
+
+impl Trainer {
+    pub fn new(model: GanIntClsModel, data: ShapesTensors, data_config: ShapesConfig, seed: u64) -> Self {
+        let c = &model.config;
+        let d_vs = nn::VarStore::new(model.device);
+        let d = Discriminator::new(d_vs.root(), c);
+        let opt_g = Adam::new(&model.g_vs, c.lr, c.beta1, c.beta2);
+        let opt_d = Adam::new(&d_vs, c.lr, c.beta1, c.beta2);
+        Self { model, d_vs, d, opt_g, opt_d, step: 0, seed, data, data_config }
+    }
+
+    fn set_lr(&mut self) {
+        let c = &self.model.config;
+        let lr = if c.lr_halve_every > 0 { c.lr * 0.5f64.powi((self.step / c.lr_halve_every) as i32) } else { c.lr };
+        self.opt_g.lr = lr;
+        self.opt_d.lr = lr;
+    }
+
+    /// One step of Algorithm 1: update D, then G.
+    pub fn train_step(&mut self) -> StepStats {
+        self.set_lr();
+        let c = self.model.config.clone();
+        let v = c.variant;
+        let (x, h, hw) = self.data.batch(self.seed, self.step, c.batch_size);
+        tch::manual_seed(step_seed(self.seed, self.step) as i64);
+        let dev = self.model.device;
+        let z = Tensor::randn([c.batch_size, c.z_dim], (Kind::Float, dev));
+        let fake = self.model.g.forward_t(&z, &h, true); // [batch, 3, s, s]
+        let (h_int, fake_int) = if v.int() {
+            let hi = interpolate_text(&h, c.int_beta);
+            let z2 = Tensor::randn([c.batch_size, c.z_dim], (Kind::Float, dev));
+            let f = self.model.g.forward_t(&z2, &hi, true);
+            (Some(hi), Some(f))
+        } else {
+            (None, None)
+        };
+
+        // D: real/right, real/wrong, fake/right (+ interpolated fake)
+        let s_r = self.d.forward_t(&x, &h, true);
+        let s_w = v.cls().then(|| self.d.forward_t(&x, &hw, true));
+        let s_f = self.d.forward_t(&fake.detach(), &h, true);
+        let s_i = match (&fake_int, &h_int) {
+            (Some(f), Some(hi)) => Some(self.d.forward_t(&f.detach(), hi, true)),
+            _ => None,
+        };
+        let loss_d = discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref());
+        self.opt_d.zero_grad();
+        loss_d.backward();
+        self.opt_d.step();
+
+        // G: make D call the fakes real
+        let s_f2 = self.d.forward_t(&fake, &h, true);
+        let s_i2 = match (&fake_int, &h_int) {
+            (Some(f), Some(hi)) => Some(self.d.forward_t(f, hi, true)),
+            _ => None,
+        };
+        let loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
+        self.opt_g.zero_grad();
+        loss_g.backward();
+        self.opt_g.step();
+        self.step += 1;
+        StepStats {
+            step: self.step,
+            loss_d: loss_d.double_value(&[]),
+            loss_g: loss_g.double_value(&[]),
+            d_real: mean_prob(&s_r),
+            d_wrong: s_w.as_ref().map(mean_prob).unwrap_or(f64::NAN),
+            d_fake: mean_prob(&s_f),
+        }
+    }
+
+    /// Trains S with L_style = ||z - S(G(z, phi(t)))||^2 (sec. 4.4), G frozen.
+    pub fn train_style(&mut self, steps: i64, progress: bool) -> f64 {
+        let c = self.model.config.clone();
+        let mut opt = Adam::new(&self.model.s_vs, c.lr, c.beta1, c.beta2);
+        let pb = crate::progress::bar(steps as u64, "style encoder", progress);
+        let mut last = f64::NAN;
+        for k in 0..steps {
+            let (_, h, _) = self.data.batch(self.seed ^ 0x57, k, c.batch_size);
+            tch::manual_seed(step_seed(self.seed ^ 0x57, k) as i64);
+            let z = Tensor::randn([c.batch_size, c.z_dim], (Kind::Float, self.model.device));
+            let x = tch::no_grad(|| self.model.g.forward_t(&z, &h, false));
+            let loss = (self.model.s.forward_t(&x, true) - &z).square().mean(Kind::Float);
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            last = loss.double_value(&[]);
+            pb.set_message(format!("L_style {last:.3}"));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        self.model.style_trained = true;
+        last
+    }
+
+    /// Writes a checkpoint with everything needed to resume or generate.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let m = &self.model;
+        let mut meta = m.encoder.describe();
+        meta.insert("model".into(), "gan-int-cls".into());
+        meta.insert("config".into(), toml::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?);
+        meta.insert("data".into(), toml::to_string(&self.data_config).map_err(|e| Error::Config(e.to_string()))?);
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        meta.insert("rng".into(), format!("step_seed(seed={}, step={})", self.seed, self.step));
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(m.device));
+        meta.insert("style_trained".into(), m.style_trained.to_string());
+        let mut tensors = checkpoint::named(&m.g_vs, "G");
+        tensors.extend(checkpoint::named(&self.d_vs, "D"));
+        tensors.extend(checkpoint::named(&m.s_vs, "S"));
+        tensors.extend(checkpoint::named(&m.encoder.vs, "text"));
+        tensors.extend(self.opt_g.state("optim.G"));
+        tensors.extend(self.opt_d.state("optim.D"));
+        checkpoint::save(path, &meta, &tensors)
+    }
+
+    /// Restores D, the optimisers and the step from a checkpoint whose model
+    /// part was loaded with [`GanIntClsModel::from_checkpoint`].
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        ck.load_into(&mut self.d_vs, "D")?;
+        self.opt_g.load_state("optim.G", &ck.tensors).map_err(Error::Checkpoint)?;
+        self.opt_d.load_state("optim.D", &ck.tensors).map_err(Error::Checkpoint)?;
+        self.step = ck.meta("step")?.parse().map_err(|_| Error::Checkpoint("bad step in checkpoint".into()))?;
+        Ok(())
+    }
+
+    /// A grid of `rows` test captions x `cols` noise vectors.
+    pub fn sample_grid(&self, captions: &[String], cols: i64) -> Result<crate::imageio::Rgb> {
+        let m = &self.model;
+        let mut rows = Vec::new();
+        let z = m.noise(cols, 1234);
+        for cap in captions {
+            let (h, _) = m.embed(&[cap.as_str()])?;
+            let x = m.generate(&z, &h.repeat([cols, 1]));
+            rows.push((tensor_to_images(&x), Some(cap.clone())));
+        }
+        Ok(grid(&rows, 2))
+    }
+}
+
+/// Everything a finished (or interrupted) run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub steps: i64,
+    pub seconds: f64,
+    pub interrupted: bool,
+    pub last: Option<StepStats>,
+    pub style_loss: Option<f64>,
+}
+
+/// Runs (or resumes) GAN training in `run`, then trains the style encoder.
+pub fn train_run(trainer: &mut Trainer, run: &RunDir, opts: &TrainOptions, stop: &StopFlag) -> Result<RunReport> {
+    let start = Instant::now();
+    let sample_caps: Vec<String> = (0..6).map(|i| trainer.data_sample_caption(i)).collect();
+    let pb = crate::progress::bar(opts.steps as u64, "gan-int-cls", opts.progress);
+    pb.set_position(trainer.step as u64);
+    let mut last = None;
+    let mut interrupted = false;
+    while trainer.step < opts.steps {
+        if stop.is_set() {
+            interrupted = true;
+            break;
+        }
+        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
+            break;
+        }
+        let s = trainer.train_step();
+        if !(s.loss_d.is_finite() && s.loss_g.is_finite()) {
+            trainer.save(&run.last_checkpoint())?;
+            return Err(Error::Config(format!("losses became non-finite at step {}", s.step)));
+        }
+        pb.set_message(format!("L_D {:.3} L_G {:.3}", s.loss_d, s.loss_g));
+        pb.inc(1);
+        if s.step % opts.log_every == 0 {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
+            v["lr"] = serde_json::json!(trainer.opt_g.lr);
+            run.log_metrics(&v)?;
+        }
+        if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
+            trainer.sample_grid(&sample_caps, 8)?.save(&run.sample(s.step))?;
+        }
+        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
+            trainer.save(&run.checkpoint(s.step))?;
+            trainer.save(&run.last_checkpoint())?;
+        }
+        last = Some(s);
+    }
+    pb.finish_and_clear();
+    let mut style_loss = None;
+    if !interrupted && opts.style_steps > 0 && !trainer.model.style_trained {
+        style_loss = Some(trainer.train_style(opts.style_steps, opts.progress));
+    }
+    trainer.save(&run.last_checkpoint())?;
+    if !interrupted {
+        trainer.sample_grid(&sample_caps, 8)?.save(&run.sample(trainer.step))?;
+    }
+    Ok(RunReport { steps: trainer.step, seconds: start.elapsed().as_secs_f64(), interrupted, last, style_loss })
+}
+
+impl Trainer {
+    /// The first caption of held-in test image `i` (for sample grids).
+    pub fn data_sample_caption(&self, i: usize) -> String {
+        let shapes = Shapes::new(self.data_config.clone()).expect("validated config");
+        shapes.sample(Split::Test, i).captions[0].clone()
+    }
+}
+
+/// Style transfer (sec. 5.3): x^ = G(S(x_query), phi(t_new)).
+pub fn style_transfer(model: &GanIntClsModel, query: &[&[u8]], size: u32, captions: &[&str]) -> Result<Tensor> {
+    let x = images_to_tensor(query, size).to_device(model.device);
+    let s = model.style(&x);
+    let (h, _) = model.embed(captions)?;
+    Ok(model.generate(&s, &h))
+}

@@ -1,0 +1,118 @@
+//! Trains the GRU sentence encoder on the shapes data set with the joint
+//! embedding loss (`text::gru::joint_embedding_loss`).
+
+use super::optim::Adam;
+use super::step_seed;
+use crate::data::shapes::{Shapes, Split};
+use crate::error::Result;
+use crate::imageio::images_to_tensor;
+use crate::text::gru::{joint_embedding_loss, JointImageEncoder};
+use crate::text::{GruEncoder, GruEncoderConfig, TextEncoder, Vocab};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Options of the encoder training.
+#[derive(Debug, Clone)]
+pub struct TextTrainOptions {
+    pub steps: i64,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub progress: bool,
+}
+
+impl Default for TextTrainOptions {
+    fn default() -> Self {
+        Self { steps: 400, batch_size: 64, lr: 2e-3, seed: 0, progress: true }
+    }
+}
+
+/// Result of the encoder training.
+pub struct TrainedText {
+    pub encoder: GruEncoder,
+    /// Final loss (mean of the last 20 steps).
+    pub final_loss: f64,
+    /// Text-to-image retrieval accuracy on held-in test pairs (top-1 among
+    /// the batch, same class counts as a hit).
+    pub test_retrieval: f64,
+}
+
+/// Trains a GRU encoder on the training split of `shapes`.
+pub fn train_shapes_encoder(
+    shapes: &Shapes,
+    config: GruEncoderConfig,
+    opts: &TextTrainOptions,
+    device: Device,
+) -> Result<TrainedText> {
+    let n = shapes.len(Split::Train);
+    let samples: Vec<_> = (0..n).map(|i| shapes.sample(Split::Train, i)).collect();
+    let vocab = Vocab::build(samples.iter().flat_map(|s| s.captions.iter().map(String::as_str)), 1);
+    let mut encoder = GruEncoder::new(config.clone(), vocab, device);
+    let img_vs = nn::VarStore::new(device);
+    let img_enc = JointImageEncoder::new(img_vs.root(), config.sentence_dim);
+    let mut opt_t = Adam::new(&encoder.vs, opts.lr, 0.9, 0.999);
+    let mut opt_i = Adam::new(&img_vs, opts.lr, 0.9, 0.999);
+    let size = shapes.config.image_size;
+    let classes: Vec<String> = samples.iter().map(|s| s.class_key()).collect();
+    let pb = crate::progress::bar(opts.steps as u64, "text encoder", opts.progress);
+    let mut recent = Vec::new();
+    for step in 0..opts.steps {
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(opts.seed, step));
+        tch::manual_seed(step_seed(opts.seed, step) as i64);
+        let idx: Vec<usize> = (0..opts.batch_size).map(|_| rng.gen_range(0..n)).collect();
+        let caps: Vec<&str> =
+            idx.iter().map(|&i| samples[i].captions[rng.gen_range(0..samples[i].captions.len())].as_str()).collect();
+        let imgs: Vec<&[u8]> = idx.iter().map(|&i| samples[i].pixels.as_slice()).collect();
+        let x = images_to_tensor(&imgs, size).to_device(device);
+        let same = same_class(&idx.iter().map(|&i| classes[i].as_str()).collect::<Vec<_>>(), device);
+        let (ids, _) = encoder.ids(&caps)?;
+        let txt = encoder.forward_ids(&ids).sentence;
+        let img = img_enc.forward_t(&x, true);
+        let loss = joint_embedding_loss(&img, &txt, &same, 0.1);
+        opt_t.zero_grad();
+        opt_i.zero_grad();
+        loss.backward();
+        opt_t.step();
+        opt_i.step();
+        let l = loss.double_value(&[]);
+        recent.push(l);
+        if recent.len() > 20 {
+            recent.remove(0);
+        }
+        pb.set_message(format!("loss {l:.3}"));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    // held-in test retrieval: batches of 64 test pairs
+    let test_n = shapes.len(Split::Test).min(512);
+    let test: Vec<_> = (0..test_n).map(|i| shapes.sample(Split::Test, i)).collect();
+    let (mut hits, mut total) = (0usize, 0usize);
+    tch::no_grad(|| -> Result<()> {
+        for chunk in test.chunks(64) {
+            let caps: Vec<&str> = chunk.iter().map(|s| s.captions[0].as_str()).collect();
+            let imgs: Vec<&[u8]> = chunk.iter().map(|s| s.pixels.as_slice()).collect();
+            let x = images_to_tensor(&imgs, size).to_device(device);
+            let keys: Vec<String> = chunk.iter().map(|s| s.class_key()).collect();
+            let txt = encoder.encode(&caps)?.0.sentence;
+            let img = img_enc.forward_t(&x, false);
+            let sim = txt.matmul(&img.tr()); // [batch(text), batch(image)]
+            let best: Vec<i64> = Vec::try_from(sim.argmax(1, false).to_device(Device::Cpu))?;
+            for (i, &b) in best.iter().enumerate() {
+                total += 1;
+                hits += usize::from(keys[i] == keys[b as usize]);
+            }
+        }
+        Ok(())
+    })?;
+    encoder.source = "trained on shapes (joint embedding)".into();
+    let final_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
+    Ok(TrainedText { encoder, final_loss, test_retrieval: hits as f64 / total.max(1) as f64 })
+}
+
+/// `[batch, batch]` matrix with 1 where two items share a class.
+pub fn same_class(keys: &[&str], device: Device) -> Tensor {
+    let n = keys.len();
+    let v: Vec<f32> = (0..n * n).map(|k| f32::from(keys[k / n] == keys[k % n])).collect();
+    Tensor::from_slice(&v).view([n as i64, n as i64]).to_kind(Kind::Float).to_device(device)
+}
