@@ -8,16 +8,35 @@ use t2i::device::{device_name, parse_device};
 use t2i::imageio::{grid, tensor_to_images, Rgb};
 use t2i::models::gan_int_cls::{GanIntClsConfig, Variant};
 use t2i::text::GruEncoderConfig;
-use t2i::train::gan_int_cls::{GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer};
+use t2i::train::gan_int_cls::{
+    GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer,
+};
 use t2i::train::run::{versions, RunDir, StopFlag};
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::Tensor;
 
-pub fn data_shapes(out: &Path, size: u32, max_objects: u8, train: usize, test: usize, seed: u64) -> Result<()> {
-    let cfg = ShapesConfig { image_size: size, max_objects, train_size: train, test_size: test, seed, ..Default::default() };
+pub fn data_shapes(
+    out: &Path,
+    size: u32,
+    max_objects: u8,
+    train: usize,
+    test: usize,
+    seed: u64,
+) -> Result<()> {
+    let cfg = ShapesConfig {
+        image_size: size,
+        max_objects,
+        train_size: train,
+        test_size: test,
+        seed,
+        ..Default::default()
+    };
     let shapes = Shapes::new(cfg)?;
     let n = t2i::data::shapes::export_cub_layout(&shapes, out)?;
-    println!("wrote {n} images (train {train}, test {test}, held-out {test}) to {}", out.display());
+    println!(
+        "wrote {n} images (train {train}, test {test}, held-out {test}) to {}",
+        out.display()
+    );
     Ok(())
 }
 
@@ -89,14 +108,23 @@ pub struct TrainArgs {
     pub eval_samples: usize,
 }
 
-fn gan_config(m: &ModelArgs, variant: &str, image_size: Option<i64>, batch: Option<i64>) -> Result<GanIntClsConfig> {
+fn gan_config(
+    m: &ModelArgs,
+    variant: &str,
+    image_size: Option<i64>,
+    batch: Option<i64>,
+) -> Result<GanIntClsConfig> {
     if m.model != "gan-int-cls" {
-        bail!("model '{}' is not available yet (available: gan-int-cls)", m.model);
+        bail!(
+            "model '{}' is not available yet (available: gan-int-cls)",
+            m.model
+        );
     }
     let mut c = GanIntClsConfig::preset(&m.preset)
         .with_context(|| format!("unknown preset '{}' (use paper or tiny)", m.preset))?;
-    c.variant = Variant::parse(variant)
-        .with_context(|| format!("unknown variant '{variant}' (use gan, gan-cls, gan-int or gan-int-cls)"))?;
+    c.variant = Variant::parse(variant).with_context(|| {
+        format!("unknown variant '{variant}' (use gan, gan-cls, gan-int or gan-int-cls)")
+    })?;
     if let Some(s) = image_size {
         c.image_size = s;
     }
@@ -125,9 +153,18 @@ fn stop_on_ctrl_c() -> StopFlag {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     if a.data != "shapes" {
-        bail!("data set '{}' is not available yet (available: shapes)", a.data);
+        bail!(
+            "data set '{}' is not available yet (available: shapes)",
+            a.data
+        );
     }
     let device = parse_device(&a.device)?;
+    // validate the model choice before anything is written
+    let fresh_cfg = if a.resume {
+        None
+    } else {
+        Some(gan_config(&a.m, &a.variant, a.image_size, a.batch_size)?)
+    };
     let run = RunDir::create(&a.out)?;
     let stop = stop_on_ctrl_c();
     let (mut trainer, opts, resolved) = if a.resume {
@@ -138,7 +175,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let ck = t2i::train::checkpoint::load(&last)?;
         let model = GanIntClsModel::from_checkpoint(&ck, device)?;
         let resolved: ResolvedConfig = toml::from_str(
-            &std::fs::read_to_string(run.config_path()).with_context(|| format!("{}", run.config_path().display()))?,
+            &std::fs::read_to_string(run.config_path())
+                .with_context(|| format!("{}", run.config_path().display()))?,
         )
         .with_context(|| format!("{}", run.config_path().display()))?;
         let mut opts = resolved.train.clone();
@@ -154,9 +192,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
         (t, opts, resolved)
     } else {
         if run.last_checkpoint().exists() {
-            bail!("{} already holds a run: use --resume or another --out", a.out.display());
+            bail!(
+                "{} already holds a run: use --resume or another --out",
+                a.out.display()
+            );
         }
-        let mut cfg = gan_config(&a.m, &a.variant, a.image_size, a.batch_size)?;
+        let mut cfg = fresh_cfg.expect("set when not resuming");
         let data_cfg = ShapesConfig {
             image_size: cfg.image_size as u32,
             max_objects: a.max_objects,
@@ -179,8 +220,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let encoder = match &a.text_encoder {
             Some(p) => t2i::text::GruEncoder::load(p, device)?,
             None => {
-                let enc_cfg = if cfg.preset == "paper" { GruEncoderConfig::paper() } else { GruEncoderConfig::tiny() };
-                let topts = TextTrainOptions { steps: a.text_steps, seed: a.seed, ..Default::default() };
+                let enc_cfg = if cfg.preset == "paper" {
+                    GruEncoderConfig::paper()
+                } else {
+                    GruEncoderConfig::tiny()
+                };
+                let topts = TextTrainOptions {
+                    steps: a.text_steps,
+                    seed: a.seed,
+                    ..Default::default()
+                };
                 let t = train_shapes_encoder(&shapes, enc_cfg, &topts, device)?;
                 let path = run.root.join("text_encoder.safetensors");
                 let mut enc = t.encoder;
@@ -207,12 +256,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         };
         run.write_config(&resolved)?;
         let data = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
+        tch::manual_seed(a.seed as i64); // reproducible initial weights
         let model = GanIntClsModel::new(cfg, encoder, device);
         (Trainer::new(model, data, data_cfg, a.seed), opts, resolved)
     };
     let report = t2i::train::gan_int_cls::train_run(&mut trainer, &run, &opts, &stop)?;
     if report.interrupted {
-        println!("interrupted at step {}; checkpoint {}", report.steps, run.last_checkpoint().display());
+        println!(
+            "interrupted at step {}; checkpoint {}",
+            report.steps,
+            run.last_checkpoint().display()
+        );
         std::process::exit(130);
     }
     println!(
@@ -279,33 +333,59 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         bail!("the caption is empty");
     }
     if (a.interpolate.is_some() || a.noise_interpolate) && a.steps < 2 {
-        bail!("--steps must be at least 2 for an interpolation, got {}", a.steps);
+        bail!(
+            "--steps must be at least 2 for an interpolation, got {}",
+            a.steps
+        );
     }
     let device = parse_device(&a.device)?;
     let model = GanIntClsModel::load(&a.checkpoint, device)?;
     let (h, enc) = model.embed(&[a.text.as_str()])?;
     if !enc[0].unknown.is_empty() {
-        eprintln!("warning: unknown words mapped to <unk>: {}", enc[0].unknown.join(", "));
+        eprintln!(
+            "warning: unknown words mapped to <unk>: {}",
+            enc[0].unknown.join(", ")
+        );
     }
     let (images, label) = if let Some(t2) = &a.interpolate {
         let (h2, enc2) = model.embed(&[t2.as_str()])?;
         if !enc2[0].unknown.is_empty() {
-            eprintln!("warning: unknown words mapped to <unk>: {}", enc2[0].unknown.join(", "));
+            eprintln!(
+                "warning: unknown words mapped to <unk>: {}",
+                enc2[0].unknown.join(", ")
+            );
         }
         let z = model.noise(1, a.seed).repeat([a.steps, 1]);
-        (model.generate(&z, &lerp_rows(&h, &h2, a.steps)), format!("{} -> {}", a.text, t2))
+        (
+            model.generate(&z, &lerp_rows(&h, &h2, a.steps)),
+            format!("{} -> {}", a.text, t2),
+        )
     } else if a.noise_interpolate {
         let z = model.noise(2, a.seed);
         let zs = lerp_rows(&z.get(0).unsqueeze(0), &z.get(1).unsqueeze(0), a.steps);
-        (model.generate(&zs, &h.repeat([a.steps, 1])), format!("{} (noise interpolation)", a.text))
+        (
+            model.generate(&zs, &h.repeat([a.steps, 1])),
+            format!("{} (noise interpolation)", a.text),
+        )
     } else if let Some(q) = &a.style_from {
         if !model.style_trained {
             bail!("{} has no trained style encoder", a.checkpoint.display());
         }
         let size = model.config.image_size as u32;
         let query = Rgb::load(q, size)?;
-        let x = t2i::train::gan_int_cls::style_transfer(&model, &[query.data.as_slice()], size, &[a.text.as_str()])?;
-        let both = Tensor::cat(&[t2i::imageio::images_to_tensor(&[query.data.as_slice()], size), x.to_device(tch::Device::Cpu)], 0);
+        let x = t2i::train::gan_int_cls::style_transfer(
+            &model,
+            &[query.data.as_slice()],
+            size,
+            &[a.text.as_str()],
+        )?;
+        let both = Tensor::cat(
+            &[
+                t2i::imageio::images_to_tensor(&[query.data.as_slice()], size),
+                x.to_device(tch::Device::Cpu),
+            ],
+            0,
+        );
         (both, format!("style of {} + \"{}\"", q.display(), a.text))
     } else {
         let z = model.noise(a.n, a.seed);
@@ -316,7 +396,8 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let cols = 8usize;
-    let mut rows: Vec<(Vec<Rgb>, Option<String>)> = imgs.chunks(cols).map(|c| (c.to_vec(), None)).collect();
+    let mut rows: Vec<(Vec<Rgb>, Option<String>)> =
+        imgs.chunks(cols).map(|c| (c.to_vec(), None)).collect();
     if let Some(last) = rows.last_mut() {
         last.1 = Some(label);
     }
@@ -374,7 +455,10 @@ pub struct InfoArgs {
 pub fn info(a: InfoArgs) -> Result<()> {
     let cfg = gan_config(&a.m, "gan-int-cls", None, None)?;
     let rows = t2i::bench::parameter_counts(&cfg);
-    println!("{} ({} preset, {}x{})", a.m.model, a.m.preset, cfg.image_size, cfg.image_size);
+    println!(
+        "{} ({} preset, {}x{})",
+        a.m.model, a.m.preset, cfg.image_size, cfg.image_size
+    );
     for (net, total, parts) in rows {
         println!("{net:<16} {total:>12}");
         for (p, n) in parts {

@@ -12,7 +12,9 @@ use t2i::eval::shapes::{shapes_accuracy, style_transfer_scores, ShapesScores};
 use t2i::imageio::{grid, images_to_tensor, tensor_to_images, Rgb};
 use t2i::models::gan_int_cls::GanIntClsConfig;
 use t2i::text::GruEncoderConfig;
-use t2i::train::gan_int_cls::{style_transfer, train_run, GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer};
+use t2i::train::gan_int_cls::{
+    style_transfer, train_run, GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer,
+};
 use t2i::train::run::{versions, RunDir, StopFlag};
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::Tensor;
@@ -35,8 +37,16 @@ pub struct DemoArgs {
 }
 
 /// Checker scores of a model: held-in, held-out compositions, style transfer.
-pub fn evaluate(model: &GanIntClsModel, data: &ShapesConfig, n: usize, seed: Option<u64>) -> Result<Value> {
-    let shapes = Shapes::new(ShapesConfig { test_size: data.test_size.max(2 * n), ..data.clone() })?;
+pub fn evaluate(
+    model: &GanIntClsModel,
+    data: &ShapesConfig,
+    n: usize,
+    seed: Option<u64>,
+) -> Result<Value> {
+    let shapes = Shapes::new(ShapesConfig {
+        test_size: data.test_size.max(2 * n),
+        ..data.clone()
+    })?;
     let seed = seed.unwrap_or(99);
     let held_in = shapes_accuracy(model, &shapes, Split::Test, n, seed)?;
     let held_out = shapes_accuracy(model, &shapes, Split::HeldOut, n, seed)?;
@@ -47,13 +57,18 @@ pub fn evaluate(model: &GanIntClsModel, data: &ShapesConfig, n: usize, seed: Opt
         "joint_chance": ShapesScores::JOINT_CHANCE,
     });
     if model.style_trained {
-        v["style_transfer"] = serde_json::to_value(style_transfer_scores(model, &shapes, n.min(300))?)?;
+        v["style_transfer"] =
+            serde_json::to_value(style_transfer_scores(model, &shapes, n.min(300))?)?;
     }
     Ok(v)
 }
 
 pub fn print_summary(v: &Value) {
-    let pct = |x: &Value| x.as_f64().map(|f| format!("{:5.1}%", 100.0 * f)).unwrap_or_else(|| "  n/a".into());
+    let pct = |x: &Value| {
+        x.as_f64()
+            .map(|f| format!("{:5.1}%", 100.0 * f))
+            .unwrap_or_else(|| "  n/a".into())
+    };
     for key in ["untrained", "held_in", "held_out"] {
         if let Some(s) = v.get(key) {
             println!(
@@ -89,18 +104,34 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     std::fs::create_dir_all(&a.out)?;
     let run = RunDir::create(&a.out.join("run"))?;
-    let data = ShapesConfig { image_size: 32, max_objects: 1, train_size: 10_000, seed: a.seed, ..Default::default() };
+    let data = ShapesConfig {
+        image_size: 32,
+        max_objects: 1,
+        train_size: 10_000,
+        seed: a.seed,
+        ..Default::default()
+    };
     let shapes = Shapes::new(data.clone())?;
     println!("[1/4] training the text encoder on shapes captions");
-    let topts = TextTrainOptions { steps: 300, seed: a.seed, ..Default::default() };
+    let topts = TextTrainOptions {
+        steps: 300,
+        seed: a.seed,
+        ..Default::default()
+    };
     let text = train_shapes_encoder(&shapes, GruEncoderConfig::tiny(), &topts, device)?;
     let enc_path = run.root.join("text_encoder.safetensors");
     let mut encoder = text.encoder;
     encoder.save(&enc_path)?;
     encoder.source = enc_path.display().to_string();
-    println!("      held-in test retrieval {:.1}%", 100.0 * text.test_retrieval);
+    println!(
+        "      held-in test retrieval {:.1}%",
+        100.0 * text.test_retrieval
+    );
 
-    let cfg = GanIntClsConfig { text_dim: 128, ..GanIntClsConfig::tiny() };
+    let cfg = GanIntClsConfig {
+        text_dim: 128,
+        ..GanIntClsConfig::tiny()
+    };
     let opts = TrainOptions {
         steps: 100_000,
         max_seconds: (a.minutes * 60.0) as u64,
@@ -122,10 +153,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
         train: opts.clone(),
     })?;
     let tensors = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
+    tch::manual_seed(a.seed as i64);
     let model = GanIntClsModel::new(cfg, encoder, device);
     let untrained = shapes_accuracy(&model, &shapes, Split::Test, a.samples, 99)?;
     let mut trainer = Trainer::new(model, tensors, data.clone(), a.seed);
-    println!("[2/4] training GAN-INT-CLS (tiny, 32x32) for {:.1} min, then the style encoder", a.minutes);
+    println!(
+        "[2/4] training GAN-INT-CLS (tiny, 32x32) for {:.1} min, then the style encoder",
+        a.minutes
+    );
     let report = train_run(&mut trainer, &run, &opts, &StopFlag::default())?;
     println!("      {} steps in {:.0} s", report.steps, report.seconds);
 
@@ -143,19 +178,40 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let dir = &a.out;
     let z = model.noise(8, 7);
     let mut files = Vec::new();
-    for (split, name) in [(Split::Test, "held_in.png"), (Split::HeldOut, "held_out.png")] {
+    for (split, name) in [
+        (Split::Test, "held_in.png"),
+        (Split::HeldOut, "held_out.png"),
+    ] {
         let mut rows = Vec::new();
         for i in 0..6 {
             let cap = shapes.sample(split, i).captions[0].clone();
             let (h, _) = model.embed(&[cap.as_str()])?;
-            rows.push((tensor_to_images(&model.generate(&z, &h.repeat([8, 1]))), Some(cap)));
+            rows.push((
+                tensor_to_images(&model.generate(&z, &h.repeat([8, 1]))),
+                Some(cap),
+            ));
         }
-        files.push((format!("Samples for {} captions (8 noise vectors each)", split.name()), save(&grid(&rows, 2), dir, name)?));
+        files.push((
+            format!(
+                "Samples for {} captions (8 noise vectors each)",
+                split.name()
+            ),
+            save(&grid(&rows, 2), dir, name)?,
+        ));
     }
     let pairs = [
-        ("a small red circle in the top left", "a small blue circle in the top left"),
-        ("a large yellow square in the centre", "a large yellow triangle in the centre"),
-        ("a small white square on the left", "a small white square on the right"),
+        (
+            "a small red circle in the top left",
+            "a small blue circle in the top left",
+        ),
+        (
+            "a large yellow square in the centre",
+            "a large yellow triangle in the centre",
+        ),
+        (
+            "a small white square on the left",
+            "a small white square on the right",
+        ),
     ];
     let mut rows = Vec::new();
     let z1 = model.noise(1, 11).repeat([8, 1]);
@@ -163,46 +219,93 @@ pub fn run(a: DemoArgs) -> Result<()> {
         let (h, _) = model.embed(&[t1, t2])?;
         let w = Tensor::linspace(0.0, 1.0, 8, (tch::Kind::Float, device)).unsqueeze(1);
         let hs = h.get(0).unsqueeze(0) * (1.0 - &w) + h.get(1).unsqueeze(0) * &w;
-        rows.push((tensor_to_images(&model.generate(&z1, &hs)), Some(format!("{t1} -> {t2}"))));
+        rows.push((
+            tensor_to_images(&model.generate(&z1, &hs)),
+            Some(format!("{t1} -> {t2}")),
+        ));
     }
-    files.push(("Sentence interpolation (fixed noise)".into(), save(&grid(&rows, 2), dir, "sentence_interpolation.png")?));
+    files.push((
+        "Sentence interpolation (fixed noise)".into(),
+        save(&grid(&rows, 2), dir, "sentence_interpolation.png")?,
+    ));
     let mut rows = Vec::new();
-    for (k, t) in ["a big green square at the bottom", "a small orange triangle in the top right"].iter().enumerate() {
+    for (k, t) in [
+        "a big green square at the bottom",
+        "a small orange triangle in the top right",
+    ]
+    .iter()
+    .enumerate()
+    {
         let zz = model.noise(2, 20 + k as u64);
         let w = Tensor::linspace(0.0, 1.0, 8, (tch::Kind::Float, device)).unsqueeze(1);
         let zs = zz.get(0).unsqueeze(0) * (1.0 - &w) + zz.get(1).unsqueeze(0) * &w;
         let (h, _) = model.embed(&[t])?;
-        rows.push((tensor_to_images(&model.generate(&zs, &h.repeat([8, 1]))), Some(format!("{t} (noise interpolation)"))));
+        rows.push((
+            tensor_to_images(&model.generate(&zs, &h.repeat([8, 1]))),
+            Some(format!("{t} (noise interpolation)")),
+        ));
     }
-    files.push(("Noise interpolation (fixed text): the style changes, the content stays".into(), save(&grid(&rows, 2), dir, "noise_interpolation.png")?));
+    files.push((
+        "Noise interpolation (fixed text): the style changes, the content stays".into(),
+        save(&grid(&rows, 2), dir, "noise_interpolation.png")?,
+    ));
     // style transfer: query images and the new captions' results
-    let queries: Vec<_> = (0..8).map(|i| shapes.sample(Split::Test, 100 + i)).collect();
+    let queries: Vec<_> = (0..8)
+        .map(|i| shapes.sample(Split::Test, 100 + i))
+        .collect();
     let q: Vec<&[u8]> = queries.iter().map(|s| s.pixels.as_slice()).collect();
-    let mut rows = vec![(tensor_to_images(&images_to_tensor(&q, 32)), Some("query images (style)".to_string()))];
-    for t in ["a large red circle in the centre", "a small blue square in the bottom right"] {
+    let mut rows = vec![(
+        tensor_to_images(&images_to_tensor(&q, 32)),
+        Some("query images (style)".to_string()),
+    )];
+    for t in [
+        "a large red circle in the centre",
+        "a small blue square in the bottom right",
+    ] {
         let caps = vec![t; 8];
-        rows.push((tensor_to_images(&style_transfer(model, &q, 32, &caps)?), Some(t.to_string())));
+        rows.push((
+            tensor_to_images(&style_transfer(model, &q, 32, &caps)?),
+            Some(t.to_string()),
+        ));
     }
-    files.push(("Style transfer: G(S(query), new text)".into(), save(&grid(&rows, 2), dir, "style_transfer.png")?));
+    files.push((
+        "Style transfer: G(S(query), new text)".into(),
+        save(&grid(&rows, 2), dir, "style_transfer.png")?,
+    ));
     let last_sample = run.sample(trainer.step);
 
     summary["images"] = json!(files.iter().map(|f| f.1.clone()).collect::<Vec<_>>());
     summary["total_seconds"] = json!(start.elapsed().as_secs_f64());
-    t2i::imageio::write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    t2i::imageio::write_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     let html = html_summary(&summary, &files);
     t2i::imageio::write_atomic(&dir.join("index.html"), html.as_bytes())?;
     print_summary(&summary);
     println!("demo finished in {:.0} s", start.elapsed().as_secs_f64());
     println!("summary: {}", dir.join("index.html").display());
     println!("scores:  {}", dir.join("summary.json").display());
-    println!("run:     {} (last grid {})", run.root.display(), last_sample.display());
+    println!(
+        "run:     {} (last grid {})",
+        run.root.display(),
+        last_sample.display()
+    );
     Ok(())
 }
 
 fn html_summary(s: &Value, files: &[(String, String)]) -> String {
-    let pct = |x: &Value| x.as_f64().map(|f| format!("{:.1}%", 100.0 * f)).unwrap_or_else(|| "n/a".into());
+    let pct = |x: &Value| {
+        x.as_f64()
+            .map(|f| format!("{:.1}%", 100.0 * f))
+            .unwrap_or_else(|| "n/a".into())
+    };
     let mut rows = String::new();
-    for (key, label) in [("untrained", "untrained generator"), ("held_in", "held-in captions"), ("held_out", "held-out compositions")] {
+    for (key, label) in [
+        ("untrained", "untrained generator"),
+        ("held_in", "held-in captions"),
+        ("held_out", "held-out compositions"),
+    ] {
         if let Some(v) = s.get(key) {
             rows += &format!(
                 "<tr><td>{label}</td><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",

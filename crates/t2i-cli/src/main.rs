@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "t2i", version, about = "Text-to-image GANs (GAN-INT-CLS, GAWWN, StackGAN, AttnGAN, StyleT2I) on CPU or GPU")]
+#[command(
+    name = "t2i",
+    version,
+    about = "Text-to-image GANs (GAN-INT-CLS, GAWWN, StackGAN, AttnGAN, StyleT2I) on CPU or GPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,15 +65,26 @@ enum DataCommand {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("T2I_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("T2I_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Data { what: DataCommand::Shapes { out, size, max_objects, train, test, seed } } => {
-            commands::data_shapes(&out, size, max_objects, train, test, seed)
-        }
+        Command::Data {
+            what:
+                DataCommand::Shapes {
+                    out,
+                    size,
+                    max_objects,
+                    train,
+                    test,
+                    seed,
+                },
+        } => commands::data_shapes(&out, size, max_objects, train, test, seed),
         Command::Train(a) => commands::train(a),
         Command::Generate(a) => commands::generate(a),
         Command::Eval(a) => commands::eval(a),

@@ -62,7 +62,11 @@ fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
         })
         .collect();
     v.sort_by(|a, b| a.total_cmp(b));
-    Timing { median_ms: v[v.len() / 2], min_ms: v[0], repeats: v.len() }
+    Timing {
+        median_ms: v[v.len() / 2],
+        min_ms: v[0],
+        repeats: v.len(),
+    }
 }
 
 /// Results of `t2i bench`.
@@ -86,7 +90,13 @@ impl BenchReport {
     pub fn table(&self) -> String {
         let mut s = format!(
             "{} {} ({}x{}, batch {}, {}, {} threads)\n",
-            self.model, self.preset, self.image_size, self.image_size, self.batch_size, self.device, self.threads
+            self.model,
+            self.preset,
+            self.image_size,
+            self.image_size,
+            self.batch_size,
+            self.device,
+            self.threads
         );
         s += &format!("{:<26} {:>12} {:>12}\n", "what", "median ms", "min ms");
         for (n, t) in [
@@ -106,9 +116,11 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -116,16 +128,25 @@ pub fn peak_rss_mib() -> f64 {
 
 /// Times a training iteration and generation of GAN-INT-CLS on synthetic
 /// shapes data (an untrained text encoder: its speed is what matters).
-pub fn bench_gan_int_cls(c: &GanIntClsConfig, device: Device, repeats: usize) -> Result<BenchReport> {
+pub fn bench_gan_int_cls(
+    c: &GanIntClsConfig,
+    device: Device,
+    repeats: usize,
+) -> Result<BenchReport> {
     let shapes = Shapes::new(ShapesConfig {
         image_size: c.image_size as u32,
         train_size: (c.batch_size as usize * 4).max(256),
         test_size: 64,
         ..Default::default()
     })?;
-    let caps: Vec<String> = (0..64).flat_map(|i| shapes.sample(Split::Train, i).captions).collect();
+    let caps: Vec<String> = (0..64)
+        .flat_map(|i| shapes.sample(Split::Train, i).captions)
+        .collect();
     let vocab = Vocab::build(caps.iter().map(String::as_str), 1);
-    let enc_cfg = GruEncoderConfig { sentence_dim: c.text_dim, ..GruEncoderConfig::tiny() };
+    let enc_cfg = GruEncoderConfig {
+        sentence_dim: c.text_dim,
+        ..GruEncoderConfig::tiny()
+    };
     let encoder = GruEncoder::new(enc_cfg, vocab, device);
     let data = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
     let model = GanIntClsModel::new(c.clone(), encoder, device);

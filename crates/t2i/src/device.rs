@@ -6,9 +6,19 @@ use tch::Device;
 
 /// Parses a device name; asking for CUDA where there is none is an error.
 pub fn parse_device(name: &str) -> Result<Device> {
-    let cuda_count = || if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
+    let cuda_count = || {
+        if tch::Cuda::is_available() {
+            tch::Cuda::device_count() as usize
+        } else {
+            0
+        }
+    };
     match name {
-        "auto" => Ok(if cuda_count() > 0 { Device::Cuda(0) } else { Device::Cpu }),
+        "auto" => Ok(if cuda_count() > 0 {
+            Device::Cuda(0)
+        } else {
+            Device::Cpu
+        }),
         "cpu" => Ok(Device::Cpu),
         _ => {
             let idx = match name.strip_prefix("cuda") {
@@ -16,8 +26,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
                 Some(rest) => rest
                     .strip_prefix(':')
                     .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| Error::Device(format!("unknown device '{name}' (use cpu, cuda or cuda:N)")))?,
-                None => return Err(Error::Device(format!("unknown device '{name}' (use cpu, cuda or cuda:N)"))),
+                    .ok_or_else(|| {
+                        Error::Device(format!("unknown device '{name}' (use cpu, cuda or cuda:N)"))
+                    })?,
+                None => {
+                    return Err(Error::Device(format!(
+                        "unknown device '{name}' (use cpu, cuda or cuda:N)"
+                    )))
+                }
             };
             let n = cuda_count();
             if n == 0 {
@@ -26,10 +42,14 @@ pub fn parse_device(name: &str) -> Result<Device> {
                 } else {
                     "this build has no CUDA support (rebuild with T2I_CUDA=1 scripts/setup.sh and --features cuda)"
                 };
-                return Err(Error::Device(format!("device '{name}' requested but {why}")));
+                return Err(Error::Device(format!(
+                    "device '{name}' requested but {why}"
+                )));
             }
             if idx >= n {
-                return Err(Error::Device(format!("device '{name}' requested but only {n} CUDA device(s) exist")));
+                return Err(Error::Device(format!(
+                    "device '{name}' requested but only {n} CUDA device(s) exist"
+                )));
             }
             Ok(Device::Cuda(idx))
         }

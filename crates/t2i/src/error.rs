@@ -5,11 +5,17 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Checkpoint(String),
     #[error("caption {caption:?}: {source}")]
-    Caption { caption: String, source: crate::text::CaptionError },
+    Caption {
+        caption: String,
+        source: crate::text::CaptionError,
+    },
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
@@ -26,7 +32,10 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.display().to_string(), source }
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }
 

@@ -13,8 +13,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -32,7 +38,11 @@ pub struct Rgb {
 
 impl Rgb {
     pub fn new(width: u32, height: u32, fill: [u8; 3]) -> Self {
-        Self { width, height, data: fill.repeat((width * height) as usize) }
+        Self {
+            width,
+            height,
+            data: fill.repeat((width * height) as usize),
+        }
     }
     fn put(&mut self, x: u32, y: u32, c: [u8; 3]) {
         if x < self.width && y < self.height {
@@ -45,14 +55,21 @@ impl Rgb {
         for sy in 0..src.height {
             for sx in 0..src.width {
                 let i = ((sy * src.width + sx) * 3) as usize;
-                self.put(x + sx, y + sy, [src.data[i], src.data[i + 1], src.data[i + 2]]);
+                self.put(
+                    x + sx,
+                    y + sy,
+                    [src.data[i], src.data[i + 1], src.data[i + 2]],
+                );
             }
         }
     }
     /// Draws ASCII text with the 8x8 font at integer `scale`.
     pub fn text(&mut self, s: &str, x: u32, y: u32, scale: u32, colour: [u8; 3]) {
         for (k, ch) in s.chars().enumerate() {
-            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?')).unwrap_or([0; 8]);
+            let glyph = font8x8::BASIC_FONTS
+                .get(ch)
+                .or_else(|| font8x8::BASIC_FONTS.get('?'))
+                .unwrap_or([0; 8]);
             for (gy, row) in glyph.iter().enumerate() {
                 for gx in 0..8 {
                     if row & (1 << gx) != 0 {
@@ -70,8 +87,14 @@ impl Rgb {
     pub fn png(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let enc = image::codecs::png::PngEncoder::new(&mut out);
-        image::ImageEncoder::write_image(enc, &self.data, self.width, self.height, image::ExtendedColorType::Rgb8)
-            .map_err(|e| Error::Image(e.to_string()))?;
+        image::ImageEncoder::write_image(
+            enc,
+            &self.data,
+            self.width,
+            self.height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::Image(e.to_string()))?;
         Ok(out)
     }
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -79,9 +102,16 @@ impl Rgb {
     }
     /// Reads an image file and resizes it to `size x size`.
     pub fn load(path: &Path, size: u32) -> Result<Rgb> {
-        let img = image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
-        let img = img.resize_exact(size, size, image::imageops::FilterType::Triangle).to_rgb8();
-        Ok(Rgb { width: size, height: size, data: img.into_raw() })
+        let img =
+            image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+        let img = img
+            .resize_exact(size, size, image::imageops::FilterType::Triangle)
+            .to_rgb8();
+        Ok(Rgb {
+            width: size,
+            height: size,
+            data: img.into_raw(),
+        })
     }
 }
 
@@ -99,7 +129,11 @@ pub fn tensor_to_images(t: &Tensor) -> Vec<Rgb> {
             let numel = one.numel();
             let mut data = vec![0u8; numel];
             one.copy_data(&mut data, numel);
-            Rgb { width: w, height: h, data }
+            Rgb {
+                width: w,
+                height: h,
+                data,
+            }
         })
         .collect()
 }
@@ -133,13 +167,25 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// A grid of rows of images, each row with an optional label under it.
 pub fn grid(rows: &[(Vec<Rgb>, Option<String>)], pad: u32) -> Rgb {
-    let cell = rows.iter().flat_map(|r| r.0.first()).map(|i| i.width.max(i.height)).max().unwrap_or(32);
+    let cell = rows
+        .iter()
+        .flat_map(|r| r.0.first())
+        .map(|i| i.width.max(i.height))
+        .max()
+        .unwrap_or(32);
     let cols = rows.iter().map(|r| r.0.len()).max().unwrap_or(1) as u32;
     let width = (cols * (cell + pad) + pad).max(8 * 24);
     let chars = ((width - pad) / 8) as usize;
-    let labels: Vec<Vec<String>> =
-        rows.iter().map(|r| r.1.as_deref().map(|t| wrap(t, chars)).unwrap_or_default()).collect();
-    let height: u32 = pad + rows.iter().zip(&labels).map(|(_, l)| cell + pad + l.len() as u32 * 10).sum::<u32>();
+    let labels: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.1.as_deref().map(|t| wrap(t, chars)).unwrap_or_default())
+        .collect();
+    let height: u32 = pad
+        + rows
+            .iter()
+            .zip(&labels)
+            .map(|(_, l)| cell + pad + l.len() as u32 * 10)
+            .sum::<u32>();
     let mut out = Rgb::new(width, height, [255, 255, 255]);
     let mut y = pad;
     for ((imgs, _), lines) in rows.iter().zip(&labels) {

@@ -96,7 +96,9 @@ pub fn check(pixels: &[u8], size: u32, max_objects: usize) -> Reading {
     let background = nearest(top, &BACKGROUNDS);
 
     let thr2 = FG_THRESHOLD * FG_THRESHOLD;
-    let mask: Vec<bool> = (0..s * s).map(|i| dist2(at(i % s, i / s), bg[i / s]) > thr2).collect();
+    let mask: Vec<bool> = (0..s * s)
+        .map(|i| dist2(at(i % s, i / s), bg[i / s]) > thr2)
+        .collect();
     let mut label = vec![usize::MAX; s * s];
     let mut comps: Vec<Vec<usize>> = Vec::new();
     for start in 0..s * s {
@@ -139,7 +141,10 @@ pub fn check(pixels: &[u8], size: u32, max_objects: usize) -> Reading {
     comps.truncate(max_objects);
 
     let objects = comps.iter().map(|c| describe(c, s, &at)).collect();
-    Reading { objects, background }
+    Reading {
+        objects,
+        background,
+    }
 }
 
 fn describe(pix: &[usize], s: usize, at: &dyn Fn(usize, usize) -> [f32; 3]) -> Detected {
@@ -167,8 +172,19 @@ fn describe(pix: &[usize], s: usize, at: &dyn Fn(usize, usize) -> [f32; 3]) -> D
         for y in y0..y1 {
             for x in x0..x1 {
                 // template scaled to the box: work in box-normalised units
-                let (u, v) = ((x as f32 + 0.5 - cx) / (w / 2.0), (y as f32 + 0.5 - cy) / (h / 2.0));
-                let probe = ShapeObject { colour: 0, shape, size: 0, position: 0, cx: 0.0, cy: 0.0, r: 1.0 };
+                let (u, v) = (
+                    (x as f32 + 0.5 - cx) / (w / 2.0),
+                    (y as f32 + 0.5 - cy) / (h / 2.0),
+                );
+                let probe = ShapeObject {
+                    colour: 0,
+                    shape,
+                    size: 0,
+                    position: 0,
+                    cx: 0.0,
+                    cy: 0.0,
+                    r: 1.0,
+                };
                 if probe.contains(u, v) {
                     tmpl += 1;
                     if inside.contains(&(y * s + x)) {
@@ -228,7 +244,10 @@ pub fn agreement(wanted: &[ShapeObject], reading: &Reading) -> Vec<Agreement> {
                 if used[i] {
                     continue;
                 }
-                let (dx, dy) = ((d.bbox[0] + d.bbox[2]) / 2.0 - w.cx, (d.bbox[1] + d.bbox[3]) / 2.0 - w.cy);
+                let (dx, dy) = (
+                    (d.bbox[0] + d.bbox[2]) / 2.0 - w.cx,
+                    (d.bbox[1] + d.bbox[3]) / 2.0 - w.cy,
+                );
                 let dd = dx * dx + dy * dy;
                 if best.is_none_or(|b| dd < b.0) {
                     best = Some((dd, i));
@@ -268,7 +287,12 @@ mod tests {
     use super::*;
 
     fn accuracy(size: u32, max_objects: u8) -> f32 {
-        let ds = Shapes::new(ShapesConfig { image_size: size, max_objects, ..Default::default() }).unwrap();
+        let ds = Shapes::new(ShapesConfig {
+            image_size: size,
+            max_objects,
+            ..Default::default()
+        })
+        .unwrap();
         let (mut right, mut total) = (0, 0);
         for i in 0..400 {
             let s = ds.sample(Split::Train, i);
@@ -292,7 +316,10 @@ mod tests {
     fn checker_reads_real_renders() {
         for (size, n) in [(32, 1), (64, 1), (64, 2), (128, 2)] {
             let acc = accuracy(size, n);
-            assert!(acc >= 0.99, "checker accuracy {acc} at size {size}, {n} objects");
+            assert!(
+                acc >= 0.99,
+                "checker accuracy {acc} at size {size}, {n} objects"
+            );
         }
     }
 }

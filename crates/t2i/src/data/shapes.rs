@@ -144,15 +144,32 @@ pub struct ShapeObject {
 impl ShapeObject {
     /// Box `[x0, y0, x1, y1]` in pixels.
     pub fn bbox(&self) -> [f32; 4] {
-        [self.cx - self.r, self.cy - self.r, self.cx + self.r, self.cy + self.r]
+        [
+            self.cx - self.r,
+            self.cy - self.r,
+            self.cx + self.r,
+            self.cy + self.r,
+        ]
     }
     /// Keypoints: centre, top, bottom, left, right (x, y in pixels).
     pub fn keypoints(&self) -> [[f32; 2]; 5] {
         let (cx, cy, r) = (self.cx, self.cy, self.r);
         match SHAPES[self.shape] {
             // a triangle's left/right extremes lie on its base
-            "triangle" => [[cx, cy], [cx, cy - r], [cx, cy + r], [cx - r, cy + r], [cx + r, cy + r]],
-            _ => [[cx, cy], [cx, cy - r], [cx, cy + r], [cx - r, cy], [cx + r, cy]],
+            "triangle" => [
+                [cx, cy],
+                [cx, cy - r],
+                [cx, cy + r],
+                [cx - r, cy + r],
+                [cx + r, cy + r],
+            ],
+            _ => [
+                [cx, cy],
+                [cx, cy - r],
+                [cx, cy + r],
+                [cx - r, cy],
+                [cx + r, cy],
+            ],
         }
     }
     /// Whether the pixel centre `(px, py)` lies inside the object.
@@ -268,7 +285,13 @@ impl Shapes {
         let captions = (0..self.config.captions_per_image)
             .map(|_| caption(&mut rng, &objects))
             .collect();
-        ShapesSample { objects, background, gradient, pixels, captions }
+        ShapesSample {
+            objects,
+            background,
+            gradient,
+            pixels,
+            captions,
+        }
     }
 
     /// A colour-shape pair allowed in `split` (`first` is the first object).
@@ -312,7 +335,15 @@ impl Shapes {
                 }
                 let cx = rng.gen_range(lo_x..=hi_x);
                 let cy = rng.gen_range(lo_y..=hi_y);
-                let o = ShapeObject { colour, shape, size: size_i, position, cx, cy, r };
+                let o = ShapeObject {
+                    colour,
+                    shape,
+                    size: size_i,
+                    position,
+                    cx,
+                    cy,
+                    r,
+                };
                 let gap = 2.0;
                 let overlaps = objects.iter().any(|p| {
                     p.position == position
@@ -332,7 +363,11 @@ impl Shapes {
 /// a gradient).
 pub fn background_row(background: usize, gradient: bool, y: u32, size: u32) -> [f32; 3] {
     let base = BACKGROUNDS[background].1;
-    let t = if gradient && size > 1 { y as f32 / (size - 1) as f32 } else { 0.0 };
+    let t = if gradient && size > 1 {
+        y as f32 / (size - 1) as f32
+    } else {
+        0.0
+    };
     let f = 1.0 - t * (1.0 - GRADIENT_FACTOR);
     [base[0] as f32 * f, base[1] as f32 * f, base[2] as f32 * f]
 }
@@ -362,11 +397,34 @@ pub fn render(size: u32, objects: &[ShapeObject], background: usize, gradient: b
 fn position_phrase(rng: &mut ChaCha8Rng, position: usize) -> String {
     let name = POSITIONS[position];
     match position {
-        4 => pick(rng, &["in the centre", "in the middle", "at the center", "in the center"]).into(),
+        4 => pick(
+            rng,
+            &[
+                "in the centre",
+                "in the middle",
+                "at the center",
+                "in the center",
+            ],
+        )
+        .into(),
         0 | 2 | 6 | 8 => {
             let (v, h) = name.split_once(' ').unwrap_or((name, ""));
-            let v = if rng.gen_bool(0.5) { v } else if v == "top" { "upper" } else { "lower" };
-            let tmpl = pick(rng, &["in the {} {}", "at the {} {}", "in the {} {} corner", "near the {} {}"]);
+            let v = if rng.gen_bool(0.5) {
+                v
+            } else if v == "top" {
+                "upper"
+            } else {
+                "lower"
+            };
+            let tmpl = pick(
+                rng,
+                &[
+                    "in the {} {}",
+                    "at the {} {}",
+                    "in the {} {} corner",
+                    "near the {} {}",
+                ],
+            );
             tmpl.replacen("{}", v, 1).replacen("{}", h, 1)
         }
         1 | 7 => {
@@ -427,8 +485,13 @@ pub fn export_cub_layout(shapes: &Shapes, out: &std::path::Path) -> crate::Resul
             classes.push(format!("{:03}.{}_{}", classes.len() + 1, c.0, s));
         }
     }
-    let (mut images, mut labels, mut boxes, mut parts, mut split) =
-        (String::new(), String::new(), String::new(), String::new(), String::new());
+    let (mut images, mut labels, mut boxes, mut parts, mut split) = (
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
     let (mut train_f, mut test_f, mut held_f) = (String::new(), String::new(), String::new());
     let mut id = 0usize;
     for sp in [Split::Train, Split::Test, Split::HeldOut] {
@@ -441,7 +504,11 @@ pub fn export_cub_layout(shapes: &Shapes, out: &std::path::Path) -> crate::Resul
             let rel = format!("{class}/{name}");
             let dir = cub.join("images").join(class);
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-            let img = crate::imageio::Rgb { width: shapes.config.image_size, height: shapes.config.image_size, data: s.pixels.clone() };
+            let img = crate::imageio::Rgb {
+                width: shapes.config.image_size,
+                height: shapes.config.image_size,
+                data: s.pixels.clone(),
+            };
             img.save(&dir.join(format!("{name}.png")))?;
             let tdir = out.join("text").join(class);
             std::fs::create_dir_all(&tdir).map_err(|e| io(&tdir, e))?;
@@ -465,7 +532,11 @@ pub fn export_cub_layout(shapes: &Shapes, out: &std::path::Path) -> crate::Resul
     }
     let pdir = cub.join("parts");
     std::fs::create_dir_all(&pdir).map_err(|e| io(&pdir, e))?;
-    let class_list: String = classes.iter().enumerate().map(|(i, c)| format!("{} {c}\n", i + 1)).collect();
+    let class_list: String = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} {c}\n", i + 1))
+        .collect();
     let files = [
         (cub.join("images.txt"), images),
         (cub.join("image_class_labels.txt"), labels),
@@ -473,11 +544,17 @@ pub fn export_cub_layout(shapes: &Shapes, out: &std::path::Path) -> crate::Resul
         (cub.join("bounding_boxes.txt"), boxes),
         (cub.join("train_test_split.txt"), split),
         (pdir.join("part_locs.txt"), parts),
-        (pdir.join("parts.txt"), "1 centre\n2 top\n3 bottom\n4 left\n5 right\n".to_string()),
+        (
+            pdir.join("parts.txt"),
+            "1 centre\n2 top\n3 bottom\n4 left\n5 right\n".to_string(),
+        ),
         (out.join("train_filenames.txt"), train_f),
         (out.join("test_filenames.txt"), test_f),
         (out.join("heldout_filenames.txt"), held_f),
-        (out.join("shapes_config.toml"), toml::to_string(&shapes.config).unwrap_or_default()),
+        (
+            out.join("shapes_config.toml"),
+            toml::to_string(&shapes.config).unwrap_or_default(),
+        ),
     ];
     for (p, text) in files {
         crate::imageio::write_atomic(&p, text.as_bytes())?;
@@ -491,7 +568,11 @@ mod tests {
 
     #[test]
     fn deterministic_and_held_out_respected() {
-        let ds = Shapes::new(ShapesConfig { max_objects: 2, ..Default::default() }).unwrap();
+        let ds = Shapes::new(ShapesConfig {
+            max_objects: 2,
+            ..Default::default()
+        })
+        .unwrap();
         let a = ds.sample(Split::Train, 7);
         let b = ds.sample(Split::Train, 7);
         assert_eq!(a.pixels, b.pixels);
@@ -520,7 +601,15 @@ mod tests {
 
     #[test]
     fn bad_config_rejected() {
-        assert!(Shapes::new(ShapesConfig { image_size: 16, ..Default::default() }).is_err());
-        assert!(Shapes::new(ShapesConfig { max_objects: 3, ..Default::default() }).is_err());
+        assert!(Shapes::new(ShapesConfig {
+            image_size: 16,
+            ..Default::default()
+        })
+        .is_err());
+        assert!(Shapes::new(ShapesConfig {
+            max_objects: 3,
+            ..Default::default()
+        })
+        .is_err());
     }
 }

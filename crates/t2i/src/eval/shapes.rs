@@ -69,7 +69,13 @@ impl Tally {
 
 /// Generates one image per caption of the first `n` images of `split`
 /// (caption `k % captions` of image `k`, noise from `seed`) and scores them.
-pub fn shapes_accuracy(model: &GanIntClsModel, shapes: &Shapes, split: Split, n: usize, seed: u64) -> Result<ShapesScores> {
+pub fn shapes_accuracy(
+    model: &GanIntClsModel,
+    shapes: &Shapes,
+    split: Split,
+    n: usize,
+    seed: u64,
+) -> Result<ShapesScores> {
     let size = shapes.config.image_size;
     let max_obj = shapes.config.max_objects as usize;
     let mut tally = Tally::default();
@@ -77,7 +83,11 @@ pub fn shapes_accuracy(model: &GanIntClsModel, shapes: &Shapes, split: Split, n:
     while k < n {
         let m = (n - k).min(100);
         let samples: Vec<_> = (k..k + m).map(|i| shapes.sample(split, i)).collect();
-        let caps: Vec<&str> = samples.iter().enumerate().map(|(j, s)| s.captions[(k + j) % s.captions.len()].as_str()).collect();
+        let caps: Vec<&str> = samples
+            .iter()
+            .enumerate()
+            .map(|(j, s)| s.captions[(k + j) % s.captions.len()].as_str())
+            .collect();
         let (h, _) = model.embed(&caps)?;
         let z = model.noise(m as i64, seed.wrapping_add(k as u64));
         let images = tensor_to_images(&model.generate(&z, &h));
@@ -105,7 +115,11 @@ pub struct StyleTransferScores {
 }
 
 /// Query image `i` of the test split, new caption from test image `i + 1`.
-pub fn style_transfer_scores(model: &GanIntClsModel, shapes: &Shapes, n: usize) -> Result<StyleTransferScores> {
+pub fn style_transfer_scores(
+    model: &GanIntClsModel,
+    shapes: &Shapes,
+    n: usize,
+) -> Result<StyleTransferScores> {
     let size = shapes.config.image_size;
     let max_obj = shapes.config.max_objects as usize;
     let (mut kept, mut joint, mut both) = (0usize, 0usize, 0usize);
@@ -113,7 +127,9 @@ pub fn style_transfer_scores(model: &GanIntClsModel, shapes: &Shapes, n: usize) 
     while k < n {
         let m = (n - k).min(100);
         let queries: Vec<_> = (k..k + m).map(|i| shapes.sample(Split::Test, i)).collect();
-        let targets: Vec<_> = (k..k + m).map(|i| shapes.sample(Split::Test, i + n)).collect();
+        let targets: Vec<_> = (k..k + m)
+            .map(|i| shapes.sample(Split::Test, i + n))
+            .collect();
         let q: Vec<&[u8]> = queries.iter().map(|s| s.pixels.as_slice()).collect();
         let caps: Vec<&str> = targets.iter().map(|s| s.captions[0].as_str()).collect();
         let out = tensor_to_images(&style_transfer(model, &q, size, &caps)?);
@@ -128,5 +144,10 @@ pub fn style_transfer_scores(model: &GanIntClsModel, shapes: &Shapes, n: usize) 
         k += m;
     }
     let f = |x: usize| x as f64 / n.max(1) as f64;
-    Ok(StyleTransferScores { pairs: n, background_kept: f(kept), content_joint: f(joint), both: f(both) })
+    Ok(StyleTransferScores {
+        pairs: n,
+        background_kept: f(kept),
+        content_joint: f(joint),
+        both: f(both),
+    })
 }

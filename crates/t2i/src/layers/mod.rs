@@ -23,14 +23,36 @@ fn uniform(fan_in: i64) -> Init {
 fn inits(kind: InitKind, fan_in: i64) -> (Init, Init) {
     match kind {
         InitKind::PyTorch => (uniform(fan_in), uniform(fan_in)),
-        InitKind::DcGan => (Init::Randn { mean: 0.0, stdev: 0.02 }, Init::Const(0.0)),
+        InitKind::DcGan => (
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+            Init::Const(0.0),
+        ),
     }
 }
 
 /// 2-D convolution `k x k`.
-pub fn conv2d(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, pad: i64, bias: bool, init: InitKind) -> nn::Conv2D {
+pub fn conv2d(
+    p: nn::Path,
+    cin: i64,
+    cout: i64,
+    k: i64,
+    stride: i64,
+    pad: i64,
+    bias: bool,
+    init: InitKind,
+) -> nn::Conv2D {
     let (ws_init, bs_init) = inits(init, cin * k * k);
-    let cfg = nn::ConvConfig { stride, padding: pad, bias, ws_init, bs_init, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        stride,
+        padding: pad,
+        bias,
+        ws_init,
+        bs_init,
+        ..Default::default()
+    };
     nn::conv2d(p, cin, cout, k, cfg)
 }
 
@@ -46,14 +68,25 @@ pub fn conv_transpose2d(
     init: InitKind,
 ) -> nn::ConvTranspose2D {
     let (ws_init, bs_init) = inits(init, cout * k * k);
-    let cfg = nn::ConvTransposeConfig { stride, padding: pad, bias, ws_init, bs_init, ..Default::default() };
+    let cfg = nn::ConvTransposeConfig {
+        stride,
+        padding: pad,
+        bias,
+        ws_init,
+        bs_init,
+        ..Default::default()
+    };
     nn::conv_transpose2d(p, cin, cout, k, cfg)
 }
 
 /// Fully connected layer.
 pub fn linear(p: nn::Path, din: i64, dout: i64, bias: bool, init: InitKind) -> nn::Linear {
     let (ws_init, bs_init) = inits(init, din);
-    let cfg = nn::LinearConfig { ws_init, bs_init: bias.then_some(bs_init), bias };
+    let cfg = nn::LinearConfig {
+        ws_init,
+        bs_init: bias.then_some(bs_init),
+        bias,
+    };
     nn::linear(p, din, dout, cfg)
 }
 
@@ -61,8 +94,15 @@ pub fn linear(p: nn::Path, din: i64, dout: i64, bias: bool, init: InitKind) -> n
 pub fn batch_norm2d(p: nn::Path, c: i64, init: InitKind) -> nn::BatchNorm {
     let ws_init = match init {
         InitKind::PyTorch => Init::Const(1.0),
-        InitKind::DcGan => Init::Randn { mean: 1.0, stdev: 0.02 },
+        InitKind::DcGan => Init::Randn {
+            mean: 1.0,
+            stdev: 0.02,
+        },
     };
-    let cfg = nn::BatchNormConfig { ws_init, bs_init: Init::Const(0.0), ..Default::default() };
+    let cfg = nn::BatchNormConfig {
+        ws_init,
+        bs_init: Init::Const(0.0),
+        ..Default::default()
+    };
     nn::batch_norm2d(p, c, cfg)
 }

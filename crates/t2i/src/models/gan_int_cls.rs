@@ -113,8 +113,8 @@ impl GanIntClsConfig {
             supported_sizes: vec![32, 64],
             text_dim: 128,
             proj_dim: 64,
-            ngf: 64,
-            ndf: 64,
+            ngf: 32,
+            ndf: 32,
             ..Self::paper()
         }
     }
@@ -161,20 +161,55 @@ impl Generator {
         let mut ch = c.ngf << (n - 1);
         // 1x1 -> 4x4
         body = body
-            .add(layers::conv_transpose2d(&p / "deconv0", c.z_dim + c.proj_dim, ch, 4, 1, 0, false, InitKind::DcGan))
+            .add(layers::conv_transpose2d(
+                &p / "deconv0",
+                c.z_dim + c.proj_dim,
+                ch,
+                4,
+                1,
+                0,
+                false,
+                InitKind::DcGan,
+            ))
             .add(layers::batch_norm2d(&p / "bn0", ch, InitKind::DcGan))
             .add_fn(|x| x.relu());
         for i in 1..n {
             body = body
-                .add(layers::conv_transpose2d(&p / format!("deconv{i}"), ch, ch / 2, 4, 2, 1, false, InitKind::DcGan))
-                .add(layers::batch_norm2d(&p / format!("bn{i}"), ch / 2, InitKind::DcGan))
+                .add(layers::conv_transpose2d(
+                    &p / format!("deconv{i}"),
+                    ch,
+                    ch / 2,
+                    4,
+                    2,
+                    1,
+                    false,
+                    InitKind::DcGan,
+                ))
+                .add(layers::batch_norm2d(
+                    &p / format!("bn{i}"),
+                    ch / 2,
+                    InitKind::DcGan,
+                ))
                 .add_fn(|x| x.relu());
             ch /= 2;
         }
         body = body
-            .add(layers::conv_transpose2d(&p / format!("deconv{n}"), ch, 3, 4, 2, 1, false, InitKind::DcGan))
+            .add(layers::conv_transpose2d(
+                &p / format!("deconv{n}"),
+                ch,
+                3,
+                4,
+                2,
+                1,
+                false,
+                InitKind::DcGan,
+            ))
             .add_fn(|x| x.tanh());
-        Self { proj, body, z_dim: c.z_dim }
+        Self {
+            proj,
+            body,
+            z_dim: c.z_dim,
+        }
     }
 
     /// # Shapes
@@ -196,13 +231,35 @@ fn conv_body(p: &nn::Path, c: &GanIntClsConfig) -> (nn::SequentialT, i64) {
     let n = c.stages();
     let mut body = nn::seq_t();
     body = body
-        .add(layers::conv2d(p / "conv0", 3, c.ndf, 4, 2, 1, false, InitKind::DcGan))
+        .add(layers::conv2d(
+            p / "conv0",
+            3,
+            c.ndf,
+            4,
+            2,
+            1,
+            false,
+            InitKind::DcGan,
+        ))
         .add_fn(lrelu);
     let mut ch = c.ndf;
     for i in 1..n {
         body = body
-            .add(layers::conv2d(p / format!("conv{i}"), ch, ch * 2, 4, 2, 1, false, InitKind::DcGan))
-            .add(layers::batch_norm2d(p / format!("bn{i}"), ch * 2, InitKind::DcGan))
+            .add(layers::conv2d(
+                p / format!("conv{i}"),
+                ch,
+                ch * 2,
+                4,
+                2,
+                1,
+                false,
+                InitKind::DcGan,
+            ))
+            .add(layers::batch_norm2d(
+                p / format!("bn{i}"),
+                ch * 2,
+                InitKind::DcGan,
+            ))
             .add_fn(lrelu);
         ch *= 2;
     }
@@ -222,10 +279,25 @@ impl Discriminator {
     pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
         let (body, ch) = conv_body(&p, c);
         let proj = text_projection(&p / "text_proj", c);
-        let joint = layers::conv2d(&p / "joint", ch + c.proj_dim, ch, 1, 1, 0, false, InitKind::DcGan);
+        let joint = layers::conv2d(
+            &p / "joint",
+            ch + c.proj_dim,
+            ch,
+            1,
+            1,
+            0,
+            false,
+            InitKind::DcGan,
+        );
         let joint_bn = layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan);
         let out = layers::conv2d(&p / "out", ch, 1, 4, 1, 0, false, InitKind::DcGan);
-        Self { body, proj, joint, joint_bn, out }
+        Self {
+            body,
+            proj,
+            joint,
+            joint_bn,
+            out,
+        }
     }
 
     /// One logit per (image, text) pair.
@@ -236,7 +308,9 @@ impl Discriminator {
         let f = self.body.forward_t(x, train); // [batch, ch, 4, 4]
         let t = lrelu(&self.proj.forward(h)); // [batch, proj]
         let t = t.unsqueeze(-1).unsqueeze(-1).expand([-1, -1, 4, 4], false); // [batch, proj, 4, 4]
-        let j = Tensor::cat(&[f, t], 1).apply(&self.joint).apply_t(&self.joint_bn, train);
+        let j = Tensor::cat(&[f, t], 1)
+            .apply(&self.joint)
+            .apply_t(&self.joint_bn, train);
         lrelu(&j).apply(&self.out).view([-1]) // [batch]
     }
 }
@@ -256,7 +330,10 @@ impl StyleEncoder {
     /// # Shapes
     /// `x`: `[batch, 3, size, size]` -> `[batch, z_dim]`
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.body.forward_t(x, train).flatten(1, -1).apply(&self.head)
+        self.body
+            .forward_t(x, train)
+            .flatten(1, -1)
+            .apply(&self.head)
     }
 }
 

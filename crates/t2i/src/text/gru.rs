@@ -35,11 +35,21 @@ pub struct GruEncoderConfig {
 impl GruEncoderConfig {
     /// For the shapes data set and the `tiny` presets.
     pub fn tiny() -> Self {
-        Self { embed_dim: 64, hidden: 64, sentence_dim: 128, max_len: 24 }
+        Self {
+            embed_dim: 64,
+            hidden: 64,
+            sentence_dim: 128,
+            max_len: 24,
+        }
     }
     /// The papers' 1024-d sentence vector.
     pub fn paper() -> Self {
-        Self { embed_dim: 300, hidden: 256, sentence_dim: 1024, max_len: 30 }
+        Self {
+            embed_dim: 300,
+            hidden: 256,
+            sentence_dim: 1024,
+            max_len: 30,
+        }
     }
 }
 
@@ -59,15 +69,38 @@ impl GruEncoder {
     pub fn new(config: GruEncoderConfig, vocab: Vocab, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let p = vs.root();
-        let embed = nn::embedding(&p / "embed", vocab.len() as i64, config.embed_dim, Default::default());
+        let embed = nn::embedding(
+            &p / "embed",
+            vocab.len() as i64,
+            config.embed_dim,
+            Default::default(),
+        );
         let gru = nn::gru(
             &p / "gru",
             config.embed_dim,
             config.hidden,
-            nn::RNNConfig { bidirectional: true, batch_first: true, ..Default::default() },
+            nn::RNNConfig {
+                bidirectional: true,
+                batch_first: true,
+                ..Default::default()
+            },
         );
-        let out = layers::linear(&p / "out", 2 * config.hidden, config.sentence_dim, true, InitKind::PyTorch);
-        Self { config, vocab, vs, embed, gru, out, source: "untrained".into() }
+        let out = layers::linear(
+            &p / "out",
+            2 * config.hidden,
+            config.sentence_dim,
+            true,
+            InitKind::PyTorch,
+        );
+        Self {
+            config,
+            vocab,
+            vs,
+            embed,
+            gru,
+            out,
+            source: "untrained".into(),
+        }
     }
 
     /// Word ids padded to the longest caption. `[batch, words]`
@@ -77,7 +110,10 @@ impl GruEncoder {
             .map(|c| {
                 self.vocab
                     .encode(c, self.config.max_len)
-                    .map_err(|source| Error::Caption { caption: c.to_string(), source })
+                    .map_err(|source| Error::Caption {
+                        caption: c.to_string(),
+                        source,
+                    })
             })
             .collect::<Result<_>>()?;
         let t = enc.iter().map(|e| e.ids.len()).max().unwrap_or(1);
@@ -85,7 +121,9 @@ impl GruEncoder {
             .iter()
             .flat_map(|e| e.ids.iter().copied().chain(std::iter::repeat(PAD)).take(t))
             .collect();
-        let ids = Tensor::from_slice(&flat).view([captions.len() as i64, t as i64]).to_device(self.vs.device());
+        let ids = Tensor::from_slice(&flat)
+            .view([captions.len() as i64, t as i64])
+            .to_device(self.vs.device());
         Ok((ids, enc))
     }
 
@@ -95,18 +133,27 @@ impl GruEncoder {
         let x = self.embed.forward(ids); // [batch, words, embed]
         let (words, _) = self.gru.seq(&x); // [batch, words, 2*hidden]
         let m = mask.unsqueeze(-1).to_kind(Kind::Float);
-        let mean = (&words * &m).sum_dim_intlist(1, false, Kind::Float) / m.sum_dim_intlist(1, false, Kind::Float);
+        let mean = (&words * &m).sum_dim_intlist(1, false, Kind::Float)
+            / m.sum_dim_intlist(1, false, Kind::Float);
         // unit RMS per entry: cosine geometry for the joint loss, O(1) inputs for generators
         let s = self.out.forward(&mean);
-        let sentence = &s / s.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8) * (self.config.sentence_dim as f64).sqrt();
-        TextFeatures { sentence, words, mask }
+        let sentence = &s / s.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8)
+            * (self.config.sentence_dim as f64).sqrt();
+        TextFeatures {
+            sentence,
+            words,
+            mask,
+        }
     }
 
     /// Metadata describing this encoder (kind, config, vocabulary, source).
     pub fn describe(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         m.insert("text_encoder.kind".into(), "gru".into());
-        m.insert("text_encoder.config".into(), serde_json::to_string(&self.config).unwrap_or_default());
+        m.insert(
+            "text_encoder.config".into(),
+            serde_json::to_string(&self.config).unwrap_or_default(),
+        );
         m.insert("text_encoder.vocab".into(), self.vocab.to_json());
         m.insert("text_encoder.source".into(), self.source.clone());
         m
@@ -120,7 +167,10 @@ impl GruEncoder {
     /// Rebuilds the encoder stored in a checkpoint (its own or a model's).
     pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
         if ck.meta("text_encoder.kind")? != "gru" {
-            return Err(Error::Checkpoint(format!("unsupported text encoder '{}'", ck.meta("text_encoder.kind")?)));
+            return Err(Error::Checkpoint(format!(
+                "unsupported text encoder '{}'",
+                ck.meta("text_encoder.kind")?
+            )));
         }
         let config: GruEncoderConfig = serde_json::from_str(ck.meta("text_encoder.config")?)
             .map_err(|e| Error::Checkpoint(format!("text encoder config: {e}")))?;
@@ -166,8 +216,21 @@ impl JointImageEncoder {
         let mut seq = nn::seq_t();
         let mut c = 3;
         for (i, w) in [32, 64, 128, 128].into_iter().enumerate() {
-            seq = seq.add(layers::conv2d(&p / format!("conv{i}"), c, w, 3, 2, 1, true, InitKind::PyTorch));
-            seq = seq.add(layers::batch_norm2d(&p / format!("bn{i}"), w, InitKind::PyTorch));
+            seq = seq.add(layers::conv2d(
+                &p / format!("conv{i}"),
+                c,
+                w,
+                3,
+                2,
+                1,
+                true,
+                InitKind::PyTorch,
+            ));
+            seq = seq.add(layers::batch_norm2d(
+                &p / format!("bn{i}"),
+                w,
+                InitKind::PyTorch,
+            ));
             seq = seq.add_fn(|x| x.leaky_relu());
             c = w;
         }

@@ -54,12 +54,21 @@ impl Vocab {
             }
         }
         let mut words = vec!["<pad>".to_string(), "<unk>".to_string()];
-        words.extend(counts.into_iter().filter(|(_, n)| *n >= min_count).map(|(w, _)| w));
+        words.extend(
+            counts
+                .into_iter()
+                .filter(|(_, n)| *n >= min_count)
+                .map(|(w, _)| w),
+        );
         Self::from_words(words)
     }
 
     pub fn from_words(words: Vec<String>) -> Self {
-        let index = words.iter().enumerate().map(|(i, w)| (w.clone(), i as i64)).collect();
+        let index = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as i64))
+            .collect();
         Self { words, index }
     }
 
@@ -118,7 +127,10 @@ mod tests {
         assert_eq!(e.ids[2], UNK);
         assert_eq!(e.unknown, vec!["zebra".to_string()]);
         assert_eq!(v.encode("  ", 10), Err(CaptionError::Empty));
-        assert!(matches!(v.encode("zebra giraffe", 10), Err(CaptionError::AllUnknown(_))));
+        assert!(matches!(
+            v.encode("zebra giraffe", 10),
+            Err(CaptionError::AllUnknown(_))
+        ));
         assert_eq!(Vocab::from_json(&v.to_json()).unwrap(), v);
     }
 }

@@ -57,7 +57,10 @@ impl Checkpoint {
 
 /// Named variables of a VarStore under `prefix.`.
 pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
-    vs.variables().into_iter().map(|(n, t)| (format!("{prefix}.{n}"), t)).collect()
+    vs.variables()
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}.{n}"), t))
+        .collect()
 }
 
 fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
@@ -68,19 +71,31 @@ fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
         Kind::Int64 => {
             let mut v = vec![0i64; n];
             t.copy_data(&mut v, n);
-            Ok((Dtype::I64, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            Ok((
+                Dtype::I64,
+                shape,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ))
         }
         _ => {
             let t = t.to_kind(Kind::Float);
             let mut v = vec![0f32; n];
             t.copy_data(&mut v, n);
-            Ok((Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            Ok((
+                Dtype::F32,
+                shape,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ))
         }
     }
 }
 
 /// Writes tensors and metadata atomically (temp file + rename).
-pub fn save(path: &Path, meta: &BTreeMap<String, String>, tensors: &[(String, Tensor)]) -> Result<()> {
+pub fn save(
+    path: &Path,
+    meta: &BTreeMap<String, String>,
+    tensors: &[(String, Tensor)],
+) -> Result<()> {
     let mut owned = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let (dtype, shape, data) = to_bytes(t)?;
@@ -88,22 +103,39 @@ pub fn save(path: &Path, meta: &BTreeMap<String, String>, tensors: &[(String, Te
     }
     let views: Vec<(String, TensorView)> = owned
         .iter()
-        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b).map_err(|e| Error::Checkpoint(e.to_string()))?)))
+        .map(|(n, d, s, b)| {
+            Ok((
+                n.clone(),
+                TensorView::new(*d, s.clone(), b).map_err(|e| Error::Checkpoint(e.to_string()))?,
+            ))
+        })
         .collect::<Result<_>>()?;
-    let mut meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut meta: HashMap<String, String> =
+        meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     meta.insert(FORMAT_KEY.into(), FORMAT.into());
-    let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| Error::Checkpoint(e.to_string()))?;
+    let bytes =
+        safetensors::serialize(views, &Some(meta)).map_err(|e| Error::Checkpoint(e.to_string()))?;
     crate::imageio::write_atomic(path, &bytes)
 }
 
 /// Reads a checkpoint; a missing, truncated or foreign file is a clear error.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |why: String| Error::Checkpoint(format!("{} is not a valid t2i checkpoint: {why}", path.display()));
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let bad = |why: String| {
+        Error::Checkpoint(format!(
+            "{} is not a valid t2i checkpoint: {why}",
+            path.display()
+        ))
+    };
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
-    let meta: BTreeMap<String, String> =
-        header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let meta: BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
         return Err(bad("no t2i format marker".into()));
     }

@@ -11,8 +11,8 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
-    discriminator_loss, generator_loss, interpolate_text, mean_prob, Discriminator, GanIntClsConfig, Generator,
-    StyleEncoder,
+    discriminator_loss, generator_loss, interpolate_text, mean_prob, Discriminator,
+    GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::{Encoded, GruEncoder, TextEncoder};
 use rand::{Rng, SeedableRng};
@@ -42,7 +42,16 @@ impl GanIntClsModel {
         let g = Generator::new(g_vs.root(), &config);
         let s_vs = nn::VarStore::new(device);
         let s = StyleEncoder::new(s_vs.root(), &config);
-        Self { config, encoder, g_vs, g, s_vs, s, style_trained: false, device }
+        Self {
+            config,
+            encoder,
+            g_vs,
+            g,
+            s_vs,
+            s,
+            style_trained: false,
+            device,
+        }
     }
 
     /// Loads a model from a checkpoint file.
@@ -54,7 +63,9 @@ impl GanIntClsModel {
     pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
         let model = ck.meta("model")?;
         if model != "gan-int-cls" {
-            return Err(Error::Checkpoint(format!("checkpoint holds a '{model}' model, not gan-int-cls")));
+            return Err(Error::Checkpoint(format!(
+                "checkpoint holds a '{model}' model, not gan-int-cls"
+            )));
         }
         let config: GanIntClsConfig = toml::from_str(ck.meta("config")?)
             .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
@@ -77,9 +88,7 @@ impl GanIntClsModel {
     /// Noise for `n` samples from `seed`, drawn on the CPU so that it is the
     /// same whatever the device. `[n, z_dim]`
     pub fn noise(&self, n: i64, seed: u64) -> Tensor {
-        let _guard = tch::no_grad_guard();
-        tch::manual_seed(seed as i64);
-        Tensor::randn([n, self.config.z_dim], (Kind::Float, Device::Cpu)).to_device(self.device)
+        super::normal(n, self.config.z_dim, seed, self.device)
     }
 
     /// G(z, h) in inference mode. `[n, 3, size, size]` in [-1, 1]
@@ -152,13 +161,28 @@ pub struct ShapesTensors {
 }
 
 impl ShapesTensors {
-    pub fn build(shapes: &Shapes, split: Split, encoder: &GruEncoder, device: Device) -> Result<Self> {
+    pub fn build(
+        shapes: &Shapes,
+        split: Split,
+        encoder: &GruEncoder,
+        device: Device,
+    ) -> Result<Self> {
         let n = shapes.len(split);
         let samples: Vec<ShapesSample> = (0..n).map(|i| shapes.sample(split, i)).collect();
         let s = shapes.config.image_size as i64;
-        let flat: Vec<u8> = samples.iter().flat_map(|x| x.pixels.iter().copied()).collect();
-        let images = Tensor::from_slice(&flat).view([n as i64, s, s, 3]).permute([0, 3, 1, 2]).contiguous().to_device(device);
-        let caps: Vec<&str> = samples.iter().flat_map(|x| x.captions.iter().map(String::as_str)).collect();
+        let flat: Vec<u8> = samples
+            .iter()
+            .flat_map(|x| x.pixels.iter().copied())
+            .collect();
+        let images = Tensor::from_slice(&flat)
+            .view([n as i64, s, s, 3])
+            .permute([0, 3, 1, 2])
+            .contiguous()
+            .to_device(device);
+        let caps: Vec<&str> = samples
+            .iter()
+            .flat_map(|x| x.captions.iter().map(String::as_str))
+            .collect();
         let mut parts = Vec::new();
         tch::no_grad(|| -> Result<()> {
             for chunk in caps.chunks(512) {
@@ -175,7 +199,13 @@ impl ShapesTensors {
                 *keys.entry(x.class_key()).or_insert(k)
             })
             .collect();
-        Ok(Self { images, embeddings, captions_per_image: shapes.config.captions_per_image, classes, samples })
+        Ok(Self {
+            images,
+            embeddings,
+            captions_per_image: shapes.config.captions_per_image,
+            classes,
+            samples,
+        })
     }
 
     /// Batch of step `step`: images in [-1, 1], right and wrong (other class)
@@ -202,8 +232,12 @@ impl ShapesTensors {
         let dev = self.images.device();
         let idx = Tensor::from_slice(&idx).to_device(dev);
         let x = self.images.index_select(0, &idx).to_kind(Kind::Float) / 127.5 - 1.0;
-        let h = self.embeddings.index_select(0, &Tensor::from_slice(&right).to_device(dev));
-        let hw = self.embeddings.index_select(0, &Tensor::from_slice(&wrong).to_device(dev));
+        let h = self
+            .embeddings
+            .index_select(0, &Tensor::from_slice(&right).to_device(dev));
+        let hw = self
+            .embeddings
+            .index_select(0, &Tensor::from_slice(&wrong).to_device(dev));
         (x, h, hw)
     }
 }
@@ -237,18 +271,37 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(model: GanIntClsModel, data: ShapesTensors, data_config: ShapesConfig, seed: u64) -> Self {
+    pub fn new(
+        model: GanIntClsModel,
+        data: ShapesTensors,
+        data_config: ShapesConfig,
+        seed: u64,
+    ) -> Self {
         let c = &model.config;
         let d_vs = nn::VarStore::new(model.device);
         let d = Discriminator::new(d_vs.root(), c);
         let opt_g = Adam::new(&model.g_vs, c.lr, c.beta1, c.beta2);
         let opt_d = Adam::new(&d_vs, c.lr, c.beta1, c.beta2);
-        Self { model, d_vs, d, opt_g, opt_d, step: 0, seed, data, data_config }
+        Self {
+            model,
+            d_vs,
+            d,
+            opt_g,
+            opt_d,
+            step: 0,
+            seed,
+            data,
+            data_config,
+        }
     }
 
     fn set_lr(&mut self) {
         let c = &self.model.config;
-        let lr = if c.lr_halve_every > 0 { c.lr * 0.5f64.powi((self.step / c.lr_halve_every) as i32) } else { c.lr };
+        let lr = if c.lr_halve_every > 0 {
+            c.lr * 0.5f64.powi((self.step / c.lr_halve_every) as i32)
+        } else {
+            c.lr
+        };
         self.opt_g.lr = lr;
         self.opt_d.lr = lr;
     }
@@ -259,13 +312,13 @@ impl Trainer {
         let c = self.model.config.clone();
         let v = c.variant;
         let (x, h, hw) = self.data.batch(self.seed, self.step, c.batch_size);
-        tch::manual_seed(step_seed(self.seed, self.step) as i64);
         let dev = self.model.device;
-        let z = Tensor::randn([c.batch_size, c.z_dim], (Kind::Float, dev));
+        let seed = step_seed(self.seed, self.step);
+        let z = super::normal(c.batch_size, c.z_dim, seed, dev);
         let fake = self.model.g.forward_t(&z, &h, true); // [batch, 3, s, s]
         let (h_int, fake_int) = if v.int() {
             let hi = interpolate_text(&h, c.int_beta);
-            let z2 = Tensor::randn([c.batch_size, c.z_dim], (Kind::Float, dev));
+            let z2 = super::normal(c.batch_size, c.z_dim, seed ^ 0x1A7, dev);
             let f = self.model.g.forward_t(&z2, &hi, true);
             (Some(hi), Some(f))
         } else {
@@ -314,10 +367,11 @@ impl Trainer {
         let mut last = f64::NAN;
         for k in 0..steps {
             let (_, h, _) = self.data.batch(self.seed ^ 0x57, k, c.batch_size);
-            tch::manual_seed(step_seed(self.seed ^ 0x57, k) as i64);
-            let z = Tensor::randn([c.batch_size, c.z_dim], (Kind::Float, self.model.device));
+            let z = super::normal(c.batch_size, c.z_dim, step_seed(self.seed ^ 0x57, k), self.model.device);
             let x = tch::no_grad(|| self.model.g.forward_t(&z, &h, false));
-            let loss = (self.model.s.forward_t(&x, true) - &z).square().mean(Kind::Float);
+            let loss = (self.model.s.forward_t(&x, true) - &z)
+                .square()
+                .mean(Kind::Float);
             opt.zero_grad();
             loss.backward();
             opt.step();
@@ -335,11 +389,20 @@ impl Trainer {
         let m = &self.model;
         let mut meta = m.encoder.describe();
         meta.insert("model".into(), "gan-int-cls".into());
-        meta.insert("config".into(), toml::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?);
-        meta.insert("data".into(), toml::to_string(&self.data_config).map_err(|e| Error::Config(e.to_string()))?);
+        meta.insert(
+            "config".into(),
+            toml::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert(
+            "data".into(),
+            toml::to_string(&self.data_config).map_err(|e| Error::Config(e.to_string()))?,
+        );
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
-        meta.insert("rng".into(), format!("step_seed(seed={}, step={})", self.seed, self.step));
+        meta.insert(
+            "rng".into(),
+            format!("step_seed(seed={}, step={})", self.seed, self.step),
+        );
         meta.insert("versions".into(), versions());
         meta.insert("device".into(), device_name(m.device));
         meta.insert("style_trained".into(), m.style_trained.to_string());
@@ -356,9 +419,16 @@ impl Trainer {
     /// part was loaded with [`GanIntClsModel::from_checkpoint`].
     pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
         ck.load_into(&mut self.d_vs, "D")?;
-        self.opt_g.load_state("optim.G", &ck.tensors).map_err(Error::Checkpoint)?;
-        self.opt_d.load_state("optim.D", &ck.tensors).map_err(Error::Checkpoint)?;
-        self.step = ck.meta("step")?.parse().map_err(|_| Error::Checkpoint("bad step in checkpoint".into()))?;
+        self.opt_g
+            .load_state("optim.G", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        self.opt_d
+            .load_state("optim.D", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        self.step = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step in checkpoint".into()))?;
         Ok(())
     }
 
@@ -387,7 +457,12 @@ pub struct RunReport {
 }
 
 /// Runs (or resumes) GAN training in `run`, then trains the style encoder.
-pub fn train_run(trainer: &mut Trainer, run: &RunDir, opts: &TrainOptions, stop: &StopFlag) -> Result<RunReport> {
+pub fn train_run(
+    trainer: &mut Trainer,
+    run: &RunDir,
+    opts: &TrainOptions,
+    stop: &StopFlag,
+) -> Result<RunReport> {
     let start = Instant::now();
     let sample_caps: Vec<String> = (0..6).map(|i| trainer.data_sample_caption(i)).collect();
     let pb = crate::progress::bar(opts.steps as u64, "gan-int-cls", opts.progress);
@@ -405,18 +480,23 @@ pub fn train_run(trainer: &mut Trainer, run: &RunDir, opts: &TrainOptions, stop:
         let s = trainer.train_step();
         if !(s.loss_d.is_finite() && s.loss_g.is_finite()) {
             trainer.save(&run.last_checkpoint())?;
-            return Err(Error::Config(format!("losses became non-finite at step {}", s.step)));
+            return Err(Error::Config(format!(
+                "losses became non-finite at step {}",
+                s.step
+            )));
         }
         pb.set_message(format!("L_D {:.3} L_G {:.3}", s.loss_d, s.loss_g));
         pb.inc(1);
-        if s.step % opts.log_every == 0 {
+        if s.step % opts.log_every == 0 || s.step == 1 || s.step == opts.steps {
             let mut v = serde_json::to_value(s).unwrap_or_default();
             v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
             v["lr"] = serde_json::json!(trainer.opt_g.lr);
             run.log_metrics(&v)?;
         }
         if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
-            trainer.sample_grid(&sample_caps, 8)?.save(&run.sample(s.step))?;
+            trainer
+                .sample_grid(&sample_caps, 8)?
+                .save(&run.sample(s.step))?;
         }
         if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
             trainer.save(&run.checkpoint(s.step))?;
@@ -431,9 +511,17 @@ pub fn train_run(trainer: &mut Trainer, run: &RunDir, opts: &TrainOptions, stop:
     }
     trainer.save(&run.last_checkpoint())?;
     if !interrupted {
-        trainer.sample_grid(&sample_caps, 8)?.save(&run.sample(trainer.step))?;
+        trainer
+            .sample_grid(&sample_caps, 8)?
+            .save(&run.sample(trainer.step))?;
     }
-    Ok(RunReport { steps: trainer.step, seconds: start.elapsed().as_secs_f64(), interrupted, last, style_loss })
+    Ok(RunReport {
+        steps: trainer.step,
+        seconds: start.elapsed().as_secs_f64(),
+        interrupted,
+        last,
+        style_loss,
+    })
 }
 
 impl Trainer {
@@ -445,7 +533,12 @@ impl Trainer {
 }
 
 /// Style transfer (sec. 5.3): x^ = G(S(x_query), phi(t_new)).
-pub fn style_transfer(model: &GanIntClsModel, query: &[&[u8]], size: u32, captions: &[&str]) -> Result<Tensor> {
+pub fn style_transfer(
+    model: &GanIntClsModel,
+    query: &[&[u8]],
+    size: u32,
+    captions: &[&str],
+) -> Result<Tensor> {
     let x = images_to_tensor(query, size).to_device(model.device);
     let s = model.style(&x);
     let (h, _) = model.embed(captions)?;

@@ -16,3 +16,14 @@ pub fn step_seed(seed: u64, step: i64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
 }
+
+/// Standard normal noise `[rows, cols]` drawn on the CPU from `seed` (ChaCha8),
+/// independent of libtorch's global generator: the same on every device and
+/// safe when several runs share a process.
+pub fn normal(rows: i64, cols: i64, seed: u64, device: tch::Device) -> tch::Tensor {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..rows * cols).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
+    tch::Tensor::from_slice(&v).view([rows, cols]).to_device(device)
+}

@@ -24,13 +24,26 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(vs: &VarStore, lr: f64, beta1: f64, beta2: f64) -> Self {
-        let mut vars: Vec<(String, Tensor)> =
-            vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let (names, params) = vars.into_iter().unzip();
-        Self { lr, beta1, beta2, eps: 1e-8, step: 0, names, params, m, v }
+        Self {
+            lr,
+            beta1,
+            beta2,
+            eps: 1e-8,
+            step: 0,
+            names,
+            params,
+            m,
+            v,
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -55,8 +68,12 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = m.g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
-                let _ = v.g_mul_scalar_(self.beta2).g_add_(&(&g * &g * (1.0 - self.beta2)));
+                let _ = m
+                    .g_mul_scalar_(self.beta1)
+                    .g_add_(&(&g * (1.0 - self.beta1)));
+                let _ = v
+                    .g_mul_scalar_(self.beta2)
+                    .g_add_(&(&g * &g * (1.0 - self.beta2)));
                 let denom = v.sqrt() / bc2.sqrt() + self.eps;
                 let _ = p.g_sub_(&(m.as_ref() / denom * (self.lr / bc1)));
             }
@@ -68,13 +85,20 @@ impl Adam {
         let mut out = vec![(format!("{prefix}.step"), Tensor::from(self.step))];
         for (i, n) in self.names.iter().enumerate() {
             out.push((format!("{prefix}.exp_avg.{n}"), self.m[i].shallow_clone()));
-            out.push((format!("{prefix}.exp_avg_sq.{n}"), self.v[i].shallow_clone()));
+            out.push((
+                format!("{prefix}.exp_avg_sq.{n}"),
+                self.v[i].shallow_clone(),
+            ));
         }
         out
     }
 
     /// Restores what [`Adam::state`] saved; a missing entry is an error.
-    pub fn load_state(&mut self, prefix: &str, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        prefix: &str,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<(), String> {
         let get = |k: String| tensors.get(&k).ok_or(format!("optimizer state lacks {k}"));
         self.step = get(format!("{prefix}.step"))?.int64_value(&[]);
         tch::no_grad(|| -> Result<(), String> {
@@ -97,7 +121,9 @@ mod tests {
         // torch.optim.Adam([p], lr=0.1) on loss = sum(p^2), p0 = [1, -2]:
         // step 1 moves every coordinate by lr against the gradient's sign.
         let vs = VarStore::new(Device::Cpu);
-        let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0]));
+        let p = vs
+            .root()
+            .var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0]));
         let mut opt = Adam::new(&vs, 0.1, 0.9, 0.999);
         for _ in 0..2 {
             opt.zero_grad();
@@ -106,7 +132,10 @@ mod tests {
         }
         let got: Vec<f32> = Vec::try_from(&p).unwrap();
         // After step 1: [0.9, -1.9]; step 2 again ~lr per coordinate.
-        assert!((got[0] - 0.8).abs() < 2e-3 && (got[1] + 1.8).abs() < 2e-3, "{got:?}");
+        assert!(
+            (got[0] - 0.8).abs() < 2e-3 && (got[1] + 1.8).abs() < 2e-3,
+            "{got:?}"
+        );
         let st = opt.state("o");
         let map: HashMap<String, Tensor> = st.into_iter().collect();
         let mut opt2 = Adam::new(&vs, 0.1, 0.9, 0.999);

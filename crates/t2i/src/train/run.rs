@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 /// Versions recorded with every run and checkpoint.
 pub fn versions() -> String {
-    format!("t2i {}, tch 0.26, libtorch 2.13.0", env!("CARGO_PKG_VERSION"))
+    format!(
+        "t2i {}, tch 0.26, libtorch 2.13.0",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// A run folder.
@@ -21,10 +24,16 @@ pub struct RunDir {
 impl RunDir {
     /// Creates (or reopens) the folder and its sub-folders.
     pub fn create(root: &Path) -> Result<Self> {
-        for d in [root.to_path_buf(), root.join("checkpoints"), root.join("samples")] {
+        for d in [
+            root.to_path_buf(),
+            root.join("checkpoints"),
+            root.join("samples"),
+        ] {
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
     pub fn config_path(&self) -> PathBuf {
         self.root.join("config.toml")
@@ -33,10 +42,14 @@ impl RunDir {
         self.root.join("checkpoints").join("last.safetensors")
     }
     pub fn checkpoint(&self, step: i64) -> PathBuf {
-        self.root.join("checkpoints").join(format!("step-{step:07}.safetensors"))
+        self.root
+            .join("checkpoints")
+            .join(format!("step-{step:07}.safetensors"))
     }
     pub fn sample(&self, step: i64) -> PathBuf {
-        self.root.join("samples").join(format!("step-{step:07}.png"))
+        self.root
+            .join("samples")
+            .join(format!("step-{step:07}.png"))
     }
     pub fn metrics_path(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
@@ -49,13 +62,19 @@ impl RunDir {
     /// Appends one JSON line to `metrics.jsonl`.
     pub fn log_metrics(&self, value: &serde_json::Value) -> Result<()> {
         let p = self.metrics_path();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| Error::io(&p, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
         writeln!(f, "{value}").map_err(|e| Error::io(&p, e))
     }
     /// Drops metric lines after `step` (used when resuming).
     pub fn truncate_metrics(&self, step: i64) -> Result<()> {
         let p = self.metrics_path();
-        let Ok(text) = std::fs::read_to_string(&p) else { return Ok(()) };
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            return Ok(());
+        };
         let kept: Vec<&str> = text
             .lines()
             .filter(|l| {

@@ -24,7 +24,13 @@ pub struct TextTrainOptions {
 
 impl Default for TextTrainOptions {
     fn default() -> Self {
-        Self { steps: 400, batch_size: 64, lr: 2e-3, seed: 0, progress: true }
+        Self {
+            steps: 400,
+            batch_size: 64,
+            lr: 2e-3,
+            seed: 0,
+            progress: true,
+        }
     }
 }
 
@@ -47,7 +53,13 @@ pub fn train_shapes_encoder(
 ) -> Result<TrainedText> {
     let n = shapes.len(Split::Train);
     let samples: Vec<_> = (0..n).map(|i| shapes.sample(Split::Train, i)).collect();
-    let vocab = Vocab::build(samples.iter().flat_map(|s| s.captions.iter().map(String::as_str)), 1);
+    let vocab = Vocab::build(
+        samples
+            .iter()
+            .flat_map(|s| s.captions.iter().map(String::as_str)),
+        1,
+    );
+    tch::manual_seed(opts.seed as i64); // reproducible initial weights
     let mut encoder = GruEncoder::new(config.clone(), vocab, device);
     let img_vs = nn::VarStore::new(device);
     let img_enc = JointImageEncoder::new(img_vs.root(), config.sentence_dim);
@@ -59,13 +71,17 @@ pub fn train_shapes_encoder(
     let mut recent = Vec::new();
     for step in 0..opts.steps {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(opts.seed, step));
-        tch::manual_seed(step_seed(opts.seed, step) as i64);
         let idx: Vec<usize> = (0..opts.batch_size).map(|_| rng.gen_range(0..n)).collect();
-        let caps: Vec<&str> =
-            idx.iter().map(|&i| samples[i].captions[rng.gen_range(0..samples[i].captions.len())].as_str()).collect();
+        let caps: Vec<&str> = idx
+            .iter()
+            .map(|&i| samples[i].captions[rng.gen_range(0..samples[i].captions.len())].as_str())
+            .collect();
         let imgs: Vec<&[u8]> = idx.iter().map(|&i| samples[i].pixels.as_slice()).collect();
         let x = images_to_tensor(&imgs, size).to_device(device);
-        let same = same_class(&idx.iter().map(|&i| classes[i].as_str()).collect::<Vec<_>>(), device);
+        let same = same_class(
+            &idx.iter().map(|&i| classes[i].as_str()).collect::<Vec<_>>(),
+            device,
+        );
         let (ids, _) = encoder.ids(&caps)?;
         let txt = encoder.forward_ids(&ids).sentence;
         let img = img_enc.forward_t(&x, true);
@@ -107,12 +123,21 @@ pub fn train_shapes_encoder(
     })?;
     encoder.source = "trained on shapes (joint embedding)".into();
     let final_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
-    Ok(TrainedText { encoder, final_loss, test_retrieval: hits as f64 / total.max(1) as f64 })
+    Ok(TrainedText {
+        encoder,
+        final_loss,
+        test_retrieval: hits as f64 / total.max(1) as f64,
+    })
 }
 
 /// `[batch, batch]` matrix with 1 where two items share a class.
 pub fn same_class(keys: &[&str], device: Device) -> Tensor {
     let n = keys.len();
-    let v: Vec<f32> = (0..n * n).map(|k| f32::from(keys[k / n] == keys[k % n])).collect();
-    Tensor::from_slice(&v).view([n as i64, n as i64]).to_kind(Kind::Float).to_device(device)
+    let v: Vec<f32> = (0..n * n)
+        .map(|k| f32::from(keys[k / n] == keys[k % n]))
+        .collect();
+    Tensor::from_slice(&v)
+        .view([n as i64, n as i64])
+        .to_kind(Kind::Float)
+        .to_device(device)
 }

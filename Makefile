@@ -1,0 +1,24 @@
+# The two commands of the README's quick start:
+#   make demo   trains tiny GAN-INT-CLS on shapes and writes demo-out/index.html
+#   make test   runs the test suite (what CI runs)
+# Both install libtorch into .venv first (a no-op once done).
+
+CARGO ?= cargo
+
+.PHONY: setup build demo test lint
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+demo: build
+	./target/release/t2i demo --out demo-out
+
+test: setup
+	$(CARGO) test --release --workspace
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings

@@ -1,0 +1,271 @@
+//! The `t2i` binary: a tiny training run, reproducible generation, and one
+//! clear error line (non-zero exit, no output file) for each bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn t2i(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_t2i"))
+        .args(args)
+        .env("T2I_LOG", "warn")
+        .output()
+        .expect("run t2i")
+}
+
+/// One tiny trained run shared by the tests.
+fn run_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("t2i-cli-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = t2i(&[
+            "train",
+            "--out",
+            dir.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--text-steps",
+            "20",
+            "--style-steps",
+            "2",
+            "--train-size",
+            "200",
+            "--batch-size",
+            "8",
+            "--eval-samples",
+            "0",
+            "--device",
+            "cpu",
+        ]);
+        assert!(
+            out.status.success(),
+            "train failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn ckpt() -> String {
+    run_dir()
+        .join("checkpoints/last.safetensors")
+        .display()
+        .to_string()
+}
+
+fn assert_clear_error(out: &Output, needle: &str, file: &Path) {
+    assert!(!out.status.success(), "expected failure");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected, got: {err}");
+    assert!(
+        lines[0].contains(needle),
+        "error {:?} should mention {needle:?}",
+        lines[0]
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!file.exists(), "{} must not be written", file.display());
+}
+
+#[test]
+fn run_folder_has_config_metrics_samples() {
+    let d = run_dir();
+    let cfg = std::fs::read_to_string(d.join("config.toml")).unwrap();
+    assert!(cfg.contains("gan-int-cls") && cfg.contains("seed"));
+    assert!(d.join("metrics.jsonl").exists());
+    assert!(d.join("text_encoder.safetensors").exists());
+    assert!(std::fs::read_dir(d.join("samples")).unwrap().count() >= 1);
+}
+
+#[test]
+fn generate_is_reproducible_and_lists_unknown_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.png");
+    let b = dir.path().join("b.png");
+    let each = dir.path().join("each");
+    let c = ckpt();
+    for (p, extra) in [(&a, None), (&b, Some(&each))] {
+        let mut args = vec![
+            "generate",
+            "--checkpoint",
+            &c,
+            "--text",
+            "a small red zebra circle",
+            "-n",
+            "3",
+            "--seed",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            p.to_str().unwrap(),
+        ];
+        let e;
+        if let Some(dirp) = extra {
+            e = dirp.display().to_string();
+            args.extend(["--out-dir", e.as_str()]);
+        }
+        let out = t2i(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("zebra"));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(std::fs::read_dir(&each).unwrap().count(), 3);
+    // interpolations and style transfer write strips
+    let s = dir.path().join("s.png");
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &c,
+        "--text",
+        "a red circle",
+        "--interpolate",
+        "a blue square",
+        "--steps",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        s.to_str().unwrap(),
+    ]);
+    assert!(out.status.success() && s.exists());
+    let n = dir.path().join("n.png");
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &c,
+        "--text",
+        "a red circle",
+        "--noise-interpolate",
+        "--device",
+        "cpu",
+        "--out",
+        n.to_str().unwrap(),
+    ]);
+    assert!(out.status.success() && n.exists());
+    let st = dir.path().join("st.png");
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &c,
+        "--text",
+        "a red circle",
+        "--style-from",
+        a.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--out",
+        st.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success() && st.exists(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_inputs_give_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_png = dir.path().join("x.png");
+    let o = out_png.to_str().unwrap();
+    let c = ckpt();
+    let gen = |text: &str, extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--checkpoint",
+            c.as_str(),
+            "--text",
+            text,
+            "--device",
+            "cpu",
+            "--out",
+            o,
+        ];
+        args.extend_from_slice(extra);
+        t2i(&args)
+    };
+    assert_clear_error(&gen("   ", &[]), "empty", &out_png);
+    assert_clear_error(
+        &gen("zebra giraffe", &[]),
+        "no word of the caption",
+        &out_png,
+    );
+    assert_clear_error(&gen("a red circle", &["-n", "0"]), "-n", &out_png);
+    let missing = dir.path().join("missing.safetensors");
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        missing.to_str().unwrap(),
+        "--text",
+        "a red circle",
+        "--out",
+        o,
+    ]);
+    assert_clear_error(&out, "missing.safetensors", &out_png);
+    let trunc = dir.path().join("trunc.safetensors");
+    let bytes = std::fs::read(&c).unwrap();
+    std::fs::write(&trunc, &bytes[..bytes.len() - 100]).unwrap();
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        trunc.to_str().unwrap(),
+        "--text",
+        "a red circle",
+        "--out",
+        o,
+    ]);
+    assert_clear_error(&out, "not a valid t2i checkpoint", &out_png);
+    let bad_out = dir.path().join("no/such/dir/x.png");
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &c,
+        "--text",
+        "a red circle",
+        "--device",
+        "cpu",
+        "--out",
+        bad_out.to_str().unwrap(),
+    ]);
+    assert_clear_error(&out, "no/such/dir", &bad_out);
+    let run = dir.path().join("run48");
+    let out = t2i(&[
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--image-size",
+        "48",
+        "--device",
+        "cpu",
+    ]);
+    assert_clear_error(
+        &out,
+        "image size 48 is not supported",
+        &run.join("config.toml"),
+    );
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &c,
+        "--text",
+        "a red circle",
+        "--device",
+        "cuda:7",
+        "--out",
+        o,
+    ]);
+    if !tch_cuda_available() {
+        assert_clear_error(&out, "cuda", &out_png);
+    }
+}
+
+fn tch_cuda_available() -> bool {
+    // the binary decides; a CPU-only build never has CUDA
+    !cfg!(not(feature = "cuda"))
+}
