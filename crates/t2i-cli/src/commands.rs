@@ -77,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 600)]
     pub style_steps: i64,
     /// Steps of the run's own text encoder (ignored with --text-encoder).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 800)]
     pub text_steps: i64,
     /// A trained text-encoder checkpoint to use instead of training one.
     #[arg(long)]
@@ -94,6 +94,15 @@ pub struct TrainArgs {
     /// Batch size (default: the preset's).
     #[arg(long)]
     pub batch_size: Option<i64>,
+    /// Adam learning rate of G and D (default: the preset's).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Generator width (default: the preset's).
+    #[arg(long)]
+    pub ngf: Option<i64>,
+    /// Discriminator width (default: the preset's).
+    #[arg(long)]
+    pub ndf: Option<i64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// cpu, cuda, cuda:N or auto.
@@ -163,7 +172,22 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let fresh_cfg = if a.resume {
         None
     } else {
-        Some(gan_config(&a.m, &a.variant, a.image_size, a.batch_size)?)
+        let mut c = gan_config(&a.m, &a.variant, a.image_size, a.batch_size)?;
+        if let Some(lr) = a.lr {
+            if !(lr > 0.0 && lr < 1.0) {
+                bail!("--lr must be in (0, 1), got {lr}");
+            }
+            c.lr = lr;
+        }
+        for (v, name, field) in [(a.ngf, "--ngf", &mut c.ngf), (a.ndf, "--ndf", &mut c.ndf)] {
+            if let Some(v) = v {
+                if !(4..=1024).contains(&v) {
+                    bail!("{name} must be in 4..=1024, got {v}");
+                }
+                *field = v;
+            }
+        }
+        Some(c)
     };
     let run = RunDir::create(&a.out)?;
     let stop = stop_on_ctrl_c();

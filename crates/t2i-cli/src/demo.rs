@@ -25,7 +25,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
     /// Minutes of GAN training.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 4.0)]
     pub minutes: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -135,7 +135,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let opts = TrainOptions {
         steps: 100_000,
         max_seconds: (a.minutes * 60.0) as u64,
-        style_steps: 300,
+        style_steps: 200,
         text_steps: topts.steps,
         seed: a.seed,
         sample_every: 500,

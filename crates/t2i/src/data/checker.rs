@@ -140,25 +140,37 @@ pub fn check(pixels: &[u8], size: u32, max_objects: usize) -> Reading {
     comps.sort_by_key(|c| std::cmp::Reverse(c.len()));
     comps.truncate(max_objects);
 
-    let objects = comps.iter().map(|c| describe(c, s, &at)).collect();
+    let objects = comps.iter().map(|c| describe(c, s, &bg, &at)).collect();
     Reading {
         objects,
         background,
     }
 }
 
-fn describe(pix: &[usize], s: usize, at: &dyn Fn(usize, usize) -> [f32; 3]) -> Detected {
+fn describe(pix: &[usize], s: usize, bg: &[[f32; 3]], at: &dyn Fn(usize, usize) -> [f32; 3]) -> Detected {
     let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-    let mut mean = [0.0f32; 3];
     for &p in pix {
         let (x, y) = (p % s, p / s);
         x0 = x0.min(x);
         y0 = y0.min(y);
         x1 = x1.max(x + 1);
         y1 = y1.max(y + 1);
-        let c = at(x, y);
+    }
+    // Colour: mean of the object's core, the half of its pixels farthest
+    // from the background (generated edges blend into the background).
+    let mut by_dist: Vec<(f32, [f32; 3])> = pix
+        .iter()
+        .map(|&p| {
+            let c = at(p % s, p / s);
+            (dist2(c, bg[p / s]), c)
+        })
+        .collect();
+    by_dist.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let core = &by_dist[..by_dist.len().div_ceil(2)];
+    let mut mean = [0.0f32; 3];
+    for (_, c) in core {
         for i in 0..3 {
-            mean[i] += c[i] / pix.len() as f32;
+            mean[i] += c[i] / core.len() as f32;
         }
     }
     let colour = nearest(mean, &COLOURS);

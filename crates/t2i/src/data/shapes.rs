@@ -35,7 +35,7 @@ pub const BACKGROUNDS: [(&str, [u8; 3]); 5] = [
 pub const SHAPES: [&str; 3] = ["circle", "square", "triangle"];
 /// Size names; the object's side is `SIZE_FRACTIONS[i] * canvas`.
 pub const SIZES: [&str; 2] = ["small", "large"];
-pub const SIZE_FRACTIONS: [f32; 2] = [0.28, 0.44];
+pub const SIZE_FRACTIONS: [f32; 2] = [0.34, 0.5];
 /// Coarse positions on a 3x3 grid, row-major.
 pub const POSITIONS: [&str; 9] = [
     "top left",

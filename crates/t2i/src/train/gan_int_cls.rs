@@ -326,8 +326,10 @@ impl Trainer {
         };
 
         // D: real/right, real/wrong, fake/right (+ interpolated fake)
-        let s_r = self.d.forward_t(&x, &h, true);
-        let s_w = v.cls().then(|| self.d.forward_t(&x, &hw, true));
+        // the real images go through D's image path once for both texts
+        let f_real = self.d.features_t(&x, true);
+        let s_r = self.d.head_t(&f_real, &h, true);
+        let s_w = v.cls().then(|| self.d.head_t(&f_real, &hw, true));
         let s_f = self.d.forward_t(&fake.detach(), &h, true);
         let s_i = match (&fake_int, &h_int) {
             (Some(f), Some(hi)) => Some(self.d.forward_t(&f.detach(), hi, true)),
