@@ -81,6 +81,12 @@ pub struct GanIntClsConfig {
     pub beta2: f64,
     /// Learning rate halved every this many steps (0: never).
     pub lr_halve_every: i64,
+    /// Weight of the mode-seeking term (Mao et al. 2019; beyond the paper,
+    /// 0 in `paper`): G is pushed to make different noise give different
+    /// images for the same text, so z carries the style that text does not
+    /// name (what style transfer needs).
+    #[serde(default)]
+    pub diversity_weight: f64,
 }
 
 impl GanIntClsConfig {
@@ -103,6 +109,7 @@ impl GanIntClsConfig {
             beta1: 0.5,
             beta2: 0.999,
             lr_halve_every: 0,
+            diversity_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -119,6 +126,7 @@ impl GanIntClsConfig {
             batch_size: 32,
             lr: 5e-4,
             lr_halve_every: 3000,
+            diversity_weight: 1.0,
             ..Self::paper()
         }
     }
@@ -388,6 +396,14 @@ pub fn generator_loss(variant: Variant, s_f: &Tensor, s_int: Option<&Tensor>) ->
         (true, Some(si)) => bce(s_f, true) + bce(si, true),
         _ => bce(s_f, true),
     }
+}
+
+/// Mode-seeking term (Mao et al., CVPR 2019, eq. 3): the inverse of the
+/// ratio of image distance to noise distance for two noises and one text.
+/// Minimised by G; small when different z give different images.
+pub fn mode_seeking_loss(x1: &Tensor, x2: &Tensor, z1: &Tensor, z2: &Tensor) -> Tensor {
+    let ratio = (x1 - x2).abs().mean(Kind::Float) / (z1 - z2).abs().mean(Kind::Float);
+    (ratio + 1e-5).reciprocal()
 }
 
 /// Interpolated text for eq. 5: `beta * h + (1 - beta) * h'`, with `h'` the

@@ -11,7 +11,7 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
-    discriminator_loss, generator_loss, interpolate_text, mean_prob, Discriminator,
+    discriminator_loss, generator_loss, interpolate_text, mean_prob, mode_seeking_loss, Discriminator,
     GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::{Encoded, GruEncoder, TextEncoder};
@@ -346,7 +346,15 @@ impl Trainer {
             (Some(f), Some(hi)) => Some(self.d.forward_t(f, hi, true)),
             _ => None,
         };
-        let loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
+        let mut loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
+        if c.diversity_weight > 0.0 {
+            // a second noise for the first half of the batch, same texts
+            let k = (c.batch_size / 2).max(1);
+            let z_b = super::normal(k, c.z_dim, seed ^ 0xD1F, dev);
+            let fake_b = self.model.g.forward_t(&z_b, &h.narrow(0, 0, k), true);
+            let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), &z_b);
+            loss_g = loss_g + ms * c.diversity_weight;
+        }
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
