@@ -87,6 +87,13 @@ pub struct GanIntClsConfig {
     /// name (what style transfer needs).
     #[serde(default)]
     pub diversity_weight: f64,
+    /// Probability that the mismatching text t^ of a real image is a hard
+    /// negative: a caption of an image that differs only in the object's
+    /// colour or only in its shape (0 in `paper`: any other class). Random
+    /// mismatches differ mostly in colour or position, so D could ignore
+    /// shape; hard negatives make D, and so G, attend to every attribute.
+    #[serde(default)]
+    pub hard_negative_prob: f64,
 }
 
 impl GanIntClsConfig {
@@ -110,6 +117,7 @@ impl GanIntClsConfig {
             beta2: 0.999,
             lr_halve_every: 0,
             diversity_weight: 0.0,
+            hard_negative_prob: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -127,6 +135,7 @@ impl GanIntClsConfig {
             lr: 5e-4,
             lr_halve_every: 3000,
             diversity_weight: 1.0,
+            hard_negative_prob: 0.5,
             ..Self::paper()
         }
     }

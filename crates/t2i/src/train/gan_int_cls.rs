@@ -158,6 +158,8 @@ pub struct ShapesTensors {
     pub captions_per_image: usize,
     pub classes: Vec<usize>,
     pub samples: Vec<ShapesSample>,
+    /// Images by (colour, shape, size, position) of their single object.
+    by_attributes: std::collections::HashMap<[usize; 4], Vec<usize>>,
 }
 
 impl ShapesTensors {
@@ -199,18 +201,46 @@ impl ShapesTensors {
                 *keys.entry(x.class_key()).or_insert(k)
             })
             .collect();
+        let mut by_attributes: std::collections::HashMap<[usize; 4], Vec<usize>> = Default::default();
+        for (i, x) in samples.iter().enumerate() {
+            if let [o] = x.objects.as_slice() {
+                by_attributes.entry([o.colour, o.shape, o.size, o.position]).or_default().push(i);
+            }
+        }
         Ok(Self {
             images,
             embeddings,
             captions_per_image: shapes.config.captions_per_image,
             classes,
             samples,
+            by_attributes,
         })
     }
 
     /// Batch of step `step`: images in [-1, 1], right and wrong (other class)
     /// sentence vectors.
     pub fn batch(&self, seed: u64, step: i64, batch: i64) -> (Tensor, Tensor, Tensor) {
+        self.batch_with(seed, step, batch, 0.0)
+    }
+
+    /// A single-object image that differs from image `i` only in colour or
+    /// only in shape, if the training split has one.
+    fn hard_negative(&self, rng: &mut ChaCha8Rng, i: usize) -> Option<usize> {
+        use crate::data::shapes::{COLOURS, SHAPES};
+        let [o] = self.samples[i].objects.as_slice() else { return None };
+        let mut key = [o.colour, o.shape, o.size, o.position];
+        if rng.gen_bool(0.5) {
+            key[0] = (o.colour + rng.gen_range(1..COLOURS.len())) % COLOURS.len();
+        } else {
+            key[1] = (o.shape + rng.gen_range(1..SHAPES.len())) % SHAPES.len();
+        }
+        let bucket = self.by_attributes.get(&key)?;
+        Some(bucket[rng.gen_range(0..bucket.len())])
+    }
+
+    /// As [`ShapesTensors::batch`], with hard negatives (see
+    /// `GanIntClsConfig::hard_negative_prob`) for a fraction of the wrong texts.
+    pub fn batch_with(&self, seed: u64, step: i64, batch: i64, hard: f64) -> (Tensor, Tensor, Tensor) {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step) ^ 0xDA7A);
         let n = self.classes.len();
         let c = self.captions_per_image;
@@ -219,12 +249,13 @@ impl ShapesTensors {
         let mut wrong = Vec::with_capacity(batch as usize);
         for _ in 0..batch {
             let i = rng.gen_range(0..n);
-            let j = loop {
+            let hard_j = if hard > 0.0 && rng.gen_bool(hard) { self.hard_negative(&mut rng, i) } else { None };
+            let j = if let Some(j) = hard_j { j } else { loop {
                 let j = rng.gen_range(0..n);
                 if self.classes[j] != self.classes[i] {
                     break j;
                 }
-            };
+            } };
             idx.push(i as i64);
             right.push((i * c + rng.gen_range(0..c)) as i64);
             wrong.push((j * c + rng.gen_range(0..c)) as i64);
@@ -311,7 +342,7 @@ impl Trainer {
         self.set_lr();
         let c = self.model.config.clone();
         let v = c.variant;
-        let (x, h, hw) = self.data.batch(self.seed, self.step, c.batch_size);
+        let (x, h, hw) = self.data.batch_with(self.seed, self.step, c.batch_size, c.hard_negative_prob);
         let dev = self.model.device;
         let seed = step_seed(self.seed, self.step);
         let z = super::normal(c.batch_size, c.z_dim, seed, dev);
