@@ -274,17 +274,54 @@ fn tch_cuda_available() -> bool {
 fn data_shapes_writes_the_cub_layout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("shapes");
-    let o = t2i(&["data", "shapes", "--out", out.to_str().unwrap(), "--size", "32", "--train", "20", "--test", "5"]);
+    let o = t2i(&[
+        "data",
+        "shapes",
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "32",
+        "--train",
+        "20",
+        "--test",
+        "5",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let images = std::fs::read_to_string(out.join("CUB_200_2011/images.txt")).unwrap();
     assert_eq!(images.lines().count(), 30);
-    let first = images.lines().next().unwrap().split(' ').nth(1).unwrap().to_string();
+    let first = images
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert!(out.join("CUB_200_2011/images").join(&first).exists());
     let txt = out.join("text").join(first.replace(".png", ".txt"));
     assert_eq!(std::fs::read_to_string(txt).unwrap().lines().count(), 5);
-    assert_eq!(std::fs::read_to_string(out.join("train_filenames.txt")).unwrap().lines().count(), 20);
-    assert_eq!(std::fs::read_to_string(out.join("CUB_200_2011/parts/part_locs.txt")).unwrap().lines().count(), 150);
-    let bad = t2i(&["data", "shapes", "--out", out.to_str().unwrap(), "--size", "8"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("train_filenames.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        20
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("CUB_200_2011/parts/part_locs.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        150
+    );
+    let bad = t2i(&[
+        "data",
+        "shapes",
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "8",
+    ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("image size 8"));
 }

@@ -24,8 +24,11 @@ pub fn count(vs: &nn::VarStore) -> (i64, Vec<(String, i64)>) {
     (parts.values().sum(), parts.into_iter().collect())
 }
 
-/// `(network, total, parts)` for G, D and S of GAN-INT-CLS.
-pub fn parameter_counts(c: &GanIntClsConfig) -> Vec<(String, i64, Vec<(String, i64)>)> {
+/// A network's name, total parameter count and count per top-level part.
+pub type ParamCount = (String, i64, Vec<(String, i64)>);
+
+/// Parameter counts of G, D and S of GAN-INT-CLS.
+pub fn parameter_counts(c: &GanIntClsConfig) -> Vec<ParamCount> {
     let mut out = Vec::new();
     let vs = nn::VarStore::new(Device::Cpu);
     let _g = Generator::new(vs.root(), c);

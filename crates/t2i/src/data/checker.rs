@@ -147,7 +147,12 @@ pub fn check(pixels: &[u8], size: u32, max_objects: usize) -> Reading {
     }
 }
 
-fn describe(pix: &[usize], s: usize, bg: &[[f32; 3]], at: &dyn Fn(usize, usize) -> [f32; 3]) -> Detected {
+fn describe(
+    pix: &[usize],
+    s: usize,
+    bg: &[[f32; 3]],
+    at: &dyn Fn(usize, usize) -> [f32; 3],
+) -> Detected {
     let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
     for &p in pix {
         let (x, y) = (p % s, p / s);

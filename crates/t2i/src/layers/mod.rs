@@ -1,6 +1,7 @@
 //! Shared building blocks: layer constructors with the initialisations the
 //! papers' code uses. tch's defaults differ from PyTorch's, so every layer
 //! here states its initialiser.
+#![allow(clippy::too_many_arguments)] // PyTorch's own signatures
 
 use tch::nn::{self, Init};
 

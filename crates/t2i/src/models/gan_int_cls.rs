@@ -135,7 +135,7 @@ impl GanIntClsConfig {
             lr: 5e-4,
             lr_halve_every: 3000,
             diversity_weight: 1.0,
-            hard_negative_prob: 0.5,
+            hard_negative_prob: 0.0,
             ..Self::paper()
         }
     }
@@ -344,7 +344,9 @@ impl Discriminator {
     pub fn head_t(&self, f: &Tensor, h: &Tensor, train: bool) -> Tensor {
         let t = lrelu(&self.proj.forward(h)); // [batch, proj]
         let t = t.unsqueeze(-1).unsqueeze(-1).expand([-1, -1, 4, 4], false); // [batch, proj, 4, 4]
-        let j = Tensor::cat(&[f, &t], 1).apply(&self.joint).apply_t(&self.joint_bn, train);
+        let j = Tensor::cat(&[f, &t], 1)
+            .apply(&self.joint)
+            .apply_t(&self.joint_bn, train);
         lrelu(&j).apply(&self.out).view([-1]) // [batch]
     }
 }

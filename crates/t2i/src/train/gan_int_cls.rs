@@ -11,8 +11,8 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
-    discriminator_loss, generator_loss, interpolate_text, mean_prob, mode_seeking_loss, Discriminator,
-    GanIntClsConfig, Generator, StyleEncoder,
+    discriminator_loss, generator_loss, interpolate_text, mean_prob, mode_seeking_loss,
+    Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::{Encoded, GruEncoder, TextEncoder};
 use rand::{Rng, SeedableRng};
@@ -201,10 +201,14 @@ impl ShapesTensors {
                 *keys.entry(x.class_key()).or_insert(k)
             })
             .collect();
-        let mut by_attributes: std::collections::HashMap<[usize; 4], Vec<usize>> = Default::default();
+        let mut by_attributes: std::collections::HashMap<[usize; 4], Vec<usize>> =
+            Default::default();
         for (i, x) in samples.iter().enumerate() {
             if let [o] = x.objects.as_slice() {
-                by_attributes.entry([o.colour, o.shape, o.size, o.position]).or_default().push(i);
+                by_attributes
+                    .entry([o.colour, o.shape, o.size, o.position])
+                    .or_default()
+                    .push(i);
             }
         }
         Ok(Self {
@@ -227,7 +231,9 @@ impl ShapesTensors {
     /// only in shape, if the training split has one.
     fn hard_negative(&self, rng: &mut ChaCha8Rng, i: usize) -> Option<usize> {
         use crate::data::shapes::{COLOURS, SHAPES};
-        let [o] = self.samples[i].objects.as_slice() else { return None };
+        let [o] = self.samples[i].objects.as_slice() else {
+            return None;
+        };
         let mut key = [o.colour, o.shape, o.size, o.position];
         if rng.gen_bool(0.5) {
             key[0] = (o.colour + rng.gen_range(1..COLOURS.len())) % COLOURS.len();
@@ -240,7 +246,13 @@ impl ShapesTensors {
 
     /// As [`ShapesTensors::batch`], with hard negatives (see
     /// `GanIntClsConfig::hard_negative_prob`) for a fraction of the wrong texts.
-    pub fn batch_with(&self, seed: u64, step: i64, batch: i64, hard: f64) -> (Tensor, Tensor, Tensor) {
+    pub fn batch_with(
+        &self,
+        seed: u64,
+        step: i64,
+        batch: i64,
+        hard: f64,
+    ) -> (Tensor, Tensor, Tensor) {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step) ^ 0xDA7A);
         let n = self.classes.len();
         let c = self.captions_per_image;
@@ -249,13 +261,21 @@ impl ShapesTensors {
         let mut wrong = Vec::with_capacity(batch as usize);
         for _ in 0..batch {
             let i = rng.gen_range(0..n);
-            let hard_j = if hard > 0.0 && rng.gen_bool(hard) { self.hard_negative(&mut rng, i) } else { None };
-            let j = if let Some(j) = hard_j { j } else { loop {
-                let j = rng.gen_range(0..n);
-                if self.classes[j] != self.classes[i] {
-                    break j;
+            let hard_j = if hard > 0.0 && rng.gen_bool(hard) {
+                self.hard_negative(&mut rng, i)
+            } else {
+                None
+            };
+            let j = if let Some(j) = hard_j {
+                j
+            } else {
+                loop {
+                    let j = rng.gen_range(0..n);
+                    if self.classes[j] != self.classes[i] {
+                        break j;
+                    }
                 }
-            } };
+            };
             idx.push(i as i64);
             right.push((i * c + rng.gen_range(0..c)) as i64);
             wrong.push((j * c + rng.gen_range(0..c)) as i64);
@@ -342,7 +362,9 @@ impl Trainer {
         self.set_lr();
         let c = self.model.config.clone();
         let v = c.variant;
-        let (x, h, hw) = self.data.batch_with(self.seed, self.step, c.batch_size, c.hard_negative_prob);
+        let (x, h, hw) =
+            self.data
+                .batch_with(self.seed, self.step, c.batch_size, c.hard_negative_prob);
         let dev = self.model.device;
         let seed = step_seed(self.seed, self.step);
         let z = super::normal(c.batch_size, c.z_dim, seed, dev);
@@ -384,7 +406,7 @@ impl Trainer {
             let z_b = super::normal(k, c.z_dim, seed ^ 0xD1F, dev);
             let fake_b = self.model.g.forward_t(&z_b, &h.narrow(0, 0, k), true);
             let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), &z_b);
-            loss_g = loss_g + ms * c.diversity_weight;
+            loss_g += ms * c.diversity_weight;
         }
         self.opt_g.zero_grad();
         loss_g.backward();
@@ -408,7 +430,12 @@ impl Trainer {
         let mut last = f64::NAN;
         for k in 0..steps {
             let (_, h, _) = self.data.batch(self.seed ^ 0x57, k, c.batch_size);
-            let z = super::normal(c.batch_size, c.z_dim, step_seed(self.seed ^ 0x57, k), self.model.device);
+            let z = super::normal(
+                c.batch_size,
+                c.z_dim,
+                step_seed(self.seed ^ 0x57, k),
+                self.model.device,
+            );
             let x = tch::no_grad(|| self.model.g.forward_t(&z, &h, false));
             let loss = (self.model.s.forward_t(&x, true) - &z)
                 .square()

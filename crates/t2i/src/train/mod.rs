@@ -24,6 +24,10 @@ pub fn normal(rows: i64, cols: i64, seed: u64, device: tch::Device) -> tch::Tens
     use rand::SeedableRng;
     use rand_distr::Distribution;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let v: Vec<f32> = (0..rows * cols).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
-    tch::Tensor::from_slice(&v).view([rows, cols]).to_device(device)
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+        .collect();
+    tch::Tensor::from_slice(&v)
+        .view([rows, cols])
+        .to_device(device)
 }

@@ -75,7 +75,7 @@ impl Adam {
                     .g_mul_scalar_(self.beta2)
                     .g_add_(&(&g * &g * (1.0 - self.beta2)));
                 let denom = v.sqrt() / bc2.sqrt() + self.eps;
-                let _ = p.g_sub_(&(m.as_ref() / denom * (self.lr / bc1)));
+                let _ = p.g_sub_(&(&*m / denom * (self.lr / bc1)));
             }
         });
     }
