@@ -41,6 +41,9 @@ pub struct DemoArgs {
     /// first minutes of colour learning, so the demo leaves it off).
     #[arg(long, default_value_t = 0.0)]
     pub diversity: f64,
+    /// Adam learning rate of G and D (tiny preset: 5e-4).
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
 }
 
 /// Checker scores of a model: held-in, held-out compositions, style transfer.
