@@ -12,7 +12,7 @@ use t2i::train::gan_int_cls::{
     GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer,
 };
 use t2i::train::run::{versions, RunDir, StopFlag};
-use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
+use t2i::train::text_encoder::{train_and_save, TextTrainOptions};
 use tch::Tensor;
 
 pub fn data_shapes(
@@ -254,18 +254,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
                     seed: a.seed,
                     ..Default::default()
                 };
-                let t = train_shapes_encoder(&shapes, enc_cfg, &topts, device)?;
                 let path = run.root.join("text_encoder.safetensors");
-                let mut enc = t.encoder;
-                enc.save(&path)?;
-                enc.source = path.display().to_string();
+                let t = train_and_save(&shapes, enc_cfg, &topts, device, &path)?;
                 eprintln!(
                     "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
                     t.final_loss,
                     100.0 * t.test_retrieval,
                     path.display()
                 );
-                enc
+                t.encoder
             }
         };
         cfg.text_dim = t2i::text::TextEncoder::sentence_dim(&encoder);

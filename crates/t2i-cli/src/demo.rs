@@ -16,7 +16,7 @@ use t2i::train::gan_int_cls::{
     style_transfer, train_run, GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer,
 };
 use t2i::train::run::{versions, RunDir, StopFlag};
-use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
+use t2i::train::text_encoder::{train_and_save, TextTrainOptions};
 use tch::Tensor;
 
 #[derive(Args)]
@@ -128,11 +128,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         seed: a.seed,
         ..Default::default()
     };
-    let text = train_shapes_encoder(&shapes, GruEncoderConfig::tiny(), &topts, device)?;
     let enc_path = run.root.join("text_encoder.safetensors");
-    let mut encoder = text.encoder;
-    encoder.save(&enc_path)?;
-    encoder.source = enc_path.display().to_string();
+    let text = train_and_save(&shapes, GruEncoderConfig::tiny(), &topts, device, &enc_path)?;
+    let encoder = text.encoder;
     println!(
         "      held-in test retrieval {:.1}%",
         100.0 * text.test_retrieval

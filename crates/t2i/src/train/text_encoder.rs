@@ -141,3 +141,18 @@ pub fn same_class(keys: &[&str], device: Device) -> Tensor {
         .to_kind(Kind::Float)
         .to_device(device)
 }
+
+/// Trains the encoder, saves it as its own checkpoint at `path`, and records
+/// that path as the encoder's source (models that use it name it).
+pub fn train_and_save(
+    shapes: &Shapes,
+    config: GruEncoderConfig,
+    opts: &TextTrainOptions,
+    device: Device,
+    path: &std::path::Path,
+) -> Result<TrainedText> {
+    let mut t = train_shapes_encoder(shapes, config, opts, device)?;
+    t.encoder.save(path)?;
+    t.encoder.source = path.display().to_string();
+    Ok(t)
+}
