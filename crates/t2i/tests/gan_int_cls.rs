@@ -11,6 +11,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn layer_shapes_of_both_presets() {
+    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
     for (c, size) in [
         (GanIntClsConfig::paper(), 64),
         (GanIntClsConfig::tiny(), 32),
@@ -122,13 +123,7 @@ static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn small_trainer(seed: u64) -> Trainer {
     let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    let data = ShapesConfig {
-        image_size: 32,
-        train_size: 128,
-        test_size: 32,
-        seed: 3,
-        ..Default::default()
-    };
+    let data = small_data();
     let shapes = Shapes::new(data.clone()).unwrap();
     let topts = TextTrainOptions {
         steps: 5,
@@ -152,6 +147,21 @@ fn small_trainer(seed: u64) -> Trainer {
     Trainer::new(model, tensors, data, seed)
 }
 
+fn small_data() -> ShapesConfig {
+    ShapesConfig {
+        image_size: 32,
+        train_size: 128,
+        test_size: 32,
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+fn rebuild_tensors(m: &GanIntClsModel) -> ShapesTensors {
+    let shapes = Shapes::new(small_data()).unwrap();
+    ShapesTensors::build(&shapes, Split::Train, &m.encoder, Device::Cpu).unwrap()
+}
+
 #[test]
 fn short_training_round_trips_and_resumes_exactly() {
     tch::set_num_threads(1);
@@ -172,6 +182,7 @@ fn short_training_round_trips_and_resumes_exactly() {
     b.opt_g = t2i::train::optim::Adam::new(&b.model.g_vs, cfg.lr, cfg.beta1, cfg.beta2);
     b.restore(&ck).unwrap();
     b.seed = 5;
+    b.data = rebuild_tensors(&b.model);
     for _ in 0..3 {
         b.train_step();
     }
@@ -183,6 +194,8 @@ fn short_training_round_trips_and_resumes_exactly() {
     c.opt_g = t2i::train::optim::Adam::new(&c.model.g_vs, cfg.lr, cfg.beta1, cfg.beta2);
     c.restore(&ck).unwrap();
     c.seed = 5;
+    // as `train --resume` does: caption vectors come from the checkpoint's encoder
+    c.data = rebuild_tensors(&c.model);
     assert_eq!(c.step, 3);
     let stats_c: Vec<_> = (0..3).map(|_| c.train_step()).collect();
     for (x, y) in stats_a[3..].iter().zip(&stats_c) {
