@@ -91,6 +91,19 @@ pub fn print_summary(v: &Value) {
                 pct(&s["position"]),
                 s["samples"]
             );
+            if let Some(m) = s["shape_confusion"].as_array() {
+                let names = ["circle", "square", "triangle"];
+                let rows: Vec<String> = m
+                    .iter()
+                    .zip(names)
+                    .map(|(r, n)| format!("{n} -> {r}"))
+                    .collect();
+                println!(
+                    "{:<10} shapes drawn [circle, square, triangle, none]: {}",
+                    "",
+                    rows.join("  ")
+                );
+            }
         }
     }
     if let Some(s) = v.get("style_transfer") {

@@ -24,6 +24,8 @@ pub enum Error {
     Image(String),
     #[error("{0}")]
     Shapes(#[from] crate::data::shapes::ShapesError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("interrupted")]

@@ -240,6 +240,10 @@ pub struct Agreement {
     pub shape: bool,
     pub size: bool,
     pub position: bool,
+    /// The requested shape (index into `SHAPES`).
+    pub wanted_shape: usize,
+    /// The shape the checker read, if it found the object.
+    pub read_shape: Option<usize>,
 }
 
 impl Agreement {
@@ -271,7 +275,10 @@ pub fn agreement(wanted: &[ShapeObject], reading: &Reading) -> Vec<Agreement> {
                 }
             }
             match best {
-                None => Agreement::default(),
+                None => Agreement {
+                    wanted_shape: w.shape,
+                    ..Agreement::default()
+                },
                 Some((_, i)) => {
                     used[i] = true;
                     let d = &reading.objects[i];
@@ -281,6 +288,8 @@ pub fn agreement(wanted: &[ShapeObject], reading: &Reading) -> Vec<Agreement> {
                         shape: d.shape == w.shape,
                         size: d.size == w.size,
                         position: d.position == w.position,
+                        wanted_shape: w.shape,
+                        read_shape: Some(d.shape),
                     }
                 }
             }

@@ -23,6 +23,9 @@ pub struct ShapesScores {
     pub joint: f64,
     pub size: f64,
     pub position: f64,
+    /// Rows: the requested shape (circle, square, triangle); columns: the
+    /// shape read (same order), then "no object found".
+    pub shape_confusion: [[usize; 4]; 3],
 }
 
 impl ShapesScores {
@@ -39,6 +42,7 @@ struct Tally {
     joint: usize,
     size: usize,
     position: usize,
+    confusion: [[usize; 4]; 3],
 }
 
 impl Tally {
@@ -50,6 +54,8 @@ impl Tally {
         self.joint += usize::from(a.joint());
         self.size += usize::from(a.size);
         self.position += usize::from(a.position);
+        let col = a.read_shape.unwrap_or(3).min(3);
+        self.confusion[a.wanted_shape.min(2)][col] += 1;
     }
     fn scores(&self, split: &'static str, samples: usize) -> ShapesScores {
         let f = |k: usize| k as f64 / self.objects.max(1) as f64;
@@ -63,6 +69,7 @@ impl Tally {
             joint: f(self.joint),
             size: f(self.size),
             position: f(self.position),
+            shape_confusion: self.confusion,
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::too_many_arguments)] // PyTorch's own signatures
 
 use tch::nn::{self, Init};
+use tch::Tensor;
 
 /// How a layer's parameters are initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,4 +107,10 @@ pub fn batch_norm2d(p: nn::Path, c: i64, init: InitKind) -> nn::BatchNorm {
         ..Default::default()
     };
     nn::batch_norm2d(p, c, cfg)
+}
+
+/// LeakyReLU with slope 0.2, the papers' choice (libtorch's binding has no
+/// slope argument).
+pub fn lrelu(x: &Tensor) -> Tensor {
+    x.maximum(&(x * 0.2))
 }

@@ -242,10 +242,7 @@ impl Generator {
     }
 }
 
-/// LeakyReLU with the paper's slope 0.2.
-fn lrelu(x: &Tensor) -> Tensor {
-    x.maximum(&(x * 0.2))
-}
+use crate::layers::lrelu;
 
 /// D's convolutional body (shared with the style encoder): image -> 4x4 features.
 fn conv_body(p: &nn::Path, c: &GanIntClsConfig) -> (nn::SequentialT, i64) {

@@ -3,6 +3,7 @@
 //! models, one vector per word. Each trained encoder is its own checkpoint;
 //! a model's checkpoint embeds the encoder it used and names its source.
 
+pub mod damsm;
 pub mod gru;
 pub mod vocab;
 

@@ -2,6 +2,7 @@
 //! the training loops of each model family.
 
 pub mod checkpoint;
+pub mod damsm;
 pub mod gan_int_cls;
 pub mod optim;
 pub mod run;

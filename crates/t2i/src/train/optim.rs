@@ -111,6 +111,38 @@ impl Adam {
     }
 }
 
+/// Scales the gradients of `vs` so their joint L2 norm is at most `max`
+/// (`torch.nn.utils.clip_grad_norm_`). Returns the norm before clipping.
+pub fn clip_grad_norm(vs: &VarStore, max: f64) -> f64 {
+    let grads: Vec<Tensor> = vs
+        .trainable_variables()
+        .iter()
+        .map(|p| p.grad())
+        .filter(|g| g.defined())
+        .collect();
+    if grads.is_empty() {
+        return 0.0;
+    }
+    let total = grads
+        .iter()
+        .map(|g| g.square().sum(Kind::Float))
+        .fold(
+            Tensor::zeros([], (Kind::Float, grads[0].device())),
+            |a, b| a + b,
+        )
+        .sqrt()
+        .double_value(&[]);
+    let coef = max / (total + 1e-6);
+    if coef < 1.0 {
+        tch::no_grad(|| {
+            for g in &grads {
+                let _ = g.shallow_clone().g_mul_scalar_(coef);
+            }
+        });
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,351 @@
+//! Image preprocessing of the official StackGAN / AttnGAN code, and the
+//! cache that makes a second run start at once.
+//!
+//! Per image (AttnGAN `datasets.get_imgs`): a square crop of half-side
+//! `0.75 * max(w, h)` around the box centre (clipped at the image border),
+//! resized so its shorter side is `size * 76 / 64`; during training a random
+//! `size` x `size` crop and a random horizontal flip, then one copy per
+//! resolution of the multi-stage models.
+//!
+//! The cache stores the resized crops as one `u8` tensor `[n, L, L, 3]`
+//! (`L = size * 76 / 64`). Where the box crop is clipped by the border the
+//! crop is not square; the cache keeps its centre `L` x `L` square, so the
+//! random crop ranges over that square only (the official code ranges over
+//! the full longer side).
+
+use super::cub::Cub;
+use super::layout::DataError;
+use image::imageops::FilterType;
+use image::RgbImage;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Cache format version: bump when the preprocessing changes.
+const CACHE_VERSION: u32 = 1;
+
+/// Side of the stored crops for a training resolution (`size * 76 / 64`).
+pub fn load_side(size: u32) -> u32 {
+    size * 76 / 64
+}
+
+/// The official crop box `[x1, y1, x2, y2]` around `bbox = [x, y, w, h]`
+/// and whether the box lies (partly) outside the image.
+pub fn crop_box(bbox: [f32; 4], width: u32, height: u32) -> ([u32; 4], bool) {
+    let [x, y, w, h] = bbox;
+    let outside = x < -1.0
+        || y < -1.0
+        || w <= 0.0
+        || h <= 0.0
+        || x + w > width as f32 + 1.0
+        || y + h > height as f32 + 1.0;
+    let r = (w.max(h) * 0.75) as i64; // int() in the official code
+    let cx = ((2.0 * x + w) / 2.0) as i64;
+    let cy = ((2.0 * y + h) / 2.0) as i64;
+    let (wi, hi) = (width as i64, height as i64);
+    let x1 = (cx - r).max(0);
+    let y1 = (cy - r).max(0);
+    let x2 = (cx + r).min(wi);
+    let y2 = (cy + r).min(hi);
+    if x2 - x1 < 2 || y2 - y1 < 2 {
+        // nothing of the box is inside: use the whole image
+        return ([0, 0, width, height], true);
+    }
+    ([x1 as u32, y1 as u32, x2 as u32, y2 as u32], outside)
+}
+
+/// Decodes an image file and applies the box crop and resize to `side`.
+/// Returns the `side` x `side` crop and whether the box was outside.
+pub fn load_crop(path: &Path, bbox: [f32; 4], side: u32) -> Result<(RgbImage, bool), DataError> {
+    let img = image::open(path)
+        .map_err(|e| DataError::Image(path.to_path_buf(), e.to_string()))?
+        .to_rgb8();
+    let ([x1, y1, x2, y2], outside) = crop_box(bbox, img.width(), img.height());
+    let crop = image::imageops::crop_imm(&img, x1, y1, x2 - x1, y2 - y1).to_image();
+    // shorter side to `side`, aspect kept (torchvision Scale(int))
+    let (w, h) = (crop.width(), crop.height());
+    let (nw, nh) = if w <= h {
+        (
+            side,
+            ((h as u64 * side as u64) / w as u64).max(side as u64) as u32,
+        )
+    } else {
+        (
+            ((w as u64 * side as u64) / h as u64).max(side as u64) as u32,
+            side,
+        )
+    };
+    let resized = image::imageops::resize(&crop, nw, nh, FilterType::Triangle);
+    let sq = image::imageops::crop_imm(&resized, (nw - side) / 2, (nh - side) / 2, side, side)
+        .to_image();
+    Ok((sq, outside))
+}
+
+/// Box-cropped, resized images of a CUB split, in record order.
+pub struct Prepared {
+    /// `[n, side, side, 3]`, `u8`.
+    pub images: Tensor,
+    pub side: u32,
+    /// Record index (into `Cub::records`) of each stored image.
+    pub record: Vec<usize>,
+    /// Images that could not be decoded (skipped).
+    pub corrupt: usize,
+    /// Boxes outside their image (crop clipped or whole image used).
+    pub boxes_outside: usize,
+    /// Where the cache file is, and whether it was read rather than built.
+    pub cache: Option<(PathBuf, bool)>,
+}
+
+impl Prepared {
+    pub fn len(&self) -> usize {
+        self.record.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.record.is_empty()
+    }
+
+    /// One summary line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} images at {}x{}; skipped {} corrupt images; {} boxes outside their image{}",
+            self.len(),
+            self.side,
+            self.side,
+            self.corrupt,
+            self.boxes_outside,
+            match &self.cache {
+                Some((p, true)) => format!("; read from cache {}", p.display()),
+                Some((p, false)) => format!("; cache written to {}", p.display()),
+                None => String::new(),
+            }
+        )
+    }
+}
+
+/// Cache key: the preprocessing version, the side, and every source file's
+/// name, size and modification time with its box.
+fn cache_key(cub: &Cub, side: u32) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "v{CACHE_VERSION} side {side} split {}\n",
+        cub.split.name()
+    ));
+    for r in &cub.records {
+        let meta = std::fs::metadata(&r.image).ok();
+        let len = meta.as_ref().map_or(0, |m| m.len());
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        h.update(format!(
+            "{} {} {len} {mtime} {:?}\n",
+            r.key,
+            r.image.display(),
+            r.bbox
+        ));
+    }
+    h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Crops and resizes every image of `cub` to `side` x `side`, reading the
+/// cache in `cache_dir` when it matches and writing it otherwise.
+pub fn prepare(
+    cub: &Cub,
+    side: u32,
+    cache_dir: Option<&Path>,
+    progress: bool,
+) -> Result<Prepared, DataError> {
+    let cache_path = cache_dir.map(|d| {
+        d.join(format!(
+            "cub-{}-{side}-{}.safetensors",
+            cub.split.name(),
+            cache_key(cub, side)
+        ))
+    });
+    if let Some(p) = &cache_path {
+        if p.is_file() {
+            if let Ok(mut prep) = read_cache(p, side) {
+                prep.cache = Some((p.clone(), true));
+                return Ok(prep);
+            }
+        }
+    }
+    let n = cub.records.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |k| k.get())
+        .min(8);
+    let pb = crate::progress::bar(n as u64, "preparing images", progress);
+    let chunk = n.div_ceil(threads);
+    let results: Vec<Vec<(usize, Result<(RgbImage, bool), DataError>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cub
+            .records
+            .chunks(chunk.max(1))
+            .enumerate()
+            .map(|(c, recs)| {
+                let pb = pb.clone();
+                s.spawn(move || {
+                    recs.iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            let out = load_crop(&r.image, r.bbox, side);
+                            pb.inc(1);
+                            (c * chunk + i, out)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    pb.finish_and_clear();
+    let mut data = Vec::with_capacity(n * (side * side * 3) as usize);
+    let (mut record, mut corrupt, mut outside) = (Vec::new(), 0, 0);
+    for (i, r) in results.into_iter().flatten() {
+        match r {
+            Ok((img, out)) => {
+                data.extend_from_slice(img.as_raw());
+                record.push(i);
+                outside += usize::from(out);
+            }
+            Err(e) => {
+                tracing::warn!("skipped: {e}");
+                corrupt += 1;
+            }
+        }
+    }
+    if record.is_empty() {
+        return Err(DataError::EmptySplit(format!(
+            "{}: no image of the split could be decoded",
+            cub.report.split
+        )));
+    }
+    let s = side as i64;
+    let images = Tensor::from_slice(&data).view([record.len() as i64, s, s, 3]);
+    let mut prep = Prepared {
+        images,
+        side,
+        record,
+        corrupt,
+        boxes_outside: outside,
+        cache: None,
+    };
+    if let (Some(p), Some(dir)) = (&cache_path, cache_dir) {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::Io(dir.to_path_buf(), e))?;
+        write_cache(p, &prep)?;
+        prep.cache = Some((p.clone(), false));
+    }
+    Ok(prep)
+}
+
+fn write_cache(path: &Path, p: &Prepared) -> Result<(), DataError> {
+    let mut meta = std::collections::HashMap::new();
+    meta.insert(
+        "record".to_string(),
+        serde_json::to_string(&p.record).unwrap_or_default(),
+    );
+    meta.insert("corrupt".to_string(), p.corrupt.to_string());
+    meta.insert("boxes_outside".to_string(), p.boxes_outside.to_string());
+    let shape: Vec<usize> = p.images.size().iter().map(|&d| d as usize).collect();
+    let bytes: Vec<u8> = Vec::try_from(p.images.view([-1]))
+        .map_err(|e: tch::TchError| DataError::Parse(path.to_path_buf(), e.to_string()))?;
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, shape, &bytes)
+        .map_err(|e| DataError::Parse(path.to_path_buf(), e.to_string()))?;
+    let out = safetensors::serialize([("images", view)], &Some(meta))
+        .map_err(|e| DataError::Parse(path.to_path_buf(), e.to_string()))?;
+    crate::imageio::write_atomic(path, &out)
+        .map_err(|e: crate::Error| DataError::Parse(path.to_path_buf(), e.to_string()))
+}
+
+fn read_cache(path: &Path, side: u32) -> Result<Prepared, DataError> {
+    let bad = |m: String| DataError::Parse(path.to_path_buf(), m);
+    let bytes = std::fs::read(path).map_err(|e| DataError::Io(path.to_path_buf(), e))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let t = st.tensor("images").map_err(|e| bad(e.to_string()))?;
+    let m = meta.metadata().clone().unwrap_or_default();
+    let record: Vec<usize> = serde_json::from_str(m.get("record").map_or("", |s| s.as_str()))
+        .map_err(|e| bad(e.to_string()))?;
+    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    if shape != [record.len() as i64, side as i64, side as i64, 3] {
+        return Err(bad("cache shape does not match".into()));
+    }
+    let num = |k: &str| m.get(k).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok(Prepared {
+        images: Tensor::from_slice(t.data()).view(shape.as_slice()),
+        side,
+        record,
+        corrupt: num("corrupt"),
+        boxes_outside: num("boxes_outside"),
+        cache: None,
+    })
+}
+
+/// Training batches: random `size` crop, random flip, values in [-1, 1],
+/// one tensor per resolution of `sizes` (largest = crop size).
+pub struct ImageBatcher {
+    pub prepared: Prepared,
+    /// Output sides, ascending (e.g. `[64, 128, 256]`); the last is the crop.
+    pub sizes: Vec<i64>,
+    pub augment: bool,
+}
+
+impl ImageBatcher {
+    /// `[batch, 3, s, s]` per size, for the stored images `idx`.
+    pub fn batch(&self, idx: &[usize], rng: &mut ChaCha8Rng, device: Device) -> Vec<Tensor> {
+        let crop = *self.sizes.last().unwrap_or(&64);
+        let side = self.prepared.side as i64;
+        let imgs: Vec<Tensor> = idx
+            .iter()
+            .map(|&i| {
+                let img = self.prepared.images.get(i as i64); // [L, L, 3]
+                let (oy, ox, flip) = if self.augment {
+                    (
+                        rng.gen_range(0..=side - crop),
+                        rng.gen_range(0..=side - crop),
+                        rng.gen_bool(0.5),
+                    )
+                } else {
+                    ((side - crop) / 2, (side - crop) / 2, false)
+                };
+                let c = img.narrow(0, oy, crop).narrow(1, ox, crop);
+                if flip {
+                    c.flip([1])
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let x = Tensor::stack(&imgs, 0)
+            .to_device(device)
+            .permute([0, 3, 1, 2])
+            .to_kind(Kind::Float)
+            / 127.5
+            - 1.0; // [batch, 3, crop, crop]
+        self.sizes
+            .iter()
+            .map(|&s| {
+                if s == crop {
+                    x.shallow_clone()
+                } else {
+                    x.internal_upsample_bilinear2d_aa([s, s], false, None, None)
+                }
+            })
+            .collect()
+    }
+
+    /// A reproducible generator for step `step` of a run seeded `seed`.
+    pub fn rng(seed: u64, step: i64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(crate::train::step_seed(seed ^ 0xC0B, step))
+    }
+}

@@ -1,0 +1,299 @@
+//! DAMSM: the Deep Attentional Multimodal Similarity Model of AttnGAN (Xu et
+//! al., CVPR 2018, sec. 3.3): the image encoder and the word- and
+//! sentence-level matching losses. The text side is
+//! [`crate::text::damsm::RnnEncoder`].
+//!
+//! The image encoder maps an image to local region features `v` (`[D, R]`,
+//! R = 17 x 17 = 289 regions of Inception-v3's `mixed_6e` in the paper) and a
+//! global feature `v_bar` (`[D]`). The `paper` body is Inception-v3; the
+//! `tiny` body is a small CNN trained from scratch (64x64 input, 8 x 8
+//! regions).
+
+use crate::layers::{self, InitKind};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+/// The smoothing factors of the matching score (`cfg/DAMSM/bird.yml`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Gammas {
+    /// gamma1: sharpness of the attention over regions (eq. 9).
+    pub gamma1: f64,
+    /// gamma2: importance of the most relevant word-context pair (eq. 10).
+    pub gamma2: f64,
+    /// gamma3: smoothing of the posterior over the batch (eq. 11).
+    pub gamma3: f64,
+}
+
+impl Default for Gammas {
+    fn default() -> Self {
+        Self {
+            gamma1: 4.0,
+            gamma2: 5.0,
+            gamma3: 10.0,
+        }
+    }
+}
+
+/// Configuration of the DAMSM image encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnEncoderConfig {
+    pub preset: String,
+    /// Feature size D shared with the text encoder.
+    pub dim: i64,
+    /// Input side in pixels.
+    pub image_size: i64,
+    /// Width of the first convolution of the small CNN.
+    pub width: i64,
+}
+
+impl CnnEncoderConfig {
+    pub fn tiny() -> Self {
+        Self {
+            preset: "tiny".into(),
+            dim: 128,
+            image_size: 64,
+            width: 32,
+        }
+    }
+}
+
+/// The small CNN image encoder of the `tiny` preset: 64 -> 8x8 regions
+/// (local features), then 4x4 and a mean pool (global feature).
+#[derive(Debug)]
+pub struct CnnEncoder {
+    pub config: CnnEncoderConfig,
+    body: nn::SequentialT,
+    head: nn::SequentialT,
+    /// `emb_features`: 1x1 convolution of the local features to D.
+    emb_features: nn::Conv2D,
+    /// `emb_cnn_code`: linear map of the global feature to D.
+    emb_cnn_code: nn::Linear,
+}
+
+fn down(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
+    nn::seq_t()
+        .add(layers::conv2d(
+            &p / "conv",
+            cin,
+            cout,
+            4,
+            2,
+            1,
+            false,
+            InitKind::PyTorch,
+        ))
+        .add(layers::batch_norm2d(&p / "bn", cout, InitKind::PyTorch))
+        .add_fn(layers::lrelu)
+}
+
+impl CnnEncoder {
+    pub fn new(p: nn::Path, config: CnnEncoderConfig) -> Self {
+        let w = config.width;
+        let body = nn::seq_t()
+            .add(layers::conv2d(
+                &p / "conv0",
+                3,
+                w,
+                3,
+                1,
+                1,
+                true,
+                InitKind::PyTorch,
+            ))
+            .add_fn(layers::lrelu)
+            .add(down(&p / "down1", w, 2 * w)) // 32x32
+            .add(down(&p / "down2", 2 * w, 4 * w)) // 16x16
+            .add(down(&p / "down3", 4 * w, 8 * w)); // 8x8
+        let head = nn::seq_t().add(down(&p / "down4", 8 * w, 16 * w)); // 4x4
+        let emb_features = layers::conv2d(
+            &p / "emb_features",
+            8 * w,
+            config.dim,
+            1,
+            1,
+            0,
+            false,
+            InitKind::PyTorch,
+        );
+        let emb_cnn_code = layers::linear(
+            &p / "emb_cnn_code",
+            16 * w,
+            config.dim,
+            true,
+            InitKind::PyTorch,
+        );
+        Self {
+            config,
+            body,
+            head,
+            emb_features,
+            emb_cnn_code,
+        }
+    }
+
+    /// # Shapes
+    /// `x [batch, 3, s, s]` in [-1, 1] -> local `[batch, D, s/8, s/8]`,
+    /// global `[batch, D]`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let f = self.body.forward_t(x, train); // [batch, 8w, s/8, s/8]
+        let g = self
+            .head
+            .forward_t(&f, train)
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 16w]
+        (
+            f.apply(&self.emb_features), // [batch, D, s/8, s/8]
+            g.apply(&self.emb_cnn_code), // [batch, D]
+        )
+    }
+}
+
+/// Cosine similarity along `dim` with the official clamp
+/// (`w12 / max(|w1| |w2|, eps)`).
+fn cosine(a: &Tensor, b: &Tensor, dim: i64) -> Tensor {
+    let w12 = (a * b).sum_dim_intlist(dim, false, Kind::Float);
+    let w1 = a.norm_scalaropt_dim(2, [dim], false);
+    let w2 = b.norm_scalaropt_dim(2, [dim], false);
+    w12 / (w1 * w2).clamp_min(1e-8)
+}
+
+/// Word-region attention (eqs. 7-9, `func_attention`) of every caption with
+/// every image.
+///
+/// # Shapes
+/// `words [B, D, T]`, `mask [B, T]` (true for real words), `regions [B, D, H, W]`
+/// -> context `[B(caption), B(image), T, D]`, attention `[B, B, T, H*W]`.
+pub fn word_attention(
+    words: &Tensor,
+    mask: &Tensor,
+    regions: &Tensor,
+    gamma1: f64,
+) -> (Tensor, Tensor) {
+    let (b, d) = (regions.size()[0], regions.size()[1]);
+    let v = regions.view([b, d, -1]); // [B, D, R]
+    let e = words.transpose(1, 2); // [B, T, D]
+                                   // s[i, j, t, r] = e_i,t . v_j,r  (eq. 7)
+    let s = e.unsqueeze(1).matmul(&v.unsqueeze(0)); // [B, B, T, R]
+    let pad = mask.logical_not().view([b, 1, -1, 1]); // [B, 1, T, 1]
+    let s_bar = s
+        .masked_fill(&pad, f64::NEG_INFINITY)
+        .softmax(2, Kind::Float); // over words (eq. 8)
+    let alpha = (s_bar * gamma1).softmax(3, Kind::Float); // over regions (eq. 9)
+    let c = alpha.matmul(&v.transpose(1, 2).unsqueeze(0)); // [B, B, T, D]
+    (c, alpha)
+}
+
+/// Per-caption attention maps with its own image: `[T_i, H, W]` each.
+pub fn attention_maps(alpha: &Tensor, lens: &[i64], h: i64, w: i64) -> Vec<Tensor> {
+    lens.iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let i = i as i64;
+            alpha.get(i).get(i).narrow(0, 0, t).view([t, h, w])
+        })
+        .collect()
+}
+
+/// Masks off-diagonal pairs of the same class (the reference code's
+/// same-class masking): `scores[i, j] = -inf` where `class[i] == class[j]`, `i != j`.
+fn mask_same_class(scores: &Tensor, class_ids: Option<&[i64]>) -> Tensor {
+    match class_ids {
+        None => scores.shallow_clone(),
+        Some(c) => {
+            let n = c.len();
+            let m: Vec<bool> = (0..n * n)
+                .map(|k| k / n != k % n && c[k / n] == c[k % n])
+                .collect();
+            let m = Tensor::from_slice(&m)
+                .view([n as i64, n as i64])
+                .to_device(scores.device());
+            scores.masked_fill(&m, f64::NEG_INFINITY)
+        }
+    }
+}
+
+/// Cross entropy of both directions with labels = the diagonal (eq. 11-12).
+fn both_directions(scores: &Tensor) -> (Tensor, Tensor) {
+    let n = scores.size()[0];
+    let labels = Tensor::arange(n, (Kind::Int64, scores.device()));
+    let ce = |s: &Tensor| s.log_softmax(1, Kind::Float).nll_loss(&labels);
+    (ce(scores), ce(&scores.tr()))
+}
+
+/// The word-level DAMSM loss L1_w, L2_w (`words_loss`) and the attention
+/// of each caption over its own image.
+///
+/// `R(c_i, e_i)` is the cosine of each word with its context; R(Q, D) =
+/// log sum_i exp(gamma2 R(c_i, e_i)) (eq. 10; the reference code omits the
+/// 1/gamma2 power and so do we).
+///
+/// # Shapes
+/// `regions [B, D, H, W]`, `words [B, D, T]`, `lens [B]` -> two scalars and
+/// the attention `[B, B, T, H*W]`.
+pub fn words_loss(
+    regions: &Tensor,
+    words: &Tensor,
+    lens: &[i64],
+    class_ids: Option<&[i64]>,
+    g: Gammas,
+) -> (Tensor, Tensor, Tensor) {
+    let (sim, alpha) = word_similarity(regions, words, lens, g); // [B(image), B(caption)]
+    let scores = mask_same_class(&(sim * g.gamma3), class_ids);
+    let (l0, l1) = both_directions(&scores);
+    (l0, l1, alpha)
+}
+
+/// Word-level matching score R(Q_i, D_j) of every image i with every caption j,
+/// and the attention.
+pub fn word_similarity(
+    regions: &Tensor,
+    words: &Tensor,
+    lens: &[i64],
+    g: Gammas,
+) -> (Tensor, Tensor) {
+    let (b, t) = (words.size()[0], words.size()[2]);
+    let mask = lens_mask(lens, t, words.device()); // [B, T]
+    let (c, alpha) = word_attention(words, &mask, regions, g.gamma1);
+    let e = words.transpose(1, 2).unsqueeze(1); // [B, 1, T, D]
+    let r = cosine(&c, &e, 3); // [B(caption), B(image), T]
+    let r = (r * g.gamma2)
+        .exp()
+        .masked_fill(&mask.logical_not().view([b, 1, t]), 0.0)
+        .sum_dim_intlist(2, false, Kind::Float)
+        .log(); // [B(caption), B(image)]
+    (r.tr(), alpha) // rows: images, columns: captions
+}
+
+/// True for the first `lens[i]` of `t` positions. `[B, t]`
+pub fn lens_mask(lens: &[i64], t: i64, device: tch::Device) -> Tensor {
+    let v: Vec<bool> = lens
+        .iter()
+        .flat_map(|&l| (0..t).map(move |k| k < l))
+        .collect();
+    Tensor::from_slice(&v)
+        .view([lens.len() as i64, t])
+        .to_device(device)
+}
+
+/// The sentence-level DAMSM loss L1_s, L2_s (`sent_loss`).
+///
+/// # Shapes
+/// `image [B, D]`, `sentence [B, D]` -> two scalars.
+pub fn sent_loss(
+    image: &Tensor,
+    sentence: &Tensor,
+    class_ids: Option<&[i64]>,
+    g: Gammas,
+) -> (Tensor, Tensor) {
+    let scores = mask_same_class(&(sent_similarity(image, sentence) * g.gamma3), class_ids);
+    both_directions(&scores)
+}
+
+/// cos(v_bar_i, e_bar_j) of every image i with every sentence j. `[B, B]`
+pub fn sent_similarity(image: &Tensor, sentence: &Tensor) -> Tensor {
+    let num = image.matmul(&sentence.tr());
+    let norm = image
+        .norm_scalaropt_dim(2, [1], true)
+        .matmul(&sentence.norm_scalaropt_dim(2, [1], true).tr());
+    num / norm.clamp_min(1e-8)
+}

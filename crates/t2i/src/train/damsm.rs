@@ -1,0 +1,238 @@
+//! DAMSM pre-training (AttnGAN `pretrain_DAMSM.py`): the text and image
+//! encoders trained together with L_DAMSM = L1_w + L2_w + L1_s + L2_s
+//! (eq. 13) on captioned images, same-class captions masked as negatives.
+
+use super::optim::{clip_grad_norm, Adam};
+use super::step_seed;
+use crate::data::prepare::ImageBatcher;
+use crate::error::Result;
+use crate::models::damsm::{
+    sent_loss, sent_similarity, words_loss, CnnEncoder, CnnEncoderConfig, Gammas,
+};
+use crate::text::damsm::{pad_ids, RnnEncoder, RnnEncoderConfig};
+use crate::text::{Encoded, Vocab};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+/// DAMSM training configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DamsmConfig {
+    pub preset: String,
+    pub text: RnnEncoderConfig,
+    pub image: CnnEncoderConfig,
+    pub gammas: Gammas,
+    /// Batch size (48 in `cfg/DAMSM/bird.yml`).
+    pub batch_size: usize,
+    /// Adam learning rate (0.002), betas (0.5, 0.999).
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Gradient-norm clip of the text encoder (0.25).
+    pub clip: f64,
+    /// Learning rate multiplied by 0.98 every this many steps (an epoch in
+    /// the reference code), down to lr / 10.
+    pub decay_every: i64,
+}
+
+impl DamsmConfig {
+    pub fn tiny() -> Self {
+        Self {
+            preset: "tiny".into(),
+            text: RnnEncoderConfig::tiny(),
+            image: CnnEncoderConfig::tiny(),
+            gammas: Gammas::default(),
+            batch_size: 48,
+            lr: 2e-3,
+            beta1: 0.5,
+            beta2: 0.999,
+            clip: 0.25,
+            decay_every: 100,
+        }
+    }
+
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "tiny" => Some(Self::tiny()),
+            _ => None,
+        }
+    }
+}
+
+/// A captioned image set ready for DAMSM: images, their captions and class.
+pub struct CaptionedImages {
+    pub images: ImageBatcher,
+    /// Captions per stored image.
+    pub captions: Vec<Vec<String>>,
+    /// Class id per stored image (for same-class masking and R-precision).
+    pub classes: Vec<i64>,
+}
+
+/// Picks at most `max` words of a caption in order (the reference code
+/// samples a random ordered subset of longer captions in training).
+pub fn sample_words(e: &Encoded, max: usize, rng: &mut ChaCha8Rng) -> Encoded {
+    if e.ids.len() <= max {
+        return e.clone();
+    }
+    let mut keep: Vec<usize> = (0..e.ids.len()).collect();
+    keep.shuffle(rng);
+    keep.truncate(max);
+    keep.sort_unstable();
+    Encoded {
+        ids: keep.iter().map(|&i| e.ids[i]).collect(),
+        unknown: e.unknown.clone(),
+    }
+}
+
+/// The two encoders being trained.
+pub struct DamsmTrainer {
+    pub config: DamsmConfig,
+    pub text: RnnEncoder,
+    pub image_vs: nn::VarStore,
+    pub image: CnnEncoder,
+    opt_text: Adam,
+    opt_image: Adam,
+    pub step: i64,
+    pub seed: u64,
+}
+
+/// Losses of one step.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DamsmStats {
+    pub step: i64,
+    pub loss: f64,
+    pub w_loss: f64,
+    pub s_loss: f64,
+}
+
+impl DamsmTrainer {
+    pub fn new(config: DamsmConfig, vocab: Vocab, seed: u64, device: Device) -> Self {
+        tch::manual_seed(seed as i64); // reproducible initial weights
+        let text = RnnEncoder::new(config.text.clone(), vocab, device);
+        let image_vs = nn::VarStore::new(device);
+        let image = CnnEncoder::new(image_vs.root(), config.image.clone());
+        let opt_text = Adam::new(&text.vs, config.lr, config.beta1, config.beta2);
+        let opt_image = Adam::new(&image_vs, config.lr, config.beta1, config.beta2);
+        Self {
+            config,
+            text,
+            image_vs,
+            image,
+            opt_text,
+            opt_image,
+            step: 0,
+            seed,
+        }
+    }
+
+    fn lr(&self) -> f64 {
+        let c = &self.config;
+        let k = (self.step / c.decay_every.max(1)) as i32;
+        (c.lr * 0.98f64.powi(k)).max(c.lr / 10.0)
+    }
+
+    /// One step on a random batch of `data`.
+    pub fn train_step(&mut self, data: &CaptionedImages) -> Result<DamsmStats> {
+        let c = self.config.clone();
+        let dev = self.image_vs.device();
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.seed, self.step));
+        let n = data.captions.len();
+        let idx: Vec<usize> = (0..c.batch_size).map(|_| rng.gen_range(0..n)).collect();
+        let mut enc = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let caps = &data.captions[i];
+            let cap = &caps[rng.gen_range(0..caps.len())];
+            let e = self
+                .text
+                .vocab
+                .encode(cap, usize::MAX)
+                .unwrap_or_else(|_| Encoded {
+                    ids: vec![crate::text::vocab::UNK],
+                    unknown: vec![],
+                });
+            enc.push(sample_words(&e, c.text.max_words, &mut rng));
+        }
+        let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
+        let ids = pad_ids(&enc, dev);
+        let classes: Vec<i64> = idx.iter().map(|&i| data.classes[i]).collect();
+        let mut img_rng = ImageBatcher::rng(self.seed, self.step);
+        let x = data
+            .images
+            .batch(&idx, &mut img_rng, dev)
+            .pop()
+            .unwrap_or_else(|| Tensor::zeros([1], (Kind::Float, dev)));
+
+        let lr = self.lr();
+        self.opt_text.lr = lr;
+        self.opt_image.lr = lr;
+        let out = self.text.forward_t(&ids, &lens, None, true);
+        let (regions, global) = self.image.forward_t(&x, true);
+        let g = c.gammas;
+        let (w0, w1, _) = words_loss(&regions, &out.words, &lens, Some(&classes), g);
+        let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
+        let w = &w0 + &w1;
+        let s = &s0 + &s1;
+        let loss = &w + &s;
+        self.opt_text.zero_grad();
+        self.opt_image.zero_grad();
+        loss.backward();
+        clip_grad_norm(&self.text.vs, c.clip);
+        self.opt_text.step();
+        self.opt_image.step();
+        self.step += 1;
+        Ok(DamsmStats {
+            step: self.step,
+            loss: loss.double_value(&[]),
+            w_loss: w.double_value(&[]),
+            s_loss: s.double_value(&[]),
+        })
+    }
+}
+
+/// R-precision (spec/evaluation.md): each image's true caption ranked among
+/// itself and `candidates - 1` captions of images of other classes by the
+/// cosine of DAMSM sentence and image vectors; a hit when it ranks first.
+/// Returns (mean, std) over `folds` equal folds of the images.
+///
+/// # Shapes
+/// `image [n, D]`, `true_text [n, D]`, `pool [m, D]` with `pool_class [m]`.
+#[allow(clippy::too_many_arguments)]
+pub fn r_precision(
+    image: &Tensor,
+    image_class: &[i64],
+    true_text: &Tensor,
+    pool: &Tensor,
+    pool_class: &[i64],
+    candidates: usize,
+    folds: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let n = image_class.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut hits = Vec::with_capacity(n);
+    let dev = image.device();
+    for i in 0..n {
+        let mut cand: Vec<i64> = Vec::with_capacity(candidates - 1);
+        while cand.len() < candidates - 1 {
+            let j = rng.gen_range(0..pool_class.len());
+            if pool_class[j] != image_class[i] {
+                cand.push(j as i64);
+            }
+        }
+        let others = pool.index_select(0, &Tensor::from_slice(&cand).to_device(dev));
+        let texts = Tensor::cat(&[true_text.get(i as i64).unsqueeze(0), others], 0); // [candidates, D]
+        let sims = sent_similarity(&image.get(i as i64).unsqueeze(0), &texts); // [1, candidates]
+        let best = sims.argmax(1, false).int64_value(&[0]);
+        hits.push(f64::from(u8::from(best == 0)));
+    }
+    let folds = folds.clamp(1, n.max(1));
+    let per = n / folds;
+    let means: Vec<f64> = (0..folds)
+        .map(|f| hits[f * per..(f + 1) * per].iter().sum::<f64>() / per.max(1) as f64)
+        .collect();
+    let mean = means.iter().sum::<f64>() / folds as f64;
+    let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / folds as f64;
+    (mean, var.sqrt())
+}

@@ -1,0 +1,65 @@
+//! Helpers for the official-implementation fixtures in `../shared/reference`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tch::{nn, Tensor};
+
+/// The fixture folder (`T2I_REFERENCE` or `../shared/reference` next to the
+/// repository), or `None` with a message when absent.
+pub fn reference_dir() -> Option<PathBuf> {
+    let p = std::env::var_os("T2I_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+        });
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: reference fixtures not found at {} (set T2I_REFERENCE)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// All tensors of a safetensors file by name.
+pub fn read(path: &std::path::Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .collect()
+}
+
+/// Copies every fixture weight into the variable of the same name; every
+/// variable must be covered and every shape must agree.
+pub fn load_weights(vs: &mut nn::VarStore, weights: &HashMap<String, Tensor>) {
+    let vars = vs.variables();
+    for (name, var) in &vars {
+        let w = weights
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no tensor '{name}'"));
+        assert_eq!(var.size(), w.size(), "shape of {name}");
+        tch::no_grad(|| var.shallow_clone().copy_(w));
+    }
+}
+
+/// Largest absolute difference.
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    (a - b).abs().max().double_value(&[])
+}
+
+/// Asserts `|a - b| <= 1e-4 + 1e-4 |b|` elementwise.
+pub fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
+    assert_eq!(a.size(), b.size(), "{what}: shapes differ");
+    let excess = ((a - b).abs() - (b.abs() * 1e-4 + 1e-4))
+        .max()
+        .double_value(&[]);
+    assert!(
+        excess <= 0.0,
+        "{what}: max abs diff {} exceeds the tolerance",
+        max_diff(a, b)
+    );
+}
