@@ -43,7 +43,7 @@ pub fn data_shapes(
 /// Shared model/preset selection.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model family: gan-int-cls.
+    /// Model family: gan-int-cls or damsm.
     #[arg(long, default_value = "gan-int-cls")]
     pub model: String,
     /// Preset: paper or tiny.
@@ -58,9 +58,15 @@ pub struct TrainArgs {
     /// Objective: gan, gan-cls, gan-int or gan-int-cls.
     #[arg(long, default_value = "gan-int-cls")]
     pub variant: String,
-    /// Data set (shapes is built in).
+    /// Data set: shapes (built in) or cub.
     #[arg(long, default_value = "shapes")]
     pub data: String,
+    /// Folder of a real data set (for cub: the folder holding CUB_200_2011/).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Cache of preprocessed images (default: $T2I_CACHE or ~/.cache/t2i).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Run folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -147,7 +153,7 @@ fn gan_config(
     Ok(c)
 }
 
-fn stop_on_ctrl_c() -> StopFlag {
+pub fn stop_on_ctrl_c() -> StopFlag {
     let stop = StopFlag::default();
     let s = stop.clone();
     let _ = ctrlc::set_handler(move || {
@@ -161,6 +167,23 @@ fn stop_on_ctrl_c() -> StopFlag {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
+    if a.m.model == "damsm" {
+        return crate::cub_cmds::train_damsm(crate::cub_cmds::DamsmTrainArgs {
+            preset: &a.m.preset,
+            data: &a.data,
+            root: a.data_root.as_deref(),
+            cache: a.cache.clone(),
+            out: &a.out,
+            resume: a.resume,
+            steps: a.steps,
+            minutes: a.minutes,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            seed: a.seed,
+            device: &a.device,
+            checkpoint_every: a.checkpoint_every,
+        });
+    }
     if a.data != "shapes" {
         bail!(
             "data set '{}' is not available yet (available: shapes)",
@@ -448,9 +471,33 @@ pub struct EvalArgs {
     pub out: PathBuf,
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// shapes (checker metrics of a GAN-INT-CLS checkpoint) or r-precision
+    /// (real images of a data set with a DAMSM checkpoint).
+    #[arg(long, default_value = "shapes")]
+    pub metric: String,
+    /// Folder of the real data set (r-precision).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Split of the real data set (r-precision).
+    #[arg(long, default_value = "test")]
+    pub split: String,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
+    match a.metric.as_str() {
+        "shapes" => {}
+        "r-precision" => {
+            return crate::cub_cmds::eval_r_precision(
+                &a.checkpoint,
+                a.data_root.as_deref(),
+                &a.split,
+                a.seed,
+                &a.out,
+                &a.device,
+            )
+        }
+        m => bail!("unknown metric '{m}' (available: shapes, r-precision)"),
+    }
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }

@@ -1,6 +1,7 @@
 //! `t2i`: train, run, control and evaluate text-to-image GANs.
 
 mod commands;
+mod cub_cmds;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,24 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DataCommand {
+    /// Crop, resize and cache a real data set's images; measure the loader.
+    Prepare {
+        /// Data set: cub.
+        #[arg(long, default_value = "cub")]
+        data: String,
+        /// The data set's folder (for CUB: the folder holding CUB_200_2011/).
+        #[arg(long)]
+        root: PathBuf,
+        /// train, test or all.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// Training resolution (images are stored at size x 76/64).
+        #[arg(long, default_value_t = 64)]
+        size: i64,
+        /// Cache folder (default: $T2I_CACHE or ~/.cache/t2i).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Write the built-in shapes data set to a folder in the CUB layout.
     Shapes {
         /// Output folder (created).
@@ -74,6 +93,16 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Data {
+            what:
+                DataCommand::Prepare {
+                    data,
+                    root,
+                    split,
+                    size,
+                    cache,
+                },
+        } => cub_cmds::prepare(&data, &root, &split, size, cache),
         Command::Data {
             what:
                 DataCommand::Shapes {

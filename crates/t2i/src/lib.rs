@@ -14,6 +14,7 @@ pub mod imageio;
 pub mod layers;
 pub mod models;
 pub mod progress;
+pub mod pth;
 pub mod text;
 pub mod train;
 

@@ -114,3 +114,63 @@ pub fn batch_norm2d(p: nn::Path, c: i64, init: InitKind) -> nn::BatchNorm {
 pub fn lrelu(x: &Tensor) -> Tensor {
     x.maximum(&(x * 0.2))
 }
+
+pub mod ca;
+
+/// BatchNorm with PyTorch's full state (`weight`, `bias`, `running_mean`,
+/// `running_var`, `num_batches_tracked`), so official state_dicts load key
+/// for key. 1-d (`[batch, c]`) or 2-d (`[batch, c, h, w]`) input.
+#[derive(Debug)]
+pub struct BatchNorm {
+    pub bn: nn::BatchNorm,
+    pub num_batches_tracked: Tensor,
+}
+
+impl BatchNorm {
+    pub fn new(p: nn::Path, c: i64, init: InitKind) -> Self {
+        let ws_init = match init {
+            InitKind::PyTorch => Init::Const(1.0),
+            InitKind::DcGan => Init::Randn {
+                mean: 1.0,
+                stdev: 0.02,
+            },
+        };
+        let cfg = nn::BatchNormConfig {
+            ws_init,
+            bs_init: Init::Const(0.0),
+            ..Default::default()
+        };
+        let bn = nn::batch_norm1d(&p, c, cfg);
+        let num_batches_tracked = p.add(
+            "num_batches_tracked",
+            Tensor::zeros([], (tch::Kind::Int64, p.device())),
+            false,
+        );
+        Self {
+            bn,
+            num_batches_tracked,
+        }
+    }
+}
+
+impl nn::ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if train {
+            tch::no_grad(|| {
+                let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
+            });
+        }
+        // any rank >= 2 (channels on dim 1); momentum 0.1, eps 1e-5 as PyTorch
+        Tensor::batch_norm(
+            xs,
+            self.bn.ws.as_ref(),
+            self.bn.bs.as_ref(),
+            Some(&self.bn.running_mean),
+            Some(&self.bn.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        )
+    }
+}

@@ -58,8 +58,9 @@ impl CnnEncoderConfig {
     }
 }
 
-/// The small CNN image encoder of the `tiny` preset: 64 -> 8x8 regions
-/// (local features), then 4x4 and a mean pool (global feature).
+/// The small CNN image encoder of the `tiny` preset: four 4x4 stride-2
+/// convolutions; the third gives the 8x8 regions (local features), the
+/// fourth, mean-pooled, the global feature.
 #[derive(Debug)]
 pub struct CnnEncoder {
     pub config: CnnEncoderConfig,
@@ -95,20 +96,19 @@ impl CnnEncoder {
                 &p / "conv0",
                 3,
                 w,
-                3,
-                1,
+                4,
+                2,
                 1,
                 true,
                 InitKind::PyTorch,
             ))
-            .add_fn(layers::lrelu)
-            .add(down(&p / "down1", w, 2 * w)) // 32x32
-            .add(down(&p / "down2", 2 * w, 4 * w)) // 16x16
-            .add(down(&p / "down3", 4 * w, 8 * w)); // 8x8
-        let head = nn::seq_t().add(down(&p / "down4", 8 * w, 16 * w)); // 4x4
+            .add_fn(layers::lrelu) // [batch, w, s/2, s/2]
+            .add(down(&p / "down1", w, 2 * w)) // s/4
+            .add(down(&p / "down2", 2 * w, 4 * w)); // s/8: the regions
+        let head = nn::seq_t().add(down(&p / "down3", 4 * w, 8 * w)); // s/16
         let emb_features = layers::conv2d(
             &p / "emb_features",
-            8 * w,
+            4 * w,
             config.dim,
             1,
             1,
@@ -118,7 +118,7 @@ impl CnnEncoder {
         );
         let emb_cnn_code = layers::linear(
             &p / "emb_cnn_code",
-            16 * w,
+            8 * w,
             config.dim,
             true,
             InitKind::PyTorch,
@@ -136,11 +136,11 @@ impl CnnEncoder {
     /// `x [batch, 3, s, s]` in [-1, 1] -> local `[batch, D, s/8, s/8]`,
     /// global `[batch, D]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let f = self.body.forward_t(x, train); // [batch, 8w, s/8, s/8]
+        let f = self.body.forward_t(x, train); // [batch, 4w, s/8, s/8]
         let g = self
             .head
             .forward_t(&f, train)
-            .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 16w]
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 8w]
         (
             f.apply(&self.emb_features), // [batch, D, s/8, s/8]
             g.apply(&self.emb_cnn_code), // [batch, D]
@@ -170,16 +170,28 @@ pub fn word_attention(
     gamma1: f64,
 ) -> (Tensor, Tensor) {
     let (b, d) = (regions.size()[0], regions.size()[1]);
+    let t = words.size()[2];
     let v = regions.view([b, d, -1]); // [B, D, R]
+    let r = v.size()[2];
     let e = words.transpose(1, 2); // [B, T, D]
-                                   // s[i, j, t, r] = e_i,t . v_j,r  (eq. 7)
-    let s = e.unsqueeze(1).matmul(&v.unsqueeze(0)); // [B, B, T, R]
-    let pad = mask.logical_not().view([b, 1, -1, 1]); // [B, 1, T, 1]
+                                   // s[i, j, t, r] = e_i,t . v_j,r  (eq. 7), as one matrix product
+    let s = e
+        .reshape([b * t, d])
+        .matmul(&v.permute([1, 0, 2]).reshape([d, b * r])) // [B*T, B*R]
+        .view([b, t, b, r])
+        .permute([0, 2, 1, 3]); // [B, B, T, R]
+    let pad = mask.logical_not().view([b, 1, t, 1]); // [B, 1, T, 1]
     let s_bar = s
         .masked_fill(&pad, f64::NEG_INFINITY)
         .softmax(2, Kind::Float); // over words (eq. 8)
     let alpha = (s_bar * gamma1).softmax(3, Kind::Float); // over regions (eq. 9)
-    let c = alpha.matmul(&v.transpose(1, 2).unsqueeze(0)); // [B, B, T, D]
+                                                          // c[i, j, t] = sum_r alpha[i, j, t, r] v_j,r: one product per image j
+    let c = alpha
+        .permute([1, 0, 2, 3])
+        .reshape([b, b * t, r])
+        .bmm(&v.transpose(1, 2)) // [B(j), B(i)*T, D]
+        .view([b, b, t, d])
+        .permute([1, 0, 2, 3]); // [B, B, T, D]
     (c, alpha)
 }
 

@@ -2,3 +2,4 @@
 
 pub mod damsm;
 pub mod gan_int_cls;
+pub mod stackgan;

@@ -216,6 +216,11 @@ impl RnnEncoder {
         m
     }
 
+    /// Saves the encoder as its own checkpoint (tensors under `text.`).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        checkpoint::save(path, &self.describe(), &checkpoint::named(&self.vs, "text"))
+    }
+
     pub fn from_checkpoint(ck: &Checkpoint, prefix: &str, device: Device) -> Result<Self> {
         if ck.meta("text_encoder.kind")? != "damsm-rnn" {
             return Err(Error::Checkpoint(format!(

@@ -127,7 +127,7 @@ impl DamsmTrainer {
         }
     }
 
-    fn lr(&self) -> f64 {
+    pub fn lr(&self) -> f64 {
         let c = &self.config;
         let k = (self.step / c.decay_every.max(1)) as i32;
         (c.lr * 0.98f64.powi(k)).max(c.lr / 10.0)
@@ -235,4 +235,285 @@ pub fn r_precision(
     let mean = means.iter().sum::<f64>() / folds as f64;
     let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / folds as f64;
     (mean, var.sqrt())
+}
+
+/// Loads a CUB split as captioned images for DAMSM at `size` (stored at
+/// `size * 76 / 64`, random crop and flip when `augment`). Returns the data
+/// and the loader's summary lines.
+pub fn load_cub(
+    root: &std::path::Path,
+    split: crate::data::cub::CubSplit,
+    size: i64,
+    cache_dir: Option<&std::path::Path>,
+    augment: bool,
+    progress: bool,
+) -> Result<(CaptionedImages, Vec<String>)> {
+    use crate::data::cub::{CaptionLayout, Cub};
+    use crate::data::prepare::{load_side, prepare};
+    let cub = Cub::open(root, split, CaptionLayout::Auto)?;
+    let prep = prepare(&cub, load_side(size as u32), cache_dir, progress)?;
+    let lines = vec![cub.report.to_string(), prep.summary()];
+    let captions = prep
+        .record
+        .iter()
+        .map(|&i| cub.records[i].captions.clone())
+        .collect();
+    let classes = prep
+        .record
+        .iter()
+        .map(|&i| cub.records[i].class as i64)
+        .collect();
+    Ok((
+        CaptionedImages {
+            images: ImageBatcher {
+                prepared: prep,
+                sizes: vec![size],
+                augment,
+            },
+            captions,
+            classes,
+        },
+        lines,
+    ))
+}
+
+impl DamsmTrainer {
+    /// Writes both encoders, the optimiser moments, step and seed.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        use crate::train::checkpoint;
+        let mut meta = self.text.describe();
+        meta.insert("model".into(), "damsm".into());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.config).unwrap_or_default(),
+        );
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        meta.insert("versions".into(), super::run::versions());
+        meta.insert(
+            "device".into(),
+            crate::device::device_name(self.image_vs.device()),
+        );
+        let mut tensors = checkpoint::named(&self.text.vs, "text");
+        tensors.extend(checkpoint::named(&self.image_vs, "image"));
+        tensors.extend(self.opt_text.state("optim.text"));
+        tensors.extend(self.opt_image.state("optim.image"));
+        checkpoint::save(path, &meta, &tensors)
+    }
+
+    /// Rebuilds a trainer (encoders, optimiser moments, step) from a
+    /// checkpoint written by [`DamsmTrainer::save`].
+    pub fn from_checkpoint(ck: &super::checkpoint::Checkpoint, device: Device) -> Result<Self> {
+        use crate::error::Error;
+        if ck.meta("model")? != "damsm" {
+            return Err(Error::Checkpoint(format!(
+                "not a DAMSM checkpoint (model '{}')",
+                ck.meta("model")?
+            )));
+        }
+        let config: DamsmConfig = serde_json::from_str(ck.meta("config")?)
+            .map_err(|e| Error::Checkpoint(format!("DAMSM config: {e}")))?;
+        let text = RnnEncoder::from_checkpoint(ck, "text", device)?;
+        let seed = ck.meta("seed")?.parse().unwrap_or(0);
+        let mut t = Self::new(config, text.vocab.clone(), seed, device);
+        t.text = text;
+        t.opt_text = Adam::new(&t.text.vs, t.config.lr, t.config.beta1, t.config.beta2);
+        ck.load_into(&mut t.image_vs, "image")?;
+        if ck.tensors.contains_key("optim.text.step") {
+            t.opt_text
+                .load_state("optim.text", &ck.tensors)
+                .map_err(Error::Checkpoint)?;
+            t.opt_image
+                .load_state("optim.image", &ck.tensors)
+                .map_err(Error::Checkpoint)?;
+        }
+        t.step = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step in checkpoint".into()))?;
+        Ok(t)
+    }
+
+    /// Global image vectors of every stored image (centre crop, eval mode).
+    /// `[n, D]`
+    pub fn encode_images(&self, data: &CaptionedImages, limit: usize) -> Tensor {
+        let dev = self.image_vs.device();
+        let n = data.captions.len().min(limit);
+        let mut rng = ImageBatcher::rng(0, 0);
+        let mut out = Vec::new();
+        tch::no_grad(|| {
+            for start in (0..n).step_by(100) {
+                let idx: Vec<usize> = (start..(start + 100).min(n)).collect();
+                let x = data
+                    .images
+                    .batch(&idx, &mut rng, dev)
+                    .pop()
+                    .expect("one size");
+                out.push(self.image.forward_t(&x, false).1);
+            }
+        });
+        Tensor::cat(&out, 0)
+    }
+
+    /// Sentence vectors of one caption per image (`pick` chooses which),
+    /// eval mode. `[n, D]`
+    pub fn encode_captions(
+        &self,
+        data: &CaptionedImages,
+        limit: usize,
+        seed: u64,
+    ) -> Result<Tensor> {
+        let n = data.captions.len().min(limit);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::new();
+        tch::no_grad(|| -> Result<()> {
+            for start in (0..n).step_by(100) {
+                let caps: Vec<&str> = (start..(start + 100).min(n))
+                    .map(|i| {
+                        let c = &data.captions[i];
+                        c[rng.gen_range(0..c.len())].as_str()
+                    })
+                    .collect();
+                let enc: Vec<Encoded> = caps
+                    .iter()
+                    .map(|c| {
+                        self.text
+                            .vocab
+                            .encode(c, self.config.text.max_words)
+                            .unwrap_or(Encoded {
+                                ids: vec![crate::text::vocab::UNK],
+                                unknown: vec![],
+                            })
+                    })
+                    .collect();
+                let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
+                let ids = pad_ids(&enc, self.image_vs.device());
+                out.push(self.text.forward_t(&ids, &lens, None, false).sentence);
+            }
+            Ok(())
+        })?;
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    /// R-precision of real images of `data` against their own captions
+    /// (1 true + 99 captions of other classes, 10 folds).
+    pub fn real_r_precision(
+        &self,
+        data: &CaptionedImages,
+        limit: usize,
+        seed: u64,
+    ) -> Result<RPrecision> {
+        let img = self.encode_images(data, limit);
+        let txt = self.encode_captions(data, limit, seed)?;
+        let n = img.size()[0] as usize;
+        let classes = &data.classes[..n];
+        let (mean, std) = r_precision(&img, classes, &txt, &txt, classes, 100, 10, seed);
+        Ok(RPrecision {
+            mean,
+            std,
+            images: n,
+            candidates: 100,
+            folds: 10,
+        })
+    }
+}
+
+/// An R-precision figure with its protocol.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RPrecision {
+    pub mean: f64,
+    pub std: f64,
+    pub images: usize,
+    pub candidates: usize,
+    pub folds: usize,
+}
+
+/// Options of a DAMSM training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DamsmRunOptions {
+    pub steps: i64,
+    #[serde(skip)]
+    pub max_seconds: u64,
+    pub log_every: i64,
+    /// R-precision on (up to) `eval_images` test images every this many steps.
+    pub eval_every: i64,
+    pub eval_images: usize,
+    pub checkpoint_every: i64,
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+/// What a DAMSM run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamsmReport {
+    pub steps: i64,
+    pub seconds: f64,
+    pub interrupted: bool,
+    pub last: Option<DamsmStats>,
+}
+
+/// Trains until `steps` or the time limit, logging losses and the
+/// R-precision curve to the run folder.
+pub fn damsm_run(
+    t: &mut DamsmTrainer,
+    train: &CaptionedImages,
+    test: Option<&CaptionedImages>,
+    run: &super::run::RunDir,
+    opts: &DamsmRunOptions,
+    stop: &super::run::StopFlag,
+) -> Result<DamsmReport> {
+    let start = std::time::Instant::now();
+    let pb = crate::progress::bar(opts.steps as u64, "damsm", opts.progress);
+    pb.set_position(t.step as u64);
+    let (mut last, mut interrupted) = (None, false);
+    while t.step < opts.steps {
+        if stop.is_set() {
+            interrupted = true;
+            break;
+        }
+        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
+            break;
+        }
+        let s = t.train_step(train)?;
+        if !s.loss.is_finite() {
+            return Err(crate::Error::Config(format!(
+                "DAMSM loss became non-finite at step {}",
+                s.step
+            )));
+        }
+        pb.set_message(format!(
+            "L {:.3} (w {:.3} s {:.3})",
+            s.loss, s.w_loss, s.s_loss
+        ));
+        pb.inc(1);
+        if s.step % opts.log_every == 0 || s.step == 1 {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
+            v["lr"] = serde_json::json!(t.lr());
+            if let (Some(test), true) = (test, opts.eval_every > 0 && s.step % opts.eval_every == 0)
+            {
+                let r = t.real_r_precision(test, opts.eval_images, 0)?;
+                v["r_precision_test"] = serde_json::json!(r.mean);
+                pb.println(format!(
+                    "step {}: R-precision of real test images {:.1}%",
+                    s.step,
+                    100.0 * r.mean
+                ));
+            }
+            run.log_metrics(&v)?;
+        }
+        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
+            t.save(&run.checkpoint(s.step))?;
+            t.save(&run.last_checkpoint())?;
+        }
+        last = Some(s);
+    }
+    pb.finish_and_clear();
+    t.save(&run.last_checkpoint())?;
+    Ok(DamsmReport {
+        steps: t.step,
+        seconds: start.elapsed().as_secs_f64(),
+        interrupted,
+        last,
+    })
 }
