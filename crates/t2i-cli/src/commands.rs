@@ -521,6 +521,26 @@ pub struct InfoArgs {
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
+    if a.m.model == "stackgan" {
+        let c = t2i::models::stackgan::StackGanConfig::preset(&a.m.preset).with_context(|| {
+            format!(
+                "unknown StackGAN preset '{}' (use paper, paper128 or tiny)",
+                a.m.preset
+            )
+        })?;
+        println!(
+            "stackgan ({} preset, Stage-I {}x{}, Stage-II {}x{})",
+            c.preset, c.stage1_size, c.stage1_size, c.stage2_size, c.stage2_size
+        );
+        for (net, total, parts) in t2i::bench::stackgan_parameter_counts(&c) {
+            println!("{net:<16} {total:>12}");
+            for (p, n) in parts {
+                println!("  {p:<14} {n:>12}");
+            }
+        }
+        println!("(STAGE2_G holds the frozen STAGE1_G; its trainable part is the rest)");
+        return Ok(());
+    }
     let cfg = gan_config(&a.m, "gan-int-cls", None, None)?;
     let rows = t2i::bench::parameter_counts(&cfg);
     println!(

@@ -11,11 +11,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
-/// Total and per-top-level-part parameter counts of a VarStore.
+/// Total and per-top-level-part parameter counts of a VarStore, as
+/// PyTorch's `sum(p.numel() for p in net.parameters())` counts them:
+/// BatchNorm running statistics and counters are buffers, not parameters.
 pub fn count(vs: &nn::VarStore) -> (i64, Vec<(String, i64)>) {
     let mut parts: BTreeMap<String, i64> = BTreeMap::new();
     for (name, t) in vs.variables() {
-        if !t.requires_grad() {
+        if !t.is_floating_point() || name.ends_with("running_mean") || name.ends_with("running_var")
+        {
             continue;
         }
         let top = name.split('.').next().unwrap_or("").to_string();
@@ -42,6 +45,30 @@ pub fn parameter_counts(c: &GanIntClsConfig) -> Vec<ParamCount> {
     let _s = StyleEncoder::new(vs.root(), c);
     let (t, p) = count(&vs);
     out.push(("style encoder S".to_string(), t, p));
+    out
+}
+
+/// Parameter counts of the four StackGAN networks (Stage-II G includes the
+/// Stage-I G it holds, as the official count does).
+pub fn stackgan_parameter_counts(c: &crate::models::stackgan::StackGanConfig) -> Vec<ParamCount> {
+    use crate::models::stackgan::{Discriminator as D, Stage1Generator, Stage2Generator};
+    let mut out = Vec::new();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _g = Stage1Generator::new(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("STAGE1_G".to_string(), t, p));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _d = D::stage1(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("STAGE1_D".to_string(), t, p));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _g = Stage2Generator::new(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("STAGE2_G".to_string(), t, p));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _d = D::stage2(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("STAGE2_D".to_string(), t, p));
     out
 }
 
