@@ -368,10 +368,12 @@ impl Discriminator {
     fn build(p: nn::Path, c: &StackGanConfig, size: i64, uncond: bool) -> Self {
         let ndf = c.df_dim;
         let n_down = log2(size / 4);
+        // 8 df channels at 4x4 whatever the size: smaller images start wider
+        let first = ndf * (1i64 << (4 - n_down).max(0));
         let mut s = Seq::new(&p / "encode_img")
-            .conv(3, ndf, 4, 2, 1, false)
+            .conv(3, first, 4, 2, 1, false)
             .act(lrelu);
-        let mut ch = ndf;
+        let mut ch = first;
         for _ in 1..n_down {
             s = s.conv(ch, ch * 2, 4, 2, 1, false).bn(ch * 2).act(lrelu);
             ch *= 2;

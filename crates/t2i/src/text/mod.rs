@@ -35,3 +35,94 @@ pub trait TextEncoder {
     /// an empty caption or one with no known word is an error.
     fn encode(&self, captions: &[&str]) -> crate::Result<(TextFeatures, Vec<Encoded>)>;
 }
+
+/// Any of the project's trained text encoders, chosen by the checkpoint's
+/// `text_encoder.kind`.
+pub enum AnyTextEncoder {
+    Gru(GruEncoder),
+    Damsm(damsm::RnnEncoder),
+}
+
+impl AnyTextEncoder {
+    /// The encoder stored in a checkpoint (its own or a model's).
+    pub fn from_checkpoint(
+        ck: &crate::train::checkpoint::Checkpoint,
+        device: tch::Device,
+    ) -> crate::Result<Self> {
+        match ck.meta("text_encoder.kind")? {
+            "gru" => Ok(Self::Gru(GruEncoder::from_checkpoint(ck, device)?)),
+            "damsm-rnn" => Ok(Self::Damsm(damsm::RnnEncoder::from_checkpoint(
+                ck, "text", device,
+            )?)),
+            k => Err(crate::Error::Checkpoint(format!(
+                "unsupported text encoder '{k}'"
+            ))),
+        }
+    }
+
+    /// Loads a text-encoder checkpoint file.
+    pub fn load(path: &std::path::Path, device: tch::Device) -> crate::Result<Self> {
+        let ck = crate::train::checkpoint::load(path)?;
+        let mut e = Self::from_checkpoint(&ck, device)?;
+        e.set_source(path.display().to_string());
+        Ok(e)
+    }
+
+    fn set_source(&mut self, s: String) {
+        match self {
+            Self::Gru(e) => e.source = s,
+            Self::Damsm(e) => e.source = s,
+        }
+    }
+
+    /// Metadata describing the encoder (kind, config, vocabulary, source).
+    pub fn describe(&self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            Self::Gru(e) => e.describe(),
+            Self::Damsm(e) => e.describe(),
+        }
+    }
+
+    /// The encoder's tensors named `text.*`.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let vs = match self {
+            Self::Gru(e) => &e.vs,
+            Self::Damsm(e) => &e.vs,
+        };
+        crate::train::checkpoint::named(vs, "text")
+    }
+
+    pub fn source(&self) -> &str {
+        match self {
+            Self::Gru(e) => &e.source,
+            Self::Damsm(e) => &e.source,
+        }
+    }
+}
+
+impl TextEncoder for AnyTextEncoder {
+    fn name(&self) -> &str {
+        match self {
+            Self::Gru(e) => e.name(),
+            Self::Damsm(e) => e.name(),
+        }
+    }
+    fn sentence_dim(&self) -> i64 {
+        match self {
+            Self::Gru(e) => e.sentence_dim(),
+            Self::Damsm(e) => e.sentence_dim(),
+        }
+    }
+    fn word_dim(&self) -> i64 {
+        match self {
+            Self::Gru(e) => e.word_dim(),
+            Self::Damsm(e) => e.word_dim(),
+        }
+    }
+    fn encode(&self, captions: &[&str]) -> crate::Result<(TextFeatures, Vec<Encoded>)> {
+        match self {
+            Self::Gru(e) => e.encode(captions),
+            Self::Damsm(e) => e.encode(captions),
+        }
+    }
+}

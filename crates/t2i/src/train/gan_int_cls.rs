@@ -166,7 +166,7 @@ impl ShapesTensors {
     pub fn build(
         shapes: &Shapes,
         split: Split,
-        encoder: &GruEncoder,
+        encoder: &dyn crate::text::TextEncoder,
         device: Device,
     ) -> Result<Self> {
         let n = shapes.len(split);

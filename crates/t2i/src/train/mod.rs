@@ -6,6 +6,7 @@ pub mod damsm;
 pub mod gan_int_cls;
 pub mod optim;
 pub mod run;
+pub mod stackgan;
 pub mod text_encoder;
 
 /// Mixes a run seed and a step into the seed of that step, so that every

@@ -1,0 +1,540 @@
+//! StackGAN training (official `trainer.py`): Stage-I alone, then Stage-II
+//! with Stage-I frozen. Each step updates D on real/right, real/wrong and
+//! fake/right pairs, then G on D's verdict plus the weighted KL term of
+//! Conditioning Augmentation.
+
+use super::checkpoint::{self, Checkpoint};
+use super::optim::Adam;
+use super::run::{versions, RunDir, StopFlag};
+use super::{normal, step_seed};
+use crate::data::prepare::ImageBatcher;
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::imageio::{grid, tensor_to_images};
+use crate::models::stackgan::{
+    discriminator_loss, generator_loss, kl, Discriminator, GenOutput, StackGanConfig,
+    Stage1Generator, Stage2Generator,
+};
+use crate::text::{AnyTextEncoder, TextEncoder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Captioned images with their frozen sentence embeddings.
+pub struct EmbeddedImages {
+    source: ImageSource,
+    /// `[n, k, D]`: k captions per image.
+    pub embeddings: Tensor,
+    pub captions: Vec<Vec<String>>,
+}
+
+enum ImageSource {
+    /// Box crops with random crop and flip (real data sets).
+    Crops(ImageBatcher),
+    /// Fixed images `[n, 3, s, s]` u8, no augmentation (shapes: flipping
+    /// would contradict "left" and "right" in the captions).
+    Fixed(Tensor),
+}
+
+impl EmbeddedImages {
+    /// Embeds every caption of every image with `encoder` (frozen).
+    fn embed(
+        encoder: &dyn TextEncoder,
+        captions: &[Vec<String>],
+        device: Device,
+    ) -> Result<Tensor> {
+        let k = captions.iter().map(Vec::len).min().unwrap_or(1).max(1);
+        let flat: Vec<&str> = captions
+            .iter()
+            .flat_map(|c| c.iter().take(k).map(String::as_str))
+            .collect();
+        let mut parts = Vec::new();
+        tch::no_grad(|| -> Result<()> {
+            for chunk in flat.chunks(500) {
+                parts.push(encoder.encode(chunk)?.0.sentence.to_device(device));
+            }
+            Ok(())
+        })?;
+        let d = encoder.sentence_dim();
+        Ok(Tensor::cat(&parts, 0).view([captions.len() as i64, k as i64, d]))
+    }
+
+    /// From prepared crops of a real data set.
+    pub fn from_crops(
+        images: ImageBatcher,
+        captions: Vec<Vec<String>>,
+        encoder: &dyn TextEncoder,
+        device: Device,
+    ) -> Result<Self> {
+        let embeddings = Self::embed(encoder, &captions, device)?;
+        Ok(Self {
+            source: ImageSource::Crops(images),
+            embeddings,
+            captions,
+        })
+    }
+
+    /// From fixed images `[n, 3, s, s]` (u8).
+    pub fn from_fixed(
+        images: Tensor,
+        captions: Vec<Vec<String>>,
+        encoder: &dyn TextEncoder,
+        device: Device,
+    ) -> Result<Self> {
+        let embeddings = Self::embed(encoder, &captions, device)?;
+        Ok(Self {
+            source: ImageSource::Fixed(images),
+            embeddings,
+            captions,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.captions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.captions.is_empty()
+    }
+
+    /// A random batch: images at each side of `sizes` in [-1, 1] and one
+    /// random caption embedding per image.
+    pub fn batch(
+        &self,
+        seed: u64,
+        step: i64,
+        b: i64,
+        sizes: &[i64],
+        device: Device,
+    ) -> (Vec<Tensor>, Tensor) {
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step));
+        let n = self.len();
+        let idx: Vec<usize> = (0..b).map(|_| rng.gen_range(0..n)).collect();
+        let k = self.embeddings.size()[1];
+        let emb_idx: Vec<i64> = idx
+            .iter()
+            .map(|&i| i as i64 * k + rng.gen_range(0..k))
+            .collect();
+        let d = self.embeddings.size()[2];
+        let emb = self
+            .embeddings
+            .view([-1, d])
+            .index_select(
+                0,
+                &Tensor::from_slice(&emb_idx).to_device(self.embeddings.device()),
+            )
+            .to_device(device);
+        let imgs = match &self.source {
+            ImageSource::Crops(b) => {
+                let mut r = ImageBatcher::rng(seed, step);
+                let big = b.batch(&idx, &mut r, device).pop().expect("one size");
+                resize_all(&big, sizes)
+            }
+            ImageSource::Fixed(t) => {
+                let ii: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+                let x = t
+                    .index_select(0, &Tensor::from_slice(&ii).to_device(t.device()))
+                    .to_device(device)
+                    .to_kind(Kind::Float)
+                    / 127.5
+                    - 1.0;
+                resize_all(&x, sizes)
+            }
+        };
+        (imgs, emb)
+    }
+}
+
+/// The image at each side of `sizes` (antialiased bilinear).
+fn resize_all(x: &Tensor, sizes: &[i64]) -> Vec<Tensor> {
+    let s = x.size()[2];
+    sizes
+        .iter()
+        .map(|&t| {
+            if t == s {
+                x.shallow_clone()
+            } else {
+                x.internal_upsample_bilinear2d_aa([t, t], false, None, None)
+            }
+        })
+        .collect()
+}
+
+/// The generator being trained or used.
+pub enum StackGenerator {
+    Stage1(Stage1Generator),
+    Stage2(Stage2Generator),
+}
+
+/// A StackGAN generator with its text encoder (all a user needs to generate).
+pub struct StackGanModel {
+    pub config: StackGanConfig,
+    pub stage: u8,
+    pub encoder: AnyTextEncoder,
+    pub g_vs: nn::VarStore,
+    pub g: StackGenerator,
+    pub device: Device,
+}
+
+impl StackGanModel {
+    pub fn new(config: StackGanConfig, stage: u8, encoder: AnyTextEncoder, device: Device) -> Self {
+        let g_vs = nn::VarStore::new(device);
+        let g = if stage == 1 {
+            StackGenerator::Stage1(Stage1Generator::new(g_vs.root(), &config))
+        } else {
+            StackGenerator::Stage2(Stage2Generator::new(g_vs.root(), &config))
+        };
+        Self {
+            config,
+            stage,
+            encoder,
+            g_vs,
+            g,
+            device,
+        }
+    }
+
+    /// Rebuilds the generator and text encoder of a StackGAN checkpoint.
+    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
+        if ck.meta("model")? != "stackgan" {
+            return Err(Error::Checkpoint(format!(
+                "checkpoint holds a '{}' model, not stackgan",
+                ck.meta("model")?
+            )));
+        }
+        let config: StackGanConfig = serde_json::from_str(ck.meta("config")?)
+            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
+        let stage: u8 = ck
+            .meta("stage")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad stage".into()))?;
+        let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
+        let mut m = Self::new(config, stage, encoder, device);
+        ck.load_into(&mut m.g_vs, "G")?;
+        Ok(m)
+    }
+
+    /// Forward pass with CA noise drawn from `seed` (`None`: CA means).
+    pub fn forward(
+        &self,
+        text: &Tensor,
+        noise: &Tensor,
+        ca_seed: Option<u64>,
+        train: bool,
+    ) -> GenOutput {
+        let b = text.size()[0];
+        let c = self.config.condition_dim;
+        let e1 = ca_seed.map(|s| normal(b, c, s ^ 0xCA1, self.device));
+        let e2 = ca_seed.map(|s| normal(b, c, s ^ 0xCA2, self.device));
+        match &self.g {
+            StackGenerator::Stage1(g) => g.forward_t(text, noise, e1.as_ref(), train),
+            StackGenerator::Stage2(g) => g.forward_t(text, noise, e1.as_ref(), e2.as_ref(), train),
+        }
+    }
+
+    /// Sentence embeddings of captions.
+    pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<crate::text::Encoded>)> {
+        tch::no_grad(|| {
+            let (f, e) = self.encoder.encode(captions)?;
+            Ok((f.sentence.to_device(self.device), e))
+        })
+    }
+
+    /// Images for captions (eval mode, CA mean). Returns (Stage-I if this is
+    /// a Stage-II model, final image).
+    pub fn generate(&self, captions: &[&str], seed: u64) -> Result<(Option<Tensor>, Tensor)> {
+        let (h, _) = self.embed(captions)?;
+        let z = normal(captions.len() as i64, self.config.z_dim, seed, self.device);
+        let o = tch::no_grad(|| self.forward(&h, &z, None, false));
+        Ok((o.stage1, o.image))
+    }
+}
+
+/// Options of a StackGAN run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct StackGanRunOptions {
+    pub steps: i64,
+    #[serde(skip)]
+    pub max_seconds: u64,
+    pub seed: u64,
+    pub log_every: i64,
+    pub sample_every: i64,
+    pub checkpoint_every: i64,
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+/// Losses of one step.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StackGanStats {
+    pub step: i64,
+    pub loss_d: f64,
+    pub loss_g: f64,
+    pub kl: f64,
+    pub d_real: f64,
+    pub d_wrong: f64,
+    pub d_fake: f64,
+}
+
+/// G, D and their optimisers.
+pub struct StackGanTrainer {
+    pub model: StackGanModel,
+    pub d_vs: nn::VarStore,
+    pub d: Discriminator,
+    opt_g: Adam,
+    opt_d: Adam,
+    pub step: i64,
+    pub seed: u64,
+}
+
+impl StackGanTrainer {
+    /// A new trainer; for Stage-II, `stage1` holds the trained Stage-I
+    /// checkpoint, whose generator is loaded and frozen.
+    pub fn new(model: StackGanModel, stage1: Option<&Checkpoint>, seed: u64) -> Result<Self> {
+        let c = model.config.clone();
+        let d_vs = nn::VarStore::new(model.device);
+        let d = if model.stage == 1 {
+            Discriminator::stage1(d_vs.root(), &c)
+        } else {
+            Discriminator::stage2(d_vs.root(), &c)
+        };
+        if model.stage == 2 {
+            let ck = stage1.ok_or_else(|| {
+                Error::Config("Stage-II training needs a trained Stage-I run".into())
+            })?;
+            if ck.meta("model")? != "stackgan" || ck.meta("stage")? != "1" {
+                return Err(Error::Config(
+                    "--stage1 must name a Stage-I StackGAN run".into(),
+                ));
+            }
+            // load Stage-I into STAGE1_G.* and freeze it
+            let vars = model.g_vs.variables();
+            tch::no_grad(|| -> Result<()> {
+                for (k, v) in &vars {
+                    let Some(rest) = k.strip_prefix("STAGE1_G.") else {
+                        continue;
+                    };
+                    let key = format!("G.{rest}");
+                    let src = ck.tensors.get(&key).ok_or_else(|| {
+                        Error::Checkpoint(format!("Stage-I checkpoint lacks {key}"))
+                    })?;
+                    if src.size() != v.size() {
+                        return Err(Error::Checkpoint(format!(
+                            "Stage-I tensor {key} has shape {:?}, Stage-II expects {:?} (same preset needed)",
+                            src.size(),
+                            v.size()
+                        )));
+                    }
+                    v.shallow_clone()
+                        .copy_(&src.to_kind(v.kind()).to_device(v.device()));
+                    if v.is_floating_point() {
+                        let _ = v.shallow_clone().set_requires_grad(false);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let opt_g = Adam::new(&model.g_vs, c.lr_g, c.beta1, 0.999);
+        let opt_d = Adam::new(&d_vs, c.lr_d, c.beta1, 0.999);
+        Ok(Self {
+            model,
+            d_vs,
+            d,
+            opt_g,
+            opt_d,
+            step: 0,
+            seed,
+        })
+    }
+
+    fn size(&self) -> i64 {
+        let c = &self.model.config;
+        if self.model.stage == 1 {
+            c.stage1_size
+        } else {
+            c.stage2_size
+        }
+    }
+
+    /// One step: D, then G (+ KL).
+    pub fn train_step(&mut self, data: &EmbeddedImages) -> StackGanStats {
+        let c = self.model.config.clone();
+        let lr_scale = 0.5f64.powi((self.step / c.lr_decay_every.max(1)) as i32);
+        self.opt_g.lr = c.lr_g * lr_scale;
+        self.opt_d.lr = c.lr_d * lr_scale;
+        let dev = self.model.device;
+        let b = c.batch_size;
+        let (mut imgs, emb) = data.batch(self.seed, self.step, b, &[self.size()], dev);
+        let real = imgs.pop().expect("one size");
+        let seed = step_seed(self.seed ^ 0x57AC, self.step);
+        let z = normal(b, c.z_dim, seed, dev);
+        let out = self.model.forward(&emb, &z, Some(seed), true);
+        let (err_d, err_real, err_wrong, err_fake) =
+            discriminator_loss(&self.d, &real, &out.image, &out.mu, true);
+        self.opt_d.zero_grad();
+        err_d.backward();
+        self.opt_d.step();
+        let err_g = generator_loss(&self.d, &out.image, &out.mu, true);
+        let kl_t = kl(&out.mu, &out.logvar);
+        let total = &err_g + &kl_t * c.kl_coeff;
+        self.opt_g.zero_grad();
+        total.backward();
+        self.opt_g.step();
+        self.step += 1;
+        StackGanStats {
+            step: self.step,
+            loss_d: err_d.double_value(&[]),
+            loss_g: err_g.double_value(&[]),
+            kl: kl_t.double_value(&[]),
+            // geometric-mean probabilities D gave each kind of pair
+            d_real: (-err_real.double_value(&[])).exp(),
+            d_wrong: 1.0 - (-err_wrong.double_value(&[])).exp(),
+            d_fake: 1.0 - (-err_fake.double_value(&[])).exp(),
+        }
+    }
+
+    /// Writes G, D, the optimisers, config, stage and the text encoder.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let m = &self.model;
+        let mut meta = m.encoder.describe();
+        meta.insert("model".into(), "stackgan".into());
+        meta.insert("stage".into(), m.stage.to_string());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(m.device));
+        let mut tensors = checkpoint::named(&m.g_vs, "G");
+        tensors.extend(checkpoint::named(&self.d_vs, "D"));
+        tensors.extend(m.encoder.tensors());
+        tensors.extend(self.opt_g.state("optim.G"));
+        tensors.extend(self.opt_d.state("optim.D"));
+        checkpoint::save(path, &meta, &tensors)
+    }
+
+    /// Restores D, the optimisers and the step (resume).
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        ck.load_into(&mut self.d_vs, "D")?;
+        ck.load_into(&mut self.model.g_vs, "G")?;
+        self.opt_g
+            .load_state("optim.G", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        self.opt_d
+            .load_state("optim.D", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        self.step = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step".into()))?;
+        Ok(())
+    }
+
+    /// A grid: one row per caption, `cols` noise vectors; a Stage-II model
+    /// shows each Stage-I image (upsampled) left of its Stage-II image.
+    pub fn sample_grid(&self, captions: &[String], cols: i64) -> Result<crate::imageio::Rgb> {
+        sample_grid(&self.model, captions, cols)
+    }
+}
+
+/// See [`StackGanTrainer::sample_grid`].
+pub fn sample_grid(
+    m: &StackGanModel,
+    captions: &[String],
+    cols: i64,
+) -> Result<crate::imageio::Rgb> {
+    let mut rows = Vec::new();
+    let z = normal(cols, m.config.z_dim, 1234, m.device);
+    for cap in captions {
+        let (h, _) = m.embed(&[cap.as_str()])?;
+        let o = tch::no_grad(|| m.forward(&h.repeat([cols, 1]), &z, None, false));
+        let x = match &o.stage1 {
+            Some(s1) => {
+                let s = o.image.size()[2];
+                let up = s1.upsample_nearest2d([s, s], None, None);
+                Tensor::stack(&[up, o.image.shallow_clone()], 1).view([2 * cols, 3, s, s])
+            }
+            None => o.image,
+        };
+        rows.push((tensor_to_images(&x), Some(cap.clone())));
+    }
+    Ok(grid(&rows, 2))
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackGanReport {
+    pub steps: i64,
+    pub seconds: f64,
+    pub interrupted: bool,
+    pub last: Option<StackGanStats>,
+}
+
+/// Trains until `steps` or the time limit; logs, samples, checkpoints.
+pub fn stackgan_run(
+    t: &mut StackGanTrainer,
+    data: &EmbeddedImages,
+    sample_captions: &[String],
+    run: &RunDir,
+    opts: &StackGanRunOptions,
+    stop: &StopFlag,
+) -> Result<StackGanReport> {
+    let start = std::time::Instant::now();
+    let name = format!("stackgan stage {}", t.model.stage);
+    let pb = crate::progress::bar(opts.steps as u64, &name, opts.progress);
+    pb.set_position(t.step as u64);
+    let (mut last, mut interrupted) = (None, false);
+    while t.step < opts.steps {
+        if stop.is_set() {
+            interrupted = true;
+            break;
+        }
+        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
+            break;
+        }
+        let s = t.train_step(data);
+        if !(s.loss_d.is_finite() && s.loss_g.is_finite()) {
+            t.save(&run.last_checkpoint())?;
+            return Err(Error::Config(format!(
+                "losses became non-finite at step {}",
+                s.step
+            )));
+        }
+        pb.set_message(format!(
+            "L_D {:.3} L_G {:.3} KL {:.3}",
+            s.loss_d, s.loss_g, s.kl
+        ));
+        pb.inc(1);
+        if s.step % opts.log_every == 0 || s.step == 1 {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
+            v["lr_g"] = serde_json::json!(t.opt_g.lr);
+            run.log_metrics(&v)?;
+        }
+        if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
+            t.sample_grid(sample_captions, 6)?
+                .save(&run.sample(s.step))?;
+        }
+        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
+            t.save(&run.checkpoint(s.step))?;
+            t.save(&run.last_checkpoint())?;
+        }
+        last = Some(s);
+    }
+    pb.finish_and_clear();
+    t.save(&run.last_checkpoint())?;
+    if !interrupted {
+        t.sample_grid(sample_captions, 6)?
+            .save(&run.sample(t.step))?;
+    }
+    Ok(StackGanReport {
+        steps: t.step,
+        seconds: start.elapsed().as_secs_f64(),
+        interrupted,
+        last,
+    })
+}
