@@ -43,7 +43,7 @@ pub fn data_shapes(
 /// Shared model/preset selection.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model family: gan-int-cls or damsm.
+    /// Model family: gan-int-cls, stackgan or damsm.
     #[arg(long, default_value = "gan-int-cls")]
     pub model: String,
     /// Preset: paper or tiny.
@@ -73,6 +73,12 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// StackGAN stage to train (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    pub stage: i64,
+    /// StackGAN Stage-II: the trained Stage-I run folder (or checkpoint).
+    #[arg(long)]
+    pub stage1: Option<PathBuf>,
     /// GAN training steps in all.
     #[arg(long, default_value_t = 3000)]
     pub steps: i64,
@@ -167,6 +173,9 @@ pub fn stop_on_ctrl_c() -> StopFlag {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
+    if a.m.model == "stackgan" {
+        return crate::stackgan_cmds::train_stackgan(&a);
+    }
     if a.m.model == "damsm" {
         return crate::cub_cmds::train_damsm(crate::cub_cmds::DamsmTrainArgs {
             preset: &a.m.preset,
@@ -383,7 +392,11 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         );
     }
     let device = parse_device(&a.device)?;
-    let model = GanIntClsModel::load(&a.checkpoint, device)?;
+    let ck = t2i::train::checkpoint::load(&a.checkpoint)?;
+    if ck.meta("model")? == "stackgan" {
+        return crate::stackgan_cmds::generate(&a, &ck, device);
+    }
+    let model = GanIntClsModel::from_checkpoint(&ck, device)?;
     let (h, enc) = model.embed(&[a.text.as_str()])?;
     if !enc[0].unknown.is_empty() {
         eprintln!(
@@ -503,6 +516,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     let device = parse_device(&a.device)?;
     let ck = t2i::train::checkpoint::load(&a.checkpoint)?;
+    if ck.meta("model")? == "stackgan" {
+        let m = t2i::train::stackgan::StackGanModel::from_checkpoint(&ck, device)?;
+        let mut v = crate::stackgan_cmds::eval_shapes(&m, a.seed, 10_000, a.samples)?;
+        v["checkpoint"] = serde_json::json!(a.checkpoint.display().to_string());
+        v["step"] = serde_json::json!(ck.meta("step")?);
+        t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&v)?.as_bytes())?;
+        crate::stackgan_cmds::print_shapes(&v);
+        println!("wrote {}", a.out.display());
+        return Ok(());
+    }
     let model = GanIntClsModel::from_checkpoint(&ck, device)?;
     let data: ShapesConfig = toml::from_str(ck.meta("data")?).context("checkpoint data config")?;
     let mut summary = crate::demo::evaluate(&model, &data, a.samples, Some(a.seed))?;

@@ -3,6 +3,7 @@
 mod commands;
 mod cub_cmds;
 mod demo;
+mod stackgan_cmds;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -4,11 +4,10 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// (the I/O error is part of the message, not a separate source, so
+    /// a report prints it once)
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{0}")]
     Checkpoint(String),
     #[error("caption {caption:?}: {source}")]
@@ -36,7 +35,7 @@ impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),
-            source,
+            cause: source,
         }
     }
 }
