@@ -112,9 +112,13 @@ pub struct TrainArgs {
     /// Generator width (default: the preset's).
     #[arg(long)]
     pub ngf: Option<i64>,
-    /// Discriminator width (default: the preset's).
+    /// Discriminator width (default: the preset's); for damsm, the image
+    /// encoder's width.
     #[arg(long)]
     pub ndf: Option<i64>,
+    /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
+    #[arg(long)]
+    pub word_weight: Option<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// cpu, cuda, cuda:N or auto.
@@ -188,6 +192,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             minutes: a.minutes,
             batch_size: a.batch_size,
             lr: a.lr,
+            width: a.ndf,
+            word_weight: a.word_weight,
             seed: a.seed,
             device: &a.device,
             checkpoint_every: a.checkpoint_every,
@@ -597,6 +603,36 @@ pub struct BenchArgs {
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    if a.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if a.m.model == "stackgan" {
+        let mut c =
+            t2i::models::stackgan::StackGanConfig::preset(&a.m.preset).with_context(|| {
+                format!(
+                    "unknown StackGAN preset '{}' (use paper, paper128 or tiny)",
+                    a.m.preset
+                )
+            })?;
+        if let Some(b) = a.batch_size {
+            if b < 2 {
+                bail!("batch size must be at least 2, got {b}");
+            }
+            c.batch_size = b;
+        }
+        let device = parse_device(&a.device)?;
+        let mut all = Vec::new();
+        for stage in [1u8, 2] {
+            let r = t2i::bench::bench_stackgan(&c, stage, device, a.repeats)?;
+            println!("{}\n", r.table());
+            all.push(r);
+        }
+        if let Some(p) = &a.json {
+            t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&all)?.as_bytes())?;
+            println!("wrote {}", p.display());
+        }
+        return Ok(());
+    }
     let mut cfg = gan_config(&a.m, "gan-int-cls", None, a.batch_size)?;
     cfg.text_dim = if cfg.preset == "paper" { 1024 } else { 128 };
     let device = parse_device(&a.device)?;

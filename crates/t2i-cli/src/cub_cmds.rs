@@ -95,6 +95,8 @@ pub struct DamsmTrainArgs<'a> {
     pub minutes: f64,
     pub batch_size: Option<i64>,
     pub lr: Option<f64>,
+    pub width: Option<i64>,
+    pub word_weight: Option<f64>,
     pub seed: u64,
     pub device: &'a str,
     pub checkpoint_every: i64,
@@ -119,6 +121,18 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             bail!("--lr must be in (0, 1), got {lr}");
         }
         config.lr = lr;
+    }
+    if let Some(w) = a.width {
+        if !(8..=256).contains(&w) {
+            bail!("--ndf (image encoder width) must be in 8..=256, got {w}");
+        }
+        config.image.width = w;
+    }
+    if let Some(w) = a.word_weight {
+        if !(0.0..=10.0).contains(&w) {
+            bail!("--word-weight must be in [0, 10], got {w}");
+        }
+        config.word_weight = w;
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;

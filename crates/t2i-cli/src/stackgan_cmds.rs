@@ -83,6 +83,12 @@ pub fn train_stackgan(a: &TrainArgs) -> Result<()> {
         config.lr_d = lr;
     }
     config.validate().map_err(anyhow::Error::msg)?;
+    if !["shapes", "cub"].contains(&a.data.as_str()) {
+        bail!("unknown data set '{}' (use shapes or cub)", a.data);
+    }
+    if a.data == "cub" && stage1_ck.is_none() && a.text_encoder.is_none() {
+        bail!("--data cub needs --text-encoder (e.g. a DAMSM run's text_encoder.safetensors)");
+    }
     let run = RunDir::create(&a.out)?;
     if !a.resume && run.last_checkpoint().exists() {
         bail!(

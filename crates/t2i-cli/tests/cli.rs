@@ -325,3 +325,52 @@ fn data_shapes_writes_the_cub_layout() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("image size 8"));
 }
+
+#[test]
+fn real_data_and_stackgan_commands_fail_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let o = out_dir.to_str().unwrap();
+    let none = tmp.path().join("nowhere");
+    let n = none.to_str().unwrap();
+    assert_clear_error(
+        &t2i(&["data", "prepare", "--root", n, "--cache", n]),
+        "no CUB_200_2011 folder",
+        &none,
+    );
+    assert_clear_error(
+        &t2i(&["data", "prepare", "--root", n, "--size", "48"]),
+        "--size must be",
+        &none,
+    );
+    assert_clear_error(
+        &t2i(&["train", "--model", "damsm", "--out", o]),
+        "use --data cub",
+        &out_dir,
+    );
+    assert_clear_error(
+        &t2i(&["train", "--model", "stackgan", "--stage", "2", "--out", o]),
+        "--stage 2 needs --stage1",
+        &out_dir,
+    );
+    assert_clear_error(
+        &t2i(&["train", "--model", "stackgan", "--data", "cub", "--out", o]),
+        "needs --text-encoder",
+        &out_dir,
+    );
+    assert_clear_error(
+        &t2i(&["eval", "--checkpoint", &ckpt(), "--metric", "fid"]),
+        "unknown metric 'fid'",
+        &none,
+    );
+    assert_clear_error(
+        &t2i(&["eval", "--checkpoint", &ckpt(), "--metric", "r-precision"]),
+        "--data-root is required",
+        &none,
+    );
+    let info = t2i(&["info", "--model", "stackgan", "--preset", "paper"]);
+    let s = String::from_utf8_lossy(&info.stdout);
+    for n in ["10301248", "5715713", "36591328", "71269122"] {
+        assert!(s.contains(n), "{s}");
+    }
+}

@@ -214,3 +214,84 @@ pub fn bench_gan_int_cls(
         peak_rss_mib: peak_rss_mib(),
     })
 }
+
+/// Times a StackGAN training iteration (D and G updates of `stage`) and
+/// generation, on shapes data with an untrained text encoder. Stage-II
+/// runs on a randomly initialised, frozen Stage-I.
+pub fn bench_stackgan(
+    c: &crate::models::stackgan::StackGanConfig,
+    stage: u8,
+    device: Device,
+    repeats: usize,
+) -> Result<BenchReport> {
+    use crate::text::AnyTextEncoder;
+    use crate::train::checkpoint::{named, Checkpoint};
+    use crate::train::stackgan::{EmbeddedImages, StackGanModel, StackGanTrainer};
+    let size = c.stage2_size;
+    let n = (c.batch_size as usize * 2).max(16);
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: size as u32,
+        train_size: n,
+        test_size: 16,
+        ..Default::default()
+    })?;
+    let samples: Vec<_> = (0..n).map(|i| shapes.sample(Split::Train, i)).collect();
+    let caps: Vec<Vec<String>> = samples.iter().map(|s| s.captions.clone()).collect();
+    let vocab = Vocab::build(caps.iter().flatten().map(String::as_str), 1);
+    let enc_cfg = GruEncoderConfig {
+        sentence_dim: c.text_dim,
+        ..GruEncoderConfig::tiny()
+    };
+    let encoder = GruEncoder::new(enc_cfg, vocab, device);
+    let flat: Vec<u8> = samples.iter().flat_map(|s| s.pixels.clone()).collect();
+    let images = Tensor::from_slice(&flat)
+        .view([n as i64, size, size, 3])
+        .permute([0, 3, 1, 2])
+        .contiguous();
+    let data = EmbeddedImages::from_fixed(images, caps, &encoder, device)?;
+    let enc2 = GruEncoder::new(encoder.config.clone(), encoder.vocab.clone(), device);
+    let stage1 = (stage == 2).then(|| {
+        let m1 = StackGanModel::new(c.clone(), 1, AnyTextEncoder::Gru(enc2), device);
+        let mut meta = BTreeMap::new();
+        meta.insert("model".to_string(), "stackgan".to_string());
+        meta.insert("stage".to_string(), "1".to_string());
+        Checkpoint {
+            meta,
+            tensors: named(&m1.g_vs, "G").into_iter().collect(),
+        }
+    });
+    let model = StackGanModel::new(c.clone(), stage, AnyTextEncoder::Gru(encoder), device);
+    let mut t = StackGanTrainer::new(model, stage1.as_ref(), 0)?;
+    let sync = || {
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    let train_step = time(repeats, 2, || {
+        t.train_step(&data);
+        sync();
+    });
+    let m = &t.model;
+    let gen = |k: i64| {
+        let z = Tensor::randn([k, c.z_dim], (Kind::Float, device));
+        let h = Tensor::randn([k, c.text_dim], (Kind::Float, device));
+        move || {
+            let _ = tch::no_grad(|| m.forward(&h, &z, None, false));
+            sync();
+        }
+    };
+    let generate_batch1 = time(repeats * 3, 2, gen(1));
+    let generate_batch32 = time(repeats, 2, gen(32));
+    Ok(BenchReport {
+        model: format!("stackgan stage {stage}"),
+        preset: c.preset.clone(),
+        image_size: if stage == 1 { c.stage1_size } else { size },
+        batch_size: c.batch_size,
+        device: device_name(device),
+        threads: tch::get_num_threads(),
+        train_step,
+        generate_batch1,
+        generate_batch32,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

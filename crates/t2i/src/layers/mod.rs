@@ -15,6 +15,9 @@ pub enum InitKind {
     /// DCGAN (Radford 2016), as in the GAN-INT-CLS code: weights N(0, 0.02),
     /// biases 0, BatchNorm weight N(1, 0.02).
     DcGan,
+    /// AttnGAN's `weights_init`: orthogonal weights (gain 1), biases 0,
+    /// BatchNorm weight N(1, 0.02).
+    Orthogonal,
 }
 
 fn uniform(fan_in: i64) -> Init {
@@ -32,6 +35,9 @@ fn inits(kind: InitKind, fan_in: i64) -> (Init, Init) {
             },
             Init::Const(0.0),
         ),
+        // filled by `orthogonal_` after creation (tch's Orthogonal init
+        // returns a 2-d tensor for 4-d weights)
+        InitKind::Orthogonal => (Init::Const(0.0), Init::Const(0.0)),
     }
 }
 
@@ -55,7 +61,29 @@ pub fn conv2d(
         bs_init,
         ..Default::default()
     };
-    nn::conv2d(p, cin, cout, k, cfg)
+    let conv = nn::conv2d(p, cin, cout, k, cfg);
+    if init == InitKind::Orthogonal {
+        orthogonal_(&conv.ws, 1.0);
+    }
+    conv
+}
+
+/// `torch.nn.init.orthogonal_`: the weight viewed as `[rows, numel / rows]`
+/// becomes (semi-)orthogonal, from the QR decomposition of a normal matrix
+/// (signs fixed by R's diagonal), times `gain`.
+pub fn orthogonal_(w: &Tensor, gain: f64) {
+    let rows = w.size()[0];
+    let cols = w.numel() as i64 / rows;
+    tch::no_grad(|| {
+        let mut a = Tensor::randn([rows, cols], (tch::Kind::Float, w.device()));
+        if rows < cols {
+            a = a.tr();
+        }
+        let (q, r) = Tensor::linalg_qr(&a, "reduced");
+        let q = q * r.diagonal(0, 0, 1).sign().unsqueeze(0);
+        let q = if rows < cols { q.tr() } else { q };
+        w.shallow_clone().copy_(&(q * gain).reshape(w.size()));
+    });
 }
 
 /// 2-D transposed convolution `k x k` (PyTorch's fan-in is `cout * k * k`).
@@ -89,14 +117,18 @@ pub fn linear(p: nn::Path, din: i64, dout: i64, bias: bool, init: InitKind) -> n
         bs_init: bias.then_some(bs_init),
         bias,
     };
-    nn::linear(p, din, dout, cfg)
+    let lin = nn::linear(p, din, dout, cfg);
+    if init == InitKind::Orthogonal {
+        orthogonal_(&lin.ws, 1.0);
+    }
+    lin
 }
 
 /// BatchNorm over channels (momentum 0.1, eps 1e-5 as in PyTorch).
 pub fn batch_norm2d(p: nn::Path, c: i64, init: InitKind) -> nn::BatchNorm {
     let ws_init = match init {
         InitKind::PyTorch => Init::Const(1.0),
-        InitKind::DcGan => Init::Randn {
+        InitKind::DcGan | InitKind::Orthogonal => Init::Randn {
             mean: 1.0,
             stdev: 0.02,
         },
@@ -130,7 +162,7 @@ impl BatchNorm {
     pub fn new(p: nn::Path, c: i64, init: InitKind) -> Self {
         let ws_init = match init {
             InitKind::PyTorch => Init::Const(1.0),
-            InitKind::DcGan => Init::Randn {
+            InitKind::DcGan | InitKind::Orthogonal => Init::Randn {
                 mean: 1.0,
                 stdev: 0.02,
             },
@@ -173,4 +205,65 @@ impl nn::ModuleT for BatchNorm {
             true,
         )
     }
+}
+
+/// Builds an `nn.Sequential` whose children are numbered as in PyTorch:
+/// every layer, activations included, takes the next index, so parameter
+/// names match official state_dicts (`encode_img.2.weight`).
+pub struct Seq<'a> {
+    p: nn::Path<'a>,
+    idx: usize,
+    init: InitKind,
+    seq: nn::SequentialT,
+}
+
+impl<'a> Seq<'a> {
+    pub fn new(p: nn::Path<'a>, init: InitKind) -> Self {
+        Self {
+            p,
+            idx: 0,
+            init,
+            seq: nn::seq_t(),
+        }
+    }
+    fn next(&mut self) -> nn::Path<'a> {
+        let q = &self.p / self.idx;
+        self.idx += 1;
+        q
+    }
+    /// Convolution `k x k`, stride `s`, padding `pad`.
+    pub fn conv(mut self, cin: i64, cout: i64, k: i64, s: i64, pad: i64, bias: bool) -> Self {
+        let q = self.next();
+        let init = self.init;
+        self.seq = self.seq.add(conv2d(q, cin, cout, k, s, pad, bias, init));
+        self
+    }
+    /// BatchNorm over `c` channels (any rank).
+    pub fn bn(mut self, c: i64) -> Self {
+        let q = self.next();
+        let init = self.init;
+        self.seq = self.seq.add(BatchNorm::new(q, c, init));
+        self
+    }
+    /// A parameter-free layer (activation, upsampling) taking one index.
+    pub fn act(mut self, f: fn(&Tensor) -> Tensor) -> Self {
+        self.idx += 1;
+        self.seq = self.seq.add_fn(f);
+        self
+    }
+    pub fn done(self) -> nn::SequentialT {
+        self.seq
+    }
+}
+
+/// Nearest-neighbour upsampling by 2 (`nn.Upsample(scale_factor=2)`).
+pub fn upsample2(x: &Tensor) -> Tensor {
+    let (h, w) = (x.size()[2], x.size()[3]);
+    x.upsample_nearest2d([2 * h, 2 * w], None, None)
+}
+
+/// Gated linear unit over channels: first half x sigmoid(second half).
+pub fn glu(x: &Tensor) -> Tensor {
+    let c = x.size()[1] / 2;
+    x.narrow(1, 0, c) * x.narrow(1, c, c).sigmoid()
 }

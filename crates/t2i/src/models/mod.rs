@@ -1,5 +1,6 @@
 //! One module per model family of the source papers.
 
+pub mod attngan;
 pub mod damsm;
 pub mod gan_int_cls;
 pub mod stackgan;

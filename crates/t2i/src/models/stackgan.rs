@@ -9,7 +9,7 @@
 //! logits head), as in the official code.
 
 use crate::layers::ca::{kl_loss, CaNet};
-use crate::layers::{conv2d, linear, lrelu, BatchNorm, InitKind};
+use crate::layers::{linear, lrelu, upsample2, BatchNorm, InitKind, Seq};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -128,49 +128,6 @@ fn log2(x: i64) -> i64 {
     63 - x.leading_zeros() as i64
 }
 
-/// `nn.Sequential` whose children are numbered as in PyTorch: every layer,
-/// activations included, takes the next index.
-struct Seq<'a> {
-    p: nn::Path<'a>,
-    idx: usize,
-    seq: nn::SequentialT,
-}
-
-impl<'a> Seq<'a> {
-    fn new(p: nn::Path<'a>) -> Self {
-        Self {
-            p,
-            idx: 0,
-            seq: nn::seq_t(),
-        }
-    }
-    fn next(&mut self) -> nn::Path<'a> {
-        let q = &self.p / self.idx;
-        self.idx += 1;
-        q
-    }
-    fn conv(mut self, cin: i64, cout: i64, k: i64, s: i64, pad: i64, bias: bool) -> Self {
-        let q = self.next();
-        self.seq = self
-            .seq
-            .add(conv2d(q, cin, cout, k, s, pad, bias, InitKind::DcGan));
-        self
-    }
-    fn bn(mut self, c: i64) -> Self {
-        let q = self.next();
-        self.seq = self.seq.add(BatchNorm::new(q, c, InitKind::DcGan));
-        self
-    }
-    fn act(mut self, f: fn(&Tensor) -> Tensor) -> Self {
-        self.idx += 1;
-        self.seq = self.seq.add_fn(f);
-        self
-    }
-    fn done(self) -> nn::SequentialT {
-        self.seq
-    }
-}
-
 fn relu(x: &Tensor) -> Tensor {
     x.relu()
 }
@@ -181,16 +138,12 @@ fn tanh(x: &Tensor) -> Tensor {
 
 /// `upBlock`: nearest x2, conv3x3, BN, ReLU.
 fn up_block(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
-    let s = Seq::new(p);
-    let s = Seq {
-        idx: 1,
-        seq: s.seq.add_fn(|x| {
-            let (h, w) = (x.size()[2], x.size()[3]);
-            x.upsample_nearest2d([2 * h, 2 * w], None, None)
-        }),
-        ..s
-    };
-    s.conv(cin, cout, 3, 1, 1, false).bn(cout).act(relu).done()
+    Seq::new(p, InitKind::DcGan)
+        .act(upsample2)
+        .conv(cin, cout, 3, 1, 1, false)
+        .bn(cout)
+        .act(relu)
+        .done()
 }
 
 /// `ResBlock`: x + (conv3x3, BN, ReLU, conv3x3, BN)(x), then ReLU.
@@ -201,7 +154,7 @@ struct ResBlock {
 
 impl ResBlock {
     fn new(p: nn::Path, c: i64) -> Self {
-        let block = Seq::new(&p / "block")
+        let block = Seq::new(&p / "block", InitKind::DcGan)
             .conv(c, c, 3, 1, 1, false)
             .bn(c)
             .act(relu)
@@ -262,7 +215,7 @@ impl Stage1Generator {
             ups.push(up_block(&p / format!("upsample{}", i + 1), ch, ch / 2));
             ch /= 2;
         }
-        let img = Seq::new(&p / "img")
+        let img = Seq::new(&p / "img", InitKind::DcGan)
             .conv(ch, 3, 3, 1, 1, false)
             .act(tanh)
             .done();
@@ -312,7 +265,7 @@ pub struct Logits {
 
 impl Logits {
     pub fn new(p: nn::Path, ndf: i64, c_dim: i64, conditional: bool) -> Self {
-        let s = Seq::new(&p / "outlogits");
+        let s = Seq::new(&p / "outlogits", InitKind::DcGan);
         let outlogits = if conditional {
             s.conv(ndf * 8 + c_dim, ndf * 8, 3, 1, 1, false)
                 .bn(ndf * 8)
@@ -370,7 +323,7 @@ impl Discriminator {
         let n_down = log2(size / 4);
         // 8 df channels at 4x4 whatever the size: smaller images start wider
         let first = ndf * (1i64 << (4 - n_down).max(0));
-        let mut s = Seq::new(&p / "encode_img")
+        let mut s = Seq::new(&p / "encode_img", InitKind::DcGan)
             .conv(3, first, 4, 2, 1, false)
             .act(lrelu);
         let mut ch = first;
@@ -416,7 +369,7 @@ impl Stage2Generator {
         let stage1 = Stage1Generator::new(&p / "STAGE1_G", c);
         let ngf = c.gf_dim;
         let ca_net = CaNet::new(&p / "ca_net", c.text_dim, c.condition_dim, InitKind::DcGan);
-        let encoder = Seq::new(&p / "encoder")
+        let encoder = Seq::new(&p / "encoder", InitKind::DcGan)
             .conv(3, ngf, 3, 1, 1, false)
             .act(relu)
             .conv(ngf, ngf * 2, 4, 2, 1, false)
@@ -426,7 +379,7 @@ impl Stage2Generator {
             .bn(ngf * 4)
             .act(relu)
             .done();
-        let hr_joint = Seq::new(&p / "hr_joint")
+        let hr_joint = Seq::new(&p / "hr_joint", InitKind::DcGan)
             .conv(c.condition_dim + ngf * 4, ngf * 4, 3, 1, 1, false)
             .bn(ngf * 4)
             .act(relu)
@@ -441,7 +394,7 @@ impl Stage2Generator {
             ups.push(up_block(&p / format!("upsample{}", i + 1), ch, ch / 2));
             ch /= 2;
         }
-        let img = Seq::new(&p / "img")
+        let img = Seq::new(&p / "img", InitKind::DcGan)
             .conv(ch, 3, 3, 1, 1, false)
             .act(tanh)
             .done();

@@ -35,6 +35,13 @@ pub struct DamsmConfig {
     /// Learning rate multiplied by 0.98 every this many steps (an epoch in
     /// the reference code), down to lr / 10.
     pub decay_every: i64,
+    /// Weight of the word-level terms L1_w + L2_w (1 in the paper).
+    #[serde(default = "one")]
+    pub word_weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl DamsmConfig {
@@ -50,6 +57,7 @@ impl DamsmConfig {
             beta2: 0.999,
             clip: 0.25,
             decay_every: 100,
+            word_weight: 1.0,
         }
     }
 
@@ -174,7 +182,7 @@ impl DamsmTrainer {
         let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
         let w = &w0 + &w1;
         let s = &s0 + &s1;
-        let loss = &w + &s;
+        let loss = &w * c.word_weight + &s;
         self.opt_text.zero_grad();
         self.opt_image.zero_grad();
         loss.backward();
@@ -516,4 +524,79 @@ pub fn damsm_run(
         interrupted,
         last,
     })
+}
+
+impl DamsmTrainer {
+    /// Global vectors of images `[n, 3, s, s]` in [-1, 1] (resized to the
+    /// encoder's input side). `[n, D]`
+    pub fn encode_image_tensor(&self, x: &Tensor) -> Tensor {
+        let side = self.config.image.image_size;
+        let dev = self.image_vs.device();
+        tch::no_grad(|| {
+            let parts: Vec<Tensor> = x
+                .split(100, 0)
+                .iter()
+                .map(|b| {
+                    let b = b.to_device(dev);
+                    let b = if b.size()[2] == side {
+                        b
+                    } else {
+                        b.internal_upsample_bilinear2d_aa([side, side], false, None, None)
+                    };
+                    self.image.forward_t(&b, false).1
+                })
+                .collect();
+            Tensor::cat(&parts, 0)
+        })
+    }
+
+    /// Sentence vectors of captions (unknown words mapped). `[n, D]`
+    pub fn encode_caption_list(&self, captions: &[&str]) -> Result<Tensor> {
+        let mut out = Vec::new();
+        tch::no_grad(|| -> Result<()> {
+            for chunk in captions.chunks(100) {
+                let enc: Vec<Encoded> = chunk
+                    .iter()
+                    .map(|c| {
+                        self.text
+                            .vocab
+                            .encode(c, self.config.text.max_words)
+                            .unwrap_or(Encoded {
+                                ids: vec![crate::text::vocab::UNK],
+                                unknown: vec![],
+                            })
+                    })
+                    .collect();
+                let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
+                let ids = pad_ids(&enc, self.image_vs.device());
+                out.push(self.text.forward_t(&ids, &lens, None, false).sentence);
+            }
+            Ok(())
+        })?;
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    /// R-precision of generated images: image i was generated from
+    /// `captions[i]` (of class `classes[i]`); candidates are the true caption
+    /// and 99 of the other captions of other classes.
+    pub fn generated_r_precision(
+        &self,
+        images: &Tensor,
+        captions: &[&str],
+        classes: &[i64],
+        seed: u64,
+    ) -> Result<RPrecision> {
+        let img = self.encode_image_tensor(images);
+        let txt = self.encode_caption_list(captions)?;
+        let n = captions.len();
+        let folds = 10.min(n.max(1));
+        let (mean, std) = r_precision(&img, classes, &txt, &txt, classes, 100, folds, seed);
+        Ok(RPrecision {
+            mean,
+            std,
+            images: n,
+            candidates: 100,
+            folds,
+        })
+    }
 }
