@@ -27,7 +27,7 @@ enum Command {
         what: DataCommand,
     },
     /// Train a model into a run folder.
-    Train(commands::TrainArgs),
+    Train(Box<commands::TrainArgs>),
     /// Generate images from text with a checkpoint.
     Generate(commands::GenerateArgs),
     /// Evaluate a checkpoint (shapes checker metrics, style transfer).
@@ -115,7 +115,7 @@ fn main() {
                     seed,
                 },
         } => commands::data_shapes(&out, size, max_objects, train, test, seed),
-        Command::Train(a) => commands::train(a),
+        Command::Train(a) => commands::train(*a),
         Command::Generate(a) => commands::generate(a),
         Command::Eval(a) => commands::eval(a),
         Command::Demo(a) => demo::run(a),

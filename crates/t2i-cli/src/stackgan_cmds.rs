@@ -252,7 +252,7 @@ pub fn eval_shapes(
         seed,
         ..Default::default()
     })?;
-    let mut tallies = vec![[0usize; 3]; 2]; // [colour, shape, joint] per stage
+    let mut tallies = [[0usize; 3]; 2]; // [colour, shape, joint] per stage
     let mut objects = 0usize;
     for start in (0..n).step_by(100) {
         let k = (n - start).min(100);

@@ -83,6 +83,9 @@ pub fn load_crop(path: &Path, bbox: [f32; 4], side: u32) -> Result<(RgbImage, bo
     Ok((sq, outside))
 }
 
+/// One decoded crop (or why not) with its record index.
+type Loaded = (usize, Result<(RgbImage, bool), DataError>);
+
 /// Box-cropped, resized images of a CUB split, in record order.
 pub struct Prepared {
     /// `[n, side, side, 3]`, `u8`.
@@ -183,7 +186,7 @@ pub fn prepare(
         .min(8);
     let pb = crate::progress::bar(n as u64, "preparing images", progress);
     let chunk = n.div_ceil(threads);
-    let results: Vec<Vec<(usize, Result<(RgbImage, bool), DataError>)>> = std::thread::scope(|s| {
+    let results: Vec<Vec<Loaded>> = std::thread::scope(|s| {
         let handles: Vec<_> = cub
             .records
             .chunks(chunk.max(1))

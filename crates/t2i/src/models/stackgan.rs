@@ -501,7 +501,7 @@ pub fn generator_loss(d: &Discriminator, fake: &Tensor, cond: &Tensor, train: bo
         1.0,
     );
     if let Some(u) = &d.get_uncond_logits {
-        err = err + bce(&u.forward_t(&f, None, train), 1.0);
+        err += bce(&u.forward_t(&f, None, train), 1.0);
     }
     err
 }

@@ -221,11 +221,11 @@ pub fn r_precision(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut hits = Vec::with_capacity(n);
     let dev = image.device();
-    for i in 0..n {
+    for (i, &class) in image_class.iter().enumerate() {
         let mut cand: Vec<i64> = Vec::with_capacity(candidates - 1);
         while cand.len() < candidates - 1 {
             let j = rng.gen_range(0..pool_class.len());
-            if pool_class[j] != image_class[i] {
+            if pool_class[j] != class {
                 cand.push(j as i64);
             }
         }
