@@ -500,6 +500,10 @@ pub struct EvalArgs {
     /// Split of the real data set (r-precision).
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// DAMSM checkpoint that scores a generator's samples (r-precision of a
+    /// GAN checkpoint).
+    #[arg(long)]
+    pub damsm: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -508,6 +512,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         "r-precision" => {
             return crate::cub_cmds::eval_r_precision(
                 &a.checkpoint,
+                a.damsm.as_deref(),
                 a.data_root.as_deref(),
                 &a.split,
                 a.seed,
