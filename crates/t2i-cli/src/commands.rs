@@ -43,7 +43,7 @@ pub fn data_shapes(
 /// Shared model/preset selection.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model family: gan-int-cls, stackgan or damsm.
+    /// Model family: gan-int-cls, stackgan, attngan (info) or damsm.
     #[arg(long, default_value = "gan-int-cls")]
     pub model: String,
     /// Preset: paper or tiny.
@@ -555,6 +555,25 @@ pub struct InfoArgs {
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
+    if a.m.model == "attngan" {
+        let c = t2i::models::attngan::AttnGanConfig::preset(&a.m.preset).with_context(|| {
+            format!(
+                "unknown AttnGAN preset '{}' (use paper or tiny)",
+                a.m.preset
+            )
+        })?;
+        println!(
+            "attngan ({} preset, {} stages from {}x{})",
+            c.preset, c.branch_num, c.base_size, c.base_size
+        );
+        for (net, total, parts) in t2i::bench::attngan_parameter_counts(&c) {
+            println!("{net:<16} {total:>12}");
+            for (p, n) in parts {
+                println!("  {p:<14} {n:>12}");
+            }
+        }
+        return Ok(());
+    }
     if a.m.model == "stackgan" {
         let c = t2i::models::stackgan::StackGanConfig::preset(&a.m.preset).with_context(|| {
             format!(

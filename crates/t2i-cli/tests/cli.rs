@@ -373,4 +373,9 @@ fn real_data_and_stackgan_commands_fail_clearly() {
     for n in ["10301248", "5715713", "36591328", "71269122"] {
         assert!(s.contains(n), "{s}");
     }
+    let info = t2i(&["info", "--model", "attngan", "--preset", "paper"]);
+    let s = String::from_utf8_lossy(&info.stdout);
+    for n in ["7084592", "6313730", "19424002", "71858946"] {
+        assert!(s.contains(n), "{s}");
+    }
 }

@@ -295,3 +295,21 @@ pub fn bench_stackgan(
         peak_rss_mib: peak_rss_mib(),
     })
 }
+
+/// Parameter counts of AttnGAN's G_NET and its discriminators.
+pub fn attngan_parameter_counts(c: &crate::models::attngan::AttnGanConfig) -> Vec<ParamCount> {
+    use crate::models::attngan::{Discriminator as D, Generator as G};
+    let mut out = Vec::new();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _g = G::new(vs.root(), c);
+    let (t, p) = count(&vs);
+    out.push(("G_NET".to_string(), t, p));
+    for k in 0..c.branch_num {
+        let size = c.base_size << k;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _d = D::new(vs.root(), c, size);
+        let (t, p) = count(&vs);
+        out.push((format!("D_NET{size}"), t, p));
+    }
+    out
+}
