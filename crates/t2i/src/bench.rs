@@ -32,44 +32,31 @@ pub type ParamCount = (String, i64, Vec<(String, i64)>);
 
 /// Parameter counts of G, D and S of GAN-INT-CLS.
 pub fn parameter_counts(c: &GanIntClsConfig) -> Vec<ParamCount> {
-    let mut out = Vec::new();
+    vec![
+        count_built("generator G", |p| drop(Generator::new(p, c))),
+        count_built("discriminator D", |p| drop(Discriminator::new(p, c))),
+        count_built("style encoder S", |p| drop(StyleEncoder::new(p, c))),
+    ]
+}
+
+/// Builds a network into a fresh var store and counts its parameters.
+fn count_built(name: &str, build: impl FnOnce(nn::Path)) -> ParamCount {
     let vs = nn::VarStore::new(Device::Cpu);
-    let _g = Generator::new(vs.root(), c);
+    build(vs.root());
     let (t, p) = count(&vs);
-    out.push(("generator G".to_string(), t, p));
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _d = Discriminator::new(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("discriminator D".to_string(), t, p));
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _s = StyleEncoder::new(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("style encoder S".to_string(), t, p));
-    out
+    (name.to_string(), t, p)
 }
 
 /// Parameter counts of the four StackGAN networks (Stage-II G includes the
 /// Stage-I G it holds, as the official count does).
 pub fn stackgan_parameter_counts(c: &crate::models::stackgan::StackGanConfig) -> Vec<ParamCount> {
     use crate::models::stackgan::{Discriminator as D, Stage1Generator, Stage2Generator};
-    let mut out = Vec::new();
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _g = Stage1Generator::new(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("STAGE1_G".to_string(), t, p));
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _d = D::stage1(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("STAGE1_D".to_string(), t, p));
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _g = Stage2Generator::new(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("STAGE2_G".to_string(), t, p));
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _d = D::stage2(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("STAGE2_D".to_string(), t, p));
-    out
+    vec![
+        count_built("STAGE1_G", |p| drop(Stage1Generator::new(p, c))),
+        count_built("STAGE1_D", |p| drop(D::stage1(p, c))),
+        count_built("STAGE2_G", |p| drop(Stage2Generator::new(p, c))),
+        count_built("STAGE2_D", |p| drop(D::stage2(p, c))),
+    ]
 }
 
 /// Median and minimum of timings, in milliseconds.
@@ -299,17 +286,12 @@ pub fn bench_stackgan(
 /// Parameter counts of AttnGAN's G_NET and its discriminators.
 pub fn attngan_parameter_counts(c: &crate::models::attngan::AttnGanConfig) -> Vec<ParamCount> {
     use crate::models::attngan::{Discriminator as D, Generator as G};
-    let mut out = Vec::new();
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _g = G::new(vs.root(), c);
-    let (t, p) = count(&vs);
-    out.push(("G_NET".to_string(), t, p));
+    let mut out = vec![count_built("G_NET", |p| drop(G::new(p, c)))];
     for k in 0..c.branch_num {
         let size = c.base_size << k;
-        let vs = nn::VarStore::new(Device::Cpu);
-        let _d = D::new(vs.root(), c, size);
-        let (t, p) = count(&vs);
-        out.push((format!("D_NET{size}"), t, p));
+        out.push(count_built(&format!("D_NET{size}"), |p| {
+            drop(D::new(p, c, size))
+        }));
     }
     out
 }

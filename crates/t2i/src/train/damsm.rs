@@ -373,34 +373,11 @@ impl DamsmTrainer {
     ) -> Result<Tensor> {
         let n = data.captions.len().min(limit);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut out = Vec::new();
-        tch::no_grad(|| -> Result<()> {
-            for start in (0..n).step_by(100) {
-                let caps: Vec<&str> = (start..(start + 100).min(n))
-                    .map(|i| {
-                        let c = &data.captions[i];
-                        c[rng.gen_range(0..c.len())].as_str()
-                    })
-                    .collect();
-                let enc: Vec<Encoded> = caps
-                    .iter()
-                    .map(|c| {
-                        self.text
-                            .vocab
-                            .encode(c, self.config.text.max_words)
-                            .unwrap_or(Encoded {
-                                ids: vec![crate::text::vocab::UNK],
-                                unknown: vec![],
-                            })
-                    })
-                    .collect();
-                let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
-                let ids = pad_ids(&enc, self.image_vs.device());
-                out.push(self.text.forward_t(&ids, &lens, None, false).sentence);
-            }
-            Ok(())
-        })?;
-        Ok(Tensor::cat(&out, 0))
+        let caps: Vec<&str> = data.captions[..n]
+            .iter()
+            .map(|c| c[rng.gen_range(0..c.len())].as_str())
+            .collect();
+        self.encode_caption_list(&caps)
     }
 
     /// R-precision of real images of `data` against their own captions

@@ -61,6 +61,20 @@ impl EmbeddedImages {
         Ok(Tensor::cat(&parts, 0).view([captions.len() as i64, k as i64, d]))
     }
 
+    fn new(
+        source: ImageSource,
+        captions: Vec<Vec<String>>,
+        encoder: &dyn TextEncoder,
+        device: Device,
+    ) -> Result<Self> {
+        let embeddings = Self::embed(encoder, &captions, device)?;
+        Ok(Self {
+            source,
+            embeddings,
+            captions,
+        })
+    }
+
     /// From prepared crops of a real data set.
     pub fn from_crops(
         images: ImageBatcher,
@@ -68,12 +82,7 @@ impl EmbeddedImages {
         encoder: &dyn TextEncoder,
         device: Device,
     ) -> Result<Self> {
-        let embeddings = Self::embed(encoder, &captions, device)?;
-        Ok(Self {
-            source: ImageSource::Crops(images),
-            embeddings,
-            captions,
-        })
+        Self::new(ImageSource::Crops(images), captions, encoder, device)
     }
 
     /// From fixed images `[n, 3, s, s]` (u8).
@@ -83,12 +92,7 @@ impl EmbeddedImages {
         encoder: &dyn TextEncoder,
         device: Device,
     ) -> Result<Self> {
-        let embeddings = Self::embed(encoder, &captions, device)?;
-        Ok(Self {
-            source: ImageSource::Fixed(images),
-            embeddings,
-            captions,
-        })
+        Self::new(ImageSource::Fixed(images), captions, encoder, device)
     }
 
     pub fn len(&self) -> usize {
