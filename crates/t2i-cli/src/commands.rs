@@ -43,7 +43,7 @@ pub fn data_shapes(
 /// Shared model/preset selection.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model family: gan-int-cls, stackgan, attngan (info) or damsm.
+    /// Model family: gan-int-cls, stackgan, attngan or damsm.
     #[arg(long, default_value = "gan-int-cls")]
     pub model: String,
     /// Preset: paper or tiny.
@@ -94,6 +94,10 @@ pub struct TrainArgs {
     /// A trained text-encoder checkpoint to use instead of training one.
     #[arg(long)]
     pub text_encoder: Option<PathBuf>,
+    /// AttnGAN: the DAMSM checkpoint whose text and image encoders (frozen)
+    /// condition G and score its images.
+    #[arg(long)]
+    pub damsm: Option<PathBuf>,
     /// Image side (must be supported by the preset).
     #[arg(long)]
     pub image_size: Option<i64>,
@@ -179,6 +183,9 @@ pub fn stop_on_ctrl_c() -> StopFlag {
 pub fn train(a: TrainArgs) -> Result<()> {
     if a.m.model == "stackgan" {
         return crate::stackgan_cmds::train_stackgan(&a);
+    }
+    if a.m.model == "attngan" {
+        return crate::attngan_cmds::train_attngan(&a);
     }
     if a.m.model == "damsm" {
         return crate::cub_cmds::train_damsm(crate::cub_cmds::DamsmTrainArgs {
@@ -375,6 +382,13 @@ pub struct GenerateArgs {
     /// Style transfer: take the style (background, pose) of this image.
     #[arg(long)]
     pub style_from: Option<PathBuf>,
+    /// AttnGAN: also write OUT-attention.png, the first sample's attention
+    /// maps per attentional stage with the word under each.
+    #[arg(long)]
+    pub attention: bool,
+    /// AttnGAN: words shown in the attention figure (most attended first).
+    #[arg(long, default_value_t = 6)]
+    pub top_words: usize,
     #[arg(long, default_value = "auto")]
     pub device: String,
 }
@@ -401,6 +415,12 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let ck = t2i::train::checkpoint::load(&a.checkpoint)?;
     if ck.meta("model")? == "stackgan" {
         return crate::stackgan_cmds::generate(&a, &ck, device);
+    }
+    if ck.meta("model")? == "attngan" {
+        return crate::attngan_cmds::generate(&a, &ck, device);
+    }
+    if a.attention {
+        bail!("--attention needs an AttnGAN checkpoint");
     }
     let model = GanIntClsModel::from_checkpoint(&ck, device)?;
     let (h, enc) = model.embed(&[a.text.as_str()])?;
@@ -629,6 +649,29 @@ pub struct BenchArgs {
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");
+    }
+    if a.m.model == "attngan" {
+        let mut c =
+            t2i::models::attngan::AttnGanConfig::preset(&a.m.preset).with_context(|| {
+                format!(
+                    "unknown AttnGAN preset '{}' (use paper or tiny)",
+                    a.m.preset
+                )
+            })?;
+        if let Some(b) = a.batch_size {
+            if b < 2 {
+                bail!("batch size must be at least 2, got {b}");
+            }
+            c.batch_size = b;
+        }
+        let device = parse_device(&a.device)?;
+        let r = t2i::bench::bench_attngan(&c, device, a.repeats)?;
+        println!("{}", r.table());
+        if let Some(p) = &a.json {
+            t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+            println!("wrote {}", p.display());
+        }
+        return Ok(());
     }
     if a.m.model == "stackgan" {
         let mut c =

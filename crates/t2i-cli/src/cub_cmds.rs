@@ -244,7 +244,7 @@ pub fn eval_r_precision(
     let root = root.context("--data-root is required for r-precision")?;
     let device = parse_device(device)?;
     let ck = t2i::train::checkpoint::load(checkpoint)?;
-    if ck.meta("model")? == "stackgan" {
+    if ["stackgan", "attngan"].contains(&ck.meta("model")?) {
         let damsm = damsm.context("scoring a generator's samples needs --damsm CHECKPOINT")?;
         return eval_generated(&ck, checkpoint, damsm, root, split, seed, out, device);
     }
@@ -283,7 +283,7 @@ pub fn eval_r_precision(
     Ok(())
 }
 
-/// R-precision of a StackGAN checkpoint's samples: one image per real image
+/// R-precision of a generator checkpoint's (StackGAN, AttnGAN) samples: one image per real image
 /// of the split, generated from that image's caption (one of its captions,
 /// chosen by `seed`), scored by the DAMSM checkpoint `damsm`.
 #[allow(clippy::too_many_arguments)]
@@ -298,7 +298,14 @@ fn eval_generated(
     device: tch::Device,
 ) -> Result<()> {
     use rand::{Rng, SeedableRng};
-    let g = t2i::train::stackgan::StackGanModel::from_checkpoint(ck, device)?;
+    let kind = ck.meta("model")?.to_string();
+    let generate: Box<dyn Fn(&[&str], u64) -> Result<tch::Tensor>> = if kind == "attngan" {
+        let g = t2i::train::attngan::AttnGanModel::from_checkpoint(ck, device)?;
+        Box::new(move |c, s| Ok(g.generate_captions(c, s)?))
+    } else {
+        let g = t2i::train::stackgan::StackGanModel::from_checkpoint(ck, device)?;
+        Box::new(move |c, s| Ok(g.generate(c, s)?.1))
+    };
     let d = DamsmTrainer::from_checkpoint(&t2i::train::checkpoint::load(damsm)?, device)?;
     let sp = CubSplit::parse(split).with_context(|| format!("unknown split '{split}'"))?;
     let cub = t2i::data::cub::Cub::open(root, sp, t2i::data::cub::CaptionLayout::Auto)?;
@@ -314,7 +321,7 @@ fn eval_generated(
     let mut imgs = Vec::new();
     for (k, chunk) in caps.chunks(50).enumerate() {
         let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let (_, x) = g.generate(&c, seed.wrapping_add(k as u64))?;
+        let x = generate(&c, seed.wrapping_add(k as u64))?;
         imgs.push(x.to_device(tch::Device::Cpu));
         pb.inc(chunk.len() as u64);
     }
@@ -326,6 +333,8 @@ fn eval_generated(
         "metric": "r-precision",
         "images": "generated",
         "generator": checkpoint.display().to_string(),
+        "model": kind,
+        "step": ck.meta("step")?,
         "damsm": damsm.display().to_string(),
         "split": split,
         "seed": seed,
@@ -334,7 +343,7 @@ fn eval_generated(
     });
     t2i::imageio::write_atomic(out, serde_json::to_string_pretty(&v)?.as_bytes())?;
     println!(
-        "R-precision (StackGAN {}, {} samples for CUB {split} captions, DAMSM {}): {:.2}% +- {:.2}; wrote {}",
+        "R-precision ({kind} {}, {} samples for CUB {split} captions, DAMSM {}): {:.2}% +- {:.2}; wrote {}",
         checkpoint.display(),
         r.images,
         damsm.display(),

@@ -1,5 +1,6 @@
 //! `t2i`: train, run, control and evaluate text-to-image GANs.
 
+mod attngan_cmds;
 mod commands;
 mod cub_cmds;
 mod demo;

@@ -368,6 +368,31 @@ fn real_data_and_stackgan_commands_fail_clearly() {
         "--data-root is required",
         &none,
     );
+    assert_clear_error(
+        &t2i(&["train", "--model", "attngan", "--data", "cub", "--out", o]),
+        "needs --damsm",
+        &out_dir,
+    );
+    assert_clear_error(
+        &t2i(&["train", "--model", "attngan", "--out", o]),
+        "CUB layout",
+        &out_dir,
+    );
+    let att = tmp.path().join("att.png");
+    assert_clear_error(
+        &t2i(&[
+            "generate",
+            "--checkpoint",
+            &ckpt(),
+            "--text",
+            "a red circle",
+            "--attention",
+            "--out",
+            att.to_str().unwrap(),
+        ]),
+        "--attention needs an AttnGAN checkpoint",
+        &att,
+    );
     let info = t2i(&["info", "--model", "stackgan", "--preset", "paper"]);
     let s = String::from_utf8_lossy(&info.stdout);
     for n in ["10301248", "5715713", "36591328", "71269122"] {

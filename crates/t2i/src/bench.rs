@@ -283,6 +283,89 @@ pub fn bench_stackgan(
     })
 }
 
+/// Times an AttnGAN training iteration (every D, then G with the DAMSM
+/// term through a DAMSM `tiny` image encoder) on random images and
+/// captions, and generation.
+pub fn bench_attngan(
+    c: &crate::models::attngan::AttnGanConfig,
+    device: Device,
+    repeats: usize,
+) -> Result<BenchReport> {
+    use crate::data::prepare::{ImageBatcher, Prepared};
+    use crate::train::attngan::AttnGanTrainer;
+    use crate::train::damsm::{CaptionedImages, DamsmConfig, DamsmTrainer};
+    let size = c.base_size << (c.branch_num - 1);
+    let caps: Vec<Vec<String>> = [
+        "this bird has a red crown and a short pointed beak",
+        "a small yellow bird with black wings and white wing bars",
+        "the bird is grey with a long tail and orange feet",
+        "a blue bird with a white belly sits on a branch",
+    ]
+    .iter()
+    .map(|s| vec![s.to_string()])
+    .collect();
+    let vocab = Vocab::build(caps.iter().flatten().map(String::as_str), 1);
+    let mut dc = DamsmConfig::tiny();
+    dc.text.dim = c.text_dim;
+    dc.image.dim = c.text_dim;
+    let damsm = DamsmTrainer::new(dc, vocab, 0, device).to_checkpoint();
+    let n = 64usize;
+    let side = (size * 76 / 64) as u32;
+    let images = Tensor::randint(
+        256,
+        [n as i64, side as i64, side as i64, 3],
+        (Kind::Uint8, Device::Cpu),
+    );
+    let data = CaptionedImages {
+        images: ImageBatcher {
+            prepared: Prepared {
+                images,
+                side,
+                record: (0..n).collect(),
+                corrupt: 0,
+                boxes_outside: 0,
+                cache: None,
+            },
+            sizes: vec![size],
+            augment: true,
+        },
+        captions: (0..n).map(|i| caps[i % caps.len()].clone()).collect(),
+        classes: (0..n as i64).map(|i| i % 4).collect(),
+    };
+    let mut t = AttnGanTrainer::new(c.clone(), &damsm, "random DAMSM tiny", 0, device)?;
+    let sync = || {
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    let train_step = time(repeats, 2, || {
+        t.train_step(&data);
+        sync();
+    });
+    let m = &t.model;
+    let gen = |k: usize| -> Result<_> {
+        let text = m.encode(&vec![caps[0][0].as_str(); k])?;
+        Ok(move || {
+            let _ = m.generate(&text, 0);
+            sync();
+        })
+    };
+    let generate_batch1 = time(repeats * 3, 2, gen(1)?);
+    let generate_batch32 = time(repeats, 2, gen(32)?);
+    Ok(BenchReport {
+        model: format!("attngan ({} stages)", c.branch_num),
+        preset: c.preset.clone(),
+        image_size: size,
+        batch_size: c.batch_size,
+        device: device_name(device),
+        threads: tch::get_num_threads(),
+        train_step,
+        generate_batch1,
+        generate_batch32,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
 /// Parameter counts of AttnGAN's G_NET and its discriminators.
 pub fn attngan_parameter_counts(c: &crate::models::attngan::AttnGanConfig) -> Vec<ParamCount> {
     use crate::models::attngan::{Discriminator as D, Generator as G};

@@ -149,7 +149,7 @@ pub fn images_to_tensor(images: &[&[u8]], size: u32) -> Tensor {
         - 1.0
 }
 
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for w in text.split_whitespace() {
         let cur = lines.last_mut().expect("non-empty");

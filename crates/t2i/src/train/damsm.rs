@@ -286,6 +286,26 @@ pub fn load_cub(
 }
 
 impl DamsmTrainer {
+    /// Both encoders (no optimiser state) as an in-memory checkpoint, as
+    /// [`DamsmTrainer::save`] would write them.
+    pub fn to_checkpoint(&self) -> super::checkpoint::Checkpoint {
+        use crate::train::checkpoint;
+        let mut meta = self.text.describe();
+        meta.insert("model".into(), "damsm".into());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.config).unwrap_or_default(),
+        );
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        let mut tensors = checkpoint::named(&self.text.vs, "text");
+        tensors.extend(checkpoint::named(&self.image_vs, "image"));
+        checkpoint::Checkpoint {
+            meta,
+            tensors: tensors.into_iter().collect(),
+        }
+    }
+
     /// Writes both encoders, the optimiser moments, step and seed.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         use crate::train::checkpoint;

@@ -1,6 +1,7 @@
 //! Training: optimiser with savable state, checkpoint files, run folders, and
 //! the training loops of each model family.
 
+pub mod attngan;
 pub mod checkpoint;
 pub mod damsm;
 pub mod gan_int_cls;

@@ -1,0 +1,658 @@
+//! AttnGAN training (official `code/trainer.py`, sec. 3.1 and 3.3): every
+//! stage's discriminator is updated on real / wrong / fake pairs, then G on
+//! the sum over stages of the adversarial terms (eq. 3-4), plus
+//! lambda * L_DAMSM of the last stage's images (eq. 2) with the DAMSM text and
+//! image encoders frozen, plus the Conditioning-Augmentation KL term. G's
+//! weights are also averaged over steps (`avg_param_G`, decay 0.999); the
+//! average is what generation uses, as in the official code.
+
+use super::checkpoint::{self, Checkpoint};
+use super::damsm::{sample_words, CaptionedImages, DamsmConfig};
+use super::optim::Adam;
+use super::run::{versions, RunDir, StopFlag};
+use super::{normal, step_seed};
+use crate::data::prepare::ImageBatcher;
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::imageio::{grid, tensor_to_images, Rgb};
+use crate::layers::ca::kl_loss;
+use crate::models::attngan::{
+    discriminator_loss, generator_adv_loss, AttnGanConfig, Discriminator, GOutput, Generator,
+};
+use crate::models::damsm::{lens_mask, sent_loss, words_loss, CnnEncoder, Gammas};
+use crate::text::damsm::{pad_ids, RnnEncoder};
+use crate::text::{vocab::UNK, Encoded};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Decay of the running average of G's weights (`avg_p.mul_(0.999)`).
+const EMA_DECAY: f64 = 0.999;
+
+/// Word and sentence features of a batch of captions from the frozen DAMSM
+/// text encoder.
+pub struct TextBatch {
+    /// `[batch, D, T]`
+    pub words: Tensor,
+    /// `[batch, D]`
+    pub sentence: Tensor,
+    /// `[batch, T]`, true at padding (the generator's attention mask).
+    pub padding: Tensor,
+    pub lens: Vec<i64>,
+    /// The words of each caption as the vocabulary read them.
+    pub tokens: Vec<Vec<String>>,
+    /// Unknown words of each caption.
+    pub unknown: Vec<Vec<String>>,
+}
+
+/// Encodes `enc` with the frozen text encoder (eval mode, no dropout).
+fn encode_ids(text: &RnnEncoder, enc: &[Encoded]) -> TextBatch {
+    let dev = text.vs.device();
+    let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
+    let ids = pad_ids(enc, dev);
+    let out = tch::no_grad(|| text.forward_t(&ids, &lens, None, false));
+    let t = out.words.size()[2];
+    TextBatch {
+        padding: lens_mask(&lens, t, dev).logical_not(),
+        words: out.words,
+        sentence: out.sentence,
+        tokens: enc
+            .iter()
+            .map(|e| {
+                e.ids
+                    .iter()
+                    .map(|&i| text.vocab.words[i as usize].clone())
+                    .collect()
+            })
+            .collect(),
+        unknown: enc.iter().map(|e| e.unknown.clone()).collect(),
+        lens,
+    }
+}
+
+/// An AttnGAN generator with its frozen DAMSM text encoder: all a user needs
+/// to generate.
+pub struct AttnGanModel {
+    pub config: AttnGanConfig,
+    pub text: RnnEncoder,
+    pub g_vs: nn::VarStore,
+    pub g: Generator,
+    pub device: Device,
+}
+
+impl AttnGanModel {
+    pub fn new(config: AttnGanConfig, text: RnnEncoder, device: Device) -> Self {
+        let g_vs = nn::VarStore::new(device);
+        let g = Generator::new(g_vs.root(), &config);
+        Self {
+            config,
+            text,
+            g_vs,
+            g,
+            device,
+        }
+    }
+
+    /// Rebuilds the generator (averaged weights when the checkpoint has
+    /// them) and its text encoder from an AttnGAN checkpoint.
+    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
+        if ck.meta("model")? != "attngan" {
+            return Err(Error::Checkpoint(format!(
+                "checkpoint holds a '{}' model, not attngan",
+                ck.meta("model")?
+            )));
+        }
+        let config: AttnGanConfig = serde_json::from_str(ck.meta("config")?)
+            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
+        let text = RnnEncoder::from_checkpoint(ck, "text", device)?;
+        let mut m = Self::new(config, text, device);
+        ck.load_into(&mut m.g_vs, "G")?;
+        if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
+            load_trainable(&m.g_vs, ck, "G_avg")?;
+        }
+        Ok(m)
+    }
+
+    /// Word ids of captions (at most `max_words` words; an empty caption or
+    /// one of only unknown words is an error).
+    pub fn encode(&self, captions: &[&str]) -> Result<TextBatch> {
+        let (_, _, enc) = self.text.ids(captions)?;
+        Ok(encode_ids(&self.text, &enc))
+    }
+
+    /// Images of every stage and the attention maps, from noise drawn with
+    /// `seed` and the CA mean (eval mode: same inputs, same images).
+    pub fn generate(&self, text: &TextBatch, seed: u64) -> GOutput {
+        let b = text.sentence.size()[0];
+        let z = normal(b, self.config.z_dim, seed, self.device);
+        tch::no_grad(|| {
+            self.g.forward_t(
+                &z,
+                &text.sentence,
+                &text.words,
+                Some(&text.padding),
+                None,
+                false,
+            )
+        })
+    }
+
+    /// Final-stage images for captions. `[n, 3, s, s]`
+    pub fn generate_captions(&self, captions: &[&str], seed: u64) -> Result<Tensor> {
+        let t = self.encode(captions)?;
+        Ok(self
+            .generate(&t, seed)
+            .images
+            .pop()
+            .expect("one stage at least"))
+    }
+}
+
+/// Copies `prefix.<name>` into each trainable variable of `vs`.
+fn load_trainable(vs: &nn::VarStore, ck: &Checkpoint, prefix: &str) -> Result<()> {
+    tch::no_grad(|| {
+        for (n, v) in vs.variables() {
+            if !v.requires_grad() {
+                continue;
+            }
+            let key = format!("{prefix}.{n}");
+            let src = ck
+                .tensors
+                .get(&key)
+                .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks tensor {key}")))?;
+            if src.size() != v.size() {
+                return Err(Error::Checkpoint(format!(
+                    "tensor {key} has the wrong shape"
+                )));
+            }
+            v.shallow_clone()
+                .copy_(&src.to_kind(v.kind()).to_device(v.device()));
+        }
+        Ok(())
+    })
+}
+
+/// Options of an AttnGAN run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AttnGanRunOptions {
+    pub steps: i64,
+    #[serde(skip)]
+    pub max_seconds: u64,
+    pub seed: u64,
+    pub log_every: i64,
+    pub sample_every: i64,
+    pub checkpoint_every: i64,
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+/// Losses of one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttnGanStats {
+    pub step: i64,
+    /// Sum over stages of each discriminator's loss.
+    pub loss_d: f64,
+    /// G's adversarial terms summed over stages.
+    pub loss_g_adv: f64,
+    /// lambda * (L1_w + L2_w) of the last stage.
+    pub w_loss: f64,
+    /// lambda * (L1_s + L2_s) of the last stage.
+    pub s_loss: f64,
+    pub kl: f64,
+}
+
+/// G, one D per stage, the frozen DAMSM image encoder and the optimisers.
+pub struct AttnGanTrainer {
+    pub model: AttnGanModel,
+    pub d_vs: Vec<nn::VarStore>,
+    pub d: Vec<Discriminator>,
+    /// The frozen DAMSM image encoder for L_DAMSM.
+    image_vs: nn::VarStore,
+    image: CnnEncoder,
+    gammas: Gammas,
+    /// Where the DAMSM encoders came from (recorded in checkpoints).
+    pub damsm_source: String,
+    opt_g: Adam,
+    opt_d: Vec<Adam>,
+    /// Running average of G's trainable weights, by variable name.
+    g_avg: Vec<(String, Tensor, Tensor)>,
+    pub step: i64,
+    pub seed: u64,
+}
+
+impl AttnGanTrainer {
+    /// A new trainer whose text and image encoders come from the DAMSM
+    /// checkpoint `damsm` (both frozen).
+    pub fn new(
+        mut config: AttnGanConfig,
+        damsm: &Checkpoint,
+        damsm_source: &str,
+        seed: u64,
+        device: Device,
+    ) -> Result<Self> {
+        if damsm.meta("model")? != "damsm" {
+            return Err(Error::Config(format!(
+                "--damsm must be a DAMSM checkpoint, got a '{}' model",
+                damsm.meta("model")?
+            )));
+        }
+        let dc: DamsmConfig = serde_json::from_str(damsm.meta("config")?)
+            .map_err(|e| Error::Checkpoint(format!("DAMSM config: {e}")))?;
+        let mut text = RnnEncoder::from_checkpoint(damsm, "text", device)?;
+        text.source = damsm_source.to_string();
+        freeze(&text.vs);
+        config.text_dim = text.config.dim;
+        tch::manual_seed(seed as i64); // reproducible initial weights
+        let model = AttnGanModel::new(config.clone(), text, device);
+        let mut image_vs = nn::VarStore::new(device);
+        let image = CnnEncoder::new(image_vs.root(), dc.image.clone());
+        damsm.load_into(&mut image_vs, "image")?;
+        freeze(&image_vs);
+        let mut d_vs = Vec::new();
+        let mut d = Vec::new();
+        for k in 0..config.branch_num {
+            let vs = nn::VarStore::new(device);
+            d.push(Discriminator::new(
+                vs.root(),
+                &config,
+                config.base_size << k,
+            ));
+            d_vs.push(vs);
+        }
+        let opt_g = Adam::new(&model.g_vs, config.lr_g, config.beta1, 0.999);
+        let opt_d = d_vs
+            .iter()
+            .map(|vs| Adam::new(vs, config.lr_d, config.beta1, 0.999))
+            .collect();
+        let g_avg = trainable(&model.g_vs)
+            .into_iter()
+            .map(|(n, v)| (n, v.detach().copy(), v))
+            .collect();
+        Ok(Self {
+            model,
+            d_vs,
+            d,
+            image_vs,
+            image,
+            gammas: dc.gammas,
+            damsm_source: damsm_source.to_string(),
+            opt_g,
+            opt_d,
+            g_avg,
+            step: 0,
+            seed,
+        })
+    }
+
+    /// One step on a random batch of `data` (images at the stage sides).
+    pub fn train_step(&mut self, data: &CaptionedImages) -> AttnGanStats {
+        let c = self.model.config.clone();
+        let dev = self.model.device;
+        let b = c.batch_size;
+        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.seed, self.step));
+        let n = data.captions.len();
+        let idx: Vec<usize> = (0..b).map(|_| rng.gen_range(0..n)).collect();
+        let max_words = self.model.text.config.max_words;
+        let enc: Vec<Encoded> = idx
+            .iter()
+            .map(|&i| {
+                let caps = &data.captions[i];
+                let e = self
+                    .model
+                    .text
+                    .vocab
+                    .encode(&caps[rng.gen_range(0..caps.len())], usize::MAX)
+                    .unwrap_or_else(|_| Encoded {
+                        ids: vec![UNK],
+                        unknown: vec![],
+                    });
+                sample_words(&e, max_words, &mut rng)
+            })
+            .collect();
+        let text = encode_ids(&self.model.text, &enc);
+        let classes: Vec<i64> = idx.iter().map(|&i| data.classes[i]).collect();
+        let sizes: Vec<i64> = (0..c.branch_num).map(|k| c.base_size << k).collect();
+        let mut img_rng = ImageBatcher::rng(self.seed, self.step);
+        let big = data
+            .images
+            .batch(&idx, &mut img_rng, dev)
+            .pop()
+            .expect("one size");
+        let reals: Vec<Tensor> = sizes
+            .iter()
+            .map(|&s| {
+                if big.size()[2] == s {
+                    big.shallow_clone()
+                } else {
+                    big.internal_upsample_bilinear2d_aa([s, s], false, None, None)
+                }
+            })
+            .collect();
+
+        let seed = step_seed(self.seed ^ 0xA77, self.step);
+        let z = normal(b, c.z_dim, seed, dev);
+        let eps = normal(b, c.condition_dim, seed ^ 0xCA, dev);
+        let out = self.model.g.forward_t(
+            &z,
+            &text.sentence,
+            &text.words,
+            Some(&text.padding),
+            Some(&eps),
+            true,
+        );
+        // each stage's D
+        let mut loss_d = 0.0;
+        for k in 0..self.d.len() {
+            let err =
+                discriminator_loss(&self.d[k], &reals[k], &out.images[k], &text.sentence, true);
+            self.opt_d[k].zero_grad();
+            err.backward();
+            self.opt_d[k].step();
+            loss_d += err.double_value(&[]);
+        }
+        // G: adversarial terms of every stage, DAMSM of the last
+        let mut adv = Tensor::zeros([], (Kind::Float, dev));
+        for (d, fake) in self.d.iter().zip(&out.images) {
+            adv = adv + generator_adv_loss(d, fake, &text.sentence, true);
+        }
+        let last = out.images.last().expect("one stage at least");
+        let side = self.image.config.image_size;
+        let x = if last.size()[2] == side {
+            last.shallow_clone()
+        } else {
+            last.upsample_bilinear2d([side, side], false, None, None)
+        };
+        let (regions, code) = self.image.forward_t(&x, false);
+        let (w0, w1, _) = words_loss(
+            &regions,
+            &text.words,
+            &text.lens,
+            Some(&classes),
+            self.gammas,
+        );
+        let (s0, s1) = sent_loss(&code, &text.sentence, Some(&classes), self.gammas);
+        let w = (w0 + w1) * c.lambda;
+        let s = (s0 + s1) * c.lambda;
+        let kl = kl_loss(&out.mu, &out.logvar);
+        let total = &adv + &w + &s + &kl;
+        self.opt_g.zero_grad();
+        total.backward();
+        self.opt_g.step();
+        tch::no_grad(|| {
+            for (_, avg, v) in &mut self.g_avg {
+                let _ = avg
+                    .g_mul_scalar_(EMA_DECAY)
+                    .g_add_(&(&*v * (1.0 - EMA_DECAY)));
+            }
+        });
+        self.step += 1;
+        AttnGanStats {
+            step: self.step,
+            loss_d,
+            loss_g_adv: adv.double_value(&[]),
+            w_loss: w.double_value(&[]),
+            s_loss: s.double_value(&[]),
+            kl: kl.double_value(&[]),
+        }
+    }
+
+    /// Writes G (and its average), the Ds, the optimisers, config, the text
+    /// encoder and where the DAMSM came from.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let m = &self.model;
+        let mut meta = m.text.describe();
+        meta.insert("model".into(), "attngan".into());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("damsm".into(), self.damsm_source.clone());
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(m.device));
+        let mut tensors = checkpoint::named(&m.g_vs, "G");
+        for (n, avg, _) in &self.g_avg {
+            tensors.push((format!("G_avg.{n}"), avg.shallow_clone()));
+        }
+        for (k, vs) in self.d_vs.iter().enumerate() {
+            tensors.extend(checkpoint::named(vs, &format!("D{k}")));
+        }
+        tensors.extend(checkpoint::named(&m.text.vs, "text"));
+        tensors.extend(checkpoint::named(&self.image_vs, "damsm_image"));
+        tensors.extend(self.opt_g.state("optim.G"));
+        for (k, o) in self.opt_d.iter().enumerate() {
+            tensors.extend(o.state(&format!("optim.D{k}")));
+        }
+        checkpoint::save(path, &meta, &tensors)
+    }
+
+    /// Restores G, its average, the Ds, the optimisers and the step (resume).
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        ck.load_into(&mut self.model.g_vs, "G")?;
+        for (k, vs) in self.d_vs.iter_mut().enumerate() {
+            ck.load_into(vs, &format!("D{k}"))?;
+        }
+        tch::no_grad(|| -> Result<()> {
+            for (n, avg, _) in &mut self.g_avg {
+                let key = format!("G_avg.{n}");
+                let src = ck
+                    .tensors
+                    .get(&key)
+                    .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks {key}")))?;
+                avg.copy_(src);
+            }
+            Ok(())
+        })?;
+        self.opt_g
+            .load_state("optim.G", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        for (k, o) in self.opt_d.iter_mut().enumerate() {
+            o.load_state(&format!("optim.D{k}"), &ck.tensors)
+                .map_err(Error::Checkpoint)?;
+        }
+        self.step = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step".into()))?;
+        Ok(())
+    }
+
+    /// Runs `f` with G holding its averaged weights, then puts the trained
+    /// weights back.
+    pub fn with_average<T>(&self, f: impl FnOnce(&AttnGanModel) -> T) -> T {
+        let saved: Vec<Tensor> = self
+            .g_avg
+            .iter()
+            .map(|(_, _, v)| v.detach().copy())
+            .collect();
+        tch::no_grad(|| {
+            for (_, avg, v) in &self.g_avg {
+                v.shallow_clone().copy_(avg);
+            }
+        });
+        let r = f(&self.model);
+        tch::no_grad(|| {
+            for ((_, _, v), s) in self.g_avg.iter().zip(&saved) {
+                v.shallow_clone().copy_(s);
+            }
+        });
+        r
+    }
+}
+
+fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn freeze(vs: &nn::VarStore) {
+    for (_, v) in vs.variables() {
+        if v.is_floating_point() {
+            let _ = v.shallow_clone().set_requires_grad(false);
+        }
+    }
+}
+
+/// A grid: one row per caption, `cols` noise vectors; each sample shows the
+/// first stage (upsampled) left of the last.
+pub fn sample_grid(m: &AttnGanModel, captions: &[String], cols: i64) -> Result<Rgb> {
+    let mut rows = Vec::new();
+    for cap in captions {
+        let t = m.encode(&vec![cap.as_str(); cols as usize])?;
+        let o = m.generate(&t, 1234);
+        let last = o.images.last().expect("one stage");
+        let s = last.size()[2];
+        let first = o.images[0].upsample_nearest2d([s, s], None, None);
+        let x = Tensor::stack(&[first, last.shallow_clone()], 1).view([2 * cols, 3, s, s]);
+        rows.push((tensor_to_images(&x), Some(cap.clone())));
+    }
+    Ok(grid(&rows, 2))
+}
+
+/// The paper's attention figure (Fig. 2 / 4): for each attentional stage a
+/// row with the stage's image and, for the `top` words that drew the most
+/// attention, the image lit by that word's map with the word under it.
+/// Each cell is shown at `cell` pixels.
+pub fn attention_figure(
+    m: &AttnGanModel,
+    caption: &str,
+    seed: u64,
+    top: usize,
+    cell: u32,
+) -> Result<Rgb> {
+    let t = m.encode(&[caption])?;
+    let o = m.generate(&t, seed);
+    let words = &t.tokens[0];
+    let c = cell as i64;
+    let label_h = 12u32;
+    let pad = 4u32;
+    let n_stages = o.attention.len();
+    let cols = 1 + top.min(words.len()) as u32;
+    let width = (pad + cols * (cell + pad)).max(8 * 40);
+    let head_lines = crate::imageio::wrap(caption, ((width - pad) / 8) as usize);
+    let head_h = head_lines.len() as u32 * 10 + pad;
+    let mut out = Rgb::new(
+        width,
+        head_h + pad + n_stages as u32 * (cell + label_h + pad),
+        [255, 255, 255],
+    );
+    for (i, l) in head_lines.iter().enumerate() {
+        out.text(l, pad, pad + i as u32 * 10, 1, [0, 0, 0]);
+    }
+    for (si, att) in o.attention.iter().enumerate() {
+        let y = head_h + pad + si as u32 * (cell + label_h + pad);
+        let img = o.images[si + 1].upsample_bilinear2d([c, c], false, None, None); // [1, 3, c, c]
+        out.blit(&tensor_to_images(&img)[0], pad, y);
+        out.text(
+            &format!("stage {}", si + 2),
+            pad,
+            y + cell + 2,
+            1,
+            [0, 0, 0],
+        );
+        let a = att.get(0).narrow(0, 0, words.len() as i64); // [L, s, s]
+        let mass: Vec<f64> =
+            Vec::<f64>::try_from(a.sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Double))
+                .unwrap_or_default();
+        let mut order: Vec<usize> = (0..words.len()).collect();
+        order.sort_by(|&i, &j| mass[j].total_cmp(&mass[i]));
+        let mut chosen: Vec<usize> = order.into_iter().take(top).collect();
+        chosen.sort_unstable(); // caption order
+        for (k, &w) in chosen.iter().enumerate() {
+            let map = a.get(w as i64).view([1, 1, a.size()[1], a.size()[2]]);
+            let map = map.upsample_bilinear2d([c, c], false, None, None);
+            let (lo, hi) = (map.min(), map.max());
+            let map = (&map - &lo) / (hi - lo).clamp_min(1e-12); // [1, 1, c, c] in [0, 1]
+                                                                 // the image dimmed where the word is not attended
+            let lit = (&img + 1.0) * (map * 0.8 + 0.2) - 1.0;
+            let x = pad + (k as u32 + 1) * (cell + pad);
+            out.blit(&tensor_to_images(&lit)[0], x, y);
+            let word: String = words[w].chars().take((cell / 8) as usize).collect();
+            out.text(&word, x, y + cell + 2, 1, [0, 0, 0]);
+        }
+    }
+    Ok(out)
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttnGanReport {
+    pub steps: i64,
+    pub seconds: f64,
+    pub interrupted: bool,
+    pub last: Option<AttnGanStats>,
+}
+
+/// Trains until `steps` or the time limit; logs, samples (averaged G),
+/// checkpoints.
+pub fn attngan_run(
+    t: &mut AttnGanTrainer,
+    data: &CaptionedImages,
+    sample_captions: &[String],
+    run: &RunDir,
+    opts: &AttnGanRunOptions,
+    stop: &StopFlag,
+) -> Result<AttnGanReport> {
+    let start = std::time::Instant::now();
+    let pb = crate::progress::bar(opts.steps as u64, "attngan", opts.progress);
+    pb.set_position(t.step as u64);
+    let (mut last, mut interrupted) = (None, false);
+    let grid_now = |t: &AttnGanTrainer| -> Result<()> {
+        t.with_average(|m| sample_grid(m, sample_captions, 6))?
+            .save(&run.sample(t.step))
+    };
+    while t.step < opts.steps {
+        if stop.is_set() {
+            interrupted = true;
+            break;
+        }
+        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
+            break;
+        }
+        let s = t.train_step(data);
+        if !(s.loss_d.is_finite() && s.loss_g_adv.is_finite() && s.w_loss.is_finite()) {
+            t.save(&run.last_checkpoint())?;
+            return Err(Error::Config(format!(
+                "losses became non-finite at step {}",
+                s.step
+            )));
+        }
+        pb.set_message(format!(
+            "L_D {:.3} L_G {:.3} DAMSM w {:.3} s {:.3}",
+            s.loss_d, s.loss_g_adv, s.w_loss, s.s_loss
+        ));
+        pb.inc(1);
+        if s.step % opts.log_every == 0 || s.step == 1 {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
+            run.log_metrics(&v)?;
+        }
+        if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
+            grid_now(t)?;
+        }
+        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
+            t.save(&run.checkpoint(s.step))?;
+            t.save(&run.last_checkpoint())?;
+        }
+        last = Some(s);
+    }
+    pb.finish_and_clear();
+    t.save(&run.last_checkpoint())?;
+    if !interrupted {
+        grid_now(t)?;
+    }
+    Ok(AttnGanReport {
+        steps: t.step,
+        seconds: start.elapsed().as_secs_f64(),
+        interrupted,
+        last,
+    })
+}
