@@ -283,6 +283,9 @@ pub fn eval_r_precision(
     Ok(())
 }
 
+/// Images of a generator for captions and a noise seed.
+type GenerateFn = dyn Fn(&[&str], u64) -> Result<tch::Tensor>;
+
 /// R-precision of a generator checkpoint's (StackGAN, AttnGAN) samples: one image per real image
 /// of the split, generated from that image's caption (one of its captions,
 /// chosen by `seed`), scored by the DAMSM checkpoint `damsm`.
@@ -299,7 +302,7 @@ fn eval_generated(
 ) -> Result<()> {
     use rand::{Rng, SeedableRng};
     let kind = ck.meta("model")?.to_string();
-    let generate: Box<dyn Fn(&[&str], u64) -> Result<tch::Tensor>> = if kind == "attngan" {
+    let generate: Box<GenerateFn> = if kind == "attngan" {
         let g = t2i::train::attngan::AttnGanModel::from_checkpoint(ck, device)?;
         Box::new(move |c, s| Ok(g.generate_captions(c, s)?))
     } else {

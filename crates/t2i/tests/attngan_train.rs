@@ -82,7 +82,10 @@ fn trains_round_trips_and_resumes_exactly() {
     assert_eq!(a.size(), vec![2, 3, 64, 64]);
     assert!(a.equal(&b));
     let raw = t.model.generate_captions(&caps, 3).unwrap();
-    assert!(!raw.equal(&a), "the average must differ from the raw weights");
+    assert!(
+        !raw.equal(&a),
+        "the average must differ from the raw weights"
+    );
     // both stages and one attention map per word
     let text = m.encode(&caps).unwrap();
     let o = m.generate(&text, 3);

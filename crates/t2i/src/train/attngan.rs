@@ -344,18 +344,22 @@ impl AttnGanTrainer {
         );
         // each stage's D
         let mut loss_d = 0.0;
-        for k in 0..self.d.len() {
-            let err =
-                discriminator_loss(&self.d[k], &reals[k], &out.images[k], &text.sentence, true);
-            self.opt_d[k].zero_grad();
+        for ((d, opt), (real, fake)) in self
+            .d
+            .iter()
+            .zip(self.opt_d.iter_mut())
+            .zip(reals.iter().zip(&out.images))
+        {
+            let err = discriminator_loss(d, real, fake, &text.sentence, true);
+            opt.zero_grad();
             err.backward();
-            self.opt_d[k].step();
+            opt.step();
             loss_d += err.double_value(&[]);
         }
         // G: adversarial terms of every stage, DAMSM of the last
         let mut adv = Tensor::zeros([], (Kind::Float, dev));
         for (d, fake) in self.d.iter().zip(&out.images) {
-            adv = adv + generator_adv_loss(d, fake, &text.sentence, true);
+            adv += generator_adv_loss(d, fake, &text.sentence, true);
         }
         let last = out.images.last().expect("one stage at least");
         let side = self.image.config.image_size;
