@@ -711,3 +711,60 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// attngan (G_NET with the DAMSM text encoder) or stackgan (Stage-I or
+    /// Stage-II G).
+    #[arg(long)]
+    pub model: String,
+    /// The official generator: netG_epoch_*.pth, bird_AttnGAN2.pth ...
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The text encoder: AttnGAN's official text_encoder*.pth (with
+    /// --captions) or a t2i text-encoder checkpoint.
+    #[arg(long)]
+    pub text_encoder: PathBuf,
+    /// AttnGAN: the data set's captions.pickle (the official vocabulary).
+    #[arg(long)]
+    pub captions: Option<PathBuf>,
+    /// The t2i checkpoint to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn import(a: ImportArgs) -> Result<()> {
+    let device = tch::Device::Cpu;
+    let src = a.weights.display().to_string();
+    match a.model.as_str() {
+        "attngan" => {
+            let m = t2i::import::import_attngan(
+                &a.weights,
+                &a.text_encoder,
+                a.captions.as_deref(),
+                device,
+            )?;
+            m.save(&a.out, &format!("imported from {src}"), 0)?;
+            println!(
+                "imported AttnGAN G ({} stages, ngf {}, text {}) and text encoder ({} words) -> {}",
+                m.config.branch_num,
+                m.config.gf_dim,
+                m.config.text_dim,
+                m.text.vocab.len(),
+                a.out.display()
+            );
+        }
+        "stackgan" => {
+            let m = t2i::import::import_stackgan(&a.weights, &a.text_encoder, device)?;
+            m.save(&a.out, 0)?;
+            println!(
+                "imported StackGAN Stage-{} G ({}) -> {}",
+                if m.stage == 1 { "I" } else { "II" },
+                m.config.preset,
+                a.out.display()
+            );
+        }
+        other => bail!("cannot import '{other}' (use attngan or stackgan)"),
+    }
+    Ok(())
+}

@@ -39,6 +39,9 @@ enum Command {
     Info(commands::InfoArgs),
     /// Time a training iteration and generation.
     Bench(commands::BenchArgs),
+    /// Turn an official PyTorch generator (.pth, either pickle format) into
+    /// a t2i checkpoint that `generate` and `eval` use.
+    Import(commands::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -122,6 +125,7 @@ fn main() {
         Command::Demo(a) => demo::run(a),
         Command::Info(a) => commands::info(a),
         Command::Bench(a) => commands::bench(a),
+        Command::Import(a) => commands::import(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod imageio;
+pub mod import;
 pub mod layers;
 pub mod models;
 pub mod progress;

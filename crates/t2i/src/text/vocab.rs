@@ -88,22 +88,38 @@ impl Vocab {
         if tokens.is_empty() {
             return Err(CaptionError::Empty);
         }
+        let has_unk = self.has_unknown_token();
         let mut unknown = Vec::new();
-        let ids: Vec<i64> = tokens
-            .iter()
-            .take(max_len)
-            .map(|w| match self.index.get(w) {
-                Some(&i) => i,
+        let mut known = 0usize;
+        let mut ids = Vec::new();
+        for w in &tokens {
+            match self.index.get(w) {
+                Some(&i) => {
+                    known += 1;
+                    ids.push(i);
+                }
                 None => {
                     unknown.push(w.clone());
-                    UNK
+                    if has_unk {
+                        ids.push(UNK);
+                    }
                 }
-            })
-            .collect();
-        if ids.iter().all(|&i| i == UNK) {
+            }
+            if ids.len() == max_len {
+                break;
+            }
+        }
+        if known == 0 {
             return Err(CaptionError::AllUnknown(unknown));
         }
         Ok(Encoded { ids, unknown })
+    }
+
+    /// Whether index 1 is `<unk>` (t2i's vocabularies). The official
+    /// AttnGAN vocabulary (`captions.pickle`: `<end>` at 0, then the words)
+    /// has none: unknown words are dropped, as its data loader does.
+    pub fn has_unknown_token(&self) -> bool {
+        self.words.get(1).is_some_and(|w| w == "<unk>")
     }
 
     pub fn to_json(&self) -> String {
@@ -127,6 +143,13 @@ mod tests {
         assert_eq!(e.ids[2], UNK);
         assert_eq!(e.unknown, vec!["zebra".to_string()]);
         assert_eq!(v.encode("  ", 10), Err(CaptionError::Empty));
+        // a vocabulary without <unk> (official AttnGAN) drops unknown words
+        let o = Vocab::from_words(vec!["<end>".into(), "a".into(), "red".into()]);
+        let e = o.encode("a zebra red", 10).unwrap();
+        assert_eq!(e.ids, vec![1, 2]);
+        assert_eq!(e.unknown, vec!["zebra".to_string()]);
+        assert_eq!(o.encode("a", 10).unwrap().ids, vec![1]);
+        assert!(o.encode("zebra", 10).is_err());
         assert!(matches!(
             v.encode("zebra giraffe", 10),
             Err(CaptionError::AllUnknown(_))

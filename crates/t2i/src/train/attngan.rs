@@ -115,6 +115,30 @@ impl AttnGanModel {
         Ok(m)
     }
 
+    /// Metadata of a checkpoint of this model (`damsm`: where the DAMSM
+    /// encoders came from).
+    pub fn meta(&self, damsm: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut meta = self.text.describe();
+        meta.insert("model".into(), "attngan".into());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("damsm".into(), damsm.into());
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(self.device));
+        Ok(meta)
+    }
+
+    /// Writes G and the text encoder: a checkpoint `generate` can use.
+    pub fn save(&self, path: &Path, damsm: &str, step: i64) -> Result<()> {
+        let mut meta = self.meta(damsm)?;
+        meta.insert("step".into(), step.to_string());
+        let mut tensors = checkpoint::named(&self.g_vs, "G");
+        tensors.extend(checkpoint::named(&self.text.vs, "text"));
+        checkpoint::save(path, &meta, &tensors)
+    }
+
     /// Word ids of captions (at most `max_words` words; an empty caption or
     /// one of only unknown words is an error).
     pub fn encode(&self, captions: &[&str]) -> Result<TextBatch> {
@@ -406,17 +430,9 @@ impl AttnGanTrainer {
     /// encoder and where the DAMSM came from.
     pub fn save(&self, path: &Path) -> Result<()> {
         let m = &self.model;
-        let mut meta = m.text.describe();
-        meta.insert("model".into(), "attngan".into());
-        meta.insert(
-            "config".into(),
-            serde_json::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
-        );
-        meta.insert("damsm".into(), self.damsm_source.clone());
+        let mut meta = m.meta(&self.damsm_source)?;
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
-        meta.insert("versions".into(), versions());
-        meta.insert("device".into(), device_name(m.device));
         let mut tensors = checkpoint::named(&m.g_vs, "G");
         for (n, avg, _) in &self.g_avg {
             tensors.push((format!("G_avg.{n}"), avg.shallow_clone()));

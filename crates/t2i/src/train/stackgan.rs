@@ -220,6 +220,29 @@ impl StackGanModel {
         Ok(m)
     }
 
+    /// Metadata of a checkpoint of this model.
+    pub fn meta(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut meta = self.encoder.describe();
+        meta.insert("model".into(), "stackgan".into());
+        meta.insert("stage".into(), self.stage.to_string());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(self.device));
+        Ok(meta)
+    }
+
+    /// Writes G and the text encoder: a checkpoint `generate` can use.
+    pub fn save(&self, path: &Path, step: i64) -> Result<()> {
+        let mut meta = self.meta()?;
+        meta.insert("step".into(), step.to_string());
+        let mut tensors = checkpoint::named(&self.g_vs, "G");
+        tensors.extend(self.encoder.tensors());
+        checkpoint::save(path, &meta, &tensors)
+    }
+
     /// Forward pass with CA noise drawn from `seed` (`None`: CA means).
     pub fn forward(
         &self,
@@ -402,17 +425,9 @@ impl StackGanTrainer {
     /// Writes G, D, the optimisers, config, stage and the text encoder.
     pub fn save(&self, path: &Path) -> Result<()> {
         let m = &self.model;
-        let mut meta = m.encoder.describe();
-        meta.insert("model".into(), "stackgan".into());
-        meta.insert("stage".into(), m.stage.to_string());
-        meta.insert(
-            "config".into(),
-            serde_json::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
-        );
+        let mut meta = m.meta()?;
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
-        meta.insert("versions".into(), versions());
-        meta.insert("device".into(), device_name(m.device));
         let mut tensors = checkpoint::named(&m.g_vs, "G");
         tensors.extend(checkpoint::named(&self.d_vs, "D"));
         tensors.extend(m.encoder.tensors());
