@@ -1,4 +1,8 @@
 //! Metrics. `shapes`: text-image agreement on the built-in data set by the
-//! analytic checker (no learned model).
+//! analytic checker (no learned model); `inception`: Inception-v3 (FID and
+//! torchvision variants) for image features; `stats`: FID, KID and the
+//! Inception Score on feature sets.
 
+pub mod inception;
 pub mod shapes;
+pub mod stats;

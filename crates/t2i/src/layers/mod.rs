@@ -156,6 +156,8 @@ pub mod ca;
 pub struct BatchNorm {
     pub bn: nn::BatchNorm,
     pub num_batches_tracked: Tensor,
+    /// Added to the variance (1e-5 as PyTorch's default; Inception uses 1e-3).
+    pub eps: f64,
 }
 
 impl BatchNorm {
@@ -181,7 +183,14 @@ impl BatchNorm {
         Self {
             bn,
             num_batches_tracked,
+            eps: 1e-5,
         }
+    }
+
+    /// The same with another `eps`.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
     }
 }
 
@@ -192,7 +201,7 @@ impl nn::ModuleT for BatchNorm {
                 let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
             });
         }
-        // any rank >= 2 (channels on dim 1); momentum 0.1, eps 1e-5 as PyTorch
+        // any rank >= 2 (channels on dim 1); momentum 0.1 as PyTorch
         Tensor::batch_norm(
             xs,
             self.bn.ws.as_ref(),
@@ -201,7 +210,7 @@ impl nn::ModuleT for BatchNorm {
             Some(&self.bn.running_var),
             train,
             0.1,
-            1e-5,
+            self.eps,
             true,
         )
     }
