@@ -497,8 +497,17 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
 #[derive(Args)]
 pub struct EvalArgs {
     /// Checkpoint file.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "run")]
+    pub checkpoint: Option<PathBuf>,
+    /// A run folder: evaluate its last checkpoint and each saved checkpoint,
+    /// plot its training curves, and write RUN/eval/eval.json and
+    /// RUN/eval/report.html.
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub run: Option<PathBuf>,
+    /// With --run on a real data set: R-precision of each saved checkpoint
+    /// on the first N test captions (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub over_steps: usize,
     /// Generated samples per split.
     #[arg(long, default_value_t = 500)]
     pub samples: usize,
@@ -510,8 +519,10 @@ pub struct EvalArgs {
     pub out: PathBuf,
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// shapes (checker metrics of a GAN-INT-CLS checkpoint) or r-precision
-    /// (real images of a data set with a DAMSM checkpoint).
+    /// shapes (checker metrics of a GAN-INT-CLS or StackGAN checkpoint), or
+    /// a comma-separated list of r-precision, fid, kid, is (a generator's
+    /// samples for a data set's captions; r-precision alone also scores the
+    /// real images with a DAMSM checkpoint).
     #[arg(long, default_value = "shapes")]
     pub metric: String,
     /// Folder of the real data set (r-precision).
@@ -521,36 +532,56 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     pub split: String,
     /// DAMSM checkpoint that scores a generator's samples (r-precision of a
-    /// GAN checkpoint).
+    /// GAN checkpoint; the feature network of fid/kid without --inception).
     #[arg(long)]
     pub damsm: Option<PathBuf>,
+    /// pytorch-fid's Inception weights (pt_inception-2015-12-05-*.pth) for
+    /// fid, kid and is.
+    #[arg(long)]
+    pub inception: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    match a.metric.as_str() {
-        "shapes" => {}
-        "r-precision" => {
-            return crate::cub_cmds::eval_r_precision(
-                &a.checkpoint,
-                a.damsm.as_deref(),
-                a.data_root.as_deref(),
-                &a.split,
-                a.seed,
-                &a.out,
-                &a.device,
-            )
+    if let Some(run) = &a.run {
+        if a.samples == 0 {
+            bail!("--samples must be at least 1");
         }
-        m => bail!("unknown metric '{m}' (available: shapes, r-precision)"),
+        return crate::report_cmds::eval_run(&a, run);
+    }
+    let checkpoint = a
+        .checkpoint
+        .clone()
+        .context("--checkpoint or --run is required")?;
+    let metrics: Vec<String> = a.metric.split(',').map(|m| m.trim().to_string()).collect();
+    let known = ["shapes", "r-precision", "fid", "kid", "is"];
+    if let Some(m) = metrics.iter().find(|m| !known.contains(&m.as_str())) {
+        bail!("unknown metric '{m}' (available: {})", known.join(", "));
+    }
+    if metrics.iter().any(|m| m != "shapes") {
+        if metrics.iter().any(|m| m == "shapes") {
+            bail!("--metric shapes cannot be combined with data-set metrics");
+        }
+        return crate::cub_cmds::eval_cub(&crate::cub_cmds::CubEval {
+            checkpoint: &checkpoint,
+            metrics,
+            damsm: a.damsm.as_deref(),
+            inception: a.inception.as_deref(),
+            root: a.data_root.as_deref(),
+            split: &a.split,
+            seed: a.seed,
+            out: &a.out,
+            device: &a.device,
+        });
     }
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
     let device = parse_device(&a.device)?;
-    let ck = t2i::train::checkpoint::load(&a.checkpoint)?;
+    let ck = t2i::train::checkpoint::load(&checkpoint)?;
     if ck.meta("model")? == "stackgan" {
         let m = t2i::train::stackgan::StackGanModel::from_checkpoint(&ck, device)?;
         let mut v = crate::stackgan_cmds::eval_shapes(&m, a.seed, 10_000, a.samples)?;
-        v["checkpoint"] = serde_json::json!(a.checkpoint.display().to_string());
+        v["checkpoint"] = serde_json::json!(checkpoint.display().to_string());
         v["step"] = serde_json::json!(ck.meta("step")?);
         t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&v)?.as_bytes())?;
         crate::stackgan_cmds::print_shapes(&v);
@@ -560,7 +591,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let model = GanIntClsModel::from_checkpoint(&ck, device)?;
     let data: ShapesConfig = toml::from_str(ck.meta("data")?).context("checkpoint data config")?;
     let mut summary = crate::demo::evaluate(&model, &data, a.samples, Some(a.seed))?;
-    summary["checkpoint"] = serde_json::json!(a.checkpoint.display().to_string());
+    summary["checkpoint"] = serde_json::json!(checkpoint.display().to_string());
     summary["step"] = serde_json::json!(ck.meta("step")?);
     t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     crate::demo::print_summary(&summary);

@@ -231,23 +231,39 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `eval --metric r-precision` of real images with a DAMSM checkpoint.
-pub fn eval_r_precision(
-    checkpoint: &Path,
-    damsm: Option<&Path>,
-    root: Option<&Path>,
-    split: &str,
-    seed: u64,
-    out: &Path,
-    device: &str,
-) -> Result<()> {
-    let root = root.context("--data-root is required for r-precision")?;
-    let device = parse_device(device)?;
-    let ck = t2i::train::checkpoint::load(checkpoint)?;
+/// What `eval` computes on a data set in the CUB layout.
+pub struct CubEval<'a> {
+    pub checkpoint: &'a Path,
+    /// Any of r-precision, fid, kid, is.
+    pub metrics: Vec<String>,
+    pub damsm: Option<&'a Path>,
+    pub inception: Option<&'a Path>,
+    pub root: Option<&'a Path>,
+    pub split: &'a str,
+    pub seed: u64,
+    pub out: &'a Path,
+    pub device: &'a str,
+}
+
+/// `eval` on a data set in the CUB layout: R-precision of real images with
+/// a DAMSM checkpoint, or the metrics of a generator's samples.
+pub fn eval_cub(e: &CubEval) -> Result<()> {
+    let root = e
+        .root
+        .context("--data-root is required for r-precision, fid, kid and is")?;
+    let device = parse_device(e.device)?;
+    let ck = t2i::train::checkpoint::load(e.checkpoint)?;
     if ["stackgan", "attngan"].contains(&ck.meta("model")?) {
-        let damsm = damsm.context("scoring a generator's samples needs --damsm CHECKPOINT")?;
-        return eval_generated(&ck, checkpoint, damsm, root, split, seed, out, device);
+        return eval_generated(e, &ck, root, device);
     }
+    if e.metrics != ["r-precision"] {
+        bail!(
+            "{} is a '{}' checkpoint: fid, kid and is score a generator (stackgan, attngan)",
+            e.checkpoint.display(),
+            ck.meta("model")?
+        );
+    }
+    let (checkpoint, split, seed, out) = (e.checkpoint, e.split, e.seed, e.out);
     let t = DamsmTrainer::from_checkpoint(&ck, device)?;
     let sp = CubSplit::parse(split).with_context(|| format!("unknown split '{split}'"))?;
     let (data, lines) = load_cub(
@@ -286,21 +302,55 @@ pub fn eval_r_precision(
 /// Images of a generator for captions and a noise seed.
 type GenerateFn = dyn Fn(&[&str], u64) -> Result<tch::Tensor>;
 
-/// R-precision of a generator checkpoint's (StackGAN, AttnGAN) samples: one image per real image
-/// of the split, generated from that image's caption (one of its captions,
-/// chosen by `seed`), scored by the DAMSM checkpoint `damsm`.
-#[allow(clippy::too_many_arguments)]
+/// Metrics of a generator checkpoint's (StackGAN, AttnGAN) samples: one
+/// image per real image of the split, generated from one of that image's
+/// captions (chosen by `seed`). R-precision with the DAMSM `--damsm`;
+/// FID / KID against the split's real images with Inception-v3 (`--inception`,
+/// pytorch-fid's weights) or, without it, the DAMSM image encoder as the
+/// feature network (labelled so); IS needs `--inception`.
 fn eval_generated(
+    e: &CubEval,
     ck: &t2i::train::checkpoint::Checkpoint,
-    checkpoint: &Path,
-    damsm: &Path,
     root: &Path,
-    split: &str,
-    seed: u64,
-    out: &Path,
     device: tch::Device,
 ) -> Result<()> {
+    let (v, lines) = generated_metrics(e, ck, root, device, usize::MAX)?;
+    t2i::imageio::write_atomic(e.out, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    println!(
+        "{} {} ({} samples for CUB {} captions):",
+        v["model"].as_str().unwrap_or(""),
+        e.checkpoint.display(),
+        v["samples"],
+        e.split
+    );
+    for l in lines {
+        println!("  {l}");
+    }
+    println!("wrote {}", e.out.display());
+    Ok(())
+}
+
+/// The metrics of [`eval_generated`] for the first `limit` images of the
+/// split, as JSON, with one printable line per metric.
+pub fn generated_metrics(
+    e: &CubEval,
+    ck: &t2i::train::checkpoint::Checkpoint,
+    root: &Path,
+    device: tch::Device,
+    limit: usize,
+) -> Result<(serde_json::Value, Vec<String>)> {
     use rand::{Rng, SeedableRng};
+    use t2i::eval::stats;
+    let (checkpoint, split, seed) = (e.checkpoint, e.split, e.seed);
+    let wants = |m: &str| e.metrics.iter().any(|x| x == m);
+    if (wants("r-precision") || (wants("fid") || wants("kid")) && e.inception.is_none())
+        && e.damsm.is_none()
+    {
+        bail!("scoring a generator's samples needs --damsm CHECKPOINT (r-precision, and fid/kid without --inception)");
+    }
+    if wants("is") && e.inception.is_none() {
+        bail!("the Inception Score needs --inception PATH (pytorch-fid's pt_inception-2015-12-05-*.pth)");
+    }
     let kind = ck.meta("model")?.to_string();
     let generate: Box<GenerateFn> = if kind == "attngan" {
         let g = t2i::train::attngan::AttnGanModel::from_checkpoint(ck, device)?;
@@ -309,7 +359,19 @@ fn eval_generated(
         let g = t2i::train::stackgan::StackGanModel::from_checkpoint(ck, device)?;
         Box::new(move |c, s| Ok(g.generate(c, s)?.1))
     };
-    let d = DamsmTrainer::from_checkpoint(&t2i::train::checkpoint::load(damsm)?, device)?;
+    let damsm = e
+        .damsm
+        .map(|p| -> Result<DamsmTrainer> {
+            Ok(DamsmTrainer::from_checkpoint(
+                &t2i::train::checkpoint::load(p)?,
+                device,
+            )?)
+        })
+        .transpose()?;
+    let inception = e
+        .inception
+        .map(|p| t2i::eval::inception::load(p, t2i::eval::inception::Variant::Fid, device))
+        .transpose()?;
     let sp = CubSplit::parse(split).with_context(|| format!("unknown split '{split}'"))?;
     let cub = t2i::data::cub::Cub::open(root, sp, t2i::data::cub::CaptionLayout::Auto)?;
     eprintln!("{}", cub.report);
@@ -317,9 +379,15 @@ fn eval_generated(
     let caps: Vec<String> = cub
         .records
         .iter()
+        .take(limit)
         .map(|r| r.captions[rng.gen_range(0..r.captions.len())].clone())
         .collect();
-    let classes: Vec<i64> = cub.records.iter().map(|r| r.class as i64).collect();
+    let classes: Vec<i64> = cub
+        .records
+        .iter()
+        .take(limit)
+        .map(|r| r.class as i64)
+        .collect();
     let pb = t2i::progress::bar(caps.len() as u64, "generating", true);
     let mut imgs = Vec::new();
     for (k, chunk) in caps.chunks(50).enumerate() {
@@ -330,29 +398,92 @@ fn eval_generated(
     }
     pb.finish_and_clear();
     let images = tch::Tensor::cat(&imgs, 0);
-    let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
-    let r = d.generated_r_precision(&images, &refs, &classes, seed)?;
-    let v = serde_json::json!({
-        "metric": "r-precision",
+    let size = images.size()[2];
+    let mut v = serde_json::json!({
         "images": "generated",
         "generator": checkpoint.display().to_string(),
         "model": kind,
         "step": ck.meta("step")?,
-        "damsm": damsm.display().to_string(),
+        "damsm": e.damsm.map(|p| p.display().to_string()),
+        "inception": e.inception.map(|p| p.display().to_string()),
         "split": split,
         "seed": seed,
-        "r_precision": r,
-        "protocol": "one sample per image of the split from one of its captions; that caption among 1 true + 99 captions of other classes by DAMSM sentence/image cosine; 10 folds",
+        "samples": caps.len(),
     });
-    t2i::imageio::write_atomic(out, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    println!(
-        "R-precision ({kind} {}, {} samples for CUB {split} captions, DAMSM {}): {:.2}% +- {:.2}; wrote {}",
-        checkpoint.display(),
-        r.images,
-        damsm.display(),
-        100.0 * r.mean,
-        100.0 * r.std,
-        out.display()
-    );
-    Ok(())
+    let mut lines = Vec::new();
+    if wants("r-precision") {
+        let d = damsm.as_ref().context("r-precision needs --damsm")?;
+        let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+        let r = d.generated_r_precision(&images, &refs, &classes, seed)?;
+        v["r_precision"] = serde_json::to_value(r)?;
+        v["r_precision_protocol"] = serde_json::json!("one sample per image of the split from one of its captions; that caption among 1 true + 99 captions of other classes by DAMSM sentence/image cosine; 10 folds");
+        lines.push(format!(
+            "R-precision (DAMSM {}): {:.2}% +- {:.2}",
+            e.damsm.map(|p| p.display().to_string()).unwrap_or_default(),
+            100.0 * r.mean,
+            100.0 * r.std
+        ));
+    }
+    if wants("fid") || wants("kid") || wants("is") {
+        // the split's real images, box-cropped and centred at the samples' size
+        let (real, _) = load_cub(root, sp, size, Some(&default_cache()), false, true)?;
+        let n = real.captions.len();
+        let mut r = t2i::data::prepare::ImageBatcher::rng(0, 0);
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(200) {
+            let idx: Vec<usize> = (start..(start + 200).min(n)).collect();
+            parts.extend(real.images.batch(&idx, &mut r, tch::Device::Cpu).pop());
+        }
+        let real_imgs = tch::Tensor::cat(&parts, 0);
+        let (name, fake_f, real_f, probs) = match &inception {
+            Some((_, net)) => {
+                let pb = t2i::progress::bar(2, "inception features", true);
+                let f = net.features(&images, 50);
+                pb.inc(1);
+                let rf = net.features(&real_imgs, 50);
+                pb.finish_and_clear();
+                (
+                    "Inception-v3 (pytorch-fid weights)".to_string(),
+                    f.pool,
+                    rf.pool,
+                    Some(f.logits.softmax(1, tch::Kind::Double)),
+                )
+            }
+            None => {
+                let d = damsm
+                    .as_ref()
+                    .context("fid/kid need --inception or --damsm")?;
+                (
+                    format!(
+                        "DAMSM image encoder {} (trained by t2i on this data set; not comparable to Inception FID)",
+                        e.damsm.map(|p| p.display().to_string()).unwrap_or_default()
+                    ),
+                    d.encode_image_tensor(&images),
+                    d.encode_image_tensor(&real_imgs),
+                    None,
+                )
+            }
+        };
+        let label = if inception.is_some() { "" } else { "DAMSM-" };
+        v["feature_network"] = serde_json::json!(name);
+        v["real_images"] = serde_json::json!(real_imgs.size()[0]);
+        if wants("fid") {
+            let f = stats::fid(&fake_f, &real_f)?;
+            v[format!("{}fid", label.to_lowercase().replace('-', "_"))] = serde_json::json!(f);
+            lines.push(format!("{label}FID: {f:.3}   (features: {name})"));
+        }
+        if wants("kid") {
+            let (m, s) = stats::kid(&fake_f, &real_f, 1000, 100, seed)?;
+            v[format!("{}kid", label.to_lowercase().replace('-', "_"))] =
+                serde_json::json!({"mean": m, "std": s, "subset_size": 1000, "subsets": 100});
+            lines.push(format!("{label}KID: {m:.5} +- {s:.5}"));
+        }
+        if wants("is") {
+            let p = probs.context("the Inception Score needs --inception")?;
+            let (m, s) = stats::inception_score(&p, 10)?;
+            v["inception_score"] = serde_json::json!({"mean": m, "std": s, "splits": 10});
+            lines.push(format!("Inception Score: {m:.3} +- {s:.3}"));
+        }
+    }
+    Ok((v, lines))
 }

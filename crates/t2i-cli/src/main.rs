@@ -4,6 +4,7 @@ mod attngan_cmds;
 mod commands;
 mod cub_cmds;
 mod demo;
+mod report_cmds;
 mod stackgan_cmds;
 
 use clap::{Parser, Subcommand};

@@ -359,13 +359,26 @@ fn real_data_and_stackgan_commands_fail_clearly() {
         &out_dir,
     );
     assert_clear_error(
-        &t2i(&["eval", "--checkpoint", &ckpt(), "--metric", "fid"]),
-        "unknown metric 'fid'",
+        &t2i(&["eval", "--checkpoint", &ckpt(), "--metric", "fid,bogus"]),
+        "unknown metric 'bogus'",
         &none,
     );
     assert_clear_error(
         &t2i(&["eval", "--checkpoint", &ckpt(), "--metric", "r-precision"]),
         "--data-root is required",
+        &none,
+    );
+    assert_clear_error(
+        &t2i(&[
+            "eval",
+            "--checkpoint",
+            &ckpt(),
+            "--metric",
+            "fid",
+            "--data-root",
+            n,
+        ]),
+        "fid, kid and is score a generator",
         &none,
     );
     assert_clear_error(
@@ -403,4 +416,37 @@ fn real_data_and_stackgan_commands_fail_clearly() {
     for n in ["7084592", "6313730", "19424002", "71858946"] {
         assert!(s.contains(n), "{s}");
     }
+}
+
+#[test]
+fn eval_run_writes_json_and_html_report() {
+    let d = run_dir();
+    let out = t2i(&[
+        "eval",
+        "--run",
+        d.to_str().unwrap(),
+        "--samples",
+        "20",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval/eval.json")).unwrap()).unwrap();
+    let j = v["metrics"]["held_in"]["joint"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&j));
+    let html = std::fs::read_to_string(d.join("eval/report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("held-in captions: joint"));
+    assert!(html.contains("caption-0.png") && d.join("eval/caption-0.png").exists());
+    // not a run folder: one clear error
+    let tmp = tempfile::tempdir().unwrap();
+    assert_clear_error(
+        &t2i(&["eval", "--run", tmp.path().to_str().unwrap()]),
+        "not a run folder",
+        &tmp.path().join("eval"),
+    );
 }

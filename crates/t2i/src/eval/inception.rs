@@ -404,3 +404,42 @@ impl InceptionV3 {
         })
     }
 }
+
+/// A weight file (`.pth` of either format, or `.safetensors`) loaded into a
+/// new network: every floating-point tensor must be present with its shape
+/// (`num_batches_tracked` may be absent, as in older PyTorch files).
+pub fn load(
+    path: &std::path::Path,
+    variant: Variant,
+    device: tch::Device,
+) -> crate::Result<(nn::VarStore, InceptionV3)> {
+    use crate::Error;
+    let w = crate::import::read_weights(path)?;
+    let vs = nn::VarStore::new(device);
+    let net = InceptionV3::new(vs.root(), variant);
+    tch::no_grad(|| -> crate::Result<()> {
+        for (k, v) in vs.variables() {
+            let Some(src) = w.get(&k) else {
+                if v.is_floating_point() {
+                    return Err(Error::Checkpoint(format!(
+                        "{}: no tensor {k}; not an Inception-v3 ({variant:?} variant) file",
+                        path.display()
+                    )));
+                }
+                continue;
+            };
+            if src.size() != v.size() {
+                return Err(Error::Checkpoint(format!(
+                    "{}: tensor {k} has shape {:?}, Inception-v3 ({variant:?}) expects {:?}",
+                    path.display(),
+                    src.size(),
+                    v.size()
+                )));
+            }
+            v.shallow_clone()
+                .copy_(&src.to_kind(v.kind()).to_device(device));
+        }
+        Ok(())
+    })?;
+    Ok((vs, net))
+}
