@@ -539,6 +539,14 @@ pub struct EvalArgs {
     /// fid, kid and is.
     #[arg(long)]
     pub inception: Option<PathBuf>,
+    /// Generator samples for r-precision/fid/kid/is (0: one per image of the
+    /// split; more reuse the captions in turn, e.g. 30000 as the papers).
+    #[arg(long, default_value_t = 0)]
+    pub num_samples: usize,
+    /// Keep the generated samples here (chunks of 50) so an interrupted
+    /// evaluation resumes; `eval --run` uses RUN/eval/samples-*.
+    #[arg(long)]
+    pub samples_dir: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -571,6 +579,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             seed: a.seed,
             out: &a.out,
             device: &a.device,
+            num_samples: a.num_samples,
+            samples_dir: a.samples_dir.clone(),
         });
     }
     if a.samples == 0 {

@@ -243,6 +243,20 @@ pub struct CubEval<'a> {
     pub seed: u64,
     pub out: &'a Path,
     pub device: &'a str,
+    /// Samples to generate (0: one per image of the split); captions are
+    /// reused in turn when there are more samples than images.
+    pub num_samples: usize,
+    /// Keep generated samples here in chunks, so an interrupted evaluation
+    /// resumes where it stopped.
+    pub samples_dir: Option<PathBuf>,
+}
+
+/// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
+fn quantize(x: &tch::Tensor) -> tch::Tensor {
+    ((x + 1.0) * 127.5)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(tch::Kind::Uint8)
 }
 
 /// `eval` on a data set in the CUB layout: R-precision of real images with
@@ -376,28 +390,68 @@ pub fn generated_metrics(
     let cub = t2i::data::cub::Cub::open(root, sp, t2i::data::cub::CaptionLayout::Auto)?;
     eprintln!("{}", cub.report);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let caps: Vec<String> = cub
-        .records
+    let n_rec = cub.records.len();
+    let n = if e.num_samples == 0 {
+        n_rec
+    } else {
+        e.num_samples
+    }
+    .min(limit);
+    let recs: Vec<&t2i::data::cub::CubRecord> = (0..n).map(|i| &cub.records[i % n_rec]).collect();
+    let caps: Vec<String> = recs
         .iter()
-        .take(limit)
         .map(|r| r.captions[rng.gen_range(0..r.captions.len())].clone())
         .collect();
-    let classes: Vec<i64> = cub
-        .records
-        .iter()
-        .take(limit)
-        .map(|r| r.class as i64)
-        .collect();
+    let classes: Vec<i64> = recs.iter().map(|r| r.class as i64).collect();
+    if let Some(d) = &e.samples_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
     let pb = t2i::progress::bar(caps.len() as u64, "generating", true);
     let mut imgs = Vec::new();
+    let mut reused = 0usize;
     for (k, chunk) in caps.chunks(50).enumerate() {
-        let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let x = generate(&c, seed.wrapping_add(k as u64))?;
-        imgs.push(x.to_device(tch::Device::Cpu));
+        let file = e
+            .samples_dir
+            .as_ref()
+            .map(|d| d.join(format!("chunk-{k:05}.safetensors")));
+        let cached = file
+            .as_ref()
+            .filter(|f| f.is_file())
+            .and_then(|f| tch::Tensor::read_safetensors(f).ok())
+            .and_then(|v| v.into_iter().find(|(n, _)| n == "images").map(|(_, t)| t))
+            .filter(|t| t.size()[0] == chunk.len() as i64);
+        let x = match cached {
+            Some(t) => {
+                reused += chunk.len();
+                t
+            }
+            None => {
+                let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                let x = quantize(
+                    &generate(&c, seed.wrapping_add(k as u64))?.to_device(tch::Device::Cpu),
+                );
+                if let Some(f) = &file {
+                    let tmp = f.with_extension("tmp");
+                    tch::Tensor::write_safetensors(&[("images", &x)], &tmp)?;
+                    std::fs::rename(&tmp, f)?;
+                }
+                x
+            }
+        };
+        imgs.push(x);
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
-    let images = tch::Tensor::cat(&imgs, 0);
+    if reused > 0 {
+        eprintln!(
+            "reused {reused} samples from {}",
+            e.samples_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let images = tch::Tensor::cat(&imgs, 0).to_kind(tch::Kind::Float) / 127.5 - 1.0;
     let size = images.size()[2];
     let mut v = serde_json::json!({
         "images": "generated",

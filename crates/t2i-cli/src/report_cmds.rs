@@ -212,6 +212,15 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
             seed: a.seed,
             out: &out_dir.join("eval.json"),
             device: &a.device,
+            num_samples: a.num_samples,
+            samples_dir: Some(a.samples_dir.clone().unwrap_or_else(|| {
+                out_dir.join(format!(
+                    "samples-step{}-seed{}-n{}",
+                    ck.meta("step").unwrap_or("0"),
+                    a.seed,
+                    a.num_samples
+                ))
+            })),
         };
         let (v, lines) = crate::cub_cmds::generated_metrics(&e, &ck, root, device, usize::MAX)?;
         for l in &lines {
@@ -282,6 +291,8 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                     seed: a.seed,
                     out: &out_dir.join("eval.json"),
                     device: &a.device,
+                    num_samples: 0,
+                    samples_dir: None,
                 };
                 let (v, _) =
                     crate::cub_cmds::generated_metrics(&e, &cks, root, device, a.over_steps)?;

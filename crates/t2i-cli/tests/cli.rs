@@ -450,3 +450,141 @@ fn eval_run_writes_json_and_html_report() {
         &tmp.path().join("eval"),
     );
 }
+
+#[test]
+fn attngan_end_to_end_on_cub_layout_with_resumable_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let cache = p("cache");
+    ok(t2i(&[
+        "data",
+        "shapes",
+        "--out",
+        &p("data"),
+        "--size",
+        "64",
+        "--train",
+        "80",
+        "--test",
+        "40",
+    ]));
+    ok(t2i(&[
+        "train",
+        "--model",
+        "damsm",
+        "--data",
+        "cub",
+        "--data-root",
+        &p("data"),
+        "--cache",
+        &cache,
+        "--out",
+        &p("damsm"),
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+    ]));
+    let damsm = p("damsm/checkpoints/last.safetensors");
+    ok(t2i(&[
+        "train",
+        "--model",
+        "attngan",
+        "--data",
+        "cub",
+        "--data-root",
+        &p("data"),
+        "--cache",
+        &cache,
+        "--damsm",
+        &damsm,
+        "--out",
+        &p("attn"),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]));
+    let g = p("attn/checkpoints/last.safetensors");
+    let out = ok(t2i(&[
+        "generate",
+        "--checkpoint",
+        &g,
+        "--text",
+        "a red circle in the centre",
+        "-n",
+        "2",
+        "--attention",
+        "--out",
+        &p("g.png"),
+        "--device",
+        "cpu",
+    ]));
+    assert!(out.contains("g-attention.png"), "{out}");
+    assert!(tmp.path().join("g-attention.png").exists());
+    // metrics of 60 samples; the second evaluation reuses the stored samples
+    let eval = |json: &str| {
+        t2i(&[
+            "eval",
+            "--checkpoint",
+            &g,
+            "--metric",
+            "r-precision,fid,kid",
+            "--damsm",
+            &damsm,
+            "--data-root",
+            &p("data"),
+            "--num-samples",
+            "60",
+            "--samples-dir",
+            &p("s"),
+            "--out",
+            json,
+            "--device",
+            "cpu",
+        ])
+    };
+    let first = eval(&p("e1.json"));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = eval(&p("e2.json"));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("reused 60 samples"));
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p(f)).unwrap()).unwrap()
+    };
+    let (a, b) = (read("e1.json"), read("e2.json"));
+    assert_eq!(a["r_precision"], b["r_precision"]);
+    assert_eq!(a["damsm_fid"], b["damsm_fid"]);
+    assert!(a["damsm_fid"].as_f64().unwrap() > 0.0);
+    assert!(a["feature_network"].as_str().unwrap().contains("DAMSM"));
+    assert_eq!(a["samples"], 60);
+    // the Inception Score needs Inception weights
+    assert_clear_error(
+        &t2i(&[
+            "eval",
+            "--checkpoint",
+            &g,
+            "--metric",
+            "is",
+            "--damsm",
+            &damsm,
+            "--data-root",
+            &p("data"),
+            "--out",
+            &p("e3.json"),
+        ]),
+        "needs --inception",
+        &tmp.path().join("e3.json"),
+    );
+}
