@@ -69,6 +69,12 @@ pub fn evaluate(
     if model.style_trained {
         v["style_transfer"] =
             serde_json::to_value(style_transfer_scores(model, &shapes, n.min(300))?)?;
+        let k = n.clamp(2, 200);
+        v["style_auroc"] = json!({
+            "auroc": t2i::eval::shapes::style_auroc(model, &shapes, k)?,
+            "images": k,
+            "protocol": "all pairs of real held-in test images, positive when they share the background colour (the style cluster), scored by the cosine of S(x)",
+        });
     }
     Ok(v)
 }
@@ -105,6 +111,16 @@ pub fn print_summary(v: &Value) {
                 );
             }
         }
+    }
+    if let Some(a) = v.get("style_auroc") {
+        println!(
+            "style AU-ROC (same background vs different, cosine of S(x), {} images): {}",
+            a["images"],
+            a["auroc"]
+                .as_f64()
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "n/a".into())
+        );
     }
     if let Some(s) = v.get("style_transfer") {
         println!(

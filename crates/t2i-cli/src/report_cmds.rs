@@ -152,6 +152,16 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                 format!("{} pairs, checker", s["pairs"]),
             ));
         }
+        if let Some(s) = v.get("style_auroc") {
+            report.table.push((
+                "style AU-ROC".into(),
+                s["auroc"]
+                    .as_f64()
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or_else(|| "n/a".into()),
+                s["protocol"].as_str().unwrap_or_default().into(),
+            ));
+        }
         result["metrics"] = v;
         let main = if model == "gan-int-cls" {
             "held_in"

@@ -158,3 +158,26 @@ pub fn style_transfer_scores(
         both: f(both),
     })
 }
+
+/// Style AU-ROC (GAN-INT-CLS sec. 5.2, spec/evaluation.md): pairs of `n` real
+/// test images, positive when they share their style cluster (on shapes, the
+/// background colour); scored by the cosine of their style vectors S(x).
+pub fn style_auroc(model: &GanIntClsModel, shapes: &Shapes, n: usize) -> Result<Option<f64>> {
+    let size = shapes.config.image_size;
+    let samples: Vec<_> = (0..n).map(|i| shapes.sample(Split::Test, i)).collect();
+    let px: Vec<&[u8]> = samples.iter().map(|s| s.pixels.as_slice()).collect();
+    let x = crate::imageio::images_to_tensor(&px, size);
+    let s = model.style(&x).to_device(tch::Device::Cpu); // [n, z]
+    let s = &s / s.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
+    let cos: Vec<f64> =
+        Vec::<f64>::try_from(s.matmul(&s.tr()).to_kind(tch::Kind::Double).view([-1]))
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        for j in i + 1..n {
+            scores.push(cos[i * n + j]);
+            labels.push(samples[i].background == samples[j].background);
+        }
+    }
+    Ok(super::stats::auroc(&scores, &labels))
+}
