@@ -272,3 +272,43 @@ pub fn import_stackgan(netg: &Path, text_encoder: &Path, device: Device) -> Resu
     }
     Err(last_err.unwrap_or_else(|| Error::Checkpoint(format!("{what}: unknown layout"))))
 }
+
+/// Copies `w` into `vs` by name: every floating-point variable must be
+/// present with its shape; integer buffers (`num_batches_tracked`, absent
+/// from older PyTorch files) may be missing.
+pub fn load_lenient(vs: &nn::VarStore, w: &BTreeMap<String, Tensor>, what: &str) -> Result<()> {
+    tch::no_grad(|| {
+        for (k, v) in vs.variables() {
+            let Some(src) = w.get(&k) else {
+                if v.is_floating_point() {
+                    return Err(Error::Checkpoint(format!("{what}: no tensor {k}")));
+                }
+                continue;
+            };
+            if src.size() != v.size() {
+                return Err(Error::Checkpoint(format!(
+                    "{what}: tensor {k} has shape {:?}, expected {:?}",
+                    src.size(),
+                    v.size()
+                )));
+            }
+            v.shallow_clone()
+                .copy_(&src.to_kind(v.kind()).to_device(v.device()));
+        }
+        Ok(())
+    })
+}
+
+/// The official DAMSM image encoder (`image_encoder*.pth`, CNN_ENCODER:
+/// Inception-v3 body + projections); the feature size is read from the file.
+pub fn damsm_image_encoder(
+    path: &Path,
+    device: Device,
+) -> Result<(nn::VarStore, crate::models::damsm::InceptionCnnEncoder)> {
+    let w = read_weights(path)?;
+    let nef = dim(&w, "emb_cnn_code.weight", 0, "DAMSM image encoder")?;
+    let vs = nn::VarStore::new(device);
+    let e = crate::models::damsm::InceptionCnnEncoder::new(vs.root(), nef);
+    load_lenient(&vs, &w, &format!("DAMSM image encoder {}", path.display()))?;
+    Ok((vs, e))
+}

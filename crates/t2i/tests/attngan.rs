@@ -46,12 +46,20 @@ fn paper_networks_have_official_keys_shapes_and_counts() {
         ("D_NET64", 6_313_730),
         ("D_NET128", 19_424_002),
         ("D_NET256", 71_858_946),
+        ("CNN_ENCODER", 22_506_720),
     ] {
         let s = structure(&root, net);
         let c = AttnGanConfig::paper();
         let vs = nn::VarStore::new(Device::Cpu);
         if net == "G_NET" {
             let _g = Generator::new(vs.root(), &c);
+        } else if net == "CNN_ENCODER" {
+            // the paper DAMSM's image encoder (Inception-v3 body + projections)
+            let e = t2i::models::damsm::InceptionCnnEncoder::new(vs.root(), 256);
+            let x = tch::Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu));
+            let (r, g) = tch::no_grad(|| e.forward(&x));
+            assert_eq!(r.size(), vec![1, 256, 17, 17]);
+            assert_eq!(g.size(), vec![1, 256]);
         } else {
             let _d = Discriminator::new(vs.root(), &c, size_of(net));
         }

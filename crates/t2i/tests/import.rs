@@ -189,3 +189,37 @@ fn stackgan_official_weights_import_both_stages() {
     .unwrap();
     assert!(e.to_string().contains("expects 64"), "{e}");
 }
+
+#[test]
+fn damsm_image_encoder_file_loads_by_official_names() {
+    // a CNN_ENCODER state_dict as an older PyTorch writes it (no
+    // num_batches_tracked), with the official key names
+    let tmp = tempfile::tempdir().unwrap();
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let e = t2i::models::damsm::InceptionCnnEncoder::new(vs.root(), 32);
+    let named: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+        .map(|(k, v)| (k, v.detach().copy()))
+        .collect();
+    assert!(named.iter().any(|(k, _)| k == "Mixed_6e.branch7x7dbl_5.conv.weight"));
+    let p = tmp.path().join("image_encoder.safetensors");
+    tch::Tensor::write_safetensors(&named, &p).unwrap();
+    let (_vs2, u) = t2i::import::damsm_image_encoder(&p, Device::Cpu).unwrap();
+    let x = tch::Tensor::rand([1, 3, 64, 64], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (r1, g1) = tch::no_grad(|| e.forward(&x));
+    let (r2, g2) = tch::no_grad(|| u.forward(&x));
+    assert_eq!(g2.size(), vec![1, 32]);
+    assert!(r1.equal(&r2) && g1.equal(&g2));
+    // a G_NET file is not an image encoder
+    if let Some(root) = reference_dir() {
+        let e = t2i::import::damsm_image_encoder(
+            &root.join("AttnGAN/G_NET_small/weights.pth"),
+            Device::Cpu,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("emb_cnn_code"), "{e}");
+    }
+}

@@ -291,7 +291,8 @@ pub struct InceptionV3 {
     mixed_7a: BlockD,
     mixed_7b: BlockE,
     mixed_7c: BlockE,
-    fc: nn::Linear,
+    /// The classifier (absent in [`InceptionV3::body`]).
+    fc: Option<nn::Linear>,
 }
 
 /// Outputs of [`InceptionV3::forward`].
@@ -304,7 +305,18 @@ pub struct InceptionOutput {
 }
 
 impl InceptionV3 {
+    /// The whole network, classifier included.
     pub fn new(p: nn::Path, variant: Variant) -> Self {
+        let fc = nn::linear(&p / "fc", 2048, variant.classes(), Default::default());
+        Self {
+            fc: Some(fc),
+            ..Self::body(p, variant)
+        }
+    }
+
+    /// The convolutional body without the classifier (as AttnGAN's DAMSM
+    /// image encoder embeds it).
+    pub fn body(p: nn::Path, variant: Variant) -> Self {
         Self {
             variant,
             stem: [
@@ -329,7 +341,7 @@ impl InceptionV3 {
             mixed_7a: BlockD::new(&p / "Mixed_7a", 768),
             mixed_7b: BlockE::new(&p / "Mixed_7b", 1280),
             mixed_7c: BlockE::new(&p / "Mixed_7c", 2048),
-            fc: nn::linear(&p / "fc", 2048, variant.classes(), Default::default()),
+            fc: None,
         }
     }
 
@@ -362,6 +374,19 @@ impl InceptionV3 {
     /// # Shapes
     /// `[batch, 3, 299, 299]` -> pool `[batch, 2048]`, logits `[batch, classes]`.
     pub fn forward(&self, x: &Tensor) -> InceptionOutput {
+        let (_, pool) = self.forward_body(x);
+        let logits = match &self.fc {
+            Some(fc) => pool.apply(fc),
+            None => Tensor::zeros([pool.size()[0], 0], (Kind::Float, pool.device())),
+        };
+        InceptionOutput { pool, logits }
+    }
+
+    /// The 17x17 features after `Mixed_6e` and the pooled 2048-d features.
+    ///
+    /// # Shapes
+    /// `[batch, 3, 299, 299]` -> `[batch, 768, 17, 17]`, `[batch, 2048]`.
+    pub fn forward_body(&self, x: &Tensor) -> (Tensor, Tensor) {
         let v = self.variant;
         let s = &self.stem;
         let mut h = s[2].f(&s[1].f(&s[0].f(x))); // [batch, 64, 147, 147]
@@ -375,6 +400,7 @@ impl InceptionV3 {
         for b in &self.mixed_6 {
             h = b.f(&h, v);
         }
+        let mixed_6e = h.shallow_clone(); // [batch, 768, 17, 17]
         h = self.mixed_7a.f(&h); // [batch, 1280, 8, 8]
         let (pool_b, pool_c) = match v {
             Variant::Fid => (EPool::AvgNoPad, EPool::Max),
@@ -383,14 +409,13 @@ impl InceptionV3 {
         h = self.mixed_7b.f(&h, pool_b);
         h = self.mixed_7c.f(&h, pool_c); // [batch, 2048, 8, 8]
         let pool = h.mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 2048]
-        let logits = pool.apply(&self.fc);
-        InceptionOutput { pool, logits }
+        (mixed_6e, pool)
     }
 
     /// Features of images in [-1, 1] in chunks of `chunk` (no gradients).
     pub fn features(&self, images: &Tensor, chunk: i64) -> InceptionOutput {
         tch::no_grad(|| {
-            let dev = self.fc.ws.device();
+            let dev = self.stem[0].conv.ws.device();
             let (mut pools, mut logits) = (Vec::new(), Vec::new());
             for part in images.split(chunk.max(1), 0) {
                 let o = self.forward(&self.prepare(&part.to_device(dev)));
@@ -413,33 +438,13 @@ pub fn load(
     variant: Variant,
     device: tch::Device,
 ) -> crate::Result<(nn::VarStore, InceptionV3)> {
-    use crate::Error;
     let w = crate::import::read_weights(path)?;
     let vs = nn::VarStore::new(device);
     let net = InceptionV3::new(vs.root(), variant);
-    tch::no_grad(|| -> crate::Result<()> {
-        for (k, v) in vs.variables() {
-            let Some(src) = w.get(&k) else {
-                if v.is_floating_point() {
-                    return Err(Error::Checkpoint(format!(
-                        "{}: no tensor {k}; not an Inception-v3 ({variant:?} variant) file",
-                        path.display()
-                    )));
-                }
-                continue;
-            };
-            if src.size() != v.size() {
-                return Err(Error::Checkpoint(format!(
-                    "{}: tensor {k} has shape {:?}, Inception-v3 ({variant:?}) expects {:?}",
-                    path.display(),
-                    src.size(),
-                    v.size()
-                )));
-            }
-            v.shallow_clone()
-                .copy_(&src.to_kind(v.kind()).to_device(device));
-        }
-        Ok(())
-    })?;
+    crate::import::load_lenient(
+        &vs,
+        &w,
+        &format!("{} (Inception-v3, {variant:?} variant)", path.display()),
+    )?;
     Ok((vs, net))
 }

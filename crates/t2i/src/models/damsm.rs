@@ -148,6 +148,49 @@ impl CnnEncoder {
     }
 }
 
+/// `CNN_ENCODER` of the `paper` DAMSM (AttnGAN `model.py`): the
+/// ImageNet Inception-v3 body (torchvision's, frozen) resized to 299; the
+/// 17x17 `Mixed_6e` features projected by `emb_features` (1x1 conv, no bias)
+/// are the regions, the pooled `Mixed_7c` features through `emb_cnn_code`
+/// the global feature. Keys as the official `image_encoder*.pth`.
+#[derive(Debug)]
+pub struct InceptionCnnEncoder {
+    body: crate::eval::inception::InceptionV3,
+    emb_features: nn::Conv2D,
+    emb_cnn_code: nn::Linear,
+}
+
+impl InceptionCnnEncoder {
+    /// `nef`: the DAMSM feature size (`TEXT.EMBEDDING_DIM`, 256 for birds).
+    pub fn new(p: nn::Path, nef: i64) -> Self {
+        use crate::eval::inception::{InceptionV3, Variant};
+        Self {
+            body: InceptionV3::body(p.clone(), Variant::Torchvision),
+            emb_features: layers::conv2d(
+                &p / "emb_features",
+                768,
+                nef,
+                1,
+                1,
+                0,
+                false,
+                InitKind::PyTorch,
+            ),
+            emb_cnn_code: layers::linear(&p / "emb_cnn_code", 2048, nef, true, InitKind::PyTorch),
+        }
+    }
+
+    /// # Shapes
+    /// `x [batch, 3, s, s]` in [-1, 1] -> regions `[batch, nef, 17, 17]`,
+    /// global `[batch, nef]`. BatchNorm always uses its running statistics
+    /// (the body is frozen ImageNet weights).
+    pub fn forward(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let x = x.upsample_bilinear2d([299, 299], false, None, None); // [batch, 3, 299, 299]
+        let (f, pool) = self.body.forward_body(&x);
+        (f.apply(&self.emb_features), pool.apply(&self.emb_cnn_code))
+    }
+}
+
 /// Cosine similarity along `dim` with the official clamp
 /// (`w12 / max(|w1| |w2|, eps)`).
 fn cosine(a: &Tensor, b: &Tensor, dim: i64) -> Tensor {
