@@ -523,10 +523,10 @@ pub struct EvalArgs {
     /// a comma-separated list of r-precision, fid, kid, is (a generator's
     /// samples for a data set's captions; r-precision alone also scores the
     /// real images with a DAMSM checkpoint).
-    #[arg(long, default_value = "shapes")]
+    #[arg(long, visible_alias = "metrics", default_value = "shapes")]
     pub metric: String,
-    /// Folder of the real data set (r-precision).
-    #[arg(long)]
+    /// Folder of the real data set (r-precision, fid, kid, is).
+    #[arg(long, visible_alias = "data")]
     pub data_root: Option<PathBuf>,
     /// Split of the real data set (r-precision).
     #[arg(long, default_value = "test")]

@@ -32,7 +32,8 @@ enum Command {
     Train(Box<commands::TrainArgs>),
     /// Generate images from text with a checkpoint.
     Generate(commands::GenerateArgs),
-    /// Evaluate a checkpoint (shapes checker metrics, style transfer).
+    /// Evaluate a checkpoint or a run (shapes checker, style AU-ROC,
+    /// R-precision, FID, KID, IS; --run writes an HTML report).
     Eval(commands::EvalArgs),
     /// Train tiny GAN-INT-CLS on shapes and write grids, interpolations and an HTML summary.
     Demo(demo::DemoArgs),

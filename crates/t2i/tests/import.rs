@@ -203,7 +203,9 @@ fn damsm_image_encoder_file_loads_by_official_names() {
         .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
         .map(|(k, v)| (k, v.detach().copy()))
         .collect();
-    assert!(named.iter().any(|(k, _)| k == "Mixed_6e.branch7x7dbl_5.conv.weight"));
+    assert!(named
+        .iter()
+        .any(|(k, _)| k == "Mixed_6e.branch7x7dbl_5.conv.weight"));
     let p = tmp.path().join("image_encoder.safetensors");
     tch::Tensor::write_safetensors(&named, &p).unwrap();
     let (_vs2, u) = t2i::import::damsm_image_encoder(&p, Device::Cpu).unwrap();
