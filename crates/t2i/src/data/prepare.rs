@@ -58,11 +58,20 @@ pub fn crop_box(bbox: [f32; 4], width: u32, height: u32) -> ([u32; 4], bool) {
 
 /// Decodes an image file and applies the box crop and resize to `side`.
 /// Returns the `side` x `side` crop and whether the box was outside.
-pub fn load_crop(path: &Path, bbox: [f32; 4], side: u32) -> Result<(RgbImage, bool), DataError> {
+/// Without a box (flowers, COCO, faces) the whole image is used, as the
+/// official code does for those data sets.
+pub fn load_crop(
+    path: &Path,
+    bbox: Option<[f32; 4]>,
+    side: u32,
+) -> Result<(RgbImage, bool), DataError> {
     let img = image::open(path)
         .map_err(|e| DataError::Image(path.to_path_buf(), e.to_string()))?
         .to_rgb8();
-    let ([x1, y1, x2, y2], outside) = crop_box(bbox, img.width(), img.height());
+    let ([x1, y1, x2, y2], outside) = match bbox {
+        Some(b) => crop_box(b, img.width(), img.height()),
+        None => ([0, 0, img.width(), img.height()], false),
+    };
     let crop = image::imageops::crop_imm(&img, x1, y1, x2 - x1, y2 - y1).to_image();
     // shorter side to `side`, aspect kept (torchvision Scale(int))
     let (w, h) = (crop.width(), crop.height());
@@ -128,16 +137,65 @@ impl Prepared {
     }
 }
 
+/// One image to prepare: its name, file and crop box.
+pub struct ImageItem<'a> {
+    pub key: &'a str,
+    pub image: &'a Path,
+    /// Box `[x, y, w, h]` to crop around (CUB), or the whole image.
+    pub bbox: Option<[f32; 4]>,
+}
+
+/// What [`prepare`] needs of a data-set split.
+pub trait ImageList: Sync {
+    /// Names the cache file, e.g. `cub-train`.
+    fn cache_name(&self) -> String;
+    /// The split's images in record order.
+    fn items(&self) -> Vec<ImageItem<'_>>;
+}
+
+impl ImageList for Cub {
+    fn cache_name(&self) -> String {
+        format!("cub-{}", self.split.name())
+    }
+    fn items(&self) -> Vec<ImageItem<'_>> {
+        self.records
+            .iter()
+            .map(|r| ImageItem {
+                key: &r.key,
+                image: &r.image,
+                bbox: Some(r.bbox),
+            })
+            .collect()
+    }
+}
+
+impl ImageList for super::captioned::CaptionedSet {
+    fn cache_name(&self) -> String {
+        let split = self.report.split.rsplit(' ').next().unwrap_or("all");
+        format!("{}-{split}", self.name)
+    }
+    fn items(&self) -> Vec<ImageItem<'_>> {
+        self.records
+            .iter()
+            .map(|r| ImageItem {
+                key: &r.key,
+                image: &r.image,
+                bbox: None,
+            })
+            .collect()
+    }
+}
+
 /// Cache key: the preprocessing version, the side, and every source file's
 /// name, size and modification time with its box.
-fn cache_key(cub: &Cub, side: u32) -> String {
+fn cache_key(set: &dyn ImageList, side: u32) -> String {
     let mut h = Sha256::new();
     h.update(format!(
         "v{CACHE_VERSION} side {side} split {}\n",
-        cub.split.name()
+        set.cache_name()
     ));
-    for r in &cub.records {
-        let meta = std::fs::metadata(&r.image).ok();
+    for r in set.items() {
+        let meta = std::fs::metadata(r.image).ok();
         let len = meta.as_ref().map_or(0, |m| m.len());
         let mtime = meta
             .and_then(|m| m.modified().ok())
@@ -160,18 +218,19 @@ fn cache_key(cub: &Cub, side: u32) -> String {
 /// Crops and resizes every image of `cub` to `side` x `side`, reading the
 /// cache in `cache_dir` when it matches and writing it otherwise.
 pub fn prepare(
-    cub: &Cub,
+    set: &dyn ImageList,
     side: u32,
     cache_dir: Option<&Path>,
     progress: bool,
 ) -> Result<Prepared, DataError> {
     let cache_path = cache_dir.map(|d| {
         d.join(format!(
-            "cub-{}-{side}-{}.safetensors",
-            cub.split.name(),
-            cache_key(cub, side)
+            "{}-{side}-{}.safetensors",
+            set.cache_name(),
+            cache_key(set, side)
         ))
     });
+    let items = set.items();
     if let Some(p) = &cache_path {
         if p.is_file() {
             if let Ok(mut prep) = read_cache(p, side) {
@@ -180,15 +239,14 @@ pub fn prepare(
             }
         }
     }
-    let n = cub.records.len();
+    let n = items.len();
     let threads = std::thread::available_parallelism()
         .map_or(1, |k| k.get())
         .min(8);
     let pb = crate::progress::bar(n as u64, "preparing images", progress);
     let chunk = n.div_ceil(threads);
     let results: Vec<Vec<Loaded>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cub
-            .records
+        let handles: Vec<_> = items
             .chunks(chunk.max(1))
             .enumerate()
             .map(|(c, recs)| {
@@ -197,7 +255,7 @@ pub fn prepare(
                     recs.iter()
                         .enumerate()
                         .map(|(i, r)| {
-                            let out = load_crop(&r.image, r.bbox, side);
+                            let out = load_crop(r.image, r.bbox, side);
                             pb.inc(1);
                             (c * chunk + i, out)
                         })
@@ -229,7 +287,7 @@ pub fn prepare(
     if record.is_empty() {
         return Err(DataError::EmptySplit(format!(
             "{}: no image of the split could be decoded",
-            cub.report.split
+            set.cache_name()
         )));
     }
     let s = side as i64;

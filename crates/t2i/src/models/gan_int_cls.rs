@@ -94,6 +94,12 @@ pub struct GanIntClsConfig {
     /// shape; hard negatives make D, and so G, attend to every attribute.
     #[serde(default)]
     pub hard_negative_prob: f64,
+    /// Decay of the running average of G's weights that generation uses
+    /// (beyond the paper, as AttnGAN's `avg_param_G`; 0: off, G's trained
+    /// weights generate). The average smooths the oscillation of the
+    /// adversarial game, so shapes come out crisper.
+    #[serde(default)]
+    pub ema_decay: f64,
 }
 
 impl GanIntClsConfig {
@@ -118,6 +124,7 @@ impl GanIntClsConfig {
             lr_halve_every: 0,
             diversity_weight: 0.0,
             hard_negative_prob: 0.0,
+            ema_decay: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

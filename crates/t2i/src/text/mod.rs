@@ -5,6 +5,7 @@
 
 pub mod damsm;
 pub mod gru;
+pub mod minilm;
 pub mod vocab;
 
 pub use gru::{GruEncoder, GruEncoderConfig};

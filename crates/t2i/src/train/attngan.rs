@@ -8,6 +8,7 @@
 
 use super::checkpoint::{self, Checkpoint};
 use super::damsm::{sample_words, CaptionedImages, DamsmConfig};
+use super::ema::{load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::{versions, RunDir, StopFlag};
 use super::{normal, step_seed};
@@ -174,30 +175,6 @@ impl AttnGanModel {
     }
 }
 
-/// Copies `prefix.<name>` into each trainable variable of `vs`.
-fn load_trainable(vs: &nn::VarStore, ck: &Checkpoint, prefix: &str) -> Result<()> {
-    tch::no_grad(|| {
-        for (n, v) in vs.variables() {
-            if !v.requires_grad() {
-                continue;
-            }
-            let key = format!("{prefix}.{n}");
-            let src = ck
-                .tensors
-                .get(&key)
-                .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks tensor {key}")))?;
-            if src.size() != v.size() {
-                return Err(Error::Checkpoint(format!(
-                    "tensor {key} has the wrong shape"
-                )));
-            }
-            v.shallow_clone()
-                .copy_(&src.to_kind(v.kind()).to_device(v.device()));
-        }
-        Ok(())
-    })
-}
-
 /// Options of an AttnGAN run.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AttnGanRunOptions {
@@ -241,7 +218,7 @@ pub struct AttnGanTrainer {
     opt_g: Adam,
     opt_d: Vec<Adam>,
     /// Running average of G's trainable weights, by variable name.
-    g_avg: Vec<(String, Tensor, Tensor)>,
+    g_avg: WeightAverage,
     pub step: i64,
     pub seed: u64,
 }
@@ -290,10 +267,7 @@ impl AttnGanTrainer {
             .iter()
             .map(|vs| Adam::new(vs, config.lr_d, config.beta1, 0.999))
             .collect();
-        let g_avg = trainable(&model.g_vs)
-            .into_iter()
-            .map(|(n, v)| (n, v.detach().copy(), v))
-            .collect();
+        let g_avg = WeightAverage::new(&model.g_vs, EMA_DECAY);
         Ok(Self {
             model,
             d_vs,
@@ -408,13 +382,7 @@ impl AttnGanTrainer {
         self.opt_g.zero_grad();
         total.backward();
         self.opt_g.step();
-        tch::no_grad(|| {
-            for (_, avg, v) in &mut self.g_avg {
-                let _ = avg
-                    .g_mul_scalar_(EMA_DECAY)
-                    .g_add_(&(&*v * (1.0 - EMA_DECAY)));
-            }
-        });
+        self.g_avg.update();
         self.step += 1;
         AttnGanStats {
             step: self.step,
@@ -434,9 +402,7 @@ impl AttnGanTrainer {
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
         let mut tensors = checkpoint::named(&m.g_vs, "G");
-        for (n, avg, _) in &self.g_avg {
-            tensors.push((format!("G_avg.{n}"), avg.shallow_clone()));
-        }
+        tensors.extend(self.g_avg.named("G_avg"));
         for (k, vs) in self.d_vs.iter().enumerate() {
             tensors.extend(checkpoint::named(vs, &format!("D{k}")));
         }
@@ -455,17 +421,8 @@ impl AttnGanTrainer {
         for (k, vs) in self.d_vs.iter_mut().enumerate() {
             ck.load_into(vs, &format!("D{k}"))?;
         }
-        tch::no_grad(|| -> Result<()> {
-            for (n, avg, _) in &mut self.g_avg {
-                let key = format!("G_avg.{n}");
-                let src = ck
-                    .tensors
-                    .get(&key)
-                    .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks {key}")))?;
-                avg.copy_(src);
-            }
-            Ok(())
-        })?;
+        self.g_avg.restore(ck, "G_avg")?;
+
         self.opt_g
             .load_state("optim.G", &ck.tensors)
             .map_err(Error::Checkpoint)?;
@@ -483,34 +440,8 @@ impl AttnGanTrainer {
     /// Runs `f` with G holding its averaged weights, then puts the trained
     /// weights back.
     pub fn with_average<T>(&self, f: impl FnOnce(&AttnGanModel) -> T) -> T {
-        let saved: Vec<Tensor> = self
-            .g_avg
-            .iter()
-            .map(|(_, _, v)| v.detach().copy())
-            .collect();
-        tch::no_grad(|| {
-            for (_, avg, v) in &self.g_avg {
-                v.shallow_clone().copy_(avg);
-            }
-        });
-        let r = f(&self.model);
-        tch::no_grad(|| {
-            for ((_, _, v), s) in self.g_avg.iter().zip(&saved) {
-                v.shallow_clone().copy_(s);
-            }
-        });
-        r
+        self.g_avg.with_average(|| f(&self.model))
     }
-}
-
-fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 fn freeze(vs: &nn::VarStore) {

@@ -3,6 +3,7 @@
 //! checkpoints and periodic sample grids.
 
 use super::checkpoint::{self, Checkpoint};
+use super::ema::{load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::{versions, RunDir, StopFlag};
 use super::step_seed;
@@ -72,6 +73,10 @@ impl GanIntClsModel {
         let encoder = GruEncoder::from_checkpoint(ck, device)?;
         let mut m = Self::new(config, encoder, device);
         ck.load_into(&mut m.g_vs, "G")?;
+        if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
+            // generation uses the running average when the run kept one
+            load_trainable(&m.g_vs, ck, "G_avg")?;
+        }
         ck.load_into(&mut m.s_vs, "S")?;
         m.style_trained = ck.meta("style_trained")? == "true";
         Ok(m)
@@ -314,6 +319,8 @@ pub struct Trainer {
     pub d: Discriminator,
     pub opt_g: Adam,
     pub opt_d: Adam,
+    /// Running average of G's weights (`ema_decay` > 0).
+    pub g_avg: Option<WeightAverage>,
     /// Steps done.
     pub step: i64,
     pub seed: u64,
@@ -333,7 +340,10 @@ impl Trainer {
         let d = Discriminator::new(d_vs.root(), c);
         let opt_g = Adam::new(&model.g_vs, c.lr, c.beta1, c.beta2);
         let opt_d = Adam::new(&d_vs, c.lr, c.beta1, c.beta2);
+        let g_avg =
+            (c.ema_decay > 0.0).then(|| WeightAverage::with_warmup(&model.g_vs, c.ema_decay));
         Self {
+            g_avg,
             model,
             d_vs,
             d,
@@ -411,6 +421,9 @@ impl Trainer {
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
+        if let Some(a) = &mut self.g_avg {
+            a.update();
+        }
         self.step += 1;
         StepStats {
             step: self.step,
@@ -424,6 +437,18 @@ impl Trainer {
 
     /// Trains S with L_style = ||z - S(G(z, phi(t)))||^2 (sec. 4.4), G frozen.
     pub fn train_style(&mut self, steps: i64, progress: bool) -> f64 {
+        match self.g_avg.take() {
+            Some(a) => {
+                // S inverts the generator that generates: the average
+                let loss = a.with_average(|| self.train_style_inner(steps, progress));
+                self.g_avg = Some(a);
+                loss
+            }
+            None => self.train_style_inner(steps, progress),
+        }
+    }
+
+    fn train_style_inner(&mut self, steps: i64, progress: bool) -> f64 {
         let c = self.model.config.clone();
         let mut opt = Adam::new(&self.model.s_vs, c.lr, c.beta1, c.beta2);
         let pb = crate::progress::bar(steps as u64, "style encoder", progress);
@@ -475,6 +500,9 @@ impl Trainer {
         meta.insert("device".into(), device_name(m.device));
         meta.insert("style_trained".into(), m.style_trained.to_string());
         let mut tensors = checkpoint::named(&m.g_vs, "G");
+        if let Some(a) = &self.g_avg {
+            tensors.extend(a.named("G_avg"));
+        }
         tensors.extend(checkpoint::named(&self.d_vs, "D"));
         tensors.extend(checkpoint::named(&m.s_vs, "S"));
         tensors.extend(checkpoint::named(&m.encoder.vs, "text"));
@@ -486,6 +514,18 @@ impl Trainer {
     /// Restores D, the optimisers and the step from a checkpoint whose model
     /// part was loaded with [`GanIntClsModel::from_checkpoint`].
     pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        // the model was built with the averaged G: put the trained one back
+        ck.load_into(&mut self.model.g_vs, "G")?;
+        if let Some(a) = &mut self.g_avg {
+            a.restore(ck, "G_avg")?;
+        }
+        let step: i64 = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step in checkpoint".into()))?;
+        if let Some(a) = &mut self.g_avg {
+            a.updates = step; // one average update per step
+        }
         ck.load_into(&mut self.d_vs, "D")?;
         self.opt_g
             .load_state("optim.G", &ck.tensors)
@@ -502,6 +542,21 @@ impl Trainer {
 
     /// A grid of `rows` test captions x `cols` noise vectors.
     pub fn sample_grid(&self, captions: &[String], cols: i64) -> Result<crate::imageio::Rgb> {
+        match &self.g_avg {
+            Some(a) => a.with_average(|| self.sample_grid_inner(captions, cols)),
+            None => self.sample_grid_inner(captions, cols),
+        }
+    }
+
+    /// Makes the live G the running average for good (after training, so that
+    /// `self.model` generates as the saved checkpoint does).
+    pub fn finish(&mut self) {
+        if let Some(a) = self.g_avg.take() {
+            a.apply();
+        }
+    }
+
+    fn sample_grid_inner(&self, captions: &[String], cols: i64) -> Result<crate::imageio::Rgb> {
         let m = &self.model;
         let mut rows = Vec::new();
         let z = m.noise(cols, 1234);
@@ -582,6 +637,7 @@ pub fn train_run(
         trainer
             .sample_grid(&sample_caps, 8)?
             .save(&run.sample(trainer.step))?;
+        trainer.finish();
     }
     Ok(RunReport {
         steps: trainer.step,

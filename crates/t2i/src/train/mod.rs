@@ -4,6 +4,7 @@
 pub mod attngan;
 pub mod checkpoint;
 pub mod damsm;
+pub mod ema;
 pub mod gan_int_cls;
 pub mod optim;
 pub mod run;

@@ -1,0 +1,151 @@
+//! Running average of a generator's weights (AttnGAN's `avg_param_G`; the
+//! exponential moving average of Karras et al. 2018): samples are drawn from
+//! the average, which is smoother than the oscillating trained weights.
+
+use super::checkpoint::Checkpoint;
+use crate::{Error, Result};
+use tch::{nn, Tensor};
+
+/// Trainable variables of `vs`, sorted by name.
+pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Copies `prefix.<name>` of a checkpoint into each trainable variable of `vs`.
+pub fn load_trainable(vs: &nn::VarStore, ck: &Checkpoint, prefix: &str) -> Result<()> {
+    tch::no_grad(|| {
+        for (n, v) in trainable(vs) {
+            let key = format!("{prefix}.{n}");
+            let src = ck
+                .tensors
+                .get(&key)
+                .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks tensor {key}")))?;
+            if src.size() != v.size() {
+                return Err(Error::Checkpoint(format!(
+                    "tensor {key} has the wrong shape"
+                )));
+            }
+            v.shallow_clone()
+                .copy_(&src.to_kind(v.kind()).to_device(v.device()));
+        }
+        Ok(())
+    })
+}
+
+/// `avg <- decay * avg + (1 - decay) * w` for every trainable weight `w`.
+pub struct WeightAverage {
+    pub decay: f64,
+    /// Ramp the decay up as `min(decay, (1 + t) / (10 + t))` over the first
+    /// updates `t`, so the average forgets the random initial weights
+    /// quickly (the warm-up of TensorFlow's ExponentialMovingAverage).
+    pub warmup: bool,
+    /// Updates so far (for the warm-up; saved by the trainer's step).
+    pub updates: i64,
+    /// (name, average, the live variable)
+    entries: Vec<(String, Tensor, Tensor)>,
+}
+
+impl WeightAverage {
+    /// Starts the average at the current weights of `vs`.
+    pub fn new(vs: &nn::VarStore, decay: f64) -> Self {
+        let entries = trainable(vs)
+            .into_iter()
+            .map(|(n, v)| (n, v.detach().copy(), v))
+            .collect();
+        Self {
+            decay,
+            warmup: false,
+            updates: 0,
+            entries,
+        }
+    }
+
+    /// As [`WeightAverage::new`], with the decay warm-up.
+    pub fn with_warmup(vs: &nn::VarStore, decay: f64) -> Self {
+        Self {
+            warmup: true,
+            ..Self::new(vs, decay)
+        }
+    }
+
+    /// One averaging step (after the optimiser step).
+    pub fn update(&mut self) {
+        let t = self.updates as f64;
+        let d = if self.warmup {
+            self.decay.min((1.0 + t) / (10.0 + t))
+        } else {
+            self.decay
+        };
+        self.updates += 1;
+        tch::no_grad(|| {
+            for (_, avg, v) in &mut self.entries {
+                let _ = avg.g_mul_scalar_(d).g_add_(&(&*v * (1.0 - d)));
+            }
+        });
+    }
+
+    /// The averages as checkpoint tensors `prefix.<name>`.
+    pub fn named(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        self.entries
+            .iter()
+            .map(|(n, avg, _)| (format!("{prefix}.{n}"), avg.shallow_clone()))
+            .collect()
+    }
+
+    /// Reads the averages back from `prefix.<name>` (resume).
+    pub fn restore(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()> {
+        tch::no_grad(|| {
+            for (n, avg, _) in &mut self.entries {
+                let key = format!("{prefix}.{n}");
+                let src = ck
+                    .tensors
+                    .get(&key)
+                    .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks {key}")))?;
+                if src.size() != avg.size() {
+                    return Err(Error::Checkpoint(format!(
+                        "tensor {key} has the wrong shape"
+                    )));
+                }
+                avg.copy_(&src.to_kind(avg.kind()).to_device(avg.device()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Copies the averages into the live variables for good.
+    pub fn apply(self) {
+        tch::no_grad(|| {
+            for (_, avg, v) in &self.entries {
+                v.shallow_clone().copy_(avg);
+            }
+        });
+    }
+
+    /// Runs `f` with the live variables holding the averages, then puts the
+    /// trained weights back.
+    pub fn with_average<T>(&self, f: impl FnOnce() -> T) -> T {
+        let saved: Vec<Tensor> = self
+            .entries
+            .iter()
+            .map(|(_, _, v)| v.detach().copy())
+            .collect();
+        tch::no_grad(|| {
+            for (_, avg, v) in &self.entries {
+                v.shallow_clone().copy_(avg);
+            }
+        });
+        let r = f();
+        tch::no_grad(|| {
+            for ((_, _, v), s) in self.entries.iter().zip(&saved) {
+                v.shallow_clone().copy_(s);
+            }
+        });
+        r
+    }
+}

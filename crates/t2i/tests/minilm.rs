@@ -1,0 +1,78 @@
+//! all-MiniLM-L6-v2 against the sentence vectors its PyPI package's own
+//! Python gives (`scripts/fixtures/make_minilm_reference.sh`). The model
+//! folder comes from `scripts/setup_minilm.sh` (`make test` runs it).
+
+use t2i::text::minilm::MiniLm;
+use t2i::text::TextEncoder;
+use tch::Device;
+
+fn model_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("T2I_MINILM").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2"),
+        std::path::PathBuf::from,
+    );
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: no MiniLM folder at {} (run scripts/setup_minilm.sh)",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let Some(dir) = model_dir() else { return };
+    let m = MiniLm::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(m.sentence_dim(), 384);
+    let r: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm/reference.json")).unwrap();
+    let sents: Vec<&str> = r["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let want: Vec<Vec<f64>> = r["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    // one batch (padded to the longest) and one at a time must agree
+    let batch = m.embed(&sents).unwrap();
+    for (i, s) in sents.iter().enumerate() {
+        let one = m.embed(&[s]).unwrap();
+        let got: Vec<f32> = Vec::<f32>::try_from(one.view([-1])).unwrap();
+        let got_b: Vec<f32> = Vec::<f32>::try_from(batch.get(i as i64)).unwrap();
+        let mut worst = 0f64;
+        for ((g, gb), w) in got.iter().zip(&got_b).zip(&want[i]) {
+            worst = worst.max((*g as f64 - w).abs()).max((*gb as f64 - w).abs());
+        }
+        assert!(worst < 1e-5, "sentence {i}: max abs diff {worst}");
+        let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn minilm_folder_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = MiniLm::load(dir.path(), Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("config.json is missing"), "{e}");
+    let Some(real) = model_dir() else { return };
+    let m = MiniLm::load(&real, Device::Cpu).unwrap();
+    let e = m.embed(&["  "]).err().unwrap().to_string();
+    assert!(e.contains("empty"), "{e}");
+}
