@@ -226,6 +226,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if a.m.model == "attngan" {
         return crate::attngan_cmds::train_attngan(&a);
     }
+    if a.m.model == "classifier" {
+        return crate::cub_cmds::train_classifier(&a);
+    }
     if a.m.model == "damsm" {
         return crate::cub_cmds::train_damsm(crate::cub_cmds::DamsmTrainArgs {
             preset: &a.m.preset,
@@ -580,6 +583,11 @@ pub struct EvalArgs {
     /// fid, kid and is.
     #[arg(long)]
     pub inception: Option<PathBuf>,
+    /// Without --inception: a classifier trained by `t2i train --model
+    /// classifier` on the data set, the feature network of fid, kid and is
+    /// (labelled with its name).
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
     /// Generator samples for r-precision/fid/kid/is (0: one per image of the
     /// split; more reuse the captions in turn, e.g. 30000 as the papers).
     #[arg(long, default_value_t = 0)]
@@ -615,6 +623,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             metrics,
             damsm: a.damsm.as_deref(),
             inception: a.inception.as_deref(),
+            classifier: a.classifier.as_deref(),
             root: a.data_root.as_deref(),
             split: &a.split,
             seed: a.seed,

@@ -238,6 +238,9 @@ pub struct CubEval<'a> {
     pub metrics: Vec<String>,
     pub damsm: Option<&'a Path>,
     pub inception: Option<&'a Path>,
+    /// The project's classifier (`train --model classifier`): feature network
+    /// of fid, kid and is without `inception`.
+    pub classifier: Option<&'a Path>,
     pub root: Option<&'a Path>,
     pub split: &'a str,
     pub seed: u64,
@@ -357,14 +360,18 @@ pub fn generated_metrics(
     use t2i::eval::stats;
     let (checkpoint, split, seed) = (e.checkpoint, e.split, e.seed);
     let wants = |m: &str| e.metrics.iter().any(|x| x == m);
-    if (wants("r-precision") || (wants("fid") || wants("kid")) && e.inception.is_none())
-        && e.damsm.is_none()
+    let own_features = e.inception.is_none() && e.classifier.is_none();
+    if (wants("r-precision") || (wants("fid") || wants("kid")) && own_features) && e.damsm.is_none()
     {
-        bail!("scoring a generator's samples needs --damsm CHECKPOINT (r-precision, and fid/kid without --inception)");
+        bail!("scoring a generator's samples needs --damsm CHECKPOINT (r-precision, and fid/kid without --inception or --classifier)");
     }
-    if wants("is") && e.inception.is_none() {
-        bail!("the Inception Score needs --inception PATH (pytorch-fid's pt_inception-2015-12-05-*.pth)");
+    if wants("is") && own_features {
+        bail!("the Inception Score needs --inception PATH (pytorch-fid's pt_inception-2015-12-05-*.pth) or --classifier CHECKPOINT (t2i train --model classifier)");
     }
+    let classifier = match (e.inception, e.classifier) {
+        (None, Some(p)) => Some(t2i::train::classifier::ClassifierModel::load(p, device)?),
+        _ => None,
+    };
     let kind = ck.meta("model")?.to_string();
     let generate: Box<GenerateFn> = if kind == "attngan" {
         let g = t2i::train::attngan::AttnGanModel::from_checkpoint(ck, device)?;
@@ -460,6 +467,7 @@ pub fn generated_metrics(
         "step": ck.meta("step")?,
         "damsm": e.damsm.map(|p| p.display().to_string()),
         "inception": e.inception.map(|p| p.display().to_string()),
+        "classifier": e.classifier.map(|p| p.display().to_string()),
         "split": split,
         "seed": seed,
         "samples": caps.len(),
@@ -489,8 +497,22 @@ pub fn generated_metrics(
             parts.extend(real.images.batch(&idx, &mut r, tch::Device::Cpu).pop());
         }
         let real_imgs = tch::Tensor::cat(&parts, 0);
-        let (name, fake_f, real_f, probs) = match &inception {
-            Some((_, net)) => {
+        let (name, fake_f, real_f, probs) = match (&inception, &classifier) {
+            (None, Some(c)) => {
+                let (f, p) = c.features(&images, 100);
+                let (rf, _) = c.features(&real_imgs, 100);
+                (
+                    format!(
+                        "{} (trained by t2i on this data set's training classes, held-out accuracy {:.1}%; not comparable to Inception figures)",
+                        c.label(),
+                        100.0 * c.val_accuracy
+                    ),
+                    f,
+                    rf,
+                    Some(p),
+                )
+            }
+            (Some((_, net)), _) => {
                 let pb = t2i::progress::bar(2, "inception features", true);
                 let f = net.features(&images, 50);
                 pb.inc(1);
@@ -503,10 +525,10 @@ pub fn generated_metrics(
                     Some(f.logits.softmax(1, tch::Kind::Double)),
                 )
             }
-            None => {
+            (None, None) => {
                 let d = damsm
                     .as_ref()
-                    .context("fid/kid need --inception or --damsm")?;
+                    .context("fid/kid need --inception, --classifier or --damsm")?;
                 (
                     format!(
                         "DAMSM image encoder {} (trained by t2i on this data set; not comparable to Inception FID)",
@@ -518,7 +540,11 @@ pub fn generated_metrics(
                 )
             }
         };
-        let label = if inception.is_some() { "" } else { "DAMSM-" };
+        let label = match (&inception, &classifier) {
+            (Some(_), _) => "",
+            (None, Some(_)) => "CLS-",
+            (None, None) => "DAMSM-",
+        };
         v["feature_network"] = serde_json::json!(name);
         v["real_images"] = serde_json::json!(real_imgs.size()[0]);
         if wants("fid") {
@@ -533,11 +559,120 @@ pub fn generated_metrics(
             lines.push(format!("{label}KID: {m:.5} +- {s:.5}"));
         }
         if wants("is") {
-            let p = probs.context("the Inception Score needs --inception")?;
+            let p = probs.context("the Inception Score needs --inception or --classifier")?;
             let (m, s) = stats::inception_score(&p, 10)?;
-            v["inception_score"] = serde_json::json!({"mean": m, "std": s, "splits": 10});
-            lines.push(format!("Inception Score: {m:.3} +- {s:.3}"));
+            let key = if label.is_empty() {
+                "inception_score".to_string()
+            } else {
+                format!("{}is", label.to_lowercase().replace('-', "_"))
+            };
+            v[key] = serde_json::json!({"mean": m, "std": s, "splits": 10});
+            lines.push(format!("{label}IS: {m:.3} +- {s:.3}   (classes: {name})"));
         }
     }
     Ok((v, lines))
+}
+
+/// `t2i train --model classifier --data cub`: the evaluation classifier on
+/// the training split's classes (one image in ten held out for accuracy).
+pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
+    use t2i::models::classifier::ClassifierConfig;
+    use t2i::train::classifier::{classifier_run, ClassifierTrainer};
+    if a.data != "cub" {
+        bail!("the classifier trains on a real data set: use --data cub --data-root DIR");
+    }
+    let root = a
+        .data_root
+        .as_deref()
+        .context("--data-root is required with --data cub")?;
+    let device = parse_device(&a.device)?;
+    let mut config = ClassifierConfig::tiny();
+    if let Some(w) = a.ndf {
+        if !(8..=256).contains(&w) {
+            bail!("--ndf (classifier width) must be in 8..=256, got {w}");
+        }
+        config.width = w;
+    }
+    let batch = a.batch_size.unwrap_or(64);
+    if batch < 2 {
+        bail!("batch size must be at least 2, got {batch}");
+    }
+    let lr = a.lr.unwrap_or(1e-3);
+    if !(lr > 0.0 && lr < 1.0) {
+        bail!("--lr must be in (0, 1), got {lr}");
+    }
+    let cache = a.cache.clone().unwrap_or_else(default_cache);
+    let (train, lines) = load_cub(
+        root,
+        CubSplit::Train,
+        config.image_size,
+        Some(&cache),
+        true,
+        true,
+    )?;
+    for l in &lines {
+        eprintln!("{l}");
+    }
+    let run = RunDir::create(&a.out)?;
+    let stop = stop_on_ctrl_c();
+    let mut t = ClassifierTrainer::new(config.clone(), &train, lr, batch as usize, a.seed, device);
+    if a.resume {
+        let last = run.last_checkpoint();
+        if !last.exists() {
+            bail!("nothing to resume: {} does not exist", last.display());
+        }
+        t.restore(&t2i::train::checkpoint::load(&last)?)?;
+        run.truncate_metrics(t.step)?;
+        eprintln!("resuming {} at step {}", a.out.display(), t.step);
+    } else if run.last_checkpoint().exists() {
+        bail!(
+            "{} already holds a run: use --resume or another --out",
+            a.out.display()
+        );
+    }
+    let resolved = serde_json::json!({
+        "model": "classifier",
+        "versions": versions(),
+        "device": t2i::device::device_name(device),
+        "data": { "name": "cub", "root": root.display().to_string(), "split": "train", "images": train.classes.len(), "classes": t.model.class_ids.len(), "held_out_images": t.val_idx.len() },
+        "seed": a.seed,
+        "classifier": t.model.config,
+        "train": { "steps": a.steps, "minutes": a.minutes, "batch_size": batch, "lr": lr, "optimizer": "Adam (0.9, 0.999)" },
+    });
+    let toml_v: toml::Value = serde_json::from_value(resolved)?;
+    t2i::imageio::write_atomic(
+        &run.config_path(),
+        toml::to_string_pretty(&toml_v)?.as_bytes(),
+    )?;
+    let report = classifier_run(
+        &mut t,
+        &train.images,
+        &run,
+        a.steps,
+        (a.minutes * 60.0) as u64,
+        a.checkpoint_every,
+        true,
+        &stop,
+    )?;
+    if report.interrupted {
+        println!(
+            "interrupted at step {}; checkpoint {}",
+            report.steps,
+            run.last_checkpoint().display()
+        );
+        std::process::exit(130);
+    }
+    let path = run.root.join("summary.json");
+    t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!(
+        "trained {} steps in {:.0} s; held-out accuracy {:.2}% over {} images of {} classes (chance {:.2}%); checkpoint {}",
+        report.steps,
+        report.seconds,
+        100.0 * report.val_accuracy,
+        t.val_idx.len(),
+        t.model.class_ids.len(),
+        100.0 / t.model.class_ids.len() as f64,
+        run.last_checkpoint().display()
+    );
+    Ok(())
 }

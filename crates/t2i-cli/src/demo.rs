@@ -110,6 +110,13 @@ pub fn print_summary(v: &Value) {
                     rows.join("  ")
                 );
             }
+            if let (Some(iou), Some(kp)) = (s["box_iou"].as_f64(), s["keypoint_error"].as_f64()) {
+                println!(
+                    "{:<10} control (GAWWN metrics, here from text alone): box IoU {iou:.3}, keypoint error {:.1}% of the side",
+                    "",
+                    100.0 * kp
+                );
+            }
         }
     }
     if let Some(a) = v.get("style_auroc") {

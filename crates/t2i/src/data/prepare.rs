@@ -364,13 +364,25 @@ pub struct ImageBatcher {
 impl ImageBatcher {
     /// `[batch, 3, s, s]` per size, for the stored images `idx`.
     pub fn batch(&self, idx: &[usize], rng: &mut ChaCha8Rng, device: Device) -> Vec<Tensor> {
+        self.batch_aug(idx, rng, device, self.augment)
+    }
+
+    /// As [`ImageBatcher::batch`], with random crop and flip on or off
+    /// (off: centre crops).
+    pub fn batch_aug(
+        &self,
+        idx: &[usize],
+        rng: &mut ChaCha8Rng,
+        device: Device,
+        augment: bool,
+    ) -> Vec<Tensor> {
         let crop = *self.sizes.last().unwrap_or(&64);
         let side = self.prepared.side as i64;
         let imgs: Vec<Tensor> = idx
             .iter()
             .map(|&i| {
                 let img = self.prepared.images.get(i as i64); // [L, L, 3]
-                let (oy, ox, flip) = if self.augment {
+                let (oy, ox, flip) = if augment {
                     (
                         rng.gen_range(0..=side - crop),
                         rng.gen_range(0..=side - crop),

@@ -26,6 +26,13 @@ pub struct ShapesScores {
     /// Rows: the requested shape (circle, square, triangle); columns: the
     /// shape read (same order), then "no object found".
     pub shape_confusion: [[usize; 4]; 3],
+    /// GAWWN control: mean IoU of the drawn object's box with the box of the
+    /// test image's object (0 when none was found).
+    pub box_iou: f64,
+    /// GAWWN control: mean distance of the drawn keypoints (centre, top,
+    /// bottom, left, right) to the requested ones, as a fraction of the
+    /// canvas side (found objects only).
+    pub keypoint_error: f64,
 }
 
 impl ShapesScores {
@@ -43,9 +50,15 @@ struct Tally {
     size: usize,
     position: usize,
     confusion: [[usize; 4]; 3],
+    iou: f64,
+    keypoint: f64,
 }
 
 impl Tally {
+    fn add_control(&mut self, c: &Control) {
+        self.iou += c.iou as f64;
+        self.keypoint += c.keypoint_error.unwrap_or(0.0) as f64;
+    }
     fn add(&mut self, a: &crate::data::checker::Agreement) {
         self.objects += 1;
         self.found += usize::from(a.found);
@@ -70,8 +83,85 @@ impl Tally {
             size: f(self.size),
             position: f(self.position),
             shape_confusion: self.confusion,
+            box_iou: self.iou / self.objects.max(1) as f64,
+            keypoint_error: self.keypoint / self.found.max(1) as f64,
         }
     }
+}
+
+/// GAWWN control agreement of one requested object (`spec/evaluation.md`:
+/// box IoU / keypoint error).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Control {
+    /// IoU of the drawn object's box with the requested box (0 if not found).
+    pub iou: f32,
+    /// Mean distance of the drawn keypoints to the requested ones, as a
+    /// fraction of the canvas side; `None` when no object was found.
+    pub keypoint_error: Option<f32>,
+}
+
+fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    inter / (area(a) + area(b) - inter).max(1e-6)
+}
+
+/// Box IoU and keypoint error of each requested object against the object
+/// the checker found nearest to it (as [`agreement`] matches them). The
+/// drawn keypoints are those of the shape the checker read, fitted to the
+/// drawn box.
+pub fn control(
+    wanted: &[crate::data::shapes::ShapeObject],
+    reading: &crate::data::checker::Reading,
+    size: u32,
+) -> Vec<Control> {
+    let mut used = vec![false; reading.objects.len()];
+    wanted
+        .iter()
+        .map(|w| {
+            let nearest = reading
+                .objects
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !used[*i])
+                .min_by(|(_, a), (_, b)| {
+                    let d = |o: &crate::data::checker::Detected| {
+                        let (x, y) = ((o.bbox[0] + o.bbox[2]) / 2.0, (o.bbox[1] + o.bbox[3]) / 2.0);
+                        (x - w.cx).powi(2) + (y - w.cy).powi(2)
+                    };
+                    d(a).total_cmp(&d(b))
+                });
+            let Some((i, d)) = nearest else {
+                return Control {
+                    iou: 0.0,
+                    keypoint_error: None,
+                };
+            };
+            used[i] = true;
+            let b = d.bbox;
+            let drawn = crate::data::shapes::ShapeObject {
+                shape: d.shape,
+                cx: (b[0] + b[2]) / 2.0,
+                cy: (b[1] + b[3]) / 2.0,
+                r: (b[2] - b[0]).max(b[3] - b[1]) / 2.0,
+                ..*w
+            };
+            let err: f32 = w
+                .keypoints()
+                .iter()
+                .zip(drawn.keypoints())
+                .map(|(p, q)| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt())
+                .sum::<f32>()
+                / 5.0
+                / size as f32;
+            Control {
+                iou: iou(w.bbox(), b),
+                keypoint_error: Some(err),
+            }
+        })
+        .collect()
 }
 
 /// Generates one image per caption of the first `n` images of `split`
@@ -102,6 +192,9 @@ pub fn shapes_accuracy(
             let reading = check(&img.data, size, max_obj);
             for a in agreement(&s.objects, &reading) {
                 tally.add(&a);
+            }
+            for c in control(&s.objects, &reading, size) {
+                tally.add_control(&c);
             }
         }
         k += m;

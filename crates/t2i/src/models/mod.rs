@@ -1,6 +1,7 @@
 //! One module per model family of the source papers.
 
 pub mod attngan;
+pub mod classifier;
 pub mod damsm;
 pub mod gan_int_cls;
 pub mod stackgan;

@@ -3,6 +3,7 @@
 
 pub mod attngan;
 pub mod checkpoint;
+pub mod classifier;
 pub mod damsm;
 pub mod ema;
 pub mod gan_int_cls;

@@ -1,0 +1,93 @@
+//! The evaluation classifier: it learns a two-class toy set, holds out one
+//! image in ten, round-trips through its checkpoint, and its features feed
+//! the Inception Score function.
+
+use t2i::data::prepare::{ImageBatcher, Prepared};
+use t2i::models::classifier::ClassifierConfig;
+use t2i::train::classifier::{ClassifierModel, ClassifierTrainer};
+use t2i::train::damsm::CaptionedImages;
+use tch::{Device, Kind, Tensor};
+
+/// 80 images 38x38: class 3 reddish, class 7 bluish, random noise on top.
+fn toy() -> CaptionedImages {
+    let n = 80;
+    let side = 38;
+    let noise = Tensor::rand([n, side, side, 3], (Kind::Float, Device::Cpu)) * 60.0;
+    let classes: Vec<i64> = (0..n).map(|i| if i % 2 == 0 { 3 } else { 7 }).collect();
+    let base: Vec<f32> = classes
+        .iter()
+        .flat_map(|&c| {
+            if c == 3 {
+                [180.0, 40.0, 40.0]
+            } else {
+                [40.0, 40.0, 180.0]
+            }
+        })
+        .collect();
+    let base = Tensor::from_slice(&base).view([n, 1, 1, 3]);
+    let images = (noise + base).clamp(0.0, 255.0).to_kind(Kind::Uint8);
+    CaptionedImages {
+        images: ImageBatcher {
+            prepared: Prepared {
+                images,
+                side: side as u32,
+                record: (0..n as usize).collect(),
+                corrupt: 0,
+                boxes_outside: 0,
+                cache: None,
+            },
+            sizes: vec![32],
+            augment: true,
+        },
+        captions: vec![vec!["x".to_string()]; n as usize],
+        classes,
+    }
+}
+
+#[test]
+fn classifier_learns_round_trips_and_scores() {
+    tch::manual_seed(0);
+    let data = toy();
+    let config = ClassifierConfig {
+        image_size: 32,
+        width: 8,
+        ..ClassifierConfig::tiny()
+    };
+    let mut t = ClassifierTrainer::new(config, &data, 3e-3, 16, 1, Device::Cpu);
+    assert_eq!(t.model.class_ids, [3, 7]);
+    assert_eq!((t.val_idx.len(), t.train_idx.len()), (8, 72));
+    let first = t.train_step(&data.images).loss;
+    let mut last = first;
+    for _ in 0..40 {
+        last = t.train_step(&data.images).loss;
+    }
+    assert!(last < first, "loss {first} -> {last}");
+    let acc = t.val_accuracy(&data.images);
+    assert!(acc >= 0.875, "held-out accuracy {acc}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.safetensors");
+    t.model.val_accuracy = acc;
+    t.save(&p).unwrap();
+    let m = ClassifierModel::load(&p, Device::Cpu).unwrap();
+    assert_eq!(m.class_ids, [3, 7]);
+    assert!(m.label().contains("2 classes"));
+    // any image size is resized to the classifier's input
+    let x = Tensor::rand([5, 3, 48, 48], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (f1, p1) = m.features(&x, 2);
+    let (f2, p2) = t.model.features(&x, 5);
+    assert_eq!(f1.size(), [5, 64]);
+    assert_eq!(p1.size(), [5, 2]);
+    assert!((f1 - f2).abs().max().double_value(&[]) < 1e-6);
+    assert!(
+        (p1.sum_dim_intlist(1, false, Kind::Double) - 1.0)
+            .abs()
+            .max()
+            .double_value(&[])
+            < 1e-9
+    );
+    let (is, _) = t2i::eval::stats::inception_score(&p2, 1).unwrap();
+    assert!((1.0..=2.0 + 1e-9).contains(&is), "IS of 2 classes {is}");
+    // the wrong kind of checkpoint is refused with its kind named
+    let e = ClassifierModel::load(&dir.path().join("none.safetensors"), Device::Cpu);
+    assert!(e.is_err());
+}
