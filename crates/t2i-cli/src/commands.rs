@@ -226,6 +226,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if a.m.model == "attngan" {
         return crate::attngan_cmds::train_attngan(&a);
     }
+    if a.m.model == "char-cnn-rnn" {
+        return crate::cub_cmds::train_char_cnn_rnn(&a);
+    }
     if a.m.model == "classifier" {
         return crate::cub_cmds::train_classifier(&a);
     }

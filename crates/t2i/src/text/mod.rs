@@ -3,6 +3,7 @@
 //! models, one vector per word. Each trained encoder is its own checkpoint;
 //! a model's checkpoint embeds the encoder it used and names its source.
 
+pub mod char_cnn_rnn;
 pub mod damsm;
 pub mod gru;
 pub mod minilm;
@@ -42,6 +43,7 @@ pub trait TextEncoder {
 pub enum AnyTextEncoder {
     Gru(GruEncoder),
     Damsm(damsm::RnnEncoder),
+    CharCnnRnn(Box<char_cnn_rnn::CharCnnRnn>),
 }
 
 impl AnyTextEncoder {
@@ -55,6 +57,9 @@ impl AnyTextEncoder {
             "damsm-rnn" => Ok(Self::Damsm(damsm::RnnEncoder::from_checkpoint(
                 ck, "text", device,
             )?)),
+            "char-cnn-rnn" => Ok(Self::CharCnnRnn(Box::new(
+                char_cnn_rnn::CharCnnRnn::from_checkpoint(ck, device)?,
+            ))),
             k => Err(crate::Error::Checkpoint(format!(
                 "unsupported text encoder '{k}'"
             ))),
@@ -73,6 +78,7 @@ impl AnyTextEncoder {
         match self {
             Self::Gru(e) => e.source = s,
             Self::Damsm(e) => e.source = s,
+            Self::CharCnnRnn(e) => e.source = s,
         }
     }
 
@@ -81,6 +87,7 @@ impl AnyTextEncoder {
         match self {
             Self::Gru(e) => e.describe(),
             Self::Damsm(e) => e.describe(),
+            Self::CharCnnRnn(e) => e.describe(),
         }
     }
 
@@ -89,6 +96,7 @@ impl AnyTextEncoder {
         let vs = match self {
             Self::Gru(e) => &e.vs,
             Self::Damsm(e) => &e.vs,
+            Self::CharCnnRnn(e) => &e.vs,
         };
         crate::train::checkpoint::named(vs, "text")
     }
@@ -97,6 +105,7 @@ impl AnyTextEncoder {
         match self {
             Self::Gru(e) => &e.source,
             Self::Damsm(e) => &e.source,
+            Self::CharCnnRnn(e) => &e.source,
         }
     }
 }
@@ -106,24 +115,28 @@ impl TextEncoder for AnyTextEncoder {
         match self {
             Self::Gru(e) => e.name(),
             Self::Damsm(e) => e.name(),
+            Self::CharCnnRnn(e) => e.name(),
         }
     }
     fn sentence_dim(&self) -> i64 {
         match self {
             Self::Gru(e) => e.sentence_dim(),
             Self::Damsm(e) => e.sentence_dim(),
+            Self::CharCnnRnn(e) => e.sentence_dim(),
         }
     }
     fn word_dim(&self) -> i64 {
         match self {
             Self::Gru(e) => e.word_dim(),
             Self::Damsm(e) => e.word_dim(),
+            Self::CharCnnRnn(e) => e.word_dim(),
         }
     }
     fn encode(&self, captions: &[&str]) -> crate::Result<(TextFeatures, Vec<Encoded>)> {
         match self {
             Self::Gru(e) => e.encode(captions),
             Self::Damsm(e) => e.encode(captions),
+            Self::CharCnnRnn(e) => e.encode(captions),
         }
     }
 }

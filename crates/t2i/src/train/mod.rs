@@ -2,6 +2,7 @@
 //! the training loops of each model family.
 
 pub mod attngan;
+pub mod char_cnn_rnn;
 pub mod checkpoint;
 pub mod classifier;
 pub mod damsm;
