@@ -11,7 +11,7 @@ use t2i::train::attngan::{
     attention_figure, attngan_run, AttnGanModel, AttnGanRunOptions, AttnGanTrainer,
 };
 use t2i::train::checkpoint;
-use t2i::train::run::{versions, RunDir};
+use t2i::train::run::versions;
 use tch::Tensor;
 
 pub fn train_attngan(a: &TrainArgs) -> Result<()> {
@@ -49,13 +49,7 @@ pub fn train_attngan(a: &TrainArgs) -> Result<()> {
         .as_deref()
         .context("--data-root is required with --data cub")?;
     let damsm = checkpoint::load(damsm_path).context("reading the DAMSM checkpoint")?;
-    let run = RunDir::create(&a.out)?;
-    if !a.resume && run.last_checkpoint().exists() {
-        bail!(
-            "{} already holds a run: use --resume or another --out",
-            a.out.display()
-        );
-    }
+    let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
     let mut t = AttnGanTrainer::new(
         config,
         &damsm,
@@ -79,11 +73,9 @@ pub fn train_attngan(a: &TrainArgs) -> Result<()> {
         .take(6)
         .map(|r| r.captions[0].clone())
         .collect();
-    if a.resume {
-        let ck = checkpoint::load(&run.last_checkpoint())?;
+    if let Some(ck) = resume {
         t.restore(&ck)?;
-        run.truncate_metrics(t.step)?;
-        eprintln!("resuming {} at step {}", a.out.display(), t.step);
+        crate::run_setup::resumed(&run, &a.out, t.step)?;
     }
     let opts = AttnGanRunOptions {
         steps: a.steps,
@@ -103,20 +95,11 @@ pub fn train_attngan(a: &TrainArgs) -> Result<()> {
         "attngan": c,
         "train": opts,
     });
-    let toml_v: toml::Value = serde_json::from_value(resolved)?;
-    t2i::imageio::write_atomic(
-        &run.config_path(),
-        toml::to_string_pretty(&toml_v)?.as_bytes(),
-    )?;
+    crate::run_setup::write_resolved(&run, resolved)?;
     let stop = stop_on_ctrl_c();
     let report = attngan_run(&mut t, &data, &sample_caps, &run, &opts, &stop)?;
     if report.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint {}",
-            report.steps,
-            run.last_checkpoint().display()
-        );
-        std::process::exit(130);
+        crate::run_setup::exit_interrupted(&run, report.steps);
     }
     println!(
         "trained AttnGAN for {} steps in {:.0} s; checkpoint {}",

@@ -303,8 +303,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let data = ShapesTensors::build(&shapes, Split::Train, &model.encoder, device)?;
         let mut t = Trainer::new(model, data, resolved.data.clone(), resolved.train.seed);
         t.restore(&ck)?;
-        run.truncate_metrics(t.step)?;
-        eprintln!("resuming {} at step {}", a.out.display(), t.step);
+        crate::run_setup::resumed(&run, &a.out, t.step)?;
         (t, opts, resolved)
     } else {
         if run.last_checkpoint().exists() {
@@ -375,12 +374,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     let report = t2i::train::gan_int_cls::train_run(&mut trainer, &run, &opts, &stop)?;
     if report.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint {}",
-            report.steps,
-            run.last_checkpoint().display()
-        );
-        std::process::exit(130);
+        crate::run_setup::exit_interrupted(&run, report.steps);
     }
     println!(
         "trained {} steps in {:.0} s; checkpoint {}",

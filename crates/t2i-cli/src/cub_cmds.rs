@@ -8,7 +8,7 @@ use std::time::Instant;
 use t2i::data::cub::CubSplit;
 use t2i::device::parse_device;
 use t2i::train::damsm::{damsm_run, load_cub, DamsmConfig, DamsmRunOptions, DamsmTrainer};
-use t2i::train::run::{versions, RunDir};
+use t2i::train::run::versions;
 
 /// Preprocessed-image cache: `$T2I_CACHE`, else `$XDG_CACHE_HOME/t2i`, else
 /// `~/.cache/t2i`.
@@ -144,24 +144,13 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     for l in &lines {
         eprintln!("{l}");
     }
-    let run = RunDir::create(a.out)?;
+    let (run, resume) = crate::run_setup::open_run(a.out, a.resume)?;
     let stop = stop_on_ctrl_c();
-    let mut t = if a.resume {
-        let last = run.last_checkpoint();
-        if !last.exists() {
-            bail!("nothing to resume: {} does not exist", last.display());
-        }
-        let t = DamsmTrainer::from_checkpoint(&t2i::train::checkpoint::load(&last)?, device)?;
-        run.truncate_metrics(t.step)?;
-        eprintln!("resuming {} at step {}", a.out.display(), t.step);
+    let mut t = if let Some(ck) = resume {
+        let t = DamsmTrainer::from_checkpoint(&ck, device)?;
+        crate::run_setup::resumed(&run, a.out, t.step)?;
         t
     } else {
-        if run.last_checkpoint().exists() {
-            bail!(
-                "{} already holds a run: use --resume or another --out",
-                a.out.display()
-            );
-        }
         // vocabulary of the training captions only
         let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
         eprintln!(
@@ -188,21 +177,12 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         "damsm": t.config,
         "train": opts,
     });
-    let toml_v: toml::Value = serde_json::from_value(resolved)?;
-    t2i::imageio::write_atomic(
-        &run.config_path(),
-        toml::to_string_pretty(&toml_v)?.as_bytes(),
-    )?;
+    crate::run_setup::write_resolved(&run, resolved)?;
     let report = damsm_run(&mut t, &train, Some(&test), &run, &opts, &stop)?;
     let text_path = run.root.join("text_encoder.safetensors");
     t.text.save(&text_path)?;
     if report.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint {}",
-            report.steps,
-            run.last_checkpoint().display()
-        );
-        std::process::exit(130);
+        crate::run_setup::exit_interrupted(&run, report.steps);
     }
     println!(
         "trained {} steps in {:.0} s; checkpoint {}; text encoder {}",
@@ -613,22 +593,12 @@ pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
     for l in &lines {
         eprintln!("{l}");
     }
-    let run = RunDir::create(&a.out)?;
+    let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
     let stop = stop_on_ctrl_c();
     let mut t = ClassifierTrainer::new(config.clone(), &train, lr, batch as usize, a.seed, device);
-    if a.resume {
-        let last = run.last_checkpoint();
-        if !last.exists() {
-            bail!("nothing to resume: {} does not exist", last.display());
-        }
-        t.restore(&t2i::train::checkpoint::load(&last)?)?;
-        run.truncate_metrics(t.step)?;
-        eprintln!("resuming {} at step {}", a.out.display(), t.step);
-    } else if run.last_checkpoint().exists() {
-        bail!(
-            "{} already holds a run: use --resume or another --out",
-            a.out.display()
-        );
+    if let Some(ck) = resume {
+        t.restore(&ck)?;
+        crate::run_setup::resumed(&run, &a.out, t.step)?;
     }
     let resolved = serde_json::json!({
         "model": "classifier",
@@ -639,11 +609,7 @@ pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
         "classifier": t.model.config,
         "train": { "steps": a.steps, "minutes": a.minutes, "batch_size": batch, "lr": lr, "optimizer": "Adam (0.9, 0.999)" },
     });
-    let toml_v: toml::Value = serde_json::from_value(resolved)?;
-    t2i::imageio::write_atomic(
-        &run.config_path(),
-        toml::to_string_pretty(&toml_v)?.as_bytes(),
-    )?;
+    crate::run_setup::write_resolved(&run, resolved)?;
     let report = classifier_run(
         &mut t,
         &train.images,
@@ -655,12 +621,7 @@ pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
         &stop,
     )?;
     if report.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint {}",
-            report.steps,
-            run.last_checkpoint().display()
-        );
-        std::process::exit(130);
+        crate::run_setup::exit_interrupted(&run, report.steps);
     }
     let path = run.root.join("summary.json");
     t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
@@ -722,22 +683,12 @@ pub fn train_char_cnn_rnn(a: &crate::commands::TrainArgs) -> Result<()> {
     for l in &lines {
         eprintln!("{l}");
     }
-    let run = RunDir::create(&a.out)?;
+    let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
     let stop = stop_on_ctrl_c();
     let mut t = CharTrainer::new(config.clone(), a.seed, device);
-    if a.resume {
-        let last = run.last_checkpoint();
-        if !last.exists() {
-            bail!("nothing to resume: {} does not exist", last.display());
-        }
-        t.restore(&t2i::train::checkpoint::load(&last)?)?;
-        run.truncate_metrics(t.step)?;
-        eprintln!("resuming {} at step {}", a.out.display(), t.step);
-    } else if run.last_checkpoint().exists() {
-        bail!(
-            "{} already holds a run: use --resume or another --out",
-            a.out.display()
-        );
+    if let Some(ck) = resume {
+        t.restore(&ck)?;
+        crate::run_setup::resumed(&run, &a.out, t.step)?;
     }
     let resolved = serde_json::json!({
         "model": "char-cnn-rnn",
@@ -748,11 +699,7 @@ pub fn train_char_cnn_rnn(a: &crate::commands::TrainArgs) -> Result<()> {
         "config": config,
         "train": { "steps": a.steps, "minutes": a.minutes },
     });
-    let toml_v: toml::Value = serde_json::from_value(resolved)?;
-    t2i::imageio::write_atomic(
-        &run.config_path(),
-        toml::to_string_pretty(&toml_v)?.as_bytes(),
-    )?;
+    crate::run_setup::write_resolved(&run, resolved)?;
     let report = char_run(
         &mut t,
         &train,
@@ -768,12 +715,7 @@ pub fn train_char_cnn_rnn(a: &crate::commands::TrainArgs) -> Result<()> {
     t.text.source = text_path.display().to_string();
     t.text.save(&text_path)?;
     if report.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint {}",
-            report.steps,
-            run.last_checkpoint().display()
-        );
-        std::process::exit(130);
+        crate::run_setup::exit_interrupted(&run, report.steps);
     }
     let path = run.root.join("summary.json");
     t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;

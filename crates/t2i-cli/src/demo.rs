@@ -44,6 +44,9 @@ pub struct DemoArgs {
     /// Adam learning rate of G and D (tiny preset: 5e-4).
     #[arg(long, default_value_t = 5e-4)]
     pub lr: f64,
+    /// Decay of the running average of G's weights that generates (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub ema: f64,
 }
 
 /// Checker scores of a model: held-in, held-out compositions, style transfer.
@@ -174,6 +177,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     let cfg = GanIntClsConfig {
         text_dim: 128,
+        ngf: a.width,
+        ndf: a.width,
+        diversity_weight: a.diversity,
+        lr: a.lr,
+        ema_decay: a.ema,
         ..GanIntClsConfig::tiny()
     };
     let opts = TrainOptions {

@@ -5,6 +5,7 @@ mod commands;
 mod cub_cmds;
 mod demo;
 mod report_cmds;
+mod run_setup;
 mod stackgan_cmds;
 
 use clap::{Parser, Subcommand};

@@ -11,7 +11,7 @@ use t2i::device::{device_name, parse_device};
 use t2i::models::stackgan::StackGanConfig;
 use t2i::text::{AnyTextEncoder, GruEncoderConfig, TextEncoder};
 use t2i::train::checkpoint;
-use t2i::train::run::{versions, RunDir};
+use t2i::train::run::versions;
 use t2i::train::stackgan::{
     stackgan_run, EmbeddedImages, StackGanModel, StackGanRunOptions, StackGanTrainer,
 };
@@ -89,13 +89,7 @@ pub fn train_stackgan(a: &TrainArgs) -> Result<()> {
     if a.data == "cub" && stage1_ck.is_none() && a.text_encoder.is_none() {
         bail!("--data cub needs --text-encoder (e.g. a DAMSM run's text_encoder.safetensors)");
     }
-    let run = RunDir::create(&a.out)?;
-    if !a.resume && run.last_checkpoint().exists() {
-        bail!(
-            "{} already holds a run: use --resume or another --out",
-            a.out.display()
-        );
-    }
+    let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
     // the text encoder: Stage-II reuses Stage-I's; else given or trained
     let encoder = match (&stage1_ck, &a.text_encoder) {
         (Some(ck), _) => AnyTextEncoder::from_checkpoint(ck, device)?,
@@ -179,11 +173,9 @@ pub fn train_stackgan(a: &TrainArgs) -> Result<()> {
     let stop = stop_on_ctrl_c();
     let model = StackGanModel::new(config.clone(), stage as u8, encoder, device);
     let mut t = StackGanTrainer::new(model, stage1_ck.as_ref(), a.seed)?;
-    if a.resume {
-        let ck = checkpoint::load(&run.last_checkpoint())?;
+    if let Some(ck) = resume {
         t.restore(&ck)?;
-        run.truncate_metrics(t.step)?;
-        eprintln!("resuming {} at step {}", a.out.display(), t.step);
+        crate::run_setup::resumed(&run, &a.out, t.step)?;
     }
     let opts = StackGanRunOptions {
         steps: a.steps,
@@ -205,19 +197,10 @@ pub fn train_stackgan(a: &TrainArgs) -> Result<()> {
         "stackgan": config,
         "train": opts,
     });
-    let toml_v: toml::Value = serde_json::from_value(resolved)?;
-    t2i::imageio::write_atomic(
-        &run.config_path(),
-        toml::to_string_pretty(&toml_v)?.as_bytes(),
-    )?;
+    crate::run_setup::write_resolved(&run, resolved)?;
     let report = stackgan_run(&mut t, &data, &sample_caps, &run, &opts, &stop)?;
     if report.interrupted {
-        println!(
-            "interrupted at step {}; checkpoint {}",
-            report.steps,
-            run.last_checkpoint().display()
-        );
-        std::process::exit(130);
+        crate::run_setup::exit_interrupted(&run, report.steps);
     }
     println!(
         "trained Stage-{} for {} steps in {:.0} s; checkpoint {}",

@@ -57,6 +57,7 @@ fn minilm_matches_sentence_transformers() {
         for ((g, gb), w) in got.iter().zip(&got_b).zip(&want[i]) {
             worst = worst.max((*g as f64 - w).abs()).max((*gb as f64 - w).abs());
         }
+        eprintln!("sentence {i}: max abs diff {worst:.2e}");
         assert!(worst < 1e-5, "sentence {i}: max abs diff {worst}");
         let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5);
