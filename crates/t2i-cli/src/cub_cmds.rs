@@ -136,14 +136,8 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
-    let (train, lines) = load_cub(root, CubSplit::Train, size, Some(&cache), true, true)?;
-    for l in &lines {
-        eprintln!("{l}");
-    }
-    let (test, lines) = load_cub(root, CubSplit::Test, size, Some(&cache), false, true)?;
-    for l in &lines {
-        eprintln!("{l}");
-    }
+    let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
+    let test = load_cub_verbose(root, CubSplit::Test, size, Some(&cache), false, true)?;
     let (run, resume) = crate::run_setup::open_run(a.out, a.resume)?;
     let stop = stop_on_ctrl_c();
     let mut t = if let Some(ck) = resume {
@@ -263,7 +257,7 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
     let (checkpoint, split, seed, out) = (e.checkpoint, e.split, e.seed, e.out);
     let t = DamsmTrainer::from_checkpoint(&ck, device)?;
     let sp = CubSplit::parse(split).with_context(|| format!("unknown split '{split}'"))?;
-    let (data, lines) = load_cub(
+    let data = load_cub_verbose(
         root,
         sp,
         t.config.image.image_size,
@@ -271,9 +265,6 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
         false,
         true,
     )?;
-    for l in &lines {
-        eprintln!("{l}");
-    }
     let r = t.real_r_precision(&data, usize::MAX, seed)?;
     let v = serde_json::json!({
         "metric": "r-precision",
@@ -582,7 +573,7 @@ pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
         bail!("--lr must be in (0, 1), got {lr}");
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
-    let (train, lines) = load_cub(
+    let train = load_cub_verbose(
         root,
         CubSplit::Train,
         config.image_size,
@@ -590,9 +581,6 @@ pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
         true,
         true,
     )?;
-    for l in &lines {
-        eprintln!("{l}");
-    }
     let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
     let stop = stop_on_ctrl_c();
     let mut t = ClassifierTrainer::new(config.clone(), &train, lr, batch as usize, a.seed, device);
@@ -675,14 +663,8 @@ pub fn train_char_cnn_rnn(a: &crate::commands::TrainArgs) -> Result<()> {
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
-    let (train, lines) = load_cub(root, CubSplit::Train, size, Some(&cache), true, true)?;
-    for l in &lines {
-        eprintln!("{l}");
-    }
-    let (test, lines) = load_cub(root, CubSplit::Test, size, Some(&cache), false, true)?;
-    for l in &lines {
-        eprintln!("{l}");
-    }
+    let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
+    let test = load_cub_verbose(root, CubSplit::Test, size, Some(&cache), false, true)?;
     let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
     let stop = stop_on_ctrl_c();
     let mut t = CharTrainer::new(config.clone(), a.seed, device);
@@ -730,4 +712,20 @@ pub fn train_char_cnn_rnn(a: &crate::commands::TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// [`load_cub`], printing its skip and cache lines.
+fn load_cub_verbose(
+    root: &Path,
+    split: CubSplit,
+    size: i64,
+    cache: Option<&Path>,
+    augment: bool,
+    progress: bool,
+) -> Result<t2i::train::damsm::CaptionedImages> {
+    let (data, lines) = load_cub(root, split, size, cache, augment, progress)?;
+    for l in &lines {
+        eprintln!("{l}");
+    }
+    Ok(data)
 }

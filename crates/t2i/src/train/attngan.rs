@@ -99,14 +99,8 @@ impl AttnGanModel {
     /// Rebuilds the generator (averaged weights when the checkpoint has
     /// them) and its text encoder from an AttnGAN checkpoint.
     pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
-        if ck.meta("model")? != "attngan" {
-            return Err(Error::Checkpoint(format!(
-                "checkpoint holds a '{}' model, not attngan",
-                ck.meta("model")?
-            )));
-        }
-        let config: AttnGanConfig = serde_json::from_str(ck.meta("config")?)
-            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
+        ck.expect_model("attngan")?;
+        let config: AttnGanConfig = ck.json_meta("config")?;
         let text = RnnEncoder::from_checkpoint(ck, "text", device)?;
         let mut m = Self::new(config, text, device);
         ck.load_into(&mut m.g_vs, "G")?;

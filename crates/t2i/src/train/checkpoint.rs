@@ -27,6 +27,23 @@ impl Checkpoint {
             .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks metadata '{key}'")))
     }
 
+    /// Errors unless the checkpoint holds a `model` of kind `kind`.
+    pub fn expect_model(&self, kind: &str) -> Result<()> {
+        let model = self.meta("model")?;
+        if model != kind {
+            return Err(Error::Checkpoint(format!(
+                "checkpoint holds a '{model}' model, not {kind}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A JSON metadata entry (`config`, ...) parsed into `T`.
+    pub fn json_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        serde_json::from_str(self.meta(key)?)
+            .map_err(|e| Error::Checkpoint(format!("checkpoint {key}: {e}")))
+    }
+
     /// Copies the tensors under `prefix.` into the variables of `vs`
     /// (names must match exactly, shapes too).
     pub fn load_into(&self, vs: &mut VarStore, prefix: &str) -> Result<()> {

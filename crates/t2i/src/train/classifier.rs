@@ -48,16 +48,9 @@ impl ClassifierModel {
     }
 
     pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
-        if ck.meta("model")? != "classifier" {
-            return Err(Error::Checkpoint(format!(
-                "checkpoint holds a '{}' model, not the evaluation classifier",
-                ck.meta("model")?
-            )));
-        }
-        let config: ClassifierConfig = serde_json::from_str(ck.meta("config")?)
-            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
-        let class_ids: Vec<i64> = serde_json::from_str(ck.meta("class_ids")?)
-            .map_err(|e| Error::Checkpoint(format!("checkpoint class ids: {e}")))?;
+        ck.expect_model("classifier")?;
+        let config: ClassifierConfig = ck.json_meta("config")?;
+        let class_ids: Vec<i64> = ck.json_meta("class_ids")?;
         let mut m = Self::new(config, class_ids, device);
         ck.load_into(&mut m.vs, "net")?;
         m.val_accuracy = ck

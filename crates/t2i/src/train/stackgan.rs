@@ -202,14 +202,8 @@ impl StackGanModel {
 
     /// Rebuilds the generator and text encoder of a StackGAN checkpoint.
     pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
-        if ck.meta("model")? != "stackgan" {
-            return Err(Error::Checkpoint(format!(
-                "checkpoint holds a '{}' model, not stackgan",
-                ck.meta("model")?
-            )));
-        }
-        let config: StackGanConfig = serde_json::from_str(ck.meta("config")?)
-            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
+        ck.expect_model("stackgan")?;
+        let config: StackGanConfig = ck.json_meta("config")?;
         let stage: u8 = ck
             .meta("stage")?
             .parse()
