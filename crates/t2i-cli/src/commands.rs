@@ -124,6 +124,11 @@ pub struct TrainArgs {
     /// (repeatable; field names as in the run's config.toml).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// DAMSM: start a VGG image encoder from this evaluation classifier
+    /// (`train --model classifier`), as the official DAMSM starts from
+    /// ImageNet weights.
+    #[arg(long)]
+    pub image_init: Option<PathBuf>,
     /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
     #[arg(long)]
     pub word_weight: Option<f64>,
@@ -246,6 +251,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             lr: a.lr,
             width: a.ndf,
             word_weight: a.word_weight,
+            image_init: a.image_init.as_deref(),
             seed: a.seed,
             device: &a.device,
             checkpoint_every: a.checkpoint_every,

@@ -97,6 +97,7 @@ pub struct DamsmTrainArgs<'a> {
     pub lr: Option<f64>,
     pub width: Option<i64>,
     pub word_weight: Option<f64>,
+    pub image_init: Option<&'a Path>,
     pub seed: u64,
     pub device: &'a str,
     pub checkpoint_every: i64,
@@ -134,6 +135,20 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         }
         config.word_weight = w;
     }
+    let init = a
+        .image_init
+        .map(|p| -> Result<_> {
+            let ck = t2i::train::checkpoint::load(p)
+                .with_context(|| format!("reading the classifier {}", p.display()))?;
+            let c: t2i::models::classifier::ClassifierConfig = ck.json_meta("config")?;
+            Ok((ck, c))
+        })
+        .transpose()?;
+    if let Some((_, c)) = &init {
+        config.image.arch = t2i::models::damsm::CnnArch::Vgg;
+        config.image.width = c.width;
+        config.image.image_size = c.image_size;
+    }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
     let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
@@ -151,7 +166,17 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             "vocabulary: {} words from the training captions",
             vocab.len()
         );
-        DamsmTrainer::new(config.clone(), vocab, a.seed, device)
+        let mut t = DamsmTrainer::new(config.clone(), vocab, a.seed, device);
+        if let Some((ck, _)) = &init {
+            let n = t.init_image_from_classifier(ck)?;
+            eprintln!(
+                "image encoder: {n} tensors from the classifier {}",
+                a.image_init
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
+        t
     };
     let opts = DamsmRunOptions {
         steps: a.steps,
@@ -169,6 +194,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         "data": { "name": "cub", "root": root.display().to_string(), "train_images": train.captions.len(), "test_images": test.captions.len() },
         "seed": a.seed,
         "damsm": t.config,
+        "image_init": a.image_init.map(|p| p.display().to_string()).unwrap_or_default(),
         "train": opts,
     });
     crate::run_setup::write_resolved(&run, resolved)?;

@@ -91,3 +91,52 @@ fn classifier_learns_round_trips_and_scores() {
     let e = ClassifierModel::load(&dir.path().join("none.safetensors"), Device::Cpu);
     assert!(e.is_err());
 }
+
+/// DAMSM's `vgg` image encoder starts from a classifier's stages (weights and
+/// BatchNorm statistics), and a classifier of another width is refused.
+#[test]
+fn damsm_vgg_image_encoder_starts_from_the_classifier() {
+    use t2i::models::damsm::CnnArch;
+    use t2i::train::damsm::{DamsmConfig, DamsmTrainer};
+    tch::manual_seed(1);
+    let data = toy();
+    let config = ClassifierConfig {
+        image_size: 32,
+        width: 8,
+        ..ClassifierConfig::tiny()
+    };
+    let mut t = ClassifierTrainer::new(config, &data, 3e-3, 16, 1, Device::Cpu);
+    for _ in 0..3 {
+        t.train_step(&data.images);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.safetensors");
+    t.save(&p).unwrap();
+    let ck = t2i::train::checkpoint::load(&p).unwrap();
+    let mut dc = DamsmConfig::tiny();
+    dc.image.arch = CnnArch::Vgg;
+    dc.image.width = 8;
+    dc.image.image_size = 32;
+    let vocab = t2i::text::Vocab::build(["a red bird"], 1);
+    let mut d = DamsmTrainer::new(dc.clone(), vocab.clone(), 0, Device::Cpu);
+    let n = d.init_image_from_classifier(&ck).unwrap();
+    // 4 stages x (2 conv weights + 2 BNs x weight, bias, running mean, var)
+    assert_eq!(n, 4 * (2 + 2 * 4));
+    let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let pool = t.model.net.forward_t(&x, false).pool; // [2, 64]
+    let (_, g) = d.image.forward_t(&x, false);
+    let (_, g_random) = DamsmTrainer::new(dc.clone(), vocab, 0, Device::Cpu)
+        .image
+        .forward_t(&x, false);
+    // same projection weights (same seed), different bodies
+    assert!((&g - &g_random).abs().max().double_value(&[]) > 1e-4);
+    assert_eq!(pool.size(), [2, 64]);
+    // a classifier of another width does not fit
+    dc.image.width = 16;
+    let mut other = DamsmTrainer::new(dc, t2i::text::Vocab::build(["a"], 1), 0, Device::Cpu);
+    let e = other
+        .init_image_from_classifier(&ck)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not fit"), "{e}");
+}

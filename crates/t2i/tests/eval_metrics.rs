@@ -178,3 +178,14 @@ fn frechet_distance_of_gaussians_has_the_closed_form() {
     let bad = Tensor::eye(d, (Kind::Double, Device::Cpu)) * -1.0;
     assert!(frechet_distance(&mu1, &s1, &mu2, &bad).is_err());
 }
+
+#[test]
+fn clip_score_formula() {
+    use t2i::eval::stats::clip_score;
+    // cosines 1, 0, -1 (clipped to 0) and 0.6: 100 * (1 + 0 + 0 + 0.6) / 4
+    let img = Tensor::from_slice(&[1.0f32, 0.0, 2.0, 0.0, 0.0, 3.0, 3.0, 4.0]).view([4, 2]);
+    let txt = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 5.0, 0.0, -1.0, 1.0, 0.0]).view([4, 2]);
+    let s = clip_score(&img, &txt).unwrap();
+    assert!((s - 40.0).abs() < 1e-9, "{s}");
+    assert!(clip_score(&img, &txt.narrow(0, 0, 3)).is_err());
+}

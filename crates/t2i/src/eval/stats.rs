@@ -156,6 +156,25 @@ pub fn inception_score(probs: &Tensor, splits: usize) -> Result<(f64, f64)> {
     Ok(mean_std(&scores))
 }
 
+/// CLIP score (`spec/evaluation.md`; Hessel et al. 2021 without their 2.5
+/// factor): `100 * max(cos(E_I(x), E_T(t)), 0)` for each row pair of image
+/// and text embeddings `[n, d]`, averaged. The embeddings come from a CLIP
+/// model (StyleT2I's); this is the formula every caller shares.
+pub fn clip_score(image: &Tensor, text: &Tensor) -> Result<f64> {
+    if image.size() != text.size() || image.dim() != 2 || image.size()[0] == 0 {
+        return Err(Error::Config(format!(
+            "CLIP score needs image and text embeddings of one shape [n, d], got {:?} and {:?}",
+            image.size(),
+            text.size()
+        )));
+    }
+    let (a, b) = (f64s(image), f64s(text));
+    let cos = (&a * &b).sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+        / (a.norm_scalaropt_dim(2, [1i64], false) * b.norm_scalaropt_dim(2, [1i64], false))
+            .clamp_min(1e-12);
+    Ok(100.0 * cos.clamp_min(0.0).mean(Kind::Double).double_value(&[]))
+}
+
 /// Mean and population standard deviation (`np.std`).
 pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;

@@ -41,8 +41,9 @@ impl ClassifierConfig {
     }
 }
 
-/// Conv 3x3 - BN - ReLU, twice, then 2x2 max pooling: one stage.
-fn stage(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
+/// Conv 3x3 - BN - ReLU, twice, then 2x2 max pooling: one stage (also the
+/// body of DAMSM's `vgg` image encoder, which can start from these weights).
+pub fn stage(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
     let mut s = nn::seq_t();
     for (i, c) in [(0, cin), (1, cout)] {
         s = s

@@ -45,6 +45,23 @@ pub struct CnnEncoderConfig {
     pub image_size: i64,
     /// Width of the first convolution of the small CNN.
     pub width: i64,
+    /// Which CNN (beyond the paper's Inception-v3 for `paper`).
+    #[serde(default)]
+    pub arch: CnnArch,
+}
+
+/// The `tiny` image encoder's CNN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CnnArch {
+    /// Four 4x4 stride-2 convolutions.
+    #[default]
+    Small,
+    /// The evaluation classifier's four VGG stages
+    /// ([`crate::models::classifier`]), so the encoder can start from a
+    /// classifier trained on the training classes, as the official DAMSM
+    /// starts from ImageNet weights.
+    Vgg,
 }
 
 impl CnnEncoderConfig {
@@ -54,6 +71,7 @@ impl CnnEncoderConfig {
             dim: 128,
             image_size: 64,
             width: 32,
+            arch: CnnArch::Small,
         }
     }
 }
@@ -89,11 +107,11 @@ fn down(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
 }
 
 impl CnnEncoder {
-    pub fn new(p: nn::Path, config: CnnEncoderConfig) -> Self {
-        let w = config.width;
+    /// The small CNN: `conv0`, `down1`, `down2` (regions), `down3`.
+    fn small(p: &nn::Path, w: i64) -> (nn::SequentialT, nn::SequentialT) {
         let body = nn::seq_t()
             .add(layers::conv2d(
-                &p / "conv0",
+                p / "conv0",
                 3,
                 w,
                 4,
@@ -103,9 +121,25 @@ impl CnnEncoder {
                 InitKind::PyTorch,
             ))
             .add_fn(layers::lrelu) // [batch, w, s/2, s/2]
-            .add(down(&p / "down1", w, 2 * w)) // s/4
-            .add(down(&p / "down2", 2 * w, 4 * w)); // s/8: the regions
-        let head = nn::seq_t().add(down(&p / "down3", 4 * w, 8 * w)); // s/16
+            .add(down(p / "down1", w, 2 * w)) // s/4
+            .add(down(p / "down2", 2 * w, 4 * w)); // s/8: the regions
+        let head = nn::seq_t().add(down(p / "down3", 4 * w, 8 * w)); // s/16
+        (body, head)
+    }
+
+    pub fn new(p: nn::Path, config: CnnEncoderConfig) -> Self {
+        let w = config.width;
+        let (body, head) = match config.arch {
+            CnnArch::Small => Self::small(&p, w),
+            CnnArch::Vgg => {
+                use crate::models::classifier::stage;
+                let body = nn::seq_t()
+                    .add(stage(&p / "stage0", 3, w)) // s/2
+                    .add(stage(&p / "stage1", w, 2 * w)) // s/4
+                    .add(stage(&p / "stage2", 2 * w, 4 * w)); // s/8: the regions
+                (body, stage(&p / "stage3", 4 * w, 8 * w)) // s/16
+            }
+        };
         let emb_features = layers::conv2d(
             &p / "emb_features",
             4 * w,

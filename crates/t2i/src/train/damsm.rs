@@ -116,6 +116,41 @@ pub struct DamsmStats {
 }
 
 impl DamsmTrainer {
+    /// Starts the `vgg` image encoder from an evaluation classifier's
+    /// convolutional stages (`t2i train --model classifier`), as the official
+    /// DAMSM starts from ImageNet weights. The projections stay random.
+    pub fn init_image_from_classifier(
+        &mut self,
+        ck: &super::checkpoint::Checkpoint,
+    ) -> Result<usize> {
+        use crate::models::damsm::CnnArch;
+        ck.expect_model("classifier")?;
+        let c: crate::models::classifier::ClassifierConfig = ck.json_meta("config")?;
+        if self.config.image.arch != CnnArch::Vgg || c.width != self.config.image.width {
+            return Err(crate::Error::Config(format!(
+                "the classifier (width {}) does not fit this image encoder ({:?}, width {})",
+                c.width, self.config.image.arch, self.config.image.width
+            )));
+        }
+        let mut copied = 0;
+        tch::no_grad(|| -> Result<()> {
+            for (name, var) in self.image_vs.variables() {
+                if !name.starts_with("stage") {
+                    continue;
+                }
+                let key = format!("net.{name}");
+                let src = ck.tensors.get(&key).ok_or_else(|| {
+                    crate::Error::Checkpoint(format!("classifier checkpoint lacks {key}"))
+                })?;
+                var.shallow_clone()
+                    .copy_(&src.to_device(var.device()).to_kind(var.kind()));
+                copied += 1;
+            }
+            Ok(())
+        })?;
+        Ok(copied)
+    }
+
     pub fn new(config: DamsmConfig, vocab: Vocab, seed: u64, device: Device) -> Self {
         tch::manual_seed(seed as i64); // reproducible initial weights
         let text = RnnEncoder::new(config.text.clone(), vocab, device);
