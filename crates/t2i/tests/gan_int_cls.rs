@@ -243,26 +243,38 @@ fn truncated_checkpoint_is_a_clear_error() {
 fn weight_average_generates_and_resumes_exactly() {
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
-    let with_ema = |t: Trainer| -> Trainer {
-        let mut model = t.model;
-        model.config.ema_decay = 0.9;
-        Trainer::new(model, t.data, t.data_config, t.seed)
+    // (no new networks here: their random initial weights would depend on
+    // what the tests running in parallel draw from libtorch's generator)
+    let with_ema = |mut t: Trainer| -> Trainer {
+        t.model.config.ema_decay = 0.9;
+        t.g_avg = Some(t2i::train::ema::WeightAverage::with_warmup(
+            &t.model.g_vs,
+            0.9,
+        ));
+        t
     };
     let mut a = with_ema(small_trainer(5));
+    let init = dir.path().join("init.safetensors");
+    a.save(&init).unwrap();
     let stats_a: Vec<_> = (0..6).map(|_| a.train_step()).collect();
-    // a second trainer, stopped after 3 steps and resumed from its checkpoint
-    let mut b = with_ema(small_trainer(5));
+    // as `train --resume` builds a trainer from a checkpoint
+    let resume = |path: &std::path::Path| -> Trainer {
+        let ck = checkpoint::load(path).unwrap();
+        let model = GanIntClsModel::from_checkpoint(&ck, Device::Cpu).unwrap();
+        assert_eq!(model.config.ema_decay, 0.9);
+        let data = rebuild_tensors(&model);
+        let mut t = Trainer::new(model, data, small_data(), 5);
+        t.restore(&ck).unwrap();
+        t
+    };
+    // the same start, stopped after 3 steps and resumed from its checkpoint
+    let mut b = resume(&init);
     for _ in 0..3 {
         b.train_step();
     }
     let mid = dir.path().join("mid.safetensors");
     b.save(&mid).unwrap();
-    let ck = checkpoint::load(&mid).unwrap();
-    let model = GanIntClsModel::from_checkpoint(&ck, Device::Cpu).unwrap();
-    assert_eq!(model.config.ema_decay, 0.9);
-    let data = rebuild_tensors(&model);
-    let mut c = Trainer::new(model, data, small_data(), 5);
-    c.restore(&ck).unwrap();
+    let mut c = resume(&mid);
     let stats_c: Vec<_> = (0..3).map(|_| c.train_step()).collect();
     for (x, y) in stats_a[3..].iter().zip(&stats_c) {
         assert!(
