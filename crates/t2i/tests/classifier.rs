@@ -8,6 +8,10 @@ use t2i::train::classifier::{ClassifierModel, ClassifierTrainer};
 use t2i::train::damsm::CaptionedImages;
 use tch::{Device, Kind, Tensor};
 
+/// Both tests seed libtorch's global generator and draw from it: run them
+/// one at a time so each sees only its own draws.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// 80 images 38x38: class 3 reddish, class 7 bluish, random noise on top.
 fn toy() -> CaptionedImages {
     let n = 80;
@@ -46,6 +50,7 @@ fn toy() -> CaptionedImages {
 
 #[test]
 fn classifier_learns_round_trips_and_scores() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(0);
     let data = toy();
     let config = ClassifierConfig {
@@ -98,6 +103,7 @@ fn classifier_learns_round_trips_and_scores() {
 fn damsm_vgg_image_encoder_starts_from_the_classifier() {
     use t2i::models::damsm::CnnArch;
     use t2i::train::damsm::{DamsmConfig, DamsmTrainer};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(1);
     let data = toy();
     let config = ClassifierConfig {
