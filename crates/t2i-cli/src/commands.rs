@@ -129,6 +129,10 @@ pub struct TrainArgs {
     /// ImageNet weights.
     #[arg(long)]
     pub image_init: Option<PathBuf>,
+    /// DAMSM with --image-init: keep the classifier's body fixed and train
+    /// only the projections, as the official DAMSM keeps its Inception fixed
+    #[arg(long)]
+    pub freeze_image: bool,
     /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
     #[arg(long)]
     pub word_weight: Option<f64>,
@@ -252,6 +256,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             width: a.ndf,
             word_weight: a.word_weight,
             image_init: a.image_init.as_deref(),
+            freeze_image: a.freeze_image,
             seed: a.seed,
             device: &a.device,
             checkpoint_every: a.checkpoint_every,

@@ -98,6 +98,7 @@ pub struct DamsmTrainArgs<'a> {
     pub width: Option<i64>,
     pub word_weight: Option<f64>,
     pub image_init: Option<&'a Path>,
+    pub freeze_image: bool,
     pub seed: u64,
     pub device: &'a str,
     pub checkpoint_every: i64,
@@ -148,6 +149,9 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         config.image.arch = t2i::models::damsm::CnnArch::Vgg;
         config.image.width = c.width;
         config.image.image_size = c.image_size;
+        config.image.frozen_body = a.freeze_image;
+    } else if a.freeze_image {
+        bail!("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT");
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;

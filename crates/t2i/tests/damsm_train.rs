@@ -68,3 +68,82 @@ fn r_precision_protocol() {
     let (m, _) = r_precision(&v, &classes, &w, &w, &classes, 100, 10, 0);
     assert!(m < 0.06, "{m}");
 }
+
+/// A frozen image body (`frozen_body`): its weights and batch-norm statistics
+/// never change, only the projections learn, and a step on cached body
+/// features gives the loss of a step that runs the body.
+#[test]
+fn frozen_body_trains_only_projections() {
+    use t2i::models::damsm::CnnArch;
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: 64,
+        train_size: 96,
+        test_size: 8,
+        seed: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    export_cub_layout(&shapes, dir.path()).unwrap();
+    // centre crops, so the single cached variant is what the body would see
+    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let mut config = DamsmConfig {
+        batch_size: 12,
+        ..DamsmConfig::tiny()
+    };
+    config.image.arch = CnnArch::Vgg;
+    config.image.width = 8;
+    config.image.frozen_body = true;
+    // no dropout: both trainers' steps must not draw from libtorch's
+    // generator, which parallel tests share
+    config.text.dropout = 0.0;
+    let mut cached = DamsmTrainer::new(config, vocab, 7, Device::Cpu);
+    // a second trainer with the same weights, built from the first
+    let mut direct = DamsmTrainer::from_checkpoint(&cached.to_checkpoint(), Device::Cpu).unwrap();
+    let before: Vec<(String, Tensor)> = cached
+        .image_vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect();
+    let body_buffers = |t: &DamsmTrainer| -> Vec<Tensor> {
+        let mut v: Vec<(String, Tensor)> = t.image_vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter()
+            .filter(|(k, _)| !k.starts_with("emb_"))
+            .map(|(_, t)| t.copy())
+            .collect()
+    };
+
+    cached.cache_body_features(&train, 1, false);
+    let a = cached.train_step(&train).unwrap();
+    let b = direct.train_step(&train).unwrap();
+    assert!(
+        (a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0),
+        "cached {} vs direct {}",
+        a.loss,
+        b.loss
+    );
+    for _ in 0..5 {
+        assert!(cached.train_step(&train).unwrap().loss.is_finite());
+    }
+    let after = cached.image_vs.variables();
+    let mut moved = 0;
+    for (k, v0) in &before {
+        let same = after[k].equal(v0);
+        if k.starts_with("emb_") {
+            moved += usize::from(!same);
+        } else {
+            assert!(same, "frozen body weight {k} changed");
+        }
+    }
+    assert!(moved >= 2, "the projections did not learn");
+    // the running statistics of the direct trainer's body are untouched too
+    // (eval mode), so both encode images alike after training
+    let da: Vec<Tensor> = body_buffers(&direct);
+    let ca: Vec<Tensor> = body_buffers(&cached);
+    for (x, y) in da.iter().zip(&ca) {
+        assert!(x.equal(y));
+    }
+}

@@ -48,6 +48,13 @@ pub struct CnnEncoderConfig {
     /// Which CNN (beyond the paper's Inception-v3 for `paper`).
     #[serde(default)]
     pub arch: CnnArch,
+    /// Keeps the convolutional body fixed (eval mode, no gradient): only
+    /// `emb_features` and `emb_cnn_code` learn, as the official DAMSM keeps
+    /// its ImageNet Inception-v3 fixed. Meant for a body copied from a
+    /// trained classifier (`--image-init`); training then computes each
+    /// image's body features once.
+    #[serde(default)]
+    pub frozen_body: bool,
 }
 
 /// The `tiny` image encoder's CNN.
@@ -72,6 +79,7 @@ impl CnnEncoderConfig {
             image_size: 64,
             width: 32,
             arch: CnnArch::Small,
+            frozen_body: false,
         }
     }
 }
@@ -170,15 +178,41 @@ impl CnnEncoder {
     /// `x [batch, 3, s, s]` in [-1, 1] -> local `[batch, D, s/8, s/8]`,
     /// global `[batch, D]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let (f, g) = self.body_features(x, train);
+        self.project(&f, &g)
+    }
+
+    /// The body's region features and pooled global feature, before the
+    /// projections (eval mode when the body is frozen).
+    ///
+    /// # Shapes
+    /// `x [batch, 3, s, s]` -> `[batch, 4w, s/8, s/8]`, `[batch, 8w]`
+    pub fn body_features(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let train = train && !self.config.frozen_body;
         let f = self.body.forward_t(x, train); // [batch, 4w, s/8, s/8]
         let g = self
             .head
             .forward_t(&f, train)
             .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 8w]
-        (
-            f.apply(&self.emb_features), // [batch, D, s/8, s/8]
-            g.apply(&self.emb_cnn_code), // [batch, D]
-        )
+        (f, g)
+    }
+
+    /// `emb_features` and `emb_cnn_code`: body features to the shared space.
+    ///
+    /// # Shapes
+    /// `[batch, 4w, r, r]`, `[batch, 8w]` -> `[batch, D, r, r]`, `[batch, D]`
+    pub fn project(&self, f: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
+        (f.apply(&self.emb_features), g.apply(&self.emb_cnn_code))
+    }
+
+    /// Stops gradients to the body's weights (`frozen_body`), so an
+    /// optimiser built afterwards sees only the projections.
+    pub fn freeze_body(vs: &nn::VarStore) {
+        for (name, var) in vs.variables() {
+            if !name.starts_with("emb_") {
+                let _ = var.set_requires_grad(false);
+            }
+        }
     }
 }
 

@@ -100,6 +100,19 @@ pub struct GanIntClsConfig {
     /// adversarial game, so shapes come out crisper.
     #[serde(default)]
     pub ema_decay: f64,
+    /// Side to which both images are average-pooled before the mode-seeking
+    /// term measures their distance (0: full resolution). The style that
+    /// text does not name (background colour, gradient) is low-frequency; at
+    /// full resolution G can satisfy the term with pixel speckle, which
+    /// breaks the object's outline.
+    #[serde(default)]
+    pub diversity_pool: i64,
+    /// Adds a projection term to D's score (Miyato & Koyama 2018, beyond the
+    /// paper): the inner product of the pooled image features with a linear
+    /// map of the text. A concatenation head can score a pair by the image
+    /// alone; the projection makes every text dimension act on the score.
+    #[serde(default)]
+    pub projection: bool,
 }
 
 impl GanIntClsConfig {
@@ -125,6 +138,8 @@ impl GanIntClsConfig {
             diversity_weight: 0.0,
             hard_negative_prob: 0.0,
             ema_decay: 0.0,
+            diversity_pool: 0,
+            projection: false,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -298,6 +313,8 @@ pub struct Discriminator {
     joint: nn::Conv2D,
     joint_bn: nn::BatchNorm,
     out: nn::Conv2D,
+    /// Text map of the projection term (`projection`).
+    embed: Option<nn::Linear>,
 }
 
 impl Discriminator {
@@ -316,12 +333,16 @@ impl Discriminator {
         );
         let joint_bn = layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan);
         let out = layers::conv2d(&p / "out", ch, 1, 4, 1, 0, false, InitKind::DcGan);
+        let embed = c
+            .projection
+            .then(|| layers::linear(&p / "text_embed", c.proj_dim, ch, false, InitKind::PyTorch));
         Self {
             body,
             proj,
             joint,
             joint_bn,
             out,
+            embed,
         }
     }
 
@@ -351,7 +372,16 @@ impl Discriminator {
         let j = Tensor::cat(&[f, &t], 1)
             .apply(&self.joint)
             .apply_t(&self.joint_bn, train);
-        lrelu(&j).apply(&self.out).view([-1]) // [batch]
+        let s = lrelu(&j).apply(&self.out).view([-1]); // [batch]
+        match &self.embed {
+            // projection: <embed(t), mean over positions of f>
+            Some(e) => {
+                let phi = f.mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, ch]
+                let y = lrelu(&self.proj.forward(h)).apply(e); // [batch, ch]
+                s + (phi * y).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            }
+            None => s,
+        }
     }
 }
 

@@ -38,10 +38,19 @@ pub struct DamsmConfig {
     /// Weight of the word-level terms L1_w + L2_w (1 in the paper).
     #[serde(default = "one")]
     pub word_weight: f64,
+    /// With a frozen image body: how many fixed random crops and flips of
+    /// each training image have their body features computed once (the
+    /// augmentation a frozen body still gets).
+    #[serde(default = "four")]
+    pub feature_variants: usize,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+fn four() -> usize {
+    4
 }
 
 impl DamsmConfig {
@@ -58,6 +67,7 @@ impl DamsmConfig {
             clip: 0.25,
             decay_every: 100,
             word_weight: 1.0,
+            feature_variants: 4,
         }
     }
 
@@ -104,6 +114,20 @@ pub struct DamsmTrainer {
     opt_image: Adam,
     pub step: i64,
     pub seed: u64,
+    /// Body features of the training images, when the body is frozen
+    /// ([`DamsmTrainer::cache_body_features`]).
+    body_cache: Option<BodyCache>,
+}
+
+/// A frozen image body's features of every training image under a few
+/// fixed random crops and flips, so a step only runs the projections.
+struct BodyCache {
+    /// `[variants * n, 4w, r, r]`, row `v * n + i` is image `i` in variant `v`.
+    local: Tensor,
+    /// `[variants * n, 8w]`
+    global: Tensor,
+    n: usize,
+    variants: usize,
 }
 
 /// Losses of one step.
@@ -156,6 +180,9 @@ impl DamsmTrainer {
         let text = RnnEncoder::new(config.text.clone(), vocab, device);
         let image_vs = nn::VarStore::new(device);
         let image = CnnEncoder::new(image_vs.root(), config.image.clone());
+        if config.image.frozen_body {
+            CnnEncoder::freeze_body(&image_vs);
+        }
         let opt_text = Adam::new(&text.vs, config.lr, config.beta1, config.beta2);
         let opt_image = Adam::new(&image_vs, config.lr, config.beta1, config.beta2);
         Self {
@@ -167,7 +194,44 @@ impl DamsmTrainer {
             opt_image,
             step: 0,
             seed,
+            body_cache: None,
         }
+    }
+
+    /// With a frozen body: computes its features of every image of `data`
+    /// under `variants` fixed augmentations (random crop and flip when
+    /// `data` augments; variant 0 of a non-augmenting set is the centre
+    /// crop), so that [`DamsmTrainer::train_step`] on the same `data` only
+    /// runs the projections. A no-op when the body is trained.
+    pub fn cache_body_features(&mut self, data: &CaptionedImages, variants: usize, progress: bool) {
+        if !self.config.image.frozen_body || variants == 0 {
+            return;
+        }
+        let dev = self.image_vs.device();
+        let n = data.captions.len();
+        let pb = crate::progress::bar((n * variants) as u64, "image features", progress);
+        let (mut local, mut global) = (Vec::new(), Vec::new());
+        tch::no_grad(|| {
+            for v in 0..variants {
+                let mut rng = ImageBatcher::rng(self.seed ^ 0xFEA7, v as i64);
+                for start in (0..n).step_by(100) {
+                    let idx: Vec<usize> = (start..(start + 100).min(n)).collect();
+                    if let Some(x) = data.images.batch(&idx, &mut rng, dev).pop() {
+                        let (f, g) = self.image.body_features(&x, false);
+                        local.push(f);
+                        global.push(g);
+                    }
+                    pb.inc(idx.len() as u64);
+                }
+            }
+        });
+        pb.finish_and_clear();
+        self.body_cache = Some(BodyCache {
+            local: Tensor::cat(&local, 0),
+            global: Tensor::cat(&global, 0),
+            n,
+            variants,
+        });
     }
 
     pub fn lr(&self) -> f64 {
@@ -200,18 +264,32 @@ impl DamsmTrainer {
         let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
         let ids = pad_ids(&enc, dev);
         let classes: Vec<i64> = idx.iter().map(|&i| data.classes[i]).collect();
-        let mut img_rng = ImageBatcher::rng(self.seed, self.step);
-        let x = data
-            .images
-            .batch(&idx, &mut img_rng, dev)
-            .pop()
-            .unwrap_or_else(|| Tensor::zeros([1], (Kind::Float, dev)));
+        let (regions, global) = match &self.body_cache {
+            Some(cache) if cache.n == n => {
+                let rows: Vec<i64> = idx
+                    .iter()
+                    .map(|&i| (rng.gen_range(0..cache.variants) * n + i) as i64)
+                    .collect();
+                let rows = Tensor::from_slice(&rows).to_device(dev);
+                let f = cache.local.index_select(0, &rows); // [batch, 4w, r, r]
+                let g = cache.global.index_select(0, &rows); // [batch, 8w]
+                self.image.project(&f, &g)
+            }
+            _ => {
+                let mut img_rng = ImageBatcher::rng(self.seed, self.step);
+                let x = data
+                    .images
+                    .batch(&idx, &mut img_rng, dev)
+                    .pop()
+                    .unwrap_or_else(|| Tensor::zeros([1], (Kind::Float, dev)));
+                self.image.forward_t(&x, true)
+            }
+        };
 
         let lr = self.lr();
         self.opt_text.lr = lr;
         self.opt_image.lr = lr;
         let out = self.text.forward_t(&ids, &lens, None, true);
-        let (regions, global) = self.image.forward_t(&x, true);
         let g = c.gammas;
         let (w0, w1, _) = words_loss(&regions, &out.words, &lens, Some(&classes), g);
         let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
@@ -503,6 +581,7 @@ pub fn damsm_run(
     stop: &super::run::StopFlag,
 ) -> Result<DamsmReport> {
     let start = std::time::Instant::now();
+    t.cache_body_features(train, t.config.feature_variants, opts.progress);
     let pb = crate::progress::bar(opts.steps as u64, "damsm", opts.progress);
     pb.set_position(t.step as u64);
     let (mut last, mut interrupted) = (None, false);

@@ -415,7 +415,14 @@ impl Trainer {
             let k = (c.batch_size / 2).max(1);
             let z_b = super::normal(k, c.z_dim, seed ^ 0xD1F, dev);
             let fake_b = self.model.g.forward_t(&z_b, &h.narrow(0, 0, k), true);
-            let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), &z_b);
+            let (xa, xb) = match c.diversity_pool {
+                0 => (fake.narrow(0, 0, k), fake_b),
+                p => (
+                    fake.narrow(0, 0, k).adaptive_avg_pool2d([p, p]), // [k, 3, p, p]
+                    fake_b.adaptive_avg_pool2d([p, p]),
+                ),
+            };
+            let ms = mode_seeking_loss(&xa, &xb, &z.narrow(0, 0, k), &z_b);
             loss_g += ms * c.diversity_weight;
         }
         self.opt_g.zero_grad();
