@@ -22,6 +22,15 @@ fn layer_shapes_of_both_presets() {
             },
             64,
         ),
+        (
+            // the options beyond the paper: projection and contrastive heads
+            GanIntClsConfig {
+                projection: true,
+                contrastive_weight: 1.0,
+                ..GanIntClsConfig::tiny()
+            },
+            32,
+        ),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
         let g = Generator::new(vs.root() / "g", &c);
@@ -33,6 +42,12 @@ fn layer_shapes_of_both_presets() {
         assert_eq!(x.size(), vec![2, 3, size, size], "{}", c.preset);
         assert!(x.abs().max().double_value(&[]) <= 1.0);
         assert_eq!(d.forward_t(&x, &h, true).size(), vec![2]);
+        let f = d.features_t(&x, true);
+        let l = d.contrastive_loss(&f, &h, 0.1);
+        assert_eq!(l.is_some(), c.contrastive_weight > 0.0);
+        if let Some(l) = l {
+            assert!(l.double_value(&[]).is_finite());
+        }
         assert_eq!(s.forward_t(&x, true).size(), vec![2, c.z_dim]);
     }
     // the paper's generator has 1024 channels at 4x4 (ngf 128 x 8)
@@ -115,6 +130,20 @@ fn losses_match_hand_computed_values() {
     let h = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
     let hi: Vec<f32> = Vec::try_from(interpolate_text(&h, 0.5).view([-1])).unwrap();
     assert_eq!(hi, vec![2.0, 3.0, 2.0, 3.0]);
+    // contrastive term: three orthonormal pairs, cos 1 on the diagonal and 0
+    // elsewhere, so each row's loss is -log(e^(1/tau) / (e^(1/tau) + 2));
+    // the scale of v does not matter (cosine)
+    let tau = 0.1;
+    let e = Tensor::eye(3, (Kind::Float, Device::Cpu));
+    let want = -((1.0f64 / tau).exp() / ((1.0f64 / tau).exp() + 2.0)).ln();
+    assert!(close(&contrastive_loss(&(&e * 5.0), &e, tau), want));
+    // swapping two sentences makes those two rows pick cos 0 over cos 1
+    let swapped = e.index_select(0, &Tensor::from_slice(&[1i64, 0, 2]));
+    let wrong = -(1.0f64 / ((1.0f64 / tau).exp() + 2.0)).ln();
+    assert!(close(
+        &contrastive_loss(&e, &swapped, tau),
+        (2.0 * wrong + want) / 3.0
+    ));
 }
 
 /// Network initialisation uses libtorch's global generator: tests that

@@ -113,6 +113,14 @@ pub struct GanIntClsConfig {
     /// alone; the projection makes every text dimension act on the score.
     #[serde(default)]
     pub projection: bool,
+    /// Weight of an image-sentence contrastive term (XMC-GAN, Zhang et al.
+    /// 2021; beyond the paper, 0 in `paper`). D maps its pooled image
+    /// features into the sentence space and learns, on real images, to pick
+    /// each image's own sentence among the batch's; G is trained to make its
+    /// fakes pass the same test. Unlike the one-bit matching score, it tells
+    /// G which attribute of its image disagrees with the text.
+    #[serde(default)]
+    pub contrastive_weight: f64,
 }
 
 impl GanIntClsConfig {
@@ -140,6 +148,7 @@ impl GanIntClsConfig {
             ema_decay: 0.0,
             diversity_pool: 0,
             projection: false,
+            contrastive_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -315,6 +324,8 @@ pub struct Discriminator {
     out: nn::Conv2D,
     /// Text map of the projection term (`projection`).
     embed: Option<nn::Linear>,
+    /// Image features to the sentence space (`contrastive_weight`).
+    to_sentence: Option<nn::Linear>,
 }
 
 impl Discriminator {
@@ -336,6 +347,15 @@ impl Discriminator {
         let embed = c
             .projection
             .then(|| layers::linear(&p / "text_embed", c.proj_dim, ch, false, InitKind::PyTorch));
+        let to_sentence = (c.contrastive_weight > 0.0).then(|| {
+            layers::linear(
+                &p / "to_sentence",
+                ch * 16,
+                c.text_dim,
+                true,
+                InitKind::PyTorch,
+            )
+        });
         Self {
             body,
             proj,
@@ -343,6 +363,7 @@ impl Discriminator {
             joint_bn,
             out,
             embed,
+            to_sentence,
         }
     }
 
@@ -383,6 +404,33 @@ impl Discriminator {
             None => s,
         }
     }
+}
+
+impl Discriminator {
+    /// The contrastive term's loss (`contrastive_weight`): cross-entropy of
+    /// picking each image's own sentence among the batch's by the cosine of
+    /// D's image vector and the sentence, temperature `tau`. `None` when the
+    /// term is off.
+    ///
+    /// # Shapes
+    /// `f`: `[batch, ch, 4, 4]`, `h`: `[batch, text_dim]` -> scalar
+    pub fn contrastive_loss(&self, f: &Tensor, h: &Tensor, tau: f64) -> Option<Tensor> {
+        let head = self.to_sentence.as_ref()?;
+        let v = f.flatten(1, -1).apply(head); // [batch, text_dim]
+        Some(contrastive_loss(&v, h, tau))
+    }
+}
+
+/// Image-to-sentence InfoNCE: `mean_i -log softmax_j(cos(v_i, h_j) / tau)_i`.
+///
+/// # Shapes
+/// `v`: `[batch, d]`, `h`: `[batch, d]` -> scalar
+pub fn contrastive_loss(v: &Tensor, h: &Tensor, tau: f64) -> Tensor {
+    let norm = |x: &Tensor| x / (x.norm_scalaropt_dim(2, [1i64].as_slice(), true) + 1e-8);
+    let logits = norm(v).matmul(&norm(h).tr()) / tau; // [batch, batch]
+    let n = v.size()[0];
+    let target = Tensor::arange(n, (Kind::Int64, v.device()));
+    logits.cross_entropy_for_logits(&target)
 }
 
 /// Style encoder S: image -> z (sec. 4.4).

@@ -312,6 +312,9 @@ pub struct StepStats {
     pub d_fake: f64,
 }
 
+/// Temperature of the image-sentence contrastive term (XMC-GAN's 0.1).
+const CONTRASTIVE_TAU: f64 = 0.1;
+
 /// G, D, their optimisers and the data.
 pub struct Trainer {
     pub model: GanIntClsModel,
@@ -398,18 +401,25 @@ impl Trainer {
             (Some(f), Some(hi)) => Some(self.d.forward_t(&f.detach(), hi, true)),
             _ => None,
         };
-        let loss_d = discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref());
+        let mut loss_d = discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref());
+        if let Some(l) = self.d.contrastive_loss(&f_real, &h, CONTRASTIVE_TAU) {
+            loss_d += l * c.contrastive_weight;
+        }
         self.opt_d.zero_grad();
         loss_d.backward();
         self.opt_d.step();
 
         // G: make D call the fakes real
-        let s_f2 = self.d.forward_t(&fake, &h, true);
+        let f_fake = self.d.features_t(&fake, true);
+        let s_f2 = self.d.head_t(&f_fake, &h, true);
         let s_i2 = match (&fake_int, &h_int) {
             (Some(f), Some(hi)) => Some(self.d.forward_t(f, hi, true)),
             _ => None,
         };
         let mut loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
+        if let Some(l) = self.d.contrastive_loss(&f_fake, &h, CONTRASTIVE_TAU) {
+            loss_g += l * c.contrastive_weight;
+        }
         if c.diversity_weight > 0.0 {
             // a second noise for the first half of the batch, same texts
             let k = (c.batch_size / 2).max(1);
