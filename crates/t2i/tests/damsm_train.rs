@@ -8,18 +8,24 @@ use t2i::train::checkpoint;
 use t2i::train::damsm::{load_cub, r_precision, DamsmConfig, DamsmTrainer};
 use tch::{Device, Tensor};
 
-#[test]
-fn damsm_trains_on_cub_layout_and_round_trips() {
+/// A 64x64 shapes data set written in the CUB layout to a temporary folder.
+fn shapes_in_cub_layout(train_size: usize, test_size: usize, seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let shapes = Shapes::new(ShapesConfig {
         image_size: 64,
-        train_size: 192,
-        test_size: 120,
-        seed: 4,
+        train_size,
+        test_size,
+        seed,
         ..Default::default()
     })
     .unwrap();
     export_cub_layout(&shapes, dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn damsm_trains_on_cub_layout_and_round_trips() {
+    let dir = shapes_in_cub_layout(192, 120, 4);
     let (train, lines) = load_cub(dir.path(), CubSplit::Train, 64, None, true, false).unwrap();
     assert_eq!(train.captions.len(), 192, "{lines:?}");
     let (test, _) = load_cub(dir.path(), CubSplit::Test, 64, None, false, false).unwrap();
@@ -75,16 +81,7 @@ fn r_precision_protocol() {
 #[test]
 fn frozen_body_trains_only_projections() {
     use t2i::models::damsm::CnnArch;
-    let dir = tempfile::tempdir().unwrap();
-    let shapes = Shapes::new(ShapesConfig {
-        image_size: 64,
-        train_size: 96,
-        test_size: 8,
-        seed: 5,
-        ..Default::default()
-    })
-    .unwrap();
-    export_cub_layout(&shapes, dir.path()).unwrap();
+    let dir = shapes_in_cub_layout(96, 8, 5);
     // centre crops, so the single cached variant is what the body would see
     let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);

@@ -114,7 +114,7 @@ pub struct GanIntClsConfig {
     #[serde(default)]
     pub projection: bool,
     /// Weight of an image-sentence contrastive term (XMC-GAN, Zhang et al.
-    /// 2021; beyond the paper, 0 in `paper`). D maps its pooled image
+    /// 2021; beyond the paper, 0 in `paper`). D maps its 4x4 image
     /// features into the sentence space and learns, on real images, to pick
     /// each image's own sentence among the batch's; G is trained to make its
     /// fakes pass the same test. Unlike the one-bit matching score, it tells
@@ -404,9 +404,7 @@ impl Discriminator {
             None => s,
         }
     }
-}
 
-impl Discriminator {
     /// The contrastive term's loss (`contrastive_weight`): cross-entropy of
     /// picking each image's own sentence among the batch's by the cosine of
     /// D's image vector and the sentence, temperature `tau`. `None` when the
