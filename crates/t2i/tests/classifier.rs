@@ -48,17 +48,22 @@ fn toy() -> CaptionedImages {
     }
 }
 
-#[test]
-fn classifier_learns_round_trips_and_scores() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(0);
-    let data = toy();
+/// A narrow 32x32 classifier's trainer on `data` (batch 16, Adam 3e-3).
+fn small_trainer(data: &t2i::train::damsm::CaptionedImages) -> ClassifierTrainer {
     let config = ClassifierConfig {
         image_size: 32,
         width: 8,
         ..ClassifierConfig::tiny()
     };
-    let mut t = ClassifierTrainer::new(config, &data, 3e-3, 16, 1, Device::Cpu);
+    ClassifierTrainer::new(config, data, 3e-3, 16, 1, Device::Cpu)
+}
+
+#[test]
+fn classifier_learns_round_trips_and_scores() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(0);
+    let data = toy();
+    let mut t = small_trainer(&data);
     assert_eq!(t.model.class_ids, [3, 7]);
     assert_eq!((t.val_idx.len(), t.train_idx.len()), (8, 72));
     let first = t.train_step(&data.images).loss;
@@ -106,12 +111,7 @@ fn damsm_vgg_image_encoder_starts_from_the_classifier() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(1);
     let data = toy();
-    let config = ClassifierConfig {
-        image_size: 32,
-        width: 8,
-        ..ClassifierConfig::tiny()
-    };
-    let mut t = ClassifierTrainer::new(config, &data, 3e-3, 16, 1, Device::Cpu);
+    let mut t = small_trainer(&data);
     for _ in 0..3 {
         t.train_step(&data.images);
     }
