@@ -121,6 +121,20 @@ pub struct GanIntClsConfig {
     /// G which attribute of its image disagrees with the text.
     #[serde(default)]
     pub contrastive_weight: f64,
+    /// Text-conditioned batch norm in every stage of G (DF-GAN's affine
+    /// fusion, Tao et al. 2022; beyond the paper, off in `paper`): the
+    /// projected text sets a per-channel scale and shift after each batch
+    /// norm, so the text acts on every resolution at which the object's
+    /// outline is drawn, not only on the 1x1 input.
+    #[serde(default)]
+    pub text_affine: bool,
+    /// Weight k of the matching-aware gradient penalty (DF-GAN's MA-GP;
+    /// beyond the paper, 0 in `paper`): `k * mean(||grad D(x, t)||^6)` over
+    /// real images with their own text, the gradient taken with respect to
+    /// both the image and the sentence. It flattens D around the real,
+    /// matching pairs, so G's gradient leads onto them.
+    #[serde(default)]
+    pub ma_gp_weight: f64,
 }
 
 impl GanIntClsConfig {
@@ -149,6 +163,8 @@ impl GanIntClsConfig {
             diversity_pool: 0,
             projection: false,
             contrastive_weight: 0.0,
+            text_affine: false,
+            ma_gp_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -201,7 +217,10 @@ fn text_projection(p: nn::Path, c: &GanIntClsConfig) -> nn::Linear {
 /// Generator G(z, phi(t)).
 pub struct Generator {
     proj: nn::Linear,
-    body: nn::SequentialT,
+    /// Up-convolution, batch norm, and (with `text_affine`) the text's
+    /// per-channel scale and shift, for each stage before the image layer.
+    stages: Vec<(nn::ConvTranspose2D, nn::BatchNorm, Option<nn::Linear>)>,
+    to_image: nn::ConvTranspose2D,
     pub z_dim: i64,
 }
 
@@ -209,57 +228,56 @@ impl Generator {
     pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
         let proj = text_projection(&p / "text_proj", c);
         let n = c.stages();
-        let mut body = nn::seq_t();
+        let mut stages = Vec::new();
         let mut ch = c.ngf << (n - 1);
-        // 1x1 -> 4x4
-        body = body
-            .add(layers::conv_transpose2d(
-                &p / "deconv0",
-                c.z_dim + c.proj_dim,
-                ch,
-                4,
-                1,
-                0,
+        for i in 0..n {
+            // stage 0: 1x1 -> 4x4; then x2 per stage
+            let (cin, cout, k, s, pad) = match i {
+                0 => (c.z_dim + c.proj_dim, ch, 4, 1, 0),
+                _ => (ch, ch / 2, 4, 2, 1),
+            };
+            let deconv = layers::conv_transpose2d(
+                &p / format!("deconv{i}"),
+                cin,
+                cout,
+                k,
+                s,
+                pad,
                 false,
                 InitKind::DcGan,
-            ))
-            .add(layers::batch_norm2d(&p / "bn0", ch, InitKind::DcGan))
-            .add_fn(|x| x.relu());
-        for i in 1..n {
-            body = body
-                .add(layers::conv_transpose2d(
-                    &p / format!("deconv{i}"),
-                    ch,
-                    ch / 2,
-                    4,
-                    2,
-                    1,
-                    false,
-                    InitKind::DcGan,
-                ))
-                .add(layers::batch_norm2d(
-                    &p / format!("bn{i}"),
-                    ch / 2,
-                    InitKind::DcGan,
-                ))
-                .add_fn(|x| x.relu());
-            ch /= 2;
+            );
+            let bn = layers::batch_norm2d(&p / format!("bn{i}"), cout, InitKind::DcGan);
+            // zero-initialised: G starts as the paper's G
+            let affine = c.text_affine.then(|| {
+                let q = &p / format!("affine{i}");
+                nn::linear(
+                    q,
+                    c.proj_dim,
+                    2 * cout,
+                    nn::LinearConfig {
+                        ws_init: nn::Init::Const(0.0),
+                        bs_init: Some(nn::Init::Const(0.0)),
+                        bias: true,
+                    },
+                )
+            });
+            stages.push((deconv, bn, affine));
+            ch = cout;
         }
-        body = body
-            .add(layers::conv_transpose2d(
-                &p / format!("deconv{n}"),
-                ch,
-                3,
-                4,
-                2,
-                1,
-                false,
-                InitKind::DcGan,
-            ))
-            .add_fn(|x| x.tanh());
+        let to_image = layers::conv_transpose2d(
+            &p / format!("deconv{n}"),
+            ch,
+            3,
+            4,
+            2,
+            1,
+            false,
+            InitKind::DcGan,
+        );
         Self {
             proj,
-            body,
+            stages,
+            to_image,
             z_dim: c.z_dim,
         }
     }
@@ -268,8 +286,19 @@ impl Generator {
     /// `z`: `[batch, z_dim]`, `h`: `[batch, text_dim]` -> `[batch, 3, size, size]`
     pub fn forward_t(&self, z: &Tensor, h: &Tensor, train: bool) -> Tensor {
         let t = lrelu(&self.proj.forward(h)); // [batch, proj]
-        let x = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1); // [batch, z+proj, 1, 1]
-        self.body.forward_t(&x, train)
+        let mut x = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1); // [batch, z+proj, 1, 1]
+        for (deconv, bn, affine) in &self.stages {
+            x = x.apply(deconv).apply_t(bn, train); // [batch, ch, s, s]
+            if let Some(a) = affine {
+                // text-conditioned batch norm (DF-GAN's affine fusion):
+                // x * (1 + gamma(t)) + beta(t), per channel
+                let gb = t.apply(a).unsqueeze(-1).unsqueeze(-1); // [batch, 2 ch, 1, 1]
+                let parts = gb.chunk(2, 1);
+                x = &x * (&parts[0] + 1.0) + &parts[1];
+            }
+            x = x.relu();
+        }
+        x.apply(&self.to_image).tanh()
     }
 }
 
@@ -429,6 +458,27 @@ pub fn contrastive_loss(v: &Tensor, h: &Tensor, tau: f64) -> Tensor {
     let n = v.size()[0];
     let target = Tensor::arange(n, (Kind::Int64, v.device()));
     logits.cross_entropy_for_logits(&target)
+}
+
+/// Power p of DF-GAN's matching-aware gradient penalty.
+pub const MA_GP_POWER: f64 = 6.0;
+
+/// Matching-aware gradient penalty without its weight (DF-GAN, eq. 3 of
+/// Tao et al. 2022): `mean_i ||(grad_x s_i, grad_h s_i)||^p`, where `s` was
+/// computed from `x` and `h` (both requiring gradients) and the gradient norm
+/// joins the image and sentence parts of each pair. The graph is kept, so the
+/// penalty itself can be back-propagated into D.
+///
+/// # Shapes
+/// `s`: `[batch]`, `x`: `[batch, 3, size, size]`, `h`: `[batch, text_dim]` -> scalar
+pub fn ma_gradient_penalty(s: &Tensor, x: &Tensor, h: &Tensor) -> Tensor {
+    let g = Tensor::run_backward(&[s.sum(Kind::Float)], &[x, h], true, true);
+    let joint = Tensor::cat(&[g[0].flatten(1, -1), g[1].flatten(1, -1)], 1); // [batch, pixels + text_dim]
+    let norm = joint
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .sqrt(); // [batch]
+    norm.pow_tensor_scalar(MA_GP_POWER).mean(Kind::Float)
 }
 
 /// Style encoder S: image -> z (sec. 4.4).

@@ -12,8 +12,8 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
-    discriminator_loss, generator_loss, interpolate_text, mean_prob, mode_seeking_loss,
-    Discriminator, GanIntClsConfig, Generator, StyleEncoder,
+    discriminator_loss, generator_loss, interpolate_text, ma_gradient_penalty, mean_prob,
+    mode_seeking_loss, Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::{Encoded, GruEncoder, TextEncoder};
 use rand::{Rng, SeedableRng};
@@ -393,8 +393,18 @@ impl Trainer {
 
         // D: real/right, real/wrong, fake/right (+ interpolated fake)
         // the real images go through D's image path once for both texts
-        let f_real = self.d.features_t(&x, true);
-        let s_r = self.d.head_t(&f_real, &h, true);
+        let (f_real, s_r, gp) = if c.ma_gp_weight > 0.0 {
+            let xr = x.detach().set_requires_grad(true);
+            let hr = h.detach().set_requires_grad(true);
+            let f = self.d.features_t(&xr, true);
+            let s = self.d.head_t(&f, &hr, true);
+            let gp = ma_gradient_penalty(&s, &xr, &hr);
+            (f, s, Some(gp))
+        } else {
+            let f = self.d.features_t(&x, true);
+            let s = self.d.head_t(&f, &h, true);
+            (f, s, None)
+        };
         let s_w = v.cls().then(|| self.d.head_t(&f_real, &hw, true));
         let s_f = self.d.forward_t(&fake.detach(), &h, true);
         let s_i = match (&fake_int, &h_int) {
@@ -404,6 +414,9 @@ impl Trainer {
         let mut loss_d = discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref());
         if let Some(l) = self.d.contrastive_loss(&f_real, &h, CONTRASTIVE_TAU) {
             loss_d += l * c.contrastive_weight;
+        }
+        if let Some(gp) = gp {
+            loss_d += gp * c.ma_gp_weight;
         }
         self.opt_d.zero_grad();
         loss_d.backward();
