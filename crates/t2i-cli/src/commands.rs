@@ -133,6 +133,10 @@ pub struct TrainArgs {
     /// only the projections, as the official DAMSM keeps its Inception fixed
     #[arg(long)]
     pub freeze_image: bool,
+    /// DAMSM: the global image feature also takes the mean of the region
+    /// features (the earlier, less class-specific stage)
+    #[arg(long)]
+    pub multi_level: bool,
     /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
     #[arg(long)]
     pub word_weight: Option<f64>,
@@ -257,6 +261,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             word_weight: a.word_weight,
             image_init: a.image_init.as_deref(),
             freeze_image: a.freeze_image,
+            multi_level: a.multi_level,
             seed: a.seed,
             device: &a.device,
             checkpoint_every: a.checkpoint_every,

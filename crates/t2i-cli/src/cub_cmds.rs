@@ -99,6 +99,7 @@ pub struct DamsmTrainArgs<'a> {
     pub word_weight: Option<f64>,
     pub image_init: Option<&'a Path>,
     pub freeze_image: bool,
+    pub multi_level: bool,
     pub seed: u64,
     pub device: &'a str,
     pub checkpoint_every: i64,
@@ -136,6 +137,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         }
         config.word_weight = w;
     }
+    config.image.global_from_regions = a.multi_level;
     let init = a
         .image_init
         .map(|p| -> Result<_> {

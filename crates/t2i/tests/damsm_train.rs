@@ -144,3 +144,31 @@ fn frozen_body_trains_only_projections() {
         assert!(x.equal(y));
     }
 }
+
+/// `global_from_regions`: the global feature joins the pooled last stage and
+/// the pooled regions, and `emb_cnn_code` takes both.
+#[test]
+fn global_feature_from_two_levels() {
+    use t2i::models::damsm::{CnnEncoder, CnnEncoderConfig};
+    let config = CnnEncoderConfig {
+        global_from_regions: true,
+        ..CnnEncoderConfig::tiny()
+    };
+    let w = config.width;
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let e = CnnEncoder::new(vs.root(), config.clone());
+    assert_eq!(
+        vs.variables()["emb_cnn_code.weight"].size(),
+        vec![config.dim, 12 * w]
+    );
+    let x = Tensor::rand([3, 3, 64, 64], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (f, g) = e.body_features(&x, false);
+    assert_eq!(f.size(), vec![3, 4 * w, 8, 8]);
+    assert_eq!(g.size(), vec![3, 12 * w]);
+    // the last 4w entries are the mean of the regions
+    let m = f.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float);
+    assert!(g.narrow(1, 8 * w, 4 * w).allclose(&m, 1e-6, 1e-6, false));
+    let (local, global) = e.forward_t(&x, false);
+    assert_eq!(local.size(), vec![3, config.dim, 8, 8]);
+    assert_eq!(global.size(), vec![3, config.dim]);
+}

@@ -55,6 +55,13 @@ pub struct CnnEncoderConfig {
     /// image's body features once.
     #[serde(default)]
     pub frozen_body: bool,
+    /// The global feature also carries the mean of the region features
+    /// (beyond the paper): `emb_cnn_code` then sees `[mean(head(f)),
+    /// mean(f)]`. The last stage of a body trained on the training classes
+    /// is the most specific to them; the region stage keeps more of the
+    /// colour and part evidence that captions of unseen classes name.
+    #[serde(default)]
+    pub global_from_regions: bool,
 }
 
 /// The `tiny` image encoder's CNN.
@@ -80,6 +87,7 @@ impl CnnEncoderConfig {
             width: 32,
             arch: CnnArch::Small,
             frozen_body: false,
+            global_from_regions: false,
         }
     }
 }
@@ -158,9 +166,14 @@ impl CnnEncoder {
             false,
             InitKind::PyTorch,
         );
+        let global_dim = if config.global_from_regions {
+            12 * w
+        } else {
+            8 * w
+        };
         let emb_cnn_code = layers::linear(
             &p / "emb_cnn_code",
-            8 * w,
+            global_dim,
             config.dim,
             true,
             InitKind::PyTorch,
@@ -187,20 +200,24 @@ impl CnnEncoder {
     ///
     /// # Shapes
     /// `x [batch, 3, s, s]` -> `[batch, 4w, s/8, s/8]`, `[batch, 8w]`
+    /// (`[batch, 12w]` with `global_from_regions`)
     pub fn body_features(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let train = train && !self.config.frozen_body;
         let f = self.body.forward_t(x, train); // [batch, 4w, s/8, s/8]
-        let g = self
-            .head
-            .forward_t(&f, train)
-            .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 8w]
+        let mean = |t: &Tensor| t.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+        let g = mean(&self.head.forward_t(&f, train)); // [batch, 8w]
+        let g = if self.config.global_from_regions {
+            Tensor::cat(&[&g, &mean(&f)], 1) // [batch, 12w]
+        } else {
+            g
+        };
         (f, g)
     }
 
     /// `emb_features` and `emb_cnn_code`: body features to the shared space.
     ///
     /// # Shapes
-    /// `[batch, 4w, r, r]`, `[batch, 8w]` -> `[batch, D, r, r]`, `[batch, D]`
+    /// `[batch, 4w, r, r]`, `[batch, 8w or 12w]` -> `[batch, D, r, r]`, `[batch, D]`
     pub fn project(&self, f: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
         (f.apply(&self.emb_features), g.apply(&self.emb_cnn_code))
     }
