@@ -39,6 +39,22 @@ fn layer_shapes_of_both_presets() {
             },
             32,
         ),
+        (
+            // upsampling and 3x3 convolutions in G, at both tiny sizes
+            GanIntClsConfig {
+                resize_conv: true,
+                ..GanIntClsConfig::tiny()
+            },
+            32,
+        ),
+        (
+            GanIntClsConfig {
+                resize_conv: true,
+                image_size: 64,
+                ..GanIntClsConfig::tiny()
+            },
+            64,
+        ),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
         let g = Generator::new(vs.root() / "g", &c);
@@ -216,6 +232,17 @@ fn losses_match_hand_computed_values() {
     assert!(close(
         &contrastive_loss(&e, &swapped, tau),
         (2.0 * wrong + want) / 3.0
+    ));
+    // an extra candidate (a hard negative, `contrastive_hard`) joins every
+    // row's denominator: equal to image 0's own sentence it halves row 0's
+    // probability; orthogonal rows see one more cos 0
+    let extra = Tensor::cat(&[&e, &e.narrow(0, 0, 1)], 0); // [4, 3]
+    let big = (1.0f64 / tau).exp();
+    let row0 = -(big / (2.0 * big + 2.0)).ln();
+    let rest = -(big / (big + 3.0)).ln();
+    assert!(close(
+        &contrastive_loss(&e, &extra, tau),
+        (row0 + 2.0 * rest) / 3.0
     ));
 }
 

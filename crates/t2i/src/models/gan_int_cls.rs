@@ -135,6 +135,22 @@ pub struct GanIntClsConfig {
     /// matching pairs, so G's gradient leads onto them.
     #[serde(default)]
     pub ma_gp_weight: f64,
+    /// G doubles its resolution by nearest-neighbour upsampling and a 3x3
+    /// convolution (`upconv{i}`) instead of a 4x4 stride-2 transposed
+    /// convolution (beyond the paper, as StackGAN's upsampling blocks;
+    /// Odena et al. 2016). Transposed convolutions overlap unevenly and
+    /// print a checkerboard into flat regions; the shapes' flat fills and
+    /// straight edges come out cleaner without it.
+    #[serde(default)]
+    pub resize_conv: bool,
+    /// The contrastive term's candidate sentences include each item's
+    /// mismatching text t^ as well as the batch's sentences (beyond XMC-GAN,
+    /// which uses the batch only). In-batch sentences almost always differ
+    /// in colour or position, so picking the right one never needs shape;
+    /// with hard negatives (`hard_negative_prob`) t^ often differs only in
+    /// shape, and the term then asks D, and G's fakes, for the named shape.
+    #[serde(default)]
+    pub contrastive_hard: bool,
 }
 
 impl GanIntClsConfig {
@@ -165,6 +181,8 @@ impl GanIntClsConfig {
             contrastive_weight: 0.0,
             text_affine: false,
             ma_gp_weight: 0.0,
+            resize_conv: false,
+            contrastive_hard: false,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -214,13 +232,66 @@ fn text_projection(p: nn::Path, c: &GanIntClsConfig) -> nn::Linear {
     layers::linear(p, c.text_dim, c.proj_dim, true, InitKind::PyTorch)
 }
 
+/// One x2 step of G: a transposed convolution (the paper's) or
+/// nearest-neighbour upsampling and a 3x3 convolution (`resize_conv`).
+enum Up {
+    Deconv(nn::ConvTranspose2D),
+    Resize(nn::Conv2D),
+}
+
+impl Up {
+    fn new(p: &nn::Path, i: i64, cin: i64, cout: i64, resize: bool) -> Self {
+        if resize {
+            let conv = layers::conv2d(
+                p / format!("upconv{i}"),
+                cin,
+                cout,
+                3,
+                1,
+                1,
+                false,
+                InitKind::DcGan,
+            );
+            Up::Resize(conv)
+        } else {
+            let deconv = layers::conv_transpose2d(
+                p / format!("deconv{i}"),
+                cin,
+                cout,
+                4,
+                2,
+                1,
+                false,
+                InitKind::DcGan,
+            );
+            Up::Deconv(deconv)
+        }
+    }
+
+    /// # Shapes
+    /// `[batch, cin, s, s]` -> `[batch, cout, 2s, 2s]`
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Up::Deconv(d) => x.apply(d),
+            Up::Resize(c) => {
+                let s = x.size();
+                x.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None)
+                    .apply(c)
+            }
+        }
+    }
+}
+
 /// Generator G(z, phi(t)).
 pub struct Generator {
     proj: nn::Linear,
-    /// Up-convolution, batch norm, and (with `text_affine`) the text's
-    /// per-channel scale and shift, for each stage before the image layer.
-    stages: Vec<(nn::ConvTranspose2D, nn::BatchNorm, Option<nn::Linear>)>,
-    to_image: nn::ConvTranspose2D,
+    /// 1x1 -> 4x4 transposed convolution on [z, projected text].
+    input: nn::ConvTranspose2D,
+    /// Batch norm and (with `text_affine`) the text's per-channel scale and
+    /// shift after the input layer and after each x2 step but the last.
+    norms: Vec<(nn::BatchNorm, Option<nn::Linear>)>,
+    /// The x2 steps, the last one to the RGB image.
+    ups: Vec<Up>,
     pub z_dim: i64,
 }
 
@@ -228,30 +299,23 @@ impl Generator {
     pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
         let proj = text_projection(&p / "text_proj", c);
         let n = c.stages();
-        let mut stages = Vec::new();
         let mut ch = c.ngf << (n - 1);
-        for i in 0..n {
-            // stage 0: 1x1 -> 4x4; then x2 per stage
-            let (cin, cout, k, s, pad) = match i {
-                0 => (c.z_dim + c.proj_dim, ch, 4, 1, 0),
-                _ => (ch, ch / 2, 4, 2, 1),
-            };
-            let deconv = layers::conv_transpose2d(
-                &p / format!("deconv{i}"),
-                cin,
-                cout,
-                k,
-                s,
-                pad,
-                false,
-                InitKind::DcGan,
-            );
+        let input = layers::conv_transpose2d(
+            &p / "deconv0",
+            c.z_dim + c.proj_dim,
+            ch,
+            4,
+            1,
+            0,
+            false,
+            InitKind::DcGan,
+        );
+        let norm = |i: i64, cout: i64| {
             let bn = layers::batch_norm2d(&p / format!("bn{i}"), cout, InitKind::DcGan);
             // zero-initialised: G starts as the paper's G
             let affine = c.text_affine.then(|| {
-                let q = &p / format!("affine{i}");
                 nn::linear(
-                    q,
+                    &p / format!("affine{i}"),
                     c.proj_dim,
                     2 * cout,
                     nn::LinearConfig {
@@ -261,23 +325,21 @@ impl Generator {
                     },
                 )
             });
-            stages.push((deconv, bn, affine));
-            ch = cout;
+            (bn, affine)
+        };
+        let mut norms = vec![norm(0, ch)];
+        let mut ups = Vec::new();
+        for i in 1..n {
+            ups.push(Up::new(&p, i, ch, ch / 2, c.resize_conv));
+            norms.push(norm(i, ch / 2));
+            ch /= 2;
         }
-        let to_image = layers::conv_transpose2d(
-            &p / format!("deconv{n}"),
-            ch,
-            3,
-            4,
-            2,
-            1,
-            false,
-            InitKind::DcGan,
-        );
+        ups.push(Up::new(&p, n, ch, 3, c.resize_conv));
         Self {
             proj,
-            stages,
-            to_image,
+            input,
+            norms,
+            ups,
             z_dim: c.z_dim,
         }
     }
@@ -286,19 +348,29 @@ impl Generator {
     /// `z`: `[batch, z_dim]`, `h`: `[batch, text_dim]` -> `[batch, 3, size, size]`
     pub fn forward_t(&self, z: &Tensor, h: &Tensor, train: bool) -> Tensor {
         let t = lrelu(&self.proj.forward(h)); // [batch, proj]
-        let mut x = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1); // [batch, z+proj, 1, 1]
-        for (deconv, bn, affine) in &self.stages {
-            x = x.apply(deconv).apply_t(bn, train); // [batch, ch, s, s]
-            if let Some(a) = affine {
-                // text-conditioned batch norm (DF-GAN's affine fusion):
-                // x * (1 + gamma(t)) + beta(t), per channel
+        let x = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1); // [batch, z+proj, 1, 1]
+        let mut x = self.norm(0, &x.apply(&self.input), &t, train); // [batch, ngf * 2^(n-1), 4, 4]
+        let last = self.ups.len() - 1;
+        for (i, up) in self.ups[..last].iter().enumerate() {
+            x = self.norm(i + 1, &up.forward(&x), &t, train); // [batch, ch / 2, 2s, 2s]
+        }
+        self.ups[last].forward(&x).tanh() // [batch, 3, size, size]
+    }
+
+    /// Batch norm `i` (text-conditioned with `text_affine`), then ReLU.
+    fn norm(&self, i: usize, x: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        let (bn, affine) = &self.norms[i];
+        let x = x.apply_t(bn, train);
+        let x = match affine {
+            // DF-GAN's affine fusion: x * (1 + gamma(t)) + beta(t), per channel
+            Some(a) => {
                 let gb = t.apply(a).unsqueeze(-1).unsqueeze(-1); // [batch, 2 ch, 1, 1]
                 let parts = gb.chunk(2, 1);
-                x = &x * (&parts[0] + 1.0) + &parts[1];
+                &x * (&parts[0] + 1.0) + &parts[1]
             }
-            x = x.relu();
-        }
-        x.apply(&self.to_image).tanh()
+            None => x,
+        };
+        x.relu()
     }
 }
 
@@ -440,7 +512,8 @@ impl Discriminator {
     /// term is off.
     ///
     /// # Shapes
-    /// `f`: `[batch, ch, 4, 4]`, `h`: `[batch, text_dim]` -> scalar
+    /// `f`: `[batch, ch, 4, 4]`, `h`: `[batch + k, text_dim]` (the batch's own
+    /// sentences first, then `k` extra candidates) -> scalar
     pub fn contrastive_loss(&self, f: &Tensor, h: &Tensor, tau: f64) -> Option<Tensor> {
         let head = self.to_sentence.as_ref()?;
         let v = f.flatten(1, -1).apply(head); // [batch, text_dim]
@@ -449,9 +522,11 @@ impl Discriminator {
 }
 
 /// Image-to-sentence InfoNCE: `mean_i -log softmax_j(cos(v_i, h_j) / tau)_i`.
+/// Row `i` of `h` is image `i`'s own sentence; rows past the batch are
+/// extra candidates that belong to no image.
 ///
 /// # Shapes
-/// `v`: `[batch, d]`, `h`: `[batch, d]` -> scalar
+/// `v`: `[batch, d]`, `h`: `[batch + k, d]` -> scalar
 pub fn contrastive_loss(v: &Tensor, h: &Tensor, tau: f64) -> Tensor {
     let norm = |x: &Tensor| x / (x.norm_scalaropt_dim(2, [1i64].as_slice(), true) + 1e-8);
     let logits = norm(v).matmul(&norm(h).tr()) / tau; // [batch, batch]

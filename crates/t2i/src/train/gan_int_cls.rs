@@ -412,7 +412,14 @@ impl Trainer {
             _ => None,
         };
         let mut loss_d = discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref());
-        if let Some(l) = self.d.contrastive_loss(&f_real, &h, CONTRASTIVE_TAU) {
+        // the contrastive term's candidates: the batch's sentences, and with
+        // `contrastive_hard` each item's mismatching one
+        let cands = if c.contrastive_hard {
+            Tensor::cat(&[&h, &hw], 0) // [2 batch, text_dim]
+        } else {
+            h.shallow_clone()
+        };
+        if let Some(l) = self.d.contrastive_loss(&f_real, &cands, CONTRASTIVE_TAU) {
             loss_d += l * c.contrastive_weight;
         }
         if let Some(gp) = gp {
@@ -430,7 +437,7 @@ impl Trainer {
             _ => None,
         };
         let mut loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
-        if let Some(l) = self.d.contrastive_loss(&f_fake, &h, CONTRASTIVE_TAU) {
+        if let Some(l) = self.d.contrastive_loss(&f_fake, &cands, CONTRASTIVE_TAU) {
             loss_g += l * c.contrastive_weight;
         }
         if c.diversity_weight > 0.0 {
