@@ -393,18 +393,19 @@ impl Trainer {
 
         // D: real/right, real/wrong, fake/right (+ interpolated fake)
         // the real images go through D's image path once for both texts
-        let (f_real, s_r, gp) = if c.ma_gp_weight > 0.0 {
-            let xr = x.detach().set_requires_grad(true);
-            let hr = h.detach().set_requires_grad(true);
-            let f = self.d.features_t(&xr, true);
-            let s = self.d.head_t(&f, &hr, true);
-            let gp = ma_gradient_penalty(&s, &xr, &hr);
-            (f, s, Some(gp))
+        // the gradient penalty needs D's gradient with respect to x and h
+        let gp_on = c.ma_gp_weight > 0.0;
+        let (xr, hr) = if gp_on {
+            (
+                x.detach().set_requires_grad(true),
+                h.detach().set_requires_grad(true),
+            )
         } else {
-            let f = self.d.features_t(&x, true);
-            let s = self.d.head_t(&f, &h, true);
-            (f, s, None)
+            (x.shallow_clone(), h.shallow_clone())
         };
+        let f_real = self.d.features_t(&xr, true);
+        let s_r = self.d.head_t(&f_real, &hr, true);
+        let gp = gp_on.then(|| ma_gradient_penalty(&s_r, &xr, &hr));
         let s_w = v.cls().then(|| self.d.head_t(&f_real, &hw, true));
         let s_f = self.d.forward_t(&fake.detach(), &h, true);
         let s_i = match (&fake_int, &h_int) {
