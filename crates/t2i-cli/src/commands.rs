@@ -124,12 +124,14 @@ pub struct TrainArgs {
     /// (repeatable; field names as in the run's config.toml).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// DAMSM: start a VGG image encoder from this evaluation classifier
-    /// (`train --model classifier`), as the official DAMSM starts from
-    /// ImageNet weights.
+    /// DAMSM: start the image encoder from pretrained weights, as the
+    /// official DAMSM starts from ImageNet ones: an evaluation classifier
+    /// (`train --model classifier`, a VGG body), or an ImageNet
+    /// EfficientNet-Lite0 `.pth` (`scripts/setup_efficientnet.sh`; images at
+    /// 224x224)
     #[arg(long)]
     pub image_init: Option<PathBuf>,
-    /// DAMSM with --image-init: keep the classifier's body fixed and train
+    /// DAMSM with --image-init: keep the pretrained body fixed and train
     /// only the projections, as the official DAMSM keeps its Inception fixed
     #[arg(long)]
     pub freeze_image: bool,

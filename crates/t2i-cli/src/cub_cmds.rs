@@ -138,8 +138,19 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         config.word_weight = w;
     }
     config.image.global_from_regions = a.multi_level;
+    // an official `.pth` is ImageNet EfficientNet-Lite0; anything else a
+    // t2i classifier checkpoint
+    let imagenet = a
+        .image_init
+        .filter(|p| p.extension().is_some_and(|e| e == "pth"));
+    if imagenet.is_some() {
+        config.image.arch = t2i::models::damsm::CnnArch::EfficientnetLite0;
+        config.image.image_size = 224; // Lite0's ImageNet input size
+        config.image.frozen_body = a.freeze_image;
+    }
     let init = a
         .image_init
+        .filter(|_| imagenet.is_none())
         .map(|p| -> Result<_> {
             let ck = t2i::train::checkpoint::load(p)
                 .with_context(|| format!("reading the classifier {}", p.display()))?;
@@ -152,7 +163,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         config.image.width = c.width;
         config.image.image_size = c.image_size;
         config.image.frozen_body = a.freeze_image;
-    } else if a.freeze_image {
+    } else if a.freeze_image && imagenet.is_none() {
         bail!("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT");
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
@@ -173,6 +184,15 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             vocab.len()
         );
         let mut t = DamsmTrainer::new(config.clone(), vocab, a.seed, device);
+        if let Some(p) = imagenet {
+            let n = t
+                .init_image_from_weights(p)
+                .with_context(|| format!("reading ImageNet weights {}", p.display()))?;
+            eprintln!(
+                "image encoder: EfficientNet-Lite0, {n} tensors from {}",
+                p.display()
+            );
+        }
         if let Some((ck, _)) = &init {
             let n = t.init_image_from_classifier(ck)?;
             eprintln!(

@@ -76,6 +76,34 @@ pub enum CnnArch {
     /// classifier trained on the training classes, as the official DAMSM
     /// starts from ImageNet weights.
     Vgg,
+    /// EfficientNet-Lite0 ([`crate::models::efficientnet`]) with ImageNet
+    /// weights (`--image-init efficientnet-lite0-*.pth`), the small-network
+    /// counterpart of the paper's ImageNet Inception-v3: regions from its
+    /// 112-channel stage at 1/16, global feature from its 1280-channel head.
+    #[serde(rename = "efficientnet-lite0")]
+    EfficientnetLite0,
+}
+
+impl CnnEncoderConfig {
+    /// Channels of the body's region features.
+    pub fn region_dim(&self) -> i64 {
+        match self.arch {
+            CnnArch::Small | CnnArch::Vgg => 4 * self.width,
+            CnnArch::EfficientnetLite0 => crate::models::efficientnet::REGION_DIM,
+        }
+    }
+    /// Size of the pooled global feature before `emb_cnn_code`.
+    pub fn global_dim(&self) -> i64 {
+        let head = match self.arch {
+            CnnArch::Small | CnnArch::Vgg => 8 * self.width,
+            CnnArch::EfficientnetLite0 => crate::models::efficientnet::HEAD_DIM,
+        };
+        if self.global_from_regions {
+            head + self.region_dim()
+        } else {
+            head
+        }
+    }
 }
 
 impl CnnEncoderConfig {
@@ -155,10 +183,12 @@ impl CnnEncoder {
                     .add(stage(&p / "stage2", 2 * w, 4 * w)); // s/8: the regions
                 (body, stage(&p / "stage3", 4 * w, 8 * w)) // s/16
             }
+            // regions at s/16, head at s/32
+            CnnArch::EfficientnetLite0 => crate::models::efficientnet::lite0_split(&p),
         };
         let emb_features = layers::conv2d(
             &p / "emb_features",
-            4 * w,
+            config.region_dim(),
             config.dim,
             1,
             1,
@@ -166,14 +196,9 @@ impl CnnEncoder {
             false,
             InitKind::PyTorch,
         );
-        let global_dim = if config.global_from_regions {
-            12 * w
-        } else {
-            8 * w
-        };
         let emb_cnn_code = layers::linear(
             &p / "emb_cnn_code",
-            global_dim,
+            config.global_dim(),
             config.dim,
             true,
             InitKind::PyTorch,
@@ -199,15 +224,15 @@ impl CnnEncoder {
     /// projections (eval mode when the body is frozen).
     ///
     /// # Shapes
-    /// `x [batch, 3, s, s]` -> `[batch, 4w, s/8, s/8]`, `[batch, 8w]`
-    /// (`[batch, 12w]` with `global_from_regions`)
+    /// `x [batch, 3, s, s]` -> `[batch, region_dim, r, r]` (r = s/8; s/16
+    /// for EfficientNet-Lite0), `[batch, global_dim]`
     pub fn body_features(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let train = train && !self.config.frozen_body;
-        let f = self.body.forward_t(x, train); // [batch, 4w, s/8, s/8]
+        let f = self.body.forward_t(x, train); // [batch, region_dim, r, r]
         let mean = |t: &Tensor| t.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
-        let g = mean(&self.head.forward_t(&f, train)); // [batch, 8w]
+        let g = mean(&self.head.forward_t(&f, train)); // [batch, head channels]
         let g = if self.config.global_from_regions {
-            Tensor::cat(&[&g, &mean(&f)], 1) // [batch, 12w]
+            Tensor::cat(&[&g, &mean(&f)], 1) // [batch, global_dim]
         } else {
             g
         };
@@ -217,7 +242,7 @@ impl CnnEncoder {
     /// `emb_features` and `emb_cnn_code`: body features to the shared space.
     ///
     /// # Shapes
-    /// `[batch, 4w, r, r]`, `[batch, 8w or 12w]` -> `[batch, D, r, r]`, `[batch, D]`
+    /// `[batch, region_dim, r, r]`, `[batch, global_dim]` -> `[batch, D, r, r]`, `[batch, D]`
     pub fn project(&self, f: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
         (f.apply(&self.emb_features), g.apply(&self.emb_cnn_code))
     }

@@ -151,6 +151,15 @@ pub struct GanIntClsConfig {
     /// shape, and the term then asks D, and G's fakes, for the named shape.
     #[serde(default)]
     pub contrastive_hard: bool,
+    /// D's Adam learning rate as a multiple of `lr` (1.0: the paper's one
+    /// rate for both). Below 1 slows a D that wins outright (D(x, h^) near
+    /// 0 and D(G(z), h) near 0 give G little to follow).
+    #[serde(default = "one")]
+    pub d_lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl GanIntClsConfig {
@@ -183,6 +192,7 @@ impl GanIntClsConfig {
             ma_gp_weight: 0.0,
             resize_conv: false,
             contrastive_hard: false,
+            d_lr_scale: 1.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

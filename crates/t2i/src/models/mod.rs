@@ -3,5 +3,6 @@
 pub mod attngan;
 pub mod classifier;
 pub mod damsm;
+pub mod efficientnet;
 pub mod gan_int_cls;
 pub mod stackgan;

@@ -175,6 +175,48 @@ impl DamsmTrainer {
         Ok(copied)
     }
 
+    /// Loads ImageNet weights into the `efficientnet-lite0` image encoder's
+    /// body and head from an `efficientnet_pytorch` state_dict (`.pth` or
+    /// `.safetensors`); every body tensor must be there, `_fc` is unused.
+    /// The projections stay random.
+    pub fn init_image_from_weights(&mut self, path: &std::path::Path) -> Result<usize> {
+        use crate::models::damsm::CnnArch;
+        if self.config.image.arch != CnnArch::EfficientnetLite0 {
+            return Err(crate::Error::Config(format!(
+                "ImageNet weights need the efficientnet-lite0 image encoder, not {:?}",
+                self.config.image.arch
+            )));
+        }
+        let w = crate::import::read_weights(path)?;
+        let mut copied = 0;
+        tch::no_grad(|| -> Result<()> {
+            for (name, var) in self.image_vs.variables() {
+                if name.starts_with("emb_") {
+                    continue;
+                }
+                let src = w.get(&name).ok_or_else(|| {
+                    crate::Error::Checkpoint(format!(
+                        "{} is not an EfficientNet-Lite0 state_dict: it lacks {name}",
+                        path.display()
+                    ))
+                })?;
+                if src.size() != var.size() {
+                    return Err(crate::Error::Checkpoint(format!(
+                        "{}: {name} has shape {:?}, the network {:?}",
+                        path.display(),
+                        src.size(),
+                        var.size()
+                    )));
+                }
+                var.shallow_clone()
+                    .copy_(&src.to_device(var.device()).to_kind(var.kind()));
+                copied += 1;
+            }
+            Ok(())
+        })?;
+        Ok(copied)
+    }
+
     pub fn new(config: DamsmConfig, vocab: Vocab, seed: u64, device: Device) -> Self {
         tch::manual_seed(seed as i64); // reproducible initial weights
         let text = RnnEncoder::new(config.text.clone(), vocab, device);

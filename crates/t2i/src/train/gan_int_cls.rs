@@ -367,7 +367,7 @@ impl Trainer {
             c.lr
         };
         self.opt_g.lr = lr;
-        self.opt_d.lr = lr;
+        self.opt_d.lr = lr * c.d_lr_scale;
     }
 
     /// One step of Algorithm 1: update D, then G.

