@@ -143,6 +143,17 @@ fn frozen_body_trains_only_projections() {
     for (x, y) in da.iter().zip(&ca) {
         assert!(x.equal(y));
     }
+    // R-precision from the body features computed once equals the one that
+    // runs the whole encoder
+    let full = cached.real_r_precision(&train, 60, 3).unwrap();
+    let body = cached.body_globals(&train, 60);
+    assert_eq!(body.size(), [60, cached.config.image.global_dim()]);
+    let from_body = cached.real_r_precision_from_body(&train, &body, 3).unwrap();
+    assert_eq!(full.images, from_body.images);
+    assert!(
+        (full.mean - from_body.mean).abs() < 1e-9 && (full.std - from_body.std).abs() < 1e-9,
+        "{full:?} vs {from_body:?}"
+    );
 }
 
 /// `global_from_regions`: the global feature joins the pooled last stage and

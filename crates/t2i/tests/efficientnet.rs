@@ -82,3 +82,42 @@ fn imagenet_weights_see_birds_in_cub() {
         "{birds} of {n} read as birds: the weights or the network are wrong"
     );
 }
+
+/// The DAMSM image encoder on the EfficientNet-Lite0 body: shapes, and
+/// clear errors for weights that do not fit.
+#[test]
+fn damsm_image_encoder_on_lite0() {
+    use t2i::models::damsm::{CnnArch, CnnEncoder};
+    use t2i::train::damsm::{DamsmConfig, DamsmTrainer};
+    let mut config = DamsmConfig::tiny();
+    config.image.arch = CnnArch::EfficientnetLite0;
+    config.image.frozen_body = true;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let enc = CnnEncoder::new(vs.root(), config.image.clone());
+    let x = tch::Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+    let (local, global) = enc.forward_t(&x, false);
+    assert_eq!(local.size(), [2, config.image.dim, 4, 4]); // regions at 1/16
+    assert_eq!(global.size(), [2, config.image.dim]);
+    assert_eq!(config.image.global_dim(), 1280);
+
+    let vocab = t2i::text::Vocab::build(["a small bird"], 1);
+    let dir = tempfile::tempdir().unwrap();
+    // a weight file of another network
+    let other = dir.path().join("other.safetensors");
+    tch::Tensor::write_safetensors(
+        &[(
+            "conv.weight",
+            tch::Tensor::zeros([2, 2], (Kind::Float, Device::Cpu)),
+        )],
+        &other,
+    )
+    .unwrap();
+    let mut t = DamsmTrainer::new(config.clone(), vocab.clone(), 0, Device::Cpu);
+    let err = t.init_image_from_weights(&other).unwrap_err().to_string();
+    assert!(err.contains("lacks _"), "{err}");
+    // the small CNN cannot take ImageNet weights
+    config.image.arch = CnnArch::Small;
+    let mut t = DamsmTrainer::new(config, vocab, 0, Device::Cpu);
+    let err = t.init_image_from_weights(&other).unwrap_err().to_string();
+    assert!(err.contains("efficientnet-lite0"), "{err}");
+}

@@ -92,6 +92,16 @@ impl CnnEncoderConfig {
             CnnArch::EfficientnetLite0 => crate::models::efficientnet::REGION_DIM,
         }
     }
+    /// Images per forward pass when encoding a whole set without
+    /// gradients. EfficientNet-Lite0 on CPU is fastest in small batches
+    /// (31 ms per 224x224 image at 4, 80 ms at 100: its wide depthwise
+    /// stages outgrow the caches).
+    pub fn inference_batch(&self) -> usize {
+        match self.arch {
+            CnnArch::Small | CnnArch::Vgg => 100,
+            CnnArch::EfficientnetLite0 => 8,
+        }
+    }
     /// Size of the pooled global feature before `emb_cnn_code`.
     pub fn global_dim(&self) -> i64 {
         let head = match self.arch {
@@ -245,6 +255,14 @@ impl CnnEncoder {
     /// `[batch, region_dim, r, r]`, `[batch, global_dim]` -> `[batch, D, r, r]`, `[batch, D]`
     pub fn project(&self, f: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
         (f.apply(&self.emb_features), g.apply(&self.emb_cnn_code))
+    }
+
+    /// `emb_cnn_code` alone: pooled body features to global vectors.
+    ///
+    /// # Shapes
+    /// `[batch, global_dim]` -> `[batch, D]`
+    pub fn project_global(&self, g: &Tensor) -> Tensor {
+        g.apply(&self.emb_cnn_code)
     }
 
     /// Stops gradients to the body's weights (`frozen_body`), so an

@@ -256,8 +256,9 @@ impl DamsmTrainer {
         tch::no_grad(|| {
             for v in 0..variants {
                 let mut rng = ImageBatcher::rng(self.seed ^ 0xFEA7, v as i64);
-                for start in (0..n).step_by(100) {
-                    let idx: Vec<usize> = (start..(start + 100).min(n)).collect();
+                let b = self.config.image.inference_batch();
+                for start in (0..n).step_by(b) {
+                    let idx: Vec<usize> = (start..(start + b).min(n)).collect();
                     if let Some(x) = data.images.batch(&idx, &mut rng, dev).pop() {
                         let (f, g) = self.image.body_features(&x, false);
                         local.push(f);
@@ -525,8 +526,9 @@ impl DamsmTrainer {
         let mut rng = ImageBatcher::rng(0, 0);
         let mut out = Vec::new();
         tch::no_grad(|| {
-            for start in (0..n).step_by(100) {
-                let idx: Vec<usize> = (start..(start + 100).min(n)).collect();
+            let b = self.config.image.inference_batch();
+            for start in (0..n).step_by(b) {
+                let idx: Vec<usize> = (start..(start + b).min(n)).collect();
                 let x = data
                     .images
                     .batch(&idx, &mut rng, dev)
@@ -564,10 +566,53 @@ impl DamsmTrainer {
         seed: u64,
     ) -> Result<RPrecision> {
         let img = self.encode_images(data, limit);
-        let txt = self.encode_captions(data, limit, seed)?;
+        self.r_precision_of(&img, data, seed)
+    }
+
+    /// Pooled body features (before `emb_cnn_code`) of the first `limit`
+    /// images, centre crops: with a frozen body, what every later
+    /// R-precision of the same set needs. `[n, global_dim]`
+    pub fn body_globals(&self, data: &CaptionedImages, limit: usize) -> Tensor {
+        let dev = self.image_vs.device();
+        let n = data.captions.len().min(limit);
+        let mut rng = ImageBatcher::rng(0, 0);
+        let mut out = Vec::new();
+        tch::no_grad(|| {
+            let b = self.config.image.inference_batch();
+            for start in (0..n).step_by(b) {
+                let idx: Vec<usize> = (start..(start + b).min(n)).collect();
+                if let Some(x) = data.images.batch(&idx, &mut rng, dev).pop() {
+                    out.push(self.image.body_features(&x, false).1);
+                }
+            }
+        });
+        Tensor::cat(&out, 0)
+    }
+
+    /// [`DamsmTrainer::real_r_precision`] from [`DamsmTrainer::body_globals`]
+    /// of `data` (frozen body only: the body must not have changed since).
+    pub fn real_r_precision_from_body(
+        &self,
+        data: &CaptionedImages,
+        body_globals: &Tensor,
+        seed: u64,
+    ) -> Result<RPrecision> {
+        let img = tch::no_grad(|| self.image.project_global(body_globals));
+        self.r_precision_of(&img, data, seed)
+    }
+
+    /// R-precision of global image vectors `img` (`[n, D]`, the first `n`
+    /// images of `data`) against one caption each.
+    fn r_precision_of(
+        &self,
+        img: &Tensor,
+        data: &CaptionedImages,
+        seed: u64,
+    ) -> Result<RPrecision> {
         let n = img.size()[0] as usize;
+        let txt = self.encode_captions(data, n, seed)?;
         let classes = &data.classes[..n];
-        let (mean, std) = r_precision(&img, classes, &txt, &txt, classes, 100, 10, seed);
+        let (mean, std) = r_precision(img, classes, &txt, &txt, classes, 100, 10, seed);
         Ok(RPrecision {
             mean,
             std,
@@ -624,6 +669,13 @@ pub fn damsm_run(
 ) -> Result<DamsmReport> {
     let start = std::time::Instant::now();
     t.cache_body_features(train, t.config.feature_variants, opts.progress);
+    // a frozen body's test features are computed once for every evaluation
+    let test_body = match test {
+        Some(test) if t.config.image.frozen_body && opts.eval_every > 0 => {
+            Some(t.body_globals(test, opts.eval_images))
+        }
+        _ => None,
+    };
     let pb = crate::progress::bar(opts.steps as u64, "damsm", opts.progress);
     pb.set_position(t.step as u64);
     let (mut last, mut interrupted) = (None, false);
@@ -653,7 +705,10 @@ pub fn damsm_run(
             v["lr"] = serde_json::json!(t.lr());
             if let (Some(test), true) = (test, opts.eval_every > 0 && s.step % opts.eval_every == 0)
             {
-                let r = t.real_r_precision(test, opts.eval_images, 0)?;
+                let r = match &test_body {
+                    Some(b) => t.real_r_precision_from_body(test, b, 0)?,
+                    None => t.real_r_precision(test, opts.eval_images, 0)?,
+                };
                 v["r_precision_test"] = serde_json::json!(r.mean);
                 pb.println(format!(
                     "step {}: R-precision of real test images {:.1}%",
