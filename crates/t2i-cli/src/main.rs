@@ -91,6 +91,8 @@ enum DataCommand {
 }
 
 fn main() {
+    // before libtorch starts its threads, which inherit the setting
+    t2i::device::flush_denormals();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("T2I_LOG")

@@ -189,3 +189,21 @@ fn clip_score_formula() {
     assert!((s - 40.0).abs() < 1e-9, "{s}");
     assert!(clip_score(&img, &txt.narrow(0, 0, 3)).is_err());
 }
+
+/// `flush_denormals`: subnormal floats read and written as zero afterwards,
+/// in libtorch's kernels too (a 1e-39 tensor times one has no nonzero left).
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn flush_denormals_zeroes_subnormals() {
+    let d = tch::Tensor::ones([64, 64], (tch::Kind::Float, tch::Device::Cpu)) * 1e-39;
+    // a denormal survives arithmetic before
+    let before = (&d * 1.0).count_nonzero(None::<i64>).int64_value(&[]);
+    std::thread::spawn(|| {
+        assert!(t2i::device::flush_denormals());
+        let d = tch::Tensor::ones([64, 64], (tch::Kind::Float, tch::Device::Cpu)) * 1e-39;
+        assert_eq!((&d * 1.0).count_nonzero(None::<i64>).int64_value(&[]), 0);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(before, 64 * 64);
+}
