@@ -64,20 +64,6 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn parse() {
-        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert!(parse_device("tpu").is_err());
-        if !tch::Cuda::is_available() {
-            let e = parse_device("cuda:0").unwrap_err().to_string();
-            assert!(e.contains("cuda"), "{e}");
-        }
-    }
-}
-
 /// Makes the CPU treat denormal floats as zero, in this thread and in every
 /// thread it starts afterwards (libtorch's OpenMP pool inherits the
 /// setting), as `torch.set_flush_denormal(True)` does. Without it, values
@@ -102,5 +88,19 @@ pub fn flush_denormals() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parse() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+        if !tch::Cuda::is_available() {
+            let e = parse_device("cuda:0").unwrap_err().to_string();
+            assert!(e.contains("cuda"), "{e}");
+        }
     }
 }
