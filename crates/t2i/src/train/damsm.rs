@@ -521,23 +521,9 @@ impl DamsmTrainer {
     /// Global image vectors of every stored image (centre crop, eval mode).
     /// `[n, D]`
     pub fn encode_images(&self, data: &CaptionedImages, limit: usize) -> Tensor {
-        let dev = self.image_vs.device();
-        let n = data.captions.len().min(limit);
-        let mut rng = ImageBatcher::rng(0, 0);
-        let mut out = Vec::new();
-        tch::no_grad(|| {
-            let b = self.config.image.inference_batch();
-            for start in (0..n).step_by(b) {
-                let idx: Vec<usize> = (start..(start + b).min(n)).collect();
-                let x = data
-                    .images
-                    .batch(&idx, &mut rng, dev)
-                    .pop()
-                    .expect("one size");
-                out.push(self.image.forward_t(&x, false).1);
-            }
-        });
-        Tensor::cat(&out, 0)
+        // the global vector is `emb_cnn_code` of the pooled body features
+        let body = self.body_globals(data, limit);
+        tch::no_grad(|| self.image.project_global(&body))
     }
 
     /// Sentence vectors of one caption per image (`pick` chooses which),
