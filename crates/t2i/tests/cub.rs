@@ -2,8 +2,11 @@
 //! error and skip cases, the preprocessing cache, and the real subset in
 //! `../shared/data/cub` when present.
 
+mod common;
+
+use common::real_cub;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use t2i::data::cub::{CaptionLayout, Cub, CubSplit};
 use t2i::data::prepare::{crop_box, load_side, prepare, ImageBatcher};
 use tch::Device;
@@ -186,20 +189,6 @@ fn official_crop_box() {
         ([95, 95, 125, 125], false)
     );
     assert!(crop_box([500.0, 500.0, 20.0, 20.0], 64, 48).1);
-}
-
-fn real_cub() -> Option<PathBuf> {
-    let p = std::env::var_os("T2I_CUB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cub")
-        });
-    if p.join("CUB_200_2011").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: CUB not found at {} (set T2I_CUB)", p.display());
-        None
-    }
 }
 
 #[test]

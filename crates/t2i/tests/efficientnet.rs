@@ -4,6 +4,9 @@
 //! DAMSM loader does, come out as ImageNet bird classes. Skipped with a
 //! message when the weights or `../shared/data/cub` are absent.
 
+mod common;
+
+use common::real_cub;
 use std::path::PathBuf;
 use t2i::data::cub::{CaptionLayout, Cub, CubSplit};
 use t2i::data::prepare::{load_side, prepare, ImageBatcher};
@@ -19,20 +22,6 @@ fn weights() -> Option<PathBuf> {
             "SKIPPED: no weights at {} (run scripts/setup_efficientnet.sh)",
             p.display()
         );
-        None
-    }
-}
-
-fn real_cub() -> Option<PathBuf> {
-    let p = std::env::var_os("T2I_CUB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cub")
-        });
-    if p.join("CUB_200_2011").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: CUB not found at {} (set T2I_CUB)", p.display());
         None
     }
 }

@@ -1,4 +1,5 @@
-//! Helpers for the official-implementation fixtures in `../shared/reference`.
+//! Helpers for the official-implementation fixtures in `../shared/reference`
+//! and the real CUB subset in `../shared/data/cub`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -62,4 +63,20 @@ pub fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
         "{what}: max abs diff {} exceeds the tolerance",
         max_diff(a, b)
     );
+}
+
+/// The real CUB subset (`T2I_CUB` or `../shared/data/cub`), or `None` with
+/// a message when absent.
+pub fn real_cub() -> Option<PathBuf> {
+    let p = std::env::var_os("T2I_CUB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cub")
+        });
+    if p.join("CUB_200_2011").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: CUB not found at {} (set T2I_CUB)", p.display());
+        None
+    }
 }
