@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// Steps of the run's own text encoder (ignored with --text-encoder).
     #[arg(long, default_value_t = 800)]
     pub text_steps: i64,
+    /// Fraction of each text-encoder batch made of pairs that differ only
+    /// in colour or only in shape (shapes data; ignored with --text-encoder).
+    #[arg(long, default_value_t = 0.0)]
+    pub text_hard: f64,
     /// A trained text-encoder checkpoint to use instead of training one.
     #[arg(long)]
     pub text_encoder: Option<PathBuf>,
@@ -202,8 +206,18 @@ where
             .split_once('=')
             .with_context(|| format!("--set expects KEY=VALUE, got '{s}'"))?;
         let key = key.trim();
-        if !table.contains_key(key) {
-            let known: Vec<&str> = table.keys().map(String::as_str).collect();
+        // a dotted key (`text.dim`) names a field of a nested table
+        let mut path: Vec<&str> = key.split('.').collect();
+        let last = path.pop().unwrap_or(key);
+        let mut t = &mut table;
+        for part in &path {
+            t = match t.get_mut(*part) {
+                Some(toml::Value::Table(inner)) => inner,
+                _ => bail!("--set: unknown config table '{part}' in '{key}'"),
+            };
+        }
+        if !t.contains_key(last) {
+            let known: Vec<&str> = t.keys().map(String::as_str).collect();
             bail!(
                 "--set: unknown config field '{key}' (fields: {})",
                 known.join(", ")
@@ -214,7 +228,7 @@ where
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-        table.insert(key.to_string(), value);
+        t.insert(last.to_string(), value);
     }
     toml::Value::Table(table)
         .try_into()
@@ -267,6 +281,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             device: &a.device,
             checkpoint_every: a.checkpoint_every,
+            set: &a.set,
         });
     }
     if a.data != "shapes" {
@@ -358,9 +373,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 } else {
                     GruEncoderConfig::tiny()
                 };
+                if !(0.0..=1.0).contains(&a.text_hard) {
+                    bail!("--text-hard must be in [0, 1], got {}", a.text_hard);
+                }
                 let topts = TextTrainOptions {
                     steps: a.text_steps,
                     seed: a.seed,
+                    hard_fraction: a.text_hard,
                     ..Default::default()
                 };
                 let path = run.root.join("text_encoder.safetensors");
@@ -390,6 +409,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let model = GanIntClsModel::new(cfg, encoder, device);
         (Trainer::new(model, data, data_cfg, a.seed), opts, resolved)
     };
+    if trainer.model.config.match_weight > 0.0 {
+        // the image side saved next to the text encoder it was trained with
+        let p = t2i::train::text_encoder::matching_image_path(Path::new(&resolved.text_encoder));
+        if !p.is_file() {
+            bail!(
+                "match_weight needs the text encoder's image side {}: train the text encoder in this run (no --text-encoder), or give one trained by t2i with its .image.safetensors next to it",
+                p.display()
+            );
+        }
+        trainer.set_matcher(&p)?;
+    }
     let report = t2i::train::gan_int_cls::train_run(&mut trainer, &run, &opts, &stop)?;
     if report.interrupted {
         crate::run_setup::exit_interrupted(&run, report.steps);
@@ -873,4 +903,25 @@ pub fn import(a: ImportArgs) -> Result<()> {
         other => bail!("cannot import '{other}' (use attngan or stackgan)"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apply_overrides;
+    use t2i::train::damsm::DamsmConfig;
+
+    #[test]
+    fn set_reaches_nested_fields_and_rejects_unknown_ones() {
+        let c = DamsmConfig::tiny();
+        let sets = ["batch_size=96".to_string(), "text.dim=256".to_string()];
+        let o = apply_overrides(&c, &sets).unwrap();
+        assert_eq!((o.batch_size, o.text.dim), (96, 256));
+        assert_eq!(o.image, c.image);
+        for bad in ["text.nope=1", "nope.dim=1", "batch_size.x=1", "nope=1"] {
+            let e = apply_overrides(&c, &[bad.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("--set: unknown config"), "{bad}: {e}");
+        }
+    }
 }

@@ -103,6 +103,9 @@ pub struct DamsmTrainArgs<'a> {
     pub seed: u64,
     pub device: &'a str,
     pub checkpoint_every: i64,
+    /// `--set KEY=VALUE` overrides of the DAMSM config (dotted keys for
+    /// nested tables: `text.dim=256`).
+    pub set: &'a [String],
 }
 
 pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
@@ -166,6 +169,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     } else if a.freeze_image && imagenet.is_none() {
         bail!("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT");
     }
+    let config = crate::commands::apply_overrides(&config, a.set)?;
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
     let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
@@ -212,6 +216,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         eval_images: 1000,
         checkpoint_every: a.checkpoint_every,
         progress: true,
+        cache_dir: Some(cache.clone()),
     };
     let resolved = serde_json::json!({
         "model": "damsm",

@@ -113,9 +113,27 @@ fn frozen_body_trains_only_projections() {
             .collect()
     };
 
-    cached.cache_body_features(&train, 1, false);
+    // the features go through a cache file: the first call writes it, a
+    // second trainer with the same body reads it back
+    let dir = tempfile::tempdir().unwrap();
+    let note = cached
+        .cache_body_features(&train, 1, Some(dir.path()), false)
+        .unwrap()
+        .unwrap();
+    assert!(note.contains("written"), "{note}");
+    let mut reread = DamsmTrainer::from_checkpoint(&cached.to_checkpoint(), Device::Cpu).unwrap();
+    let note = reread
+        .cache_body_features(&train, 1, Some(dir.path()), false)
+        .unwrap()
+        .unwrap();
+    assert!(note.contains("read"), "{note}");
+    let r = reread.train_step(&train).unwrap();
     let a = cached.train_step(&train).unwrap();
     let b = direct.train_step(&train).unwrap();
+    assert_eq!(
+        a.loss, r.loss,
+        "features read back from the cache file differ"
+    );
     assert!(
         (a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0),
         "cached {} vs direct {}",

@@ -437,3 +437,66 @@ fn weight_average_generates_and_resumes_exactly() {
         .double_value(&[]);
     assert!(diff < 1e-5, "resumed average differs by {diff}");
 }
+
+#[test]
+fn matching_term_uses_the_saved_image_side() {
+    use t2i::text::GruEncoder;
+    use t2i::train::text_encoder::{matching_image_path, train_and_save};
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_data();
+    let shapes = Shapes::new(data.clone()).unwrap();
+    let path = dir.path().join("text_encoder.safetensors");
+    {
+        let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        let topts = TextTrainOptions {
+            steps: 4,
+            batch_size: 16,
+            seed: 1,
+            progress: false,
+            hard_fraction: 0.5,
+            ..Default::default()
+        };
+        let trained = train_and_save(
+            &shapes,
+            GruEncoderConfig::tiny(),
+            &topts,
+            Device::Cpu,
+            &path,
+        )
+        .unwrap();
+        assert!(trained.final_loss.is_finite());
+    }
+    let image_path = matching_image_path(&path);
+    assert!(image_path.is_file(), "train_and_save wrote no image side");
+    let trainer = |match_weight: f64| {
+        let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        let enc = GruEncoder::load(&path, Device::Cpu).unwrap();
+        let cfg = GanIntClsConfig {
+            batch_size: 8,
+            ngf: 8,
+            ndf: 8,
+            match_weight,
+            ..GanIntClsConfig::tiny()
+        };
+        let tensors = ShapesTensors::build(&shapes, Split::Train, &enc, Device::Cpu).unwrap();
+        tch::manual_seed(9);
+        let model = GanIntClsModel::new(cfg, enc, Device::Cpu);
+        Trainer::new(model, tensors, data.clone(), 9)
+    };
+    let mut with = trainer(1.0);
+    // a file that is no joint image encoder is a clear error
+    let err = with.set_matcher(&path).unwrap_err().to_string();
+    assert!(err.contains("not a joint image encoder"), "{err}");
+    with.set_matcher(&image_path).unwrap();
+    let mut without = trainer(0.0);
+    let (a, b) = (with.train_step(), without.train_step());
+    // same D step; G's loss has the matching term on top
+    assert_eq!(a.loss_d, b.loss_d);
+    assert!(
+        a.loss_g.is_finite() && a.loss_g > b.loss_g,
+        "{} vs {}",
+        a.loss_g,
+        b.loss_g
+    );
+}

@@ -211,6 +211,50 @@ impl ShapesSample {
     }
 }
 
+/// Single-object samples indexed by (colour, shape, size, position), to
+/// find a sample that differs from another in exactly one attribute: the
+/// hard negatives that make a model read shape, which a random pair almost
+/// never isolates.
+#[derive(Debug, Clone, Default)]
+pub struct AttributeIndex {
+    by_key: std::collections::HashMap<[usize; 4], Vec<usize>>,
+}
+
+impl AttributeIndex {
+    pub fn new(samples: &[ShapesSample]) -> Self {
+        let mut by_key: std::collections::HashMap<[usize; 4], Vec<usize>> = Default::default();
+        for (i, x) in samples.iter().enumerate() {
+            if let [o] = x.objects.as_slice() {
+                by_key
+                    .entry([o.colour, o.shape, o.size, o.position])
+                    .or_default()
+                    .push(i);
+            }
+        }
+        Self { by_key }
+    }
+
+    /// A sample whose single object differs from `sample`'s only in colour
+    /// or only in shape (even odds), if there is one.
+    pub fn colour_or_shape_partner(
+        &self,
+        rng: &mut impl Rng,
+        sample: &ShapesSample,
+    ) -> Option<usize> {
+        let [o] = sample.objects.as_slice() else {
+            return None;
+        };
+        let mut key = [o.colour, o.shape, o.size, o.position];
+        if rng.gen_bool(0.5) {
+            key[0] = (o.colour + rng.gen_range(1..COLOURS.len())) % COLOURS.len();
+        } else {
+            key[1] = (o.shape + rng.gen_range(1..SHAPES.len())) % SHAPES.len();
+        }
+        let bucket = self.by_key.get(&key)?;
+        Some(bucket[rng.gen_range(0..bucket.len())])
+    }
+}
+
 /// The shapes data set generator.
 #[derive(Debug, Clone)]
 pub struct Shapes {

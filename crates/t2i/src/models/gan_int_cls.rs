@@ -156,6 +156,14 @@ pub struct GanIntClsConfig {
     /// 0 and D(G(z), h) near 0 give G little to follow).
     #[serde(default = "one")]
     pub d_lr_scale: f64,
+    /// Weight of a matching term in G's loss: the fixed image side theta(v)
+    /// of the joint embedding the text encoder was trained with must pick
+    /// G(z, phi(t)) 's own sentence among the batch's sentences and the
+    /// mismatching ones (AttnGAN's DAMSM loss, sec. 3.3, with the
+    /// GAN-INT-CLS encoder). A fixed critic cannot drift to cues that
+    /// ignore shape as D can. 0 (the paper) turns it off.
+    #[serde(default)]
+    pub match_weight: f64,
 }
 
 fn one() -> f64 {
@@ -193,6 +201,7 @@ impl GanIntClsConfig {
             resize_conv: false,
             contrastive_hard: false,
             d_lr_scale: 1.0,
+            match_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

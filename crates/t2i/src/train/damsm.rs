@@ -119,6 +119,29 @@ pub struct DamsmTrainer {
     body_cache: Option<BodyCache>,
 }
 
+/// Reads a body-feature cache file; `None` when it does not fit (it is
+/// then rebuilt).
+fn read_body_cache(
+    path: &std::path::Path,
+    n: usize,
+    variants: usize,
+    dev: Device,
+) -> Option<BodyCache> {
+    let named = Tensor::read_safetensors(path).ok()?;
+    let get = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t);
+    let (local, global) = (get("local")?, get("global")?);
+    let rows = (n * variants) as i64;
+    if local.size().first() != Some(&rows) || global.size().first() != Some(&rows) {
+        return None;
+    }
+    Some(BodyCache {
+        local: local.to_device(dev),
+        global: global.to_device(dev),
+        n,
+        variants,
+    })
+}
+
 /// A frozen image body's features of every training image under a few
 /// fixed random crops and flips, so a step only runs the projections.
 struct BodyCache {
@@ -245,12 +268,36 @@ impl DamsmTrainer {
     /// `data` augments; variant 0 of a non-augmenting set is the centre
     /// crop), so that [`DamsmTrainer::train_step`] on the same `data` only
     /// runs the projections. A no-op when the body is trained.
-    pub fn cache_body_features(&mut self, data: &CaptionedImages, variants: usize, progress: bool) {
+    ///
+    /// With `cache_dir`, the features are read from there when a file with
+    /// the same key exists (the prepared images' cache file, the body's
+    /// weights, the input side, the variants and the seed) and written
+    /// there otherwise, so a second run with the same body starts at once.
+    /// Returns where the features came from, for the run's log.
+    pub fn cache_body_features(
+        &mut self,
+        data: &CaptionedImages,
+        variants: usize,
+        cache_dir: Option<&std::path::Path>,
+        progress: bool,
+    ) -> Result<Option<String>> {
         if !self.config.image.frozen_body || variants == 0 {
-            return;
+            return Ok(None);
+        }
+        let n = data.captions.len();
+        let file = cache_dir.map(|d| {
+            d.join(format!(
+                "damsm-body-{}.safetensors",
+                self.body_cache_key(data, variants)
+            ))
+        });
+        if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
+            if let Some(cache) = read_body_cache(f, n, variants, self.image_vs.device()) {
+                self.body_cache = Some(cache);
+                return Ok(Some(format!("image features read from {}", f.display())));
+            }
         }
         let dev = self.image_vs.device();
-        let n = data.captions.len();
         let pb = crate::progress::bar((n * variants) as u64, "image features", progress);
         let (mut local, mut global) = (Vec::new(), Vec::new());
         tch::no_grad(|| {
@@ -269,12 +316,70 @@ impl DamsmTrainer {
             }
         });
         pb.finish_and_clear();
-        self.body_cache = Some(BodyCache {
+        let cache = BodyCache {
             local: Tensor::cat(&local, 0),
             global: Tensor::cat(&global, 0),
             n,
             variants,
-        });
+        };
+        let note = match (&file, cache_dir) {
+            (Some(f), Some(d)) => {
+                std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
+                let tmp = f.with_extension("safetensors.tmp");
+                Tensor::write_safetensors(
+                    &[
+                        ("local", &cache.local.contiguous()),
+                        ("global", &cache.global.contiguous()),
+                    ],
+                    &tmp,
+                )
+                .map_err(|e| crate::Error::Config(format!("writing {}: {e}", tmp.display())))?;
+                std::fs::rename(&tmp, f).map_err(|e| crate::Error::io(f, e))?;
+                Some(format!("image features written to {}", f.display()))
+            }
+            _ => None,
+        };
+        self.body_cache = Some(cache);
+        Ok(note)
+    }
+
+    /// Key of a body-feature cache file: what the features depend on.
+    fn body_cache_key(&self, data: &CaptionedImages, variants: usize) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let source = data.images.prepared.cache.as_ref().map_or_else(
+            || format!("uncached {}", data.captions.len()),
+            |(p, _)| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            },
+        );
+        h.update(format!(
+            "v1 {source} {:?} side {} augment {} variants {variants} seed {}\n",
+            self.config.image.arch, self.config.image.image_size, data.images.augment, self.seed
+        ));
+        let mut vars: Vec<(String, Tensor)> = self
+            .image_vs
+            .variables()
+            .into_iter()
+            .filter(|(_, v)| !v.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, v) in vars {
+            h.update(name.as_bytes());
+            let v = v.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+            let vals = Vec::<f32>::try_from(v.view([-1])).unwrap_or_default();
+            for x in vals {
+                h.update(x.to_le_bytes());
+            }
+        }
+        h.finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn lr(&self) -> f64 {
@@ -632,6 +737,9 @@ pub struct DamsmRunOptions {
     pub checkpoint_every: i64,
     #[serde(skip)]
     pub progress: bool,
+    /// Where a frozen body's features of the training images are cached.
+    #[serde(skip)]
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// What a DAMSM run did.
@@ -654,7 +762,15 @@ pub fn damsm_run(
     stop: &super::run::StopFlag,
 ) -> Result<DamsmReport> {
     let start = std::time::Instant::now();
-    t.cache_body_features(train, t.config.feature_variants, opts.progress);
+    let note = t.cache_body_features(
+        train,
+        t.config.feature_variants,
+        opts.cache_dir.as_deref(),
+        opts.progress,
+    )?;
+    if let (Some(note), true) = (note, opts.progress) {
+        eprintln!("{note}");
+    }
     // a frozen body's test features are computed once for every evaluation
     let test_body = match test {
         Some(test) if t.config.image.frozen_body && opts.eval_every > 0 => {

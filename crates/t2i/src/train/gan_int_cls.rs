@@ -7,14 +7,15 @@ use super::ema::{load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::{versions, RunDir, StopFlag};
 use super::step_seed;
-use crate::data::shapes::{Shapes, ShapesConfig, ShapesSample, Split};
+use crate::data::shapes::{AttributeIndex, Shapes, ShapesConfig, ShapesSample, Split};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
-    discriminator_loss, generator_loss, interpolate_text, ma_gradient_penalty, mean_prob,
-    mode_seeking_loss, Discriminator, GanIntClsConfig, Generator, StyleEncoder,
+    contrastive_loss, discriminator_loss, generator_loss, interpolate_text, ma_gradient_penalty,
+    mean_prob, mode_seeking_loss, Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
+use crate::text::gru::JointImageEncoder;
 use crate::text::{Encoded, GruEncoder, TextEncoder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -164,7 +165,7 @@ pub struct ShapesTensors {
     pub classes: Vec<usize>,
     pub samples: Vec<ShapesSample>,
     /// Images by (colour, shape, size, position) of their single object.
-    by_attributes: std::collections::HashMap<[usize; 4], Vec<usize>>,
+    by_attributes: AttributeIndex,
 }
 
 impl ShapesTensors {
@@ -206,16 +207,7 @@ impl ShapesTensors {
                 *keys.entry(x.class_key()).or_insert(k)
             })
             .collect();
-        let mut by_attributes: std::collections::HashMap<[usize; 4], Vec<usize>> =
-            Default::default();
-        for (i, x) in samples.iter().enumerate() {
-            if let [o] = x.objects.as_slice() {
-                by_attributes
-                    .entry([o.colour, o.shape, o.size, o.position])
-                    .or_default()
-                    .push(i);
-            }
-        }
+        let by_attributes = AttributeIndex::new(&samples);
         Ok(Self {
             images,
             embeddings,
@@ -235,18 +227,8 @@ impl ShapesTensors {
     /// A single-object image that differs from image `i` only in colour or
     /// only in shape, if the training split has one.
     fn hard_negative(&self, rng: &mut ChaCha8Rng, i: usize) -> Option<usize> {
-        use crate::data::shapes::{COLOURS, SHAPES};
-        let [o] = self.samples[i].objects.as_slice() else {
-            return None;
-        };
-        let mut key = [o.colour, o.shape, o.size, o.position];
-        if rng.gen_bool(0.5) {
-            key[0] = (o.colour + rng.gen_range(1..COLOURS.len())) % COLOURS.len();
-        } else {
-            key[1] = (o.shape + rng.gen_range(1..SHAPES.len())) % SHAPES.len();
-        }
-        let bucket = self.by_attributes.get(&key)?;
-        Some(bucket[rng.gen_range(0..bucket.len())])
+        self.by_attributes
+            .colour_or_shape_partner(rng, &self.samples[i])
     }
 
     /// As [`ShapesTensors::batch`], with hard negatives (see
@@ -329,9 +311,35 @@ pub struct Trainer {
     pub seed: u64,
     pub data: ShapesTensors,
     pub data_config: ShapesConfig,
+    /// The fixed matching critic of `match_weight` ([`Trainer::set_matcher`]).
+    matcher: Option<(nn::VarStore, JointImageEncoder)>,
 }
 
 impl Trainer {
+    /// Loads the fixed image side of the joint embedding for the matching
+    /// term (`GanIntClsConfig::match_weight`); its dimension must be the
+    /// sentence vectors'.
+    pub fn set_matcher(&mut self, path: &Path) -> Result<()> {
+        let (vs, enc) = crate::train::text_encoder::load_matching_image(path, self.model.device)?;
+        let probe = tch::no_grad(|| {
+            let s = self.model.config.image_size;
+            enc.forward_t(
+                &Tensor::zeros([1, 3, s, s], (Kind::Float, self.model.device)),
+                false,
+            )
+        });
+        if probe.size()[1] != self.model.config.text_dim {
+            return Err(Error::Config(format!(
+                "{}: the matching encoder gives {}-d vectors, the sentence vectors are {}-d",
+                path.display(),
+                probe.size()[1],
+                self.model.config.text_dim
+            )));
+        }
+        self.matcher = Some((vs, enc));
+        Ok(())
+    }
+
     pub fn new(
         model: GanIntClsModel,
         data: ShapesTensors,
@@ -356,6 +364,7 @@ impl Trainer {
             seed,
             data,
             data_config,
+            matcher: None,
         }
     }
 
@@ -440,6 +449,15 @@ impl Trainer {
         let mut loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
         if let Some(l) = self.d.contrastive_loss(&f_fake, &cands, CONTRASTIVE_TAU) {
             loss_g += l * c.contrastive_weight;
+        }
+        if c.match_weight > 0.0 {
+            if let Some((_, theta)) = &self.matcher {
+                let v = theta.forward_t(&fake, false); // [batch, text_dim]
+                                                       // AttnGAN's DAMSM loss on G (eq. 11-12, image to text) with
+                                                       // the mismatching sentences as extra candidates
+                let all = Tensor::cat(&[&h, &hw], 0); // [2 batch, text_dim]
+                loss_g += contrastive_loss(&v, &all, CONTRASTIVE_TAU) * c.match_weight;
+            }
         }
         if c.diversity_weight > 0.0 {
             // a second noise for the first half of the batch, same texts

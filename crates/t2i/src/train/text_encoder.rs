@@ -1,15 +1,17 @@
 //! Trains the GRU sentence encoder on the shapes data set with the joint
 //! embedding loss (`text::gru::joint_embedding_loss`).
 
+use super::checkpoint;
 use super::optim::Adam;
 use super::step_seed;
-use crate::data::shapes::{Shapes, Split};
+use crate::data::shapes::{AttributeIndex, Shapes, Split};
 use crate::error::Result;
 use crate::imageio::images_to_tensor;
 use crate::text::gru::{joint_embedding_loss, JointImageEncoder};
 use crate::text::{GruEncoder, GruEncoderConfig, TextEncoder, Vocab};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Options of the encoder training.
@@ -20,6 +22,11 @@ pub struct TextTrainOptions {
     pub lr: f64,
     pub seed: u64,
     pub progress: bool,
+    /// Fraction of each batch made of pairs whose single objects differ
+    /// only in colour or only in shape ([`AttributeIndex`]): random batches
+    /// almost never hold such a pair, so without them the embedding can
+    /// ignore shape.
+    pub hard_fraction: f64,
 }
 
 impl Default for TextTrainOptions {
@@ -30,6 +37,7 @@ impl Default for TextTrainOptions {
             lr: 2e-3,
             seed: 0,
             progress: true,
+            hard_fraction: 0.0,
         }
     }
 }
@@ -37,6 +45,9 @@ impl Default for TextTrainOptions {
 /// Result of the encoder training.
 pub struct TrainedText {
     pub encoder: GruEncoder,
+    /// The image side theta(v) the encoder was trained against.
+    pub image_vs: nn::VarStore,
+    pub image_encoder: JointImageEncoder,
     /// Final loss (mean of the last 20 steps).
     pub final_loss: f64,
     /// Text-to-image retrieval accuracy on held-in test pairs (top-1 among
@@ -67,11 +78,18 @@ pub fn train_shapes_encoder(
     let mut opt_i = Adam::new(&img_vs, opts.lr, 0.9, 0.999);
     let size = shapes.config.image_size;
     let classes: Vec<String> = samples.iter().map(|s| s.class_key()).collect();
+    let index = AttributeIndex::new(&samples);
+    let pairs = ((opts.batch_size as f64 * opts.hard_fraction) / 2.0).round() as usize;
     let pb = crate::progress::bar(opts.steps as u64, "text encoder", opts.progress);
     let mut recent = Vec::new();
     for step in 0..opts.steps {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(opts.seed, step));
-        let idx: Vec<usize> = (0..opts.batch_size).map(|_| rng.gen_range(0..n)).collect();
+        let mut idx: Vec<usize> = (0..opts.batch_size).map(|_| rng.gen_range(0..n)).collect();
+        for k in 0..pairs.min(opts.batch_size / 2) {
+            if let Some(j) = index.colour_or_shape_partner(&mut rng, &samples[idx[2 * k]]) {
+                idx[2 * k + 1] = j;
+            }
+        }
         let caps: Vec<&str> = idx
             .iter()
             .map(|&i| samples[i].captions[rng.gen_range(0..samples[i].captions.len())].as_str())
@@ -125,6 +143,8 @@ pub fn train_shapes_encoder(
     let final_loss = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
     Ok(TrainedText {
         encoder,
+        image_vs: img_vs,
+        image_encoder: img_enc,
         final_loss,
         test_retrieval: hits as f64 / total.max(1) as f64,
     })
@@ -142,6 +162,37 @@ pub fn same_class(keys: &[&str], device: Device) -> Tensor {
         .to_device(device)
 }
 
+/// Where [`train_and_save`] puts the image side theta(v) of an encoder
+/// saved at `text_path` (`text_encoder.safetensors` ->
+/// `text_encoder.image.safetensors`): the fixed matching critic of
+/// `GanIntClsConfig::match_weight`.
+pub fn matching_image_path(text_path: &std::path::Path) -> std::path::PathBuf {
+    text_path.with_extension("image.safetensors")
+}
+
+/// Loads the image side saved by [`train_and_save`] (frozen, eval mode).
+pub fn load_matching_image(
+    path: &std::path::Path,
+    device: Device,
+) -> Result<(nn::VarStore, JointImageEncoder)> {
+    let ck = checkpoint::load(path)?;
+    if ck.meta("kind").ok() != Some("joint image encoder") {
+        return Err(crate::Error::Checkpoint(format!(
+            "{} is not a joint image encoder",
+            path.display()
+        )));
+    }
+    let dim: i64 = ck
+        .meta("dim")?
+        .parse()
+        .map_err(|_| crate::Error::Checkpoint(format!("{}: bad dim", path.display())))?;
+    let mut vs = nn::VarStore::new(device);
+    let enc = JointImageEncoder::new(vs.root(), dim);
+    ck.load_into(&mut vs, "image")?;
+    vs.freeze();
+    Ok((vs, enc))
+}
+
 /// Trains the encoder, saves it as its own checkpoint at `path`, and records
 /// that path as the encoder's source (models that use it name it).
 pub fn train_and_save(
@@ -153,6 +204,15 @@ pub fn train_and_save(
 ) -> Result<TrainedText> {
     let mut t = train_shapes_encoder(shapes, config, opts, device)?;
     t.encoder.save(path)?;
+    let mut meta = BTreeMap::new();
+    meta.insert("kind".to_string(), "joint image encoder".to_string());
+    meta.insert("dim".to_string(), t.encoder.config.sentence_dim.to_string());
+    meta.insert("text_encoder".to_string(), path.display().to_string());
+    checkpoint::save(
+        &matching_image_path(path),
+        &meta,
+        &checkpoint::named(&t.image_vs, "image"),
+    )?;
     t.encoder.source = path.display().to_string();
     Ok(t)
 }
