@@ -143,6 +143,11 @@ pub struct TrainArgs {
     /// features (the earlier, less class-specific stage)
     #[arg(long)]
     pub multi_level: bool,
+    /// DAMSM: start the word vectors from all-MiniLM-L6-v2 (its folder, as
+    /// `make minilm` fills `models/all-MiniLM-L6-v2`); the embedding
+    /// becomes 384-d
+    #[arg(long)]
+    pub word_init: Option<PathBuf>,
     /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
     #[arg(long)]
     pub word_weight: Option<f64>,
@@ -278,6 +283,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             image_init: a.image_init.as_deref(),
             freeze_image: a.freeze_image,
             multi_level: a.multi_level,
+            word_init: a.word_init.as_deref(),
             seed: a.seed,
             device: &a.device,
             checkpoint_every: a.checkpoint_every,
@@ -917,6 +923,10 @@ mod tests {
         let o = apply_overrides(&c, &sets).unwrap();
         assert_eq!((o.batch_size, o.text.dim), (96, 256));
         assert_eq!(o.image, c.image);
+        // one space for both encoders
+        assert!(o.validate().unwrap_err().contains("image.dim"));
+        let both = ["text.dim=256".to_string(), "image.dim=256".to_string()];
+        assert!(apply_overrides(&c, &both).unwrap().validate().is_ok());
         for bad in ["text.nope=1", "nope.dim=1", "batch_size.x=1", "nope=1"] {
             let e = apply_overrides(&c, &[bad.to_string()])
                 .unwrap_err()

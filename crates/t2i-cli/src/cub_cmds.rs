@@ -100,6 +100,7 @@ pub struct DamsmTrainArgs<'a> {
     pub image_init: Option<&'a Path>,
     pub freeze_image: bool,
     pub multi_level: bool,
+    pub word_init: Option<&'a Path>,
     pub seed: u64,
     pub device: &'a str,
     pub checkpoint_every: i64,
@@ -169,7 +170,18 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     } else if a.freeze_image && imagenet.is_none() {
         bail!("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT");
     }
+    let minilm = a
+        .word_init
+        .map(|p| {
+            t2i::text::minilm::MiniLm::load(p, tch::Device::Cpu)
+                .with_context(|| format!("reading MiniLM for --word-init from {}", p.display()))
+        })
+        .transpose()?;
+    if let Some(m) = &minilm {
+        config.text.embed_dim = t2i::text::TextEncoder::sentence_dim(m);
+    }
     let config = crate::commands::apply_overrides(&config, a.set)?;
+    config.validate().map_err(anyhow::Error::msg)?;
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
     let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
@@ -188,6 +200,10 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             vocab.len()
         );
         let mut t = DamsmTrainer::new(config.clone(), vocab, a.seed, device);
+        if let Some(m) = &minilm {
+            let n = t.text.init_words_from_minilm(m)?;
+            eprintln!("word vectors: {n} words from all-MiniLM-L6-v2");
+        }
         if let Some(p) = imagenet {
             let n = t
                 .init_image_from_weights(p)
@@ -226,6 +242,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         "seed": a.seed,
         "damsm": t.config,
         "image_init": a.image_init.map(|p| p.display().to_string()).unwrap_or_default(),
+        "word_init": a.word_init.map(|p| p.display().to_string()).unwrap_or_default(),
         "train": opts,
     });
     crate::run_setup::write_resolved(&run, resolved)?;

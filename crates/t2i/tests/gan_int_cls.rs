@@ -500,3 +500,20 @@ fn matching_term_uses_the_saved_image_side() {
         b.loss_g
     );
 }
+
+#[test]
+fn rank_term_adds_to_g_loss_only() {
+    tch::set_num_threads(1);
+    let mut plain = small_trainer(5);
+    let mut ranked = small_trainer(5);
+    ranked.model.config.rank_weight = 1.0;
+    let (a, b) = (plain.train_step(), ranked.train_step());
+    // the same D step; G's loss gains softplus(s(fake, h^) - s(fake, h)) > 0
+    assert_eq!(a.loss_d, b.loss_d);
+    assert!(
+        b.loss_g.is_finite() && b.loss_g > a.loss_g,
+        "{} vs {}",
+        b.loss_g,
+        a.loss_g
+    );
+}

@@ -77,3 +77,35 @@ fn minilm_folder_errors_are_clear() {
     let e = m.embed(&["  "]).err().unwrap().to_string();
     assert!(e.contains("empty"), "{e}");
 }
+
+#[test]
+fn damsm_word_vectors_start_from_minilm() {
+    use t2i::text::damsm::{RnnEncoder, RnnEncoderConfig};
+    use t2i::text::Vocab;
+    let Some(dir) = model_dir() else { return };
+    let m = MiniLm::load(&dir, Device::Cpu).unwrap();
+    let vocab = Vocab::build(["a red bird", "a crimson bird with a blue wing"], 1);
+    let config = RnnEncoderConfig {
+        embed_dim: 384,
+        ..RnnEncoderConfig::tiny()
+    };
+    let mut enc = RnnEncoder::new(config.clone(), vocab.clone(), Device::Cpu);
+    let pad_before = enc.vs.variables()["encoder.weight"].get(0).copy();
+    assert_eq!(enc.init_words_from_minilm(&m).unwrap(), vocab.len() - 2);
+    let table = enc.vs.variables()["encoder.weight"].copy();
+    // <pad> keeps its vector; every word's row is MiniLM's unit vector of it
+    assert!(table.get(0).equal(&pad_before));
+    let id = |w: &str| vocab.words.iter().position(|x| x == w).unwrap() as i64;
+    let red = m.embed(&["red"]).unwrap().get(0);
+    assert!(table.get(id("red")).allclose(&red, 1e-6, 1e-6, false));
+    let cos = |a: &str, b: &str| {
+        let (x, y) = (table.get(id(a)), table.get(id(b)));
+        (x.dot(&y) / (x.norm() * y.norm())).double_value(&[])
+    };
+    // synonyms start closer than unrelated words
+    assert!(cos("red", "crimson") > cos("red", "wing"));
+    // a 128-d embedding cannot take 384-d vectors
+    let mut small = RnnEncoder::new(RnnEncoderConfig::tiny(), vocab, Device::Cpu);
+    let e = small.init_words_from_minilm(&m).unwrap_err().to_string();
+    assert!(e.contains("384"), "{e}");
+}

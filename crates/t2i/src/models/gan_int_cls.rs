@@ -164,6 +164,15 @@ pub struct GanIntClsConfig {
     /// ignore shape as D can. 0 (the paper) turns it off.
     #[serde(default)]
     pub match_weight: f64,
+    /// Weight of a ranking term in G's loss on D's own matching-aware score:
+    /// `softplus(s(G(z, h), h^) - s(G(z, h), h))`, the fake must match its
+    /// text better than the mismatching text h^. Realism cancels in the
+    /// difference, so the term carries only the conditional signal, which
+    /// the plain G loss mixes with "look real" (D calls every fake fake).
+    /// With `hard_negative_prob`, h^ often differs only in shape. 0 (the
+    /// paper) turns it off.
+    #[serde(default)]
+    pub rank_weight: f64,
 }
 
 fn one() -> f64 {
@@ -202,6 +211,7 @@ impl GanIntClsConfig {
             contrastive_hard: false,
             d_lr_scale: 1.0,
             match_weight: 0.0,
+            rank_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

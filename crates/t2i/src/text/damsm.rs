@@ -123,6 +123,49 @@ impl RnnEncoder {
         }
     }
 
+    /// Replaces the word vectors (`encoder.weight`) by all-MiniLM-L6-v2's
+    /// embedding of each vocabulary word on its own (mean-pooled, unit
+    /// length), so words the training captions use for few classes start
+    /// next to their synonyms ("crimson" by "red"), and unseen classes'
+    /// captions are read with the same geometry. `<pad>` and `<unk>` keep
+    /// their initial vectors. Returns how many rows were set.
+    ///
+    /// The official DAMSM learns its embedding from scratch; this is an
+    /// option of the `tiny` preset for CUB's zero-shot test classes.
+    pub fn init_words_from_minilm(
+        &mut self,
+        minilm: &crate::text::minilm::MiniLm,
+    ) -> Result<usize> {
+        let dim = crate::text::TextEncoder::sentence_dim(minilm);
+        if dim != self.config.embed_dim {
+            return Err(Error::Config(format!(
+                "MiniLM word vectors are {dim}-d, the encoder's embed_dim is {}",
+                self.config.embed_dim
+            )));
+        }
+        let words: Vec<&str> = self
+            .vocab
+            .words
+            .iter()
+            .skip(2)
+            .map(String::as_str)
+            .collect();
+        let mut rows = Vec::new();
+        for chunk in words.chunks(256) {
+            rows.push(tch::no_grad(|| minilm.embed(chunk))?);
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let table = Tensor::cat(&rows, 0).to_device(self.vs.device()); // [V - 2, embed_dim]
+        tch::no_grad(|| {
+            self.embedding
+                .narrow(0, 2, table.size()[0])
+                .copy_(&table.to_kind(self.embedding.kind()))
+        });
+        Ok(words.len())
+    }
+
     /// The official forward pass: `ids [batch, T]` padded with 0, `lens`
     /// the true lengths (any order), optional initial state `(h0, c0)` each
     /// `[2, batch, D/2]` (zeros when `None`).

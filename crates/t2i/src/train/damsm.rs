@@ -77,6 +77,32 @@ impl DamsmConfig {
             _ => None,
         }
     }
+
+    /// Checks what the encoders need of each other.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.text.dim != self.image.dim {
+            return Err(format!(
+                "text.dim ({}) and image.dim ({}) must be equal: words and regions, sentences and images share one space",
+                self.text.dim, self.image.dim
+            ));
+        }
+        if self.text.dim < 2 || self.text.dim % 2 != 0 {
+            return Err(format!(
+                "text.dim must be even and positive (two LSTM directions of half each), got {}",
+                self.text.dim
+            ));
+        }
+        if self.batch_size < 2 {
+            return Err(format!(
+                "batch size must be at least 2, got {}",
+                self.batch_size
+            ));
+        }
+        if self.text.embed_dim < 1 || self.text.max_words < 1 {
+            return Err("text.embed_dim and text.max_words must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 /// A captioned image set ready for DAMSM: images, their captions and class.

@@ -450,6 +450,10 @@ impl Trainer {
         if let Some(l) = self.d.contrastive_loss(&f_fake, &cands, CONTRASTIVE_TAU) {
             loss_g += l * c.contrastive_weight;
         }
+        if c.rank_weight > 0.0 {
+            let s_fw = self.d.head_t(&f_fake, &hw, true); // [batch]
+            loss_g += (s_fw - &s_f2).softplus().mean(Kind::Float) * c.rank_weight;
+        }
         if c.match_weight > 0.0 {
             if let Some((_, theta)) = &self.matcher {
                 let v = theta.forward_t(&fake, false); // [batch, text_dim]
