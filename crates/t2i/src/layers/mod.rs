@@ -148,6 +148,8 @@ pub fn lrelu(x: &Tensor) -> Tensor {
 }
 
 pub mod ca;
+pub mod spectral;
+pub use spectral::SpectralConv2d;
 
 /// BatchNorm with PyTorch's full state (`weight`, `bias`, `running_mean`,
 /// `running_var`, `num_batches_tracked`), so official state_dicts load key

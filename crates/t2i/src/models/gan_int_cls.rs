@@ -10,7 +10,7 @@
 //!   (sec. 4.3, eq. 5): [`discriminator_loss`], [`generator_loss`].
 //! - Style encoder S (sec. 4.4): D's convolutional body and a linear head to z.
 
-use crate::layers::{self, InitKind};
+use crate::layers::{self, InitKind, SpectralConv2d};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
@@ -173,6 +173,19 @@ pub struct GanIntClsConfig {
     /// paper) turns it off.
     #[serde(default)]
     pub rank_weight: f64,
+    /// Spectral normalisation of every convolution of D, which then has no
+    /// batch norm (SN-GAN, Miyato et al. 2018; beyond the paper, off in
+    /// `paper`). A batch-normed D scores real and fake batches with
+    /// different statistics and wins outright on the speckle of early
+    /// fakes; a Lipschitz D keeps giving G gradients about what differs,
+    /// the object's outline included.
+    #[serde(default)]
+    pub spectral_norm: bool,
+    /// Hinge loss instead of the paper's cross-entropy (Lim & Ye 2017, as
+    /// SN-GAN and the projection discriminator use it): D minimises
+    /// `relu(1 - s_r) + (relu(1 + s_w) + relu(1 + s_f)) / 2`, G `-s_f`.
+    #[serde(default)]
+    pub hinge_loss: bool,
 }
 
 fn one() -> f64 {
@@ -212,6 +225,8 @@ impl GanIntClsConfig {
             d_lr_scale: 1.0,
             match_weight: 0.0,
             rank_weight: 0.0,
+            spectral_norm: false,
+            hinge_loss: false,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and
@@ -405,41 +420,54 @@ impl Generator {
 
 use crate::layers::lrelu;
 
-/// D's convolutional body (shared with the style encoder): image -> 4x4 features.
-fn conv_body(p: &nn::Path, c: &GanIntClsConfig) -> (nn::SequentialT, i64) {
+/// A convolution of D: plain, or spectrally normalised (`spectral_norm`).
+#[derive(Debug)]
+enum DConv {
+    Plain(nn::Conv2D),
+    Spectral(SpectralConv2d),
+}
+
+impl DConv {
+    fn new(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, pad: i64, sn: bool) -> Self {
+        if sn {
+            let conv = SpectralConv2d::new(p, cin, cout, k, stride, pad, true, InitKind::DcGan);
+            DConv::Spectral(conv)
+        } else {
+            let conv = layers::conv2d(p, cin, cout, k, stride, pad, false, InitKind::DcGan);
+            DConv::Plain(conv)
+        }
+    }
+}
+
+impl ModuleT for DConv {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            DConv::Plain(c) => x.apply(c),
+            DConv::Spectral(c) => c.forward_t(x, train),
+        }
+    }
+}
+
+/// D's convolutional body (shared with the style encoder): image -> 4x4
+/// features. With `sn` the convolutions are spectrally normalised and there
+/// is no batch norm.
+fn conv_body(p: &nn::Path, c: &GanIntClsConfig, sn: bool) -> (nn::SequentialT, i64) {
     let n = c.stages();
     let mut body = nn::seq_t();
     body = body
-        .add(layers::conv2d(
-            p / "conv0",
-            3,
-            c.ndf,
-            4,
-            2,
-            1,
-            false,
-            InitKind::DcGan,
-        ))
-        .add_fn(lrelu);
+        .add(DConv::new(p / "conv0", 3, c.ndf, 4, 2, 1, sn))
+        .add_fn(lrelu); // [batch, ndf, size / 2, size / 2]
     let mut ch = c.ndf;
     for i in 1..n {
-        body = body
-            .add(layers::conv2d(
-                p / format!("conv{i}"),
-                ch,
-                ch * 2,
-                4,
-                2,
-                1,
-                false,
-                InitKind::DcGan,
-            ))
-            .add(layers::batch_norm2d(
+        body = body.add(DConv::new(p / format!("conv{i}"), ch, ch * 2, 4, 2, 1, sn));
+        if !sn {
+            body = body.add(layers::batch_norm2d(
                 p / format!("bn{i}"),
                 ch * 2,
                 InitKind::DcGan,
-            ))
-            .add_fn(lrelu);
+            ));
+        }
+        body = body.add_fn(lrelu); // [batch, 2 ch, s / 2, s / 2]
         ch *= 2;
     }
     (body, ch)
@@ -449,9 +477,10 @@ fn conv_body(p: &nn::Path, c: &GanIntClsConfig) -> (nn::SequentialT, i64) {
 pub struct Discriminator {
     body: nn::SequentialT,
     proj: nn::Linear,
-    joint: nn::Conv2D,
-    joint_bn: nn::BatchNorm,
-    out: nn::Conv2D,
+    joint: DConv,
+    /// None with `spectral_norm`.
+    joint_bn: Option<nn::BatchNorm>,
+    out: DConv,
     /// Text map of the projection term (`projection`).
     embed: Option<nn::Linear>,
     /// Image features to the sentence space (`contrastive_weight`).
@@ -460,20 +489,13 @@ pub struct Discriminator {
 
 impl Discriminator {
     pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
-        let (body, ch) = conv_body(&p, c);
+        let sn = c.spectral_norm;
+        let (body, ch) = conv_body(&p, c, sn);
         let proj = text_projection(&p / "text_proj", c);
-        let joint = layers::conv2d(
-            &p / "joint",
-            ch + c.proj_dim,
-            ch,
-            1,
-            1,
-            0,
-            false,
-            InitKind::DcGan,
-        );
-        let joint_bn = layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan);
-        let out = layers::conv2d(&p / "out", ch, 1, 4, 1, 0, false, InitKind::DcGan);
+        let joint = DConv::new(&p / "joint", ch + c.proj_dim, ch, 1, 1, 0, sn);
+        let joint_bn =
+            (!sn).then(|| layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan));
+        let out = DConv::new(&p / "out", ch, 1, 4, 1, 0, sn);
         let embed = c
             .projection
             .then(|| layers::linear(&p / "text_embed", c.proj_dim, ch, false, InitKind::PyTorch));
@@ -520,10 +542,11 @@ impl Discriminator {
     pub fn head_t(&self, f: &Tensor, h: &Tensor, train: bool) -> Tensor {
         let t = lrelu(&self.proj.forward(h)); // [batch, proj]
         let t = t.unsqueeze(-1).unsqueeze(-1).expand([-1, -1, 4, 4], false); // [batch, proj, 4, 4]
-        let j = Tensor::cat(&[f, &t], 1)
-            .apply(&self.joint)
-            .apply_t(&self.joint_bn, train);
-        let s = lrelu(&j).apply(&self.out).view([-1]); // [batch]
+        let mut j = Tensor::cat(&[f, &t], 1).apply_t(&self.joint, train); // [batch, ch, 4, 4]
+        if let Some(bn) = &self.joint_bn {
+            j = j.apply_t(bn, train);
+        }
+        let s = lrelu(&j).apply_t(&self.out, train).view([-1]); // [batch]
         match &self.embed {
             // projection: <embed(t), mean over positions of f>
             Some(e) => {
@@ -593,7 +616,7 @@ pub struct StyleEncoder {
 
 impl StyleEncoder {
     pub fn new(p: nn::Path, c: &GanIntClsConfig) -> Self {
-        let (body, ch) = conv_body(&p, c);
+        let (body, ch) = conv_body(&p, c, false);
         let head = layers::linear(&p / "head", ch * 16, c.z_dim, true, InitKind::PyTorch);
         Self { body, head }
     }
@@ -632,6 +655,37 @@ pub fn discriminator_loss(
     match (variant.cls(), s_w) {
         (true, Some(sw)) => bce(s_r, true) + (bce(sw, false) + fake) * 0.5,
         _ => bce(s_r, true) + fake,
+    }
+}
+
+/// Hinge version of [`discriminator_loss`] (`hinge_loss`):
+/// `relu(1 - s_r) + (relu(1 + s_w) + fake) / 2` for CLS, with
+/// `fake = relu(1 + s_f)` (averaged with `relu(1 + s_int)` for INT).
+pub fn discriminator_hinge_loss(
+    variant: Variant,
+    s_r: &Tensor,
+    s_w: Option<&Tensor>,
+    s_f: &Tensor,
+    s_int: Option<&Tensor>,
+) -> Tensor {
+    let neg = |s: &Tensor| (s + 1.0).relu().mean(Kind::Float);
+    let real = (-s_r + 1.0).relu().mean(Kind::Float);
+    let fake = match (variant.int(), s_int) {
+        (true, Some(si)) => (neg(s_f) + neg(si)) * 0.5,
+        _ => neg(s_f),
+    };
+    match (variant.cls(), s_w) {
+        (true, Some(sw)) => real + (neg(sw) + fake) * 0.5,
+        _ => real + fake,
+    }
+}
+
+/// Hinge version of [`generator_loss`]: `-s_f` (and `-s_int` for INT).
+pub fn generator_hinge_loss(variant: Variant, s_f: &Tensor, s_int: Option<&Tensor>) -> Tensor {
+    let g = -s_f.mean(Kind::Float);
+    match (variant.int(), s_int) {
+        (true, Some(si)) => g - si.mean(Kind::Float),
+        _ => g,
     }
 }
 

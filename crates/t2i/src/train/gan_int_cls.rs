@@ -12,7 +12,8 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
-    contrastive_loss, discriminator_loss, generator_loss, interpolate_text, ma_gradient_penalty,
+    contrastive_loss, discriminator_hinge_loss, discriminator_loss, generator_hinge_loss,
+    generator_loss, interpolate_text, ma_gradient_penalty,
     mean_prob, mode_seeking_loss, Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::gru::JointImageEncoder;
@@ -421,7 +422,11 @@ impl Trainer {
             (Some(f), Some(hi)) => Some(self.d.forward_t(&f.detach(), hi, true)),
             _ => None,
         };
-        let mut loss_d = discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref());
+        let mut loss_d = if c.hinge_loss {
+            discriminator_hinge_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref())
+        } else {
+            discriminator_loss(v, &s_r, s_w.as_ref(), &s_f, s_i.as_ref())
+        };
         // the contrastive term's candidates: the batch's sentences, and with
         // `contrastive_hard` each item's mismatching one
         let cands = if c.contrastive_hard {
@@ -446,7 +451,11 @@ impl Trainer {
             (Some(f), Some(hi)) => Some(self.d.forward_t(f, hi, true)),
             _ => None,
         };
-        let mut loss_g = generator_loss(v, &s_f2, s_i2.as_ref());
+        let mut loss_g = if c.hinge_loss {
+            generator_hinge_loss(v, &s_f2, s_i2.as_ref())
+        } else {
+            generator_loss(v, &s_f2, s_i2.as_ref())
+        };
         if let Some(l) = self.d.contrastive_loss(&f_fake, &cands, CONTRASTIVE_TAU) {
             loss_g += l * c.contrastive_weight;
         }
