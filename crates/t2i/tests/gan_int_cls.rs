@@ -251,6 +251,11 @@ fn losses_match_hand_computed_values() {
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn small_trainer(seed: u64) -> Trainer {
+    small_trainer_with(seed, |_| {})
+}
+
+/// [`small_trainer`] with config options set before the networks are built.
+fn small_trainer_with(seed: u64, set: impl Fn(&mut GanIntClsConfig)) -> Trainer {
     let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
     let data = small_data();
     let shapes = Shapes::new(data.clone()).unwrap();
@@ -264,12 +269,13 @@ fn small_trainer(seed: u64) -> Trainer {
     let enc = train_shapes_encoder(&shapes, GruEncoderConfig::tiny(), &topts, Device::Cpu)
         .unwrap()
         .encoder;
-    let cfg = GanIntClsConfig {
+    let mut cfg = GanIntClsConfig {
         batch_size: 8,
         ngf: 8,
         ndf: 8,
         ..GanIntClsConfig::tiny()
     };
+    set(&mut cfg);
     let tensors = ShapesTensors::build(&shapes, Split::Train, &enc, Device::Cpu).unwrap();
     tch::manual_seed(seed as i64);
     let model = GanIntClsModel::new(cfg, enc, Device::Cpu);
@@ -515,4 +521,74 @@ fn rank_term_adds_to_g_loss_only() {
     ranked.model.config.rank_weight = 1.0;
     // G's loss gains softplus(s(fake, h^) - s(fake, h)) > 0
     assert_extra_g_term(&mut plain, &mut ranked);
+}
+
+#[test]
+fn hinge_losses_match_hand_computed_values() {
+    let (r, w, f, i) = ([2.0f32, 0.5], [0.5f32, -1.5], [-0.3f32, 0.8], [1.2f32, -2.0]);
+    let hinge = |v: &[f32], sign: f64| -> f64 {
+        v.iter().map(|&x| (1.0 + sign * x as f64).max(0.0)).sum::<f64>() / v.len() as f64
+    };
+    let close = |a: &Tensor, b: f64| (a.double_value(&[]) - b).abs() < 1e-6;
+    // real: relu(1 - s) = [0, 0.5]; wrong: relu(1 + s) = [1.5, 0]
+    let l = discriminator_hinge_loss(Variant::GanCls, &t(&r), Some(&t(&w)), &t(&f), None);
+    let want = hinge(&r, -1.0) + (hinge(&w, 1.0) + hinge(&f, 1.0)) / 2.0;
+    assert!(close(&l, want), "{} vs {want}", l.double_value(&[]));
+    let l = discriminator_hinge_loss(Variant::Gan, &t(&r), None, &t(&f), None);
+    assert!(close(&l, hinge(&r, -1.0) + hinge(&f, 1.0)));
+    let l = discriminator_hinge_loss(
+        Variant::GanIntCls,
+        &t(&r),
+        Some(&t(&w)),
+        &t(&f),
+        Some(&t(&i)),
+    );
+    let fake = (hinge(&f, 1.0) + hinge(&i, 1.0)) / 2.0;
+    assert!(close(&l, hinge(&r, -1.0) + (hinge(&w, 1.0) + fake) / 2.0));
+    // G: -mean(s_f), and -mean(s_int) for INT
+    let g = generator_hinge_loss(Variant::GanIntCls, &t(&f), Some(&t(&i)));
+    assert!(close(&g, -(0.25 + -0.4)));
+    let g = generator_hinge_loss(Variant::GanCls, &t(&f), Some(&t(&i)));
+    assert!(close(&g, -0.25));
+}
+
+#[test]
+fn spectral_norm_discriminator_trains_and_resumes_exactly() {
+    tch::set_num_threads(1);
+    let sn = |c: &mut GanIntClsConfig| {
+        c.spectral_norm = true;
+        c.hinge_loss = true;
+    };
+    let mut a = small_trainer_with(5, sn);
+    let names: Vec<String> = a.d_vs.variables().into_keys().collect();
+    assert!(names.iter().any(|n| n == "conv1.weight_u"), "{names:?}");
+    assert!(names.iter().any(|n| n == "out.weight_v"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("bn")), "no batch norm in an SN D: {names:?}");
+    for _ in 0..3 {
+        let s = a.train_step();
+        assert!(s.loss_d.is_finite() && s.loss_g.is_finite(), "{s:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mid = dir.path().join("mid.safetensors");
+    a.save(&mid).unwrap();
+    let next: Vec<_> = (0..2).map(|_| a.train_step()).collect();
+    // fresh networks from another seed, restored from the checkpoint: the
+    // power-iteration vectors come back too, so the next steps are the same
+    let ck = checkpoint::load(&mid).unwrap();
+    let mut b = small_trainer_with(9, sn);
+    b.model = GanIntClsModel::from_checkpoint(&ck, Device::Cpu).unwrap();
+    let cfg = b.model.config.clone();
+    assert!(cfg.spectral_norm && cfg.hinge_loss);
+    b.opt_g = t2i::train::optim::Adam::new(&b.model.g_vs, cfg.lr, cfg.beta1, cfg.beta2);
+    b.restore(&ck).unwrap();
+    b.seed = 5;
+    b.data = rebuild_tensors(&b.model);
+    for x in &next {
+        let y = b.train_step();
+        assert_eq!(x.step, y.step);
+        assert!(
+            (x.loss_d - y.loss_d).abs() < 1e-5 && (x.loss_g - y.loss_g).abs() < 1e-5,
+            "{x:?} vs {y:?}"
+        );
+    }
 }

@@ -43,6 +43,14 @@ pub struct DamsmConfig {
     /// augmentation a frozen body still gets).
     #[serde(default = "four")]
     pub feature_variants: usize,
+    /// Items of the sentence-level terms L1_s + L2_s per step (beyond the
+    /// paper; 0: `batch_size`, as the paper). The word terms stay on the
+    /// first `batch_size` items, as their attention over every image-caption
+    /// pair costs batch^2; the sentence terms cost little per pair, so a
+    /// larger batch gives them more negatives (captions of other classes,
+    /// which is what R-precision must rank below the true one).
+    #[serde(default)]
+    pub sentence_batch: usize,
 }
 
 fn one() -> f64 {
@@ -68,6 +76,7 @@ impl DamsmConfig {
             decay_every: 100,
             word_weight: 1.0,
             feature_variants: 4,
+            sentence_batch: 0,
         }
     }
 
@@ -420,7 +429,9 @@ impl DamsmTrainer {
         let dev = self.image_vs.device();
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.seed, self.step));
         let n = data.captions.len();
-        let idx: Vec<usize> = (0..c.batch_size).map(|_| rng.gen_range(0..n)).collect();
+        // the word terms use the first `batch_size` items, the sentence terms all
+        let items = c.batch_size.max(c.sentence_batch);
+        let idx: Vec<usize> = (0..items).map(|_| rng.gen_range(0..n)).collect();
         let mut enc = Vec::with_capacity(idx.len());
         for &i in &idx {
             let caps = &data.captions[i];
@@ -465,7 +476,14 @@ impl DamsmTrainer {
         self.opt_image.lr = lr;
         let out = self.text.forward_t(&ids, &lens, None, true);
         let g = c.gammas;
-        let (w0, w1, _) = words_loss(&regions, &out.words, &lens, Some(&classes), g);
+        let b = c.batch_size;
+        let (w0, w1, _) = if items > b {
+            let first = |t: &Tensor| t.narrow(0, 0, b as i64);
+            let words = first(&out.words).narrow(2, 0, lens[..b].iter().copied().max().unwrap_or(1));
+            words_loss(&first(&regions), &words, &lens[..b], Some(&classes[..b]), g)
+        } else {
+            words_loss(&regions, &out.words, &lens, Some(&classes), g)
+        };
         let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
         let w = &w0 + &w1;
         let s = &s0 + &s1;
