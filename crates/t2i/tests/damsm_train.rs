@@ -201,3 +201,35 @@ fn global_feature_from_two_levels() {
     assert_eq!(local.size(), vec![3, config.dim, 8, 8]);
     assert_eq!(global.size(), vec![3, config.dim]);
 }
+
+#[test]
+fn sentence_batch_widens_only_the_sentence_terms() {
+    let dir = shapes_in_cub_layout(96, 8, 6);
+    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, true, false).unwrap();
+    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let trainer = |sentence_batch: usize| {
+        let config = DamsmConfig {
+            batch_size: 16,
+            sentence_batch,
+            ..DamsmConfig::tiny()
+        };
+        DamsmTrainer::new(config, vocab.clone(), 3, Device::Cpu)
+    };
+    // at or below batch_size it is the paper's step, value for value (the
+    // text encoder's dropout draws from libtorch's generator: reseed)
+    let mut run = |sentence_batch: usize| -> Vec<f64> {
+        let mut t = trainer(sentence_batch);
+        tch::manual_seed(11);
+        (0..2).map(|_| t.train_step(&train).unwrap().loss).collect()
+    };
+    assert_eq!(run(0), run(16));
+    // above: at the start the sentence terms grow with the log of their
+    // candidates (64 against 16: about 2 ln 4 = 2.8), the word terms do not
+    let (mut p, mut w) = (trainer(0), trainer(64));
+    let (x, y) = (p.train_step(&train).unwrap(), w.train_step(&train).unwrap());
+    assert!(y.s_loss - x.s_loss > 1.5, "{x:?} {y:?}");
+    assert!((y.w_loss - x.w_loss).abs() < 1.0, "{x:?} {y:?}");
+    let losses: Vec<f64> = (0..12).map(|_| w.train_step(&train).unwrap().loss).collect();
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(losses[9..].iter().sum::<f64>() < losses[..3].iter().sum::<f64>(), "{losses:?}");
+}
