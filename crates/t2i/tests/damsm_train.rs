@@ -217,7 +217,7 @@ fn sentence_batch_widens_only_the_sentence_terms() {
     };
     // at or below batch_size it is the paper's step, value for value (the
     // text encoder's dropout draws from libtorch's generator: reseed)
-    let mut run = |sentence_batch: usize| -> Vec<f64> {
+    let run = |sentence_batch: usize| -> Vec<f64> {
         let mut t = trainer(sentence_batch);
         tch::manual_seed(11);
         (0..2).map(|_| t.train_step(&train).unwrap().loss).collect()
@@ -229,7 +229,12 @@ fn sentence_batch_widens_only_the_sentence_terms() {
     let (x, y) = (p.train_step(&train).unwrap(), w.train_step(&train).unwrap());
     assert!(y.s_loss - x.s_loss > 1.5, "{x:?} {y:?}");
     assert!((y.w_loss - x.w_loss).abs() < 1.0, "{x:?} {y:?}");
-    let losses: Vec<f64> = (0..12).map(|_| w.train_step(&train).unwrap().loss).collect();
+    let losses: Vec<f64> = (0..12)
+        .map(|_| w.train_step(&train).unwrap().loss)
+        .collect();
     assert!(losses.iter().all(|l| l.is_finite()));
-    assert!(losses[9..].iter().sum::<f64>() < losses[..3].iter().sum::<f64>(), "{losses:?}");
+    assert!(
+        losses[9..].iter().sum::<f64>() < losses[..3].iter().sum::<f64>(),
+        "{losses:?}"
+    );
 }

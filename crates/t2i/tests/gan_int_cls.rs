@@ -525,9 +525,17 @@ fn rank_term_adds_to_g_loss_only() {
 
 #[test]
 fn hinge_losses_match_hand_computed_values() {
-    let (r, w, f, i) = ([2.0f32, 0.5], [0.5f32, -1.5], [-0.3f32, 0.8], [1.2f32, -2.0]);
+    let (r, w, f, i) = (
+        [2.0f32, 0.5],
+        [0.5f32, -1.5],
+        [-0.3f32, 0.8],
+        [1.2f32, -2.0],
+    );
     let hinge = |v: &[f32], sign: f64| -> f64 {
-        v.iter().map(|&x| (1.0 + sign * x as f64).max(0.0)).sum::<f64>() / v.len() as f64
+        v.iter()
+            .map(|&x| (1.0 + sign * x as f64).max(0.0))
+            .sum::<f64>()
+            / v.len() as f64
     };
     let close = |a: &Tensor, b: f64| (a.double_value(&[]) - b).abs() < 1e-6;
     // real: relu(1 - s) = [0, 0.5]; wrong: relu(1 + s) = [1.5, 0]
@@ -563,7 +571,10 @@ fn spectral_norm_discriminator_trains_and_resumes_exactly() {
     let names: Vec<String> = a.d_vs.variables().into_keys().collect();
     assert!(names.iter().any(|n| n == "conv1.weight_u"), "{names:?}");
     assert!(names.iter().any(|n| n == "out.weight_v"), "{names:?}");
-    assert!(!names.iter().any(|n| n.contains("bn")), "no batch norm in an SN D: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("bn")),
+        "no batch norm in an SN D: {names:?}"
+    );
     for _ in 0..3 {
         let s = a.train_step();
         assert!(s.loss_d.is_finite() && s.loss_g.is_finite(), "{s:?}");

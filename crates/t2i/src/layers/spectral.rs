@@ -124,7 +124,11 @@ mod tests {
         }
         let w = conv.w.weight.view([16, -1]);
         let s = Tensor::linalg_svdvals(&w, "").double_value(&[0]);
-        assert!((conv.sigma() - s).abs() < 1e-4 * s, "{} vs {s}", conv.sigma());
+        assert!(
+            (conv.sigma() - s).abs() < 1e-4 * s,
+            "{} vs {s}",
+            conv.sigma()
+        );
         // the normalised weight has spectral norm 1
         let wn = conv.w.normalized(false).view([16, -1]);
         let s1 = Tensor::linalg_svdvals(&wn, "").double_value(&[0]);

@@ -493,8 +493,7 @@ impl Discriminator {
         let (body, ch) = conv_body(&p, c, sn);
         let proj = text_projection(&p / "text_proj", c);
         let joint = DConv::new(&p / "joint", ch + c.proj_dim, ch, 1, 1, 0, sn);
-        let joint_bn =
-            (!sn).then(|| layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan));
+        let joint_bn = (!sn).then(|| layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan));
         let out = DConv::new(&p / "out", ch, 1, 4, 1, 0, sn);
         let embed = c
             .projection

@@ -479,7 +479,8 @@ impl DamsmTrainer {
         let b = c.batch_size;
         let (w0, w1, _) = if items > b {
             let first = |t: &Tensor| t.narrow(0, 0, b as i64);
-            let words = first(&out.words).narrow(2, 0, lens[..b].iter().copied().max().unwrap_or(1));
+            let words =
+                first(&out.words).narrow(2, 0, lens[..b].iter().copied().max().unwrap_or(1));
             words_loss(&first(&regions), &words, &lens[..b], Some(&classes[..b]), g)
         } else {
             words_loss(&regions, &out.words, &lens, Some(&classes), g)

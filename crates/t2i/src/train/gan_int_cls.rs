@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
     contrastive_loss, discriminator_hinge_loss, discriminator_loss, generator_hinge_loss,
-    generator_loss, interpolate_text, ma_gradient_penalty,
-    mean_prob, mode_seeking_loss, Discriminator, GanIntClsConfig, Generator, StyleEncoder,
+    generator_loss, interpolate_text, ma_gradient_penalty, mean_prob, mode_seeking_loss,
+    Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::gru::JointImageEncoder;
 use crate::text::{Encoded, GruEncoder, TextEncoder};
