@@ -8,6 +8,15 @@ use t2i::train::checkpoint;
 use t2i::train::damsm::{load_cub, r_precision, DamsmConfig, DamsmTrainer};
 use tch::{Device, Tensor};
 
+/// Network initialisation and the text encoder's dropout draw from
+/// libtorch's global generator: every test here takes this lock, so the
+/// seeded draws of one test do not interleave with another's.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A 64x64 shapes data set written in the CUB layout to a temporary folder.
 fn shapes_in_cub_layout(train_size: usize, test_size: usize, seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -25,6 +34,7 @@ fn shapes_in_cub_layout(train_size: usize, test_size: usize, seed: u64) -> tempf
 
 #[test]
 fn damsm_trains_on_cub_layout_and_round_trips() {
+    let _rng = rng_lock();
     let dir = shapes_in_cub_layout(192, 120, 4);
     let (train, lines) = load_cub(dir.path(), CubSplit::Train, 64, None, true, false).unwrap();
     assert_eq!(train.captions.len(), 192, "{lines:?}");
@@ -63,6 +73,7 @@ fn damsm_trains_on_cub_layout_and_round_trips() {
 
 #[test]
 fn r_precision_protocol() {
+    let _rng = rng_lock();
     // 200 images of 20 classes; each caption vector equals its image vector
     let n = 200i64;
     let classes: Vec<i64> = (0..n).map(|i| i % 20).collect();
@@ -80,6 +91,7 @@ fn r_precision_protocol() {
 /// features gives the loss of a step that runs the body.
 #[test]
 fn frozen_body_trains_only_projections() {
+    let _rng = rng_lock();
     use t2i::models::damsm::CnnArch;
     let dir = shapes_in_cub_layout(96, 8, 5);
     // centre crops, so the single cached variant is what the body would see
@@ -178,6 +190,7 @@ fn frozen_body_trains_only_projections() {
 /// the pooled regions, and `emb_cnn_code` takes both.
 #[test]
 fn global_feature_from_two_levels() {
+    let _rng = rng_lock();
     use t2i::models::damsm::{CnnEncoder, CnnEncoderConfig};
     let config = CnnEncoderConfig {
         global_from_regions: true,
@@ -204,6 +217,7 @@ fn global_feature_from_two_levels() {
 
 #[test]
 fn sentence_batch_widens_only_the_sentence_terms() {
+    let _rng = rng_lock();
     let dir = shapes_in_cub_layout(96, 8, 6);
     let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, true, false).unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
