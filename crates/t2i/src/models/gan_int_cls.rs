@@ -635,6 +635,41 @@ fn bce(s: &Tensor, real: bool) -> Tensor {
     s.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::Mean)
 }
 
+/// Algorithm 1's combination of D's terms, for either per-term loss: `real`
+/// of s_r, plus `neg` of the fakes (the right-text fake, averaged with the
+/// interpolated one for INT), averaged with `neg` of s_w for CLS.
+fn combine_d(
+    variant: Variant,
+    s_r: &Tensor,
+    s_w: Option<&Tensor>,
+    s_f: &Tensor,
+    s_int: Option<&Tensor>,
+    real: impl Fn(&Tensor) -> Tensor,
+    neg: impl Fn(&Tensor) -> Tensor,
+) -> Tensor {
+    let fake = match (variant.int(), s_int) {
+        (true, Some(si)) => (neg(s_f) + neg(si)) * 0.5,
+        _ => neg(s_f),
+    };
+    match (variant.cls(), s_w) {
+        (true, Some(sw)) => real(s_r) + (neg(sw) + fake) * 0.5,
+        _ => real(s_r) + fake,
+    }
+}
+
+/// G's terms: `term` of s_f, plus `term` of s_int for INT (eq. 5).
+fn combine_g(
+    variant: Variant,
+    s_f: &Tensor,
+    s_int: Option<&Tensor>,
+    term: impl Fn(&Tensor) -> Tensor,
+) -> Tensor {
+    match (variant.int(), s_int) {
+        (true, Some(si)) => term(s_f) + term(si),
+        _ => term(s_f),
+    }
+}
+
 /// Discriminator loss to minimise (Algorithm 1, negated):
 /// GAN: `-log s_r - log(1 - s_f)`;
 /// CLS: `-log s_r - (log(1 - s_w) + log(1 - s_f)) / 2`.
@@ -647,14 +682,15 @@ pub fn discriminator_loss(
     s_f: &Tensor,
     s_int: Option<&Tensor>,
 ) -> Tensor {
-    let fake = match (variant.int(), s_int) {
-        (true, Some(si)) => (bce(s_f, false) + bce(si, false)) * 0.5,
-        _ => bce(s_f, false),
-    };
-    match (variant.cls(), s_w) {
-        (true, Some(sw)) => bce(s_r, true) + (bce(sw, false) + fake) * 0.5,
-        _ => bce(s_r, true) + fake,
-    }
+    combine_d(
+        variant,
+        s_r,
+        s_w,
+        s_f,
+        s_int,
+        |s| bce(s, true),
+        |s| bce(s, false),
+    )
 }
 
 /// Hinge version of [`discriminator_loss`] (`hinge_loss`):
@@ -667,33 +703,19 @@ pub fn discriminator_hinge_loss(
     s_f: &Tensor,
     s_int: Option<&Tensor>,
 ) -> Tensor {
+    let real = |s: &Tensor| (-s + 1.0).relu().mean(Kind::Float);
     let neg = |s: &Tensor| (s + 1.0).relu().mean(Kind::Float);
-    let real = (-s_r + 1.0).relu().mean(Kind::Float);
-    let fake = match (variant.int(), s_int) {
-        (true, Some(si)) => (neg(s_f) + neg(si)) * 0.5,
-        _ => neg(s_f),
-    };
-    match (variant.cls(), s_w) {
-        (true, Some(sw)) => real + (neg(sw) + fake) * 0.5,
-        _ => real + fake,
-    }
-}
-
-/// Hinge version of [`generator_loss`]: `-s_f` (and `-s_int` for INT).
-pub fn generator_hinge_loss(variant: Variant, s_f: &Tensor, s_int: Option<&Tensor>) -> Tensor {
-    let g = -s_f.mean(Kind::Float);
-    match (variant.int(), s_int) {
-        (true, Some(si)) => g - si.mean(Kind::Float),
-        _ => g,
-    }
+    combine_d(variant, s_r, s_w, s_f, s_int, real, neg)
 }
 
 /// Generator loss to minimise: `-log s_f`, plus `-log s_int` for INT (eq. 5).
 pub fn generator_loss(variant: Variant, s_f: &Tensor, s_int: Option<&Tensor>) -> Tensor {
-    match (variant.int(), s_int) {
-        (true, Some(si)) => bce(s_f, true) + bce(si, true),
-        _ => bce(s_f, true),
-    }
+    combine_g(variant, s_f, s_int, |s| bce(s, true))
+}
+
+/// Hinge version of [`generator_loss`]: `-s_f` (and `-s_int` for INT).
+pub fn generator_hinge_loss(variant: Variant, s_f: &Tensor, s_int: Option<&Tensor>) -> Tensor {
+    combine_g(variant, s_f, s_int, |s| -s.mean(Kind::Float))
 }
 
 /// Mode-seeking term (Mao et al., CVPR 2019, eq. 3): the inverse of the

@@ -476,15 +476,13 @@ impl DamsmTrainer {
         self.opt_image.lr = lr;
         let out = self.text.forward_t(&ids, &lens, None, true);
         let g = c.gammas;
+        // the word terms on the first `batch_size` items (all of them unless
+        // `sentence_batch` is larger), cut to their longest caption
         let b = c.batch_size;
-        let (w0, w1, _) = if items > b {
-            let first = |t: &Tensor| t.narrow(0, 0, b as i64);
-            let words =
-                first(&out.words).narrow(2, 0, lens[..b].iter().copied().max().unwrap_or(1));
-            words_loss(&first(&regions), &words, &lens[..b], Some(&classes[..b]), g)
-        } else {
-            words_loss(&regions, &out.words, &lens, Some(&classes), g)
-        };
+        let first = |t: &Tensor| t.narrow(0, 0, b as i64);
+        let t_b = lens[..b].iter().copied().max().unwrap_or(1);
+        let words = first(&out.words).narrow(2, 0, t_b); // [b, D, t_b]
+        let (w0, w1, _) = words_loss(&first(&regions), &words, &lens[..b], Some(&classes[..b]), g);
         let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
         let w = &w0 + &w1;
         let s = &s0 + &s1;
