@@ -182,6 +182,9 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     }
     let config = crate::commands::apply_overrides(&config, a.set)?;
     config.validate().map_err(anyhow::Error::msg)?;
+    if config.text.minilm_sentence && minilm.is_none() && !a.resume {
+        bail!("text.minilm_sentence maps all-MiniLM-L6-v2 sentence vectors: give its folder with --word-init DIR");
+    }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
     let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
@@ -200,9 +203,13 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             vocab.len()
         );
         let mut t = DamsmTrainer::new(config.clone(), vocab, a.seed, device);
-        if let Some(m) = &minilm {
-            let n = t.text.init_words_from_minilm(m)?;
+        if let Some(m) = minilm {
+            let n = t.text.init_words_from_minilm(&m)?;
             eprintln!("word vectors: {n} words from all-MiniLM-L6-v2");
+            if t.config.text.minilm_sentence {
+                t.text.attach_minilm(std::sync::Arc::new(m))?;
+                eprintln!("sentence vectors: BiLSTM + emb_minilm(all-MiniLM-L6-v2)");
+            }
         }
         if let Some(p) = imagenet {
             let n = t

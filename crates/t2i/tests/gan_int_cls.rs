@@ -603,3 +603,42 @@ fn spectral_norm_discriminator_trains_and_resumes_exactly() {
         );
     }
 }
+
+#[test]
+fn style_term_trains_s_with_g_and_resumes_exactly() {
+    tch::set_num_threads(1);
+    let styled = |c: &mut GanIntClsConfig| c.style_weight = 0.5;
+    let mut plain = small_trainer(5);
+    let mut a = small_trainer_with(5, styled);
+    let s_before = a.model.s_vs.variables()["head.weight"].copy();
+    // G's loss gains 0.5 ||S(G(z, h)) - z||^2 > 0; D's step is unchanged
+    assert_extra_g_term(&mut plain, &mut a);
+    let s_after = &a.model.s_vs.variables()["head.weight"];
+    assert!(
+        (s_after - &s_before).abs().max().double_value(&[]) > 0.0,
+        "S learns during GAN training"
+    );
+    // S is still fitted to the final G after the GAN
+    assert!(!a.model.style_trained);
+    let dir = tempfile::tempdir().unwrap();
+    let mid = dir.path().join("mid.safetensors");
+    a.save(&mid).unwrap();
+    let next: Vec<_> = (0..2).map(|_| a.train_step()).collect();
+    let ck = checkpoint::load(&mid).unwrap();
+    let mut b = small_trainer_with(9, styled);
+    b.model = GanIntClsModel::from_checkpoint(&ck, Device::Cpu).unwrap();
+    let cfg = b.model.config.clone();
+    b.opt_g = t2i::train::optim::Adam::new(&b.model.g_vs, cfg.lr, cfg.beta1, cfg.beta2);
+    b.opt_s = t2i::train::optim::Adam::new(&b.model.s_vs, cfg.lr, cfg.beta1, cfg.beta2);
+    b.restore(&ck).unwrap();
+    b.seed = 5;
+    b.data = rebuild_tensors(&b.model);
+    for x in &next {
+        let y = b.train_step();
+        assert_eq!(x.step, y.step);
+        assert!(
+            (x.loss_d - y.loss_d).abs() < 1e-5 && (x.loss_g - y.loss_g).abs() < 1e-5,
+            "{x:?} vs {y:?}"
+        );
+    }
+}

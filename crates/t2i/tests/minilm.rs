@@ -109,3 +109,40 @@ fn damsm_word_vectors_start_from_minilm() {
     let e = small.init_words_from_minilm(&m).unwrap_err().to_string();
     assert!(e.contains("384"), "{e}");
 }
+
+#[test]
+fn damsm_sentence_adds_the_mapped_minilm_vector_and_round_trips() {
+    use std::sync::Arc;
+    use t2i::text::damsm::{RnnEncoder, RnnEncoderConfig};
+    use t2i::text::Vocab;
+    let Some(dir) = model_dir() else { return };
+    let m = Arc::new(MiniLm::load(&dir, Device::Cpu).unwrap());
+    let vocab = Vocab::build(["a red bird", "a small blue bird"], 1);
+    let config = RnnEncoderConfig {
+        minilm_sentence: true,
+        ..RnnEncoderConfig::tiny()
+    };
+    let caps = ["a red bird", "a small blue bird"];
+    let mut enc = RnnEncoder::new(config.clone(), vocab.clone(), Device::Cpu);
+    // without its MiniLM the encoder says what it needs
+    let e = enc.encode(&caps).unwrap_err().to_string();
+    assert!(e.contains("MiniLM"), "{e}");
+    enc.attach_minilm(m.clone()).unwrap();
+    let (f, _) = enc.encode(&caps).unwrap();
+    // the BiLSTM's sentence alone, then plus emb_minilm(MiniLM(caption))
+    let (ids, lens, _) = enc.ids(&caps).unwrap();
+    let rnn = tch::no_grad(|| enc.forward_t(&ids, &lens, None, false)).sentence;
+    let v = m.embed(&caps).unwrap();
+    let w = enc.vs.variables();
+    let want = &rnn + v.matmul(&w["emb_minilm.weight"].tr()) + &w["emb_minilm.bias"];
+    assert!(f.sentence.allclose(&want, 1e-5, 1e-5, false));
+    assert!(!f.sentence.allclose(&rnn, 1e-3, 1e-3, false));
+    // the saved encoder names its MiniLM folder and loads it back
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("text.safetensors");
+    enc.save(&path).unwrap();
+    let back = RnnEncoder::load(&path, Device::Cpu).unwrap();
+    assert_eq!(back.minilm_source(), Some(dir.as_path()));
+    let (g, _) = back.encode(&caps).unwrap();
+    assert!(g.sentence.allclose(&f.sentence, 1e-6, 1e-6, false));
+}

@@ -186,6 +186,16 @@ pub struct GanIntClsConfig {
     /// `relu(1 - s_r) + (relu(1 + s_w) + relu(1 + s_f)) / 2`, G `-s_f`.
     #[serde(default)]
     pub hinge_loss: bool,
+    /// Weight of a noise-reconstruction term trained with G (InfoGAN's
+    /// mutual-information term, Chen et al. 2016; beyond the paper, 0 in
+    /// both presets): the style encoder S learns `||S(G(z, h)) - z||^2`
+    /// (L_style of sec. 4.4) during GAN training, and G minimises the same
+    /// term, so what z draws must stay readable from the image. Text does
+    /// not name the background, so z is what has to draw all of them; a
+    /// G that draws only some backgrounds cannot be inverted by S, whatever
+    /// S's training.
+    #[serde(default)]
+    pub style_weight: f64,
 }
 
 fn one() -> f64 {
@@ -227,6 +237,7 @@ impl GanIntClsConfig {
             rank_weight: 0.0,
             spectral_norm: false,
             hinge_loss: false,
+            style_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

@@ -152,6 +152,16 @@ pub struct DamsmTrainer {
     /// Body features of the training images, when the body is frozen
     /// ([`DamsmTrainer::cache_body_features`]).
     body_cache: Option<BodyCache>,
+    /// MiniLM sentence vectors of every training caption, with
+    /// `text.minilm_sentence` ([`DamsmTrainer::cache_caption_priors`]).
+    caption_priors: Option<CaptionPriors>,
+}
+
+/// The frozen MiniLM sentence vectors of every caption of a data set.
+struct CaptionPriors {
+    /// `[captions, 384]`, image `i`'s caption `j` at row `offset[i] + j`.
+    table: Tensor,
+    offset: Vec<usize>,
 }
 
 /// Reads a body-feature cache file; `None` when it does not fit (it is
@@ -295,6 +305,7 @@ impl DamsmTrainer {
             step: 0,
             seed,
             body_cache: None,
+            caption_priors: None,
         }
     }
 
@@ -378,6 +389,89 @@ impl DamsmTrainer {
         Ok(note)
     }
 
+    /// With `text.minilm_sentence`: the frozen MiniLM sentence vector of
+    /// every caption of `data`, computed once (6 ms a caption on one
+    /// thread) so a training step only maps them. Read from / written to
+    /// `cache_dir` under a key of the captions and the MiniLM weights.
+    /// Returns where they came from, for the run's log.
+    pub fn cache_caption_priors(
+        &mut self,
+        data: &CaptionedImages,
+        cache_dir: Option<&std::path::Path>,
+        progress: bool,
+    ) -> Result<Option<String>> {
+        use sha2::{Digest, Sha256};
+        if !self.config.text.minilm_sentence {
+            return Ok(None);
+        }
+        let mut offset = Vec::with_capacity(data.captions.len());
+        let mut all: Vec<&str> = Vec::new();
+        for caps in &data.captions {
+            offset.push(all.len());
+            all.extend(caps.iter().map(String::as_str));
+        }
+        let mut h = Sha256::new();
+        h.update(b"minilm-sentence v1\n");
+        if let Some(src) = self.text.minilm_source() {
+            let weights = src.join("model.safetensors");
+            let meta = std::fs::metadata(&weights).map_err(|e| crate::Error::io(&weights, e))?;
+            h.update(format!("{} {}\n", weights.display(), meta.len()));
+        }
+        for c in &all {
+            h.update(c.as_bytes());
+            h.update(b"\n");
+        }
+        let key: String = h
+            .finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let file = cache_dir.map(|d| d.join(format!("minilm-captions-{key}.safetensors")));
+        let dev = self.image_vs.device();
+        if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
+            let named = Tensor::read_safetensors(f).ok();
+            let table = named
+                .and_then(|v| v.into_iter().find(|(n, _)| n == "prior"))
+                .map(|(_, t)| t)
+                .filter(|t| t.size().first() == Some(&(all.len() as i64)));
+            if let Some(table) = table {
+                self.caption_priors = Some(CaptionPriors {
+                    table: table.to_device(dev),
+                    offset,
+                });
+                return Ok(Some(format!(
+                    "MiniLM caption vectors read from {}",
+                    f.display()
+                )));
+            }
+        }
+        let pb = crate::progress::bar(all.len() as u64, "MiniLM captions", progress);
+        let mut rows = Vec::new();
+        for chunk in all.chunks(64) {
+            let v = self.text.minilm_prior(chunk)?.ok_or_else(|| {
+                crate::Error::Config("text.minilm_sentence without MiniLM".into())
+            })?;
+            rows.push(v);
+            pb.inc(chunk.len() as u64);
+        }
+        pb.finish_and_clear();
+        let table = Tensor::cat(&rows, 0).to_device(dev); // [captions, 384]
+        let note = match (&file, cache_dir) {
+            (Some(f), Some(d)) => {
+                std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
+                let tmp = f.with_extension("safetensors.tmp");
+                Tensor::write_safetensors(&[("prior", &table.contiguous())], &tmp)
+                    .map_err(|e| crate::Error::Config(format!("writing {}: {e}", tmp.display())))?;
+                std::fs::rename(&tmp, f).map_err(|e| crate::Error::io(f, e))?;
+                Some(format!("MiniLM caption vectors written to {}", f.display()))
+            }
+            _ => None,
+        };
+        self.caption_priors = Some(CaptionPriors { table, offset });
+        Ok(note)
+    }
+
     /// Key of a body-feature cache file: what the features depend on.
     fn body_cache_key(&self, data: &CaptionedImages, variants: usize) -> String {
         use sha2::{Digest, Sha256};
@@ -433,9 +527,12 @@ impl DamsmTrainer {
         let items = c.batch_size.max(c.sentence_batch);
         let idx: Vec<usize> = (0..items).map(|_| rng.gen_range(0..n)).collect();
         let mut enc = Vec::with_capacity(idx.len());
+        let mut picked = Vec::with_capacity(idx.len());
         for &i in &idx {
             let caps = &data.captions[i];
-            let cap = &caps[rng.gen_range(0..caps.len())];
+            let j = rng.gen_range(0..caps.len());
+            picked.push((i, j));
+            let cap = &caps[j];
             let e = self
                 .text
                 .vocab
@@ -475,6 +572,30 @@ impl DamsmTrainer {
         self.opt_text.lr = lr;
         self.opt_image.lr = lr;
         let out = self.text.forward_t(&ids, &lens, None, true);
+        let prior = if c.text.minilm_sentence {
+            Some(match &self.caption_priors {
+                Some(p) if p.offset.len() == n => {
+                    let rows: Vec<i64> = picked
+                        .iter()
+                        .map(|&(i, j)| (p.offset[i] + j) as i64)
+                        .collect();
+                    p.table
+                        .index_select(0, &Tensor::from_slice(&rows).to_device(dev))
+                }
+                _ => {
+                    let caps: Vec<&str> = picked
+                        .iter()
+                        .map(|&(i, j)| data.captions[i][j].as_str())
+                        .collect();
+                    self.text
+                        .minilm_prior(&caps)?
+                        .unwrap_or_else(|| Tensor::zeros([1], (Kind::Float, dev)))
+                }
+            })
+        } else {
+            None
+        };
+        let sentence = self.text.with_prior(out.sentence, prior.as_ref()); // [items, D]
         let g = c.gammas;
         // the word terms on the first `batch_size` items (all of them unless
         // `sentence_batch` is larger), cut to their longest caption
@@ -483,7 +604,7 @@ impl DamsmTrainer {
         let t_b = lens[..b].iter().copied().max().unwrap_or(1);
         let words = first(&out.words).narrow(2, 0, t_b); // [b, D, t_b]
         let (w0, w1, _) = words_loss(&first(&regions), &words, &lens[..b], Some(&classes[..b]), g);
-        let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
+        let (s0, s1) = sent_loss(&global, &sentence, Some(&classes), g);
         let w = &w0 + &w1;
         let s = &s0 + &s1;
         let loss = &w * c.word_weight + &s;
@@ -814,6 +935,10 @@ pub fn damsm_run(
     if let (Some(note), true) = (note, opts.progress) {
         eprintln!("{note}");
     }
+    let note = t.cache_caption_priors(train, opts.cache_dir.as_deref(), opts.progress)?;
+    if let (Some(note), true) = (note, opts.progress) {
+        eprintln!("{note}");
+    }
     // a frozen body's test features are computed once for every evaluation
     let test_body = match test {
         Some(test) if t.config.image.frozen_body && opts.eval_every > 0 => {
@@ -922,7 +1047,9 @@ impl DamsmTrainer {
                     .collect();
                 let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
                 let ids = pad_ids(&enc, self.image_vs.device());
-                out.push(self.text.forward_t(&ids, &lens, None, false).sentence);
+                let prior = self.text.minilm_prior(chunk)?;
+                let sentence = self.text.forward_t(&ids, &lens, None, false).sentence;
+                out.push(self.text.with_prior(sentence, prior.as_ref()));
             }
             Ok(())
         })?;

@@ -305,6 +305,8 @@ pub struct Trainer {
     pub d: Discriminator,
     pub opt_g: Adam,
     pub opt_d: Adam,
+    /// S's optimiser while it learns with G (`style_weight`).
+    pub opt_s: Adam,
     /// Running average of G's weights (`ema_decay` > 0).
     pub g_avg: Option<WeightAverage>,
     /// Steps done.
@@ -352,6 +354,7 @@ impl Trainer {
         let d = Discriminator::new(d_vs.root(), c);
         let opt_g = Adam::new(&model.g_vs, c.lr, c.beta1, c.beta2);
         let opt_d = Adam::new(&d_vs, c.lr, c.beta1, c.beta2);
+        let opt_s = Adam::new(&model.s_vs, c.lr, c.beta1, c.beta2);
         let g_avg =
             (c.ema_decay > 0.0).then(|| WeightAverage::with_warmup(&model.g_vs, c.ema_decay));
         Self {
@@ -361,6 +364,7 @@ impl Trainer {
             d,
             opt_g,
             opt_d,
+            opt_s,
             step: 0,
             seed,
             data,
@@ -378,6 +382,7 @@ impl Trainer {
         };
         self.opt_g.lr = lr;
         self.opt_d.lr = lr * c.d_lr_scale;
+        self.opt_s.lr = lr;
     }
 
     /// One step of Algorithm 1: update D, then G.
@@ -487,9 +492,23 @@ impl Trainer {
             let ms = mode_seeking_loss(&xa, &xb, &z.narrow(0, 0, k), &z_b);
             loss_g += ms * c.diversity_weight;
         }
+        let style = (c.style_weight > 0.0).then(|| {
+            // sec. 4.4's L_style, here learnt by S and G together
+            (self.model.s.forward_t(&fake, true) - &z)
+                .square()
+                .mean(Kind::Float)
+        });
+        if let Some(l) = &style {
+            loss_g += l * c.style_weight;
+            self.opt_s.zero_grad();
+        }
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
+        if style.is_some() {
+            // S keeps learning after the GAN (`train_style`), on the final G
+            self.opt_s.step();
+        }
         if let Some(a) = &mut self.g_avg {
             a.update();
         }
@@ -577,6 +596,9 @@ impl Trainer {
         tensors.extend(checkpoint::named(&m.encoder.vs, "text"));
         tensors.extend(self.opt_g.state("optim.G"));
         tensors.extend(self.opt_d.state("optim.D"));
+        if self.model.config.style_weight > 0.0 {
+            tensors.extend(self.opt_s.state("optim.S"));
+        }
         checkpoint::save(path, &meta, &tensors)
     }
 
@@ -602,6 +624,11 @@ impl Trainer {
         self.opt_d
             .load_state("optim.D", &ck.tensors)
             .map_err(Error::Checkpoint)?;
+        if self.model.config.style_weight > 0.0 {
+            self.opt_s
+                .load_state("optim.S", &ck.tensors)
+                .map_err(Error::Checkpoint)?;
+        }
         self.step = ck
             .meta("step")?
             .parse()
