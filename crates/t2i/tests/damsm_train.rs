@@ -252,3 +252,54 @@ fn sentence_batch_widens_only_the_sentence_terms() {
         "{losses:?}"
     );
 }
+
+#[test]
+fn minilm_sentence_priors_cached_give_the_same_steps() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
+    if !dir.join("model.safetensors").is_file() {
+        eprintln!(
+            "skipped: no MiniLM folder at {} (run scripts/setup_minilm.sh)",
+            dir.display()
+        );
+        return;
+    }
+    let _rng = rng_lock();
+    let m = std::sync::Arc::new(t2i::text::minilm::MiniLm::load(&dir, Device::Cpu).unwrap());
+    let data = shapes_in_cub_layout(48, 8, 7);
+    let (train, _) = load_cub(data.path(), CubSplit::Train, 64, None, true, false).unwrap();
+    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let mut config = DamsmConfig {
+        batch_size: 8,
+        ..DamsmConfig::tiny()
+    };
+    config.text.minilm_sentence = true;
+    let trainer = || {
+        let mut t = DamsmTrainer::new(config.clone(), vocab.clone(), 3, Device::Cpu);
+        t.text.attach_minilm(m.clone()).unwrap();
+        t
+    };
+    let run = |t: &mut DamsmTrainer| -> Vec<f64> {
+        tch::manual_seed(11);
+        (0..3).map(|_| t.train_step(&train).unwrap().loss).collect()
+    };
+    // MiniLM on each step's captions, against the table computed once
+    let online = run(&mut trainer());
+    let cache = tempfile::tempdir().unwrap();
+    let mut t = trainer();
+    let note = t
+        .cache_caption_priors(&train, Some(cache.path()), false)
+        .unwrap();
+    assert!(note.unwrap().contains("written"));
+    let cached = run(&mut t);
+    for (a, b) in online.iter().zip(&cached) {
+        assert!((a - b).abs() < 1e-4, "{online:?} vs {cached:?}");
+    }
+    // a second run reads the table back
+    let mut u = trainer();
+    let note = u
+        .cache_caption_priors(&train, Some(cache.path()), false)
+        .unwrap();
+    assert!(note.unwrap().contains("read"));
+    assert_eq!(run(&mut u), cached);
+}
