@@ -642,3 +642,21 @@ fn style_term_trains_s_with_g_and_resumes_exactly() {
         );
     }
 }
+
+#[test]
+fn reconstruction_term_trains_g_and_s_on_real_images() {
+    tch::set_num_threads(1);
+    let mut plain = small_trainer(5);
+    let mut a = small_trainer_with(5, |c| c.recon_weight = 10.0);
+    let s_before = a.model.s_vs.variables()["head.weight"].copy();
+    // G's loss gains 10 |G(S(x), h) - x|_1 > 0; D's step is unchanged
+    assert_extra_g_term(&mut plain, &mut a);
+    let s_after = &a.model.s_vs.variables()["head.weight"];
+    assert!((s_after - &s_before).abs().max().double_value(&[]) > 0.0);
+    // S's optimiser state is in the checkpoint
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ck.safetensors");
+    a.save(&p).unwrap();
+    let ck = checkpoint::load(&p).unwrap();
+    assert!(ck.tensors.keys().any(|k| k.starts_with("optim.S.")));
+}

@@ -196,6 +196,15 @@ pub struct GanIntClsConfig {
     /// S's training.
     #[serde(default)]
     pub style_weight: f64,
+    /// Weight of a reconstruction term through S (BicycleGAN's cVAE-GAN
+    /// branch, Zhu et al. 2017; beyond the paper, 0 in both presets):
+    /// `|G(S(x), phi(t)) - x|_1` on real images x with their own captions
+    /// t, learnt by G and S. Every real image must be drawn back from its
+    /// caption and the style S reads from it, so G has to draw every
+    /// background the data set has, from z; style transfer, G(S(x),
+    /// phi(t_new)), then keeps x's background by construction.
+    #[serde(default)]
+    pub recon_weight: f64,
 }
 
 fn one() -> f64 {
@@ -203,6 +212,11 @@ fn one() -> f64 {
 }
 
 impl GanIntClsConfig {
+    /// Whether S learns during GAN training (`style_weight`, `recon_weight`).
+    pub fn style_learns_with_g(&self) -> bool {
+        self.style_weight > 0.0 || self.recon_weight > 0.0
+    }
+
     /// The paper's sizes: 64x64, ngf 128, ndf 64, batch 64, Adam 2e-4 / 0.5,
     /// 1024-d char-CNN-RNN embedding projected to 128.
     pub fn paper() -> Self {
@@ -238,6 +252,7 @@ impl GanIntClsConfig {
             spectral_norm: false,
             hinge_loss: false,
             style_weight: 0.0,
+            recon_weight: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

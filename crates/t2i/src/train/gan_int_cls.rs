@@ -500,12 +500,21 @@ impl Trainer {
         });
         if let Some(l) = &style {
             loss_g += l * c.style_weight;
+        }
+        if c.recon_weight > 0.0 {
+            // the real images drawn back from their captions and S's style
+            let z_r = self.model.s.forward_t(&x, true); // [batch, z_dim]
+            let x_rec = self.model.g.forward_t(&z_r, &h, true); // [batch, 3, s, s]
+            loss_g += (x_rec - &x).abs().mean(Kind::Float) * c.recon_weight;
+        }
+        let s_learns = c.style_learns_with_g();
+        if s_learns {
             self.opt_s.zero_grad();
         }
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
-        if style.is_some() {
+        if s_learns {
             // S keeps learning after the GAN (`train_style`), on the final G
             self.opt_s.step();
         }
@@ -596,7 +605,7 @@ impl Trainer {
         tensors.extend(checkpoint::named(&m.encoder.vs, "text"));
         tensors.extend(self.opt_g.state("optim.G"));
         tensors.extend(self.opt_d.state("optim.D"));
-        if self.model.config.style_weight > 0.0 {
+        if self.model.config.style_learns_with_g() {
             tensors.extend(self.opt_s.state("optim.S"));
         }
         checkpoint::save(path, &meta, &tensors)
@@ -624,7 +633,7 @@ impl Trainer {
         self.opt_d
             .load_state("optim.D", &ck.tensors)
             .map_err(Error::Checkpoint)?;
-        if self.model.config.style_weight > 0.0 {
+        if self.model.config.style_learns_with_g() {
             self.opt_s
                 .load_state("optim.S", &ck.tensors)
                 .map_err(Error::Checkpoint)?;
