@@ -102,16 +102,19 @@ impl CnnEncoderConfig {
             CnnArch::EfficientnetLite0 => 8,
         }
     }
-    /// Size of the pooled global feature before `emb_cnn_code`.
-    pub fn global_dim(&self) -> i64 {
-        let head = match self.arch {
+    /// Channels of the body's pooled head.
+    pub fn head_dim(&self) -> i64 {
+        match self.arch {
             CnnArch::Small | CnnArch::Vgg => 8 * self.width,
             CnnArch::EfficientnetLite0 => crate::models::efficientnet::HEAD_DIM,
-        };
+        }
+    }
+    /// Size of the pooled global feature before `emb_cnn_code`.
+    pub fn global_dim(&self) -> i64 {
         if self.global_from_regions {
-            head + self.region_dim()
+            self.head_dim() + self.region_dim()
         } else {
-            head
+            self.head_dim()
         }
     }
 }
@@ -241,12 +244,20 @@ impl CnnEncoder {
         let f = self.body.forward_t(x, train); // [batch, region_dim, r, r]
         let mean = |t: &Tensor| t.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
         let g = mean(&self.head.forward_t(&f, train)); // [batch, head channels]
-        let g = if self.config.global_from_regions {
-            Tensor::cat(&[&g, &mean(&f)], 1) // [batch, global_dim]
-        } else {
-            g
-        };
+        let g = self.global_input(&f, &g);
         (f, g)
+    }
+
+    /// What `emb_cnn_code` reads: the pooled head `g [batch, head_dim]`,
+    /// and with `global_from_regions` the mean of the region features `f`
+    /// too. `[batch, global_dim]`
+    pub fn global_input(&self, f: &Tensor, g: &Tensor) -> Tensor {
+        if self.config.global_from_regions {
+            let m = f.mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, region_dim]
+            Tensor::cat(&[g, &m], 1)
+        } else {
+            g.shallow_clone()
+        }
     }
 
     /// `emb_features` and `emb_cnn_code`: body features to the shared space.

@@ -51,6 +51,13 @@ pub struct DamsmConfig {
     /// which is what R-precision must rank below the true one).
     #[serde(default)]
     pub sentence_batch: usize,
+    /// Dropout on the frozen body's cached features before the projections
+    /// during training (beyond the paper; 0 keeps it off). The projections
+    /// are the only image-side weights, and they fit the training classes'
+    /// feature directions (real training images: 54% R-precision, test
+    /// images of unseen classes: 24%).
+    #[serde(default)]
+    pub feature_dropout: f64,
 }
 
 fn one() -> f64 {
@@ -77,6 +84,7 @@ impl DamsmConfig {
             word_weight: 1.0,
             feature_variants: 4,
             sentence_batch: 0,
+            feature_dropout: 0.0,
         }
     }
 
@@ -170,13 +178,14 @@ fn read_body_cache(
     path: &std::path::Path,
     n: usize,
     variants: usize,
+    head_dim: i64,
     dev: Device,
 ) -> Option<BodyCache> {
     let named = Tensor::read_safetensors(path).ok()?;
     let get = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t);
     let (local, global) = (get("local")?, get("global")?);
     let rows = (n * variants) as i64;
-    if local.size().first() != Some(&rows) || global.size().first() != Some(&rows) {
+    if local.size().first() != Some(&rows) || global.size() != [rows, head_dim] {
         return None;
     }
     Some(BodyCache {
@@ -338,7 +347,13 @@ impl DamsmTrainer {
             ))
         });
         if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
-            if let Some(cache) = read_body_cache(f, n, variants, self.image_vs.device()) {
+            if let Some(cache) = read_body_cache(
+                f,
+                n,
+                variants,
+                self.config.image.head_dim(),
+                self.image_vs.device(),
+            ) {
                 self.body_cache = Some(cache);
                 return Ok(Some(format!("image features read from {}", f.display())));
             }
@@ -354,8 +369,10 @@ impl DamsmTrainer {
                     let idx: Vec<usize> = (start..(start + b).min(n)).collect();
                     if let Some(x) = data.images.batch(&idx, &mut rng, dev).pop() {
                         let (f, g) = self.image.body_features(&x, false);
+                        // the pooled head alone: `global_input` adds the
+                        // region mean at each step, so one file serves both
+                        global.push(g.narrow(1, 0, self.config.image.head_dim()));
                         local.push(f);
-                        global.push(g);
                     }
                     pb.inc(idx.len() as u64);
                 }
@@ -553,9 +570,11 @@ impl DamsmTrainer {
                     .map(|&i| (rng.gen_range(0..cache.variants) * n + i) as i64)
                     .collect();
                 let rows = Tensor::from_slice(&rows).to_device(dev);
-                let f = cache.local.index_select(0, &rows); // [batch, 4w, r, r]
-                let g = cache.global.index_select(0, &rows); // [batch, 8w]
-                self.image.project(&f, &g)
+                let f = cache.local.index_select(0, &rows); // [batch, region_dim, r, r]
+                let g = cache.global.index_select(0, &rows); // [batch, head_dim]
+                let g = self.image.global_input(&f, &g); // [batch, global_dim]
+                let p = c.feature_dropout;
+                self.image.project(&f.dropout(p, true), &g.dropout(p, true))
             }
             _ => {
                 let mut img_rng = ImageBatcher::rng(self.seed, self.step);
