@@ -653,6 +653,8 @@ fn reconstruction_term_trains_g_and_s_on_real_images() {
     assert_extra_g_term(&mut plain, &mut a);
     let s_after = &a.model.s_vs.variables()["head.weight"];
     assert!((s_after - &s_before).abs().max().double_value(&[]) > 0.0);
+    // S is style transfer's encoder already: no L_style fit after the GAN
+    assert!(a.model.style_trained);
     // S's optimiser state is in the checkpoint
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("ck.safetensors");

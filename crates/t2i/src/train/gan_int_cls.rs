@@ -515,8 +515,14 @@ impl Trainer {
         loss_g.backward();
         self.opt_g.step();
         if s_learns {
-            // S keeps learning after the GAN (`train_style`), on the final G
             self.opt_s.step();
+            // S learnt to read real images' style for G (`recon_weight`):
+            // that is style transfer's path, which a later L_style fit to
+            // G's own samples would only move away from. With the L_style
+            // term alone S is fitted to the final G after the GAN.
+            if c.recon_weight > 0.0 {
+                self.model.style_trained = true;
+            }
         }
         if let Some(a) = &mut self.g_avg {
             a.update();
