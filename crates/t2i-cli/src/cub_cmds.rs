@@ -147,9 +147,21 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     let imagenet = a
         .image_init
         .filter(|p| p.extension().is_some_and(|e| e == "pth"));
-    if imagenet.is_some() {
-        config.image.arch = t2i::models::damsm::CnnArch::EfficientnetLite0;
-        config.image.image_size = 224; // Lite0's ImageNet input size
+    if let Some(p) = imagenet {
+        use t2i::models::damsm::CnnArch;
+        // Lite0 and Lite2 differ in what their head reads: 320 / 352 channels
+        let w = t2i::import::read_weights(p)
+            .with_context(|| format!("reading ImageNet weights {}", p.display()))?;
+        let head_in = w.get("_conv_head.weight").map(|t| t.size()[1]);
+        config.image.arch = match head_in {
+            Some(320) => CnnArch::EfficientnetLite0,
+            Some(352) => CnnArch::EfficientnetLite2,
+            _ => bail!(
+                "{} is neither EfficientNet-Lite0 nor -Lite2 weights (its _conv_head reads {head_in:?} channels)",
+                p.display()
+            ),
+        };
+        config.image.image_size = config.image.arch.lite().map_or(224, |l| l.input);
         config.image.frozen_body = a.freeze_image;
     }
     let init = a
@@ -216,7 +228,8 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
                 .init_image_from_weights(p)
                 .with_context(|| format!("reading ImageNet weights {}", p.display()))?;
             eprintln!(
-                "image encoder: EfficientNet-Lite0, {n} tensors from {}",
+                "image encoder: {:?}, {n} tensors from {}",
+                t.config.image.arch,
                 p.display()
             );
         }

