@@ -661,4 +661,13 @@ fn reconstruction_term_trains_g_and_s_on_real_images() {
     a.save(&p).unwrap();
     let ck = checkpoint::load(&p).unwrap();
     assert!(ck.tensors.keys().any(|k| k.starts_with("optim.S.")));
+    // the KL term adds 0.5 |S(x)|^2 > 0 (and noise) to the reconstruction
+    let mut b = small_trainer_with(5, |c| c.recon_weight = 10.0);
+    let mut kl = small_trainer_with(5, |c| {
+        c.recon_weight = 10.0;
+        c.recon_kl = 1.0;
+    });
+    let (x, y) = (b.train_step(), kl.train_step());
+    assert_eq!(x.loss_d, y.loss_d);
+    assert!(y.loss_g.is_finite() && y.loss_g != x.loss_g, "{x:?} {y:?}");
 }

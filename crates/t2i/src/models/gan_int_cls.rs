@@ -205,6 +205,15 @@ pub struct GanIntClsConfig {
     /// phi(t_new)), then keeps x's background by construction.
     #[serde(default)]
     pub recon_weight: f64,
+    /// Weight of a KL term on S's style in the reconstruction (0: S's
+    /// output is used as it is). With it, G reconstructs from S(x) + e,
+    /// e ~ N(0, I), and `0.5 |S(x)|^2` (KL(N(S(x), I) || N(0, I)), a VAE
+    /// of unit variance) is added: the style is a noisy channel of limited
+    /// capacity, so S keeps what the caption does not say (the background)
+    /// and leaves the object to the text, and random z and S(x) + e share
+    /// one distribution.
+    #[serde(default)]
+    pub recon_kl: f64,
 }
 
 fn one() -> f64 {
@@ -253,6 +262,7 @@ impl GanIntClsConfig {
             hinge_loss: false,
             style_weight: 0.0,
             recon_weight: 0.0,
+            recon_kl: 0.0,
         }
     }
     /// CPU preset: 32x32 (or 64x64), narrow widths, 128-d text, batch 32 and

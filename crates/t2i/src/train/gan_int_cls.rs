@@ -503,7 +503,14 @@ impl Trainer {
         }
         if c.recon_weight > 0.0 {
             // the real images drawn back from their captions and S's style
-            let z_r = self.model.s.forward_t(&x, true); // [batch, z_dim]
+            let mu = self.model.s.forward_t(&x, true); // [batch, z_dim]
+            let z_r = if c.recon_kl > 0.0 {
+                let kl = mu.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+                loss_g += kl.mean(Kind::Float) * (0.5 * c.recon_kl);
+                &mu + super::normal(c.batch_size, c.z_dim, seed ^ 0x5EC, dev)
+            } else {
+                mu
+            };
             let x_rec = self.model.g.forward_t(&z_r, &h, true); // [batch, 3, s, s]
             loss_g += (x_rec - &x).abs().mean(Kind::Float) * c.recon_weight;
         }
