@@ -219,7 +219,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             let n = t.text.init_words_from_minilm(&m)?;
             eprintln!("word vectors: {n} words from all-MiniLM-L6-v2");
             if t.config.text.minilm_sentence {
-                t.text.attach_minilm(std::sync::Arc::new(m))?;
+                t.text.attach_minilm(m)?;
                 eprintln!("sentence vectors: BiLSTM + emb_minilm(all-MiniLM-L6-v2)");
             }
         }

@@ -265,7 +265,6 @@ fn minilm_sentence_priors_cached_give_the_same_steps() {
         return;
     }
     let _rng = rng_lock();
-    let m = std::sync::Arc::new(t2i::text::minilm::MiniLm::load(&dir, Device::Cpu).unwrap());
     let data = shapes_in_cub_layout(48, 8, 7);
     let (train, _) = load_cub(data.path(), CubSplit::Train, 64, None, true, false).unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
@@ -276,7 +275,8 @@ fn minilm_sentence_priors_cached_give_the_same_steps() {
     config.text.minilm_sentence = true;
     let trainer = || {
         let mut t = DamsmTrainer::new(config.clone(), vocab.clone(), 3, Device::Cpu);
-        t.text.attach_minilm(m.clone()).unwrap();
+        let m = t2i::text::minilm::MiniLm::load(&dir, Device::Cpu).unwrap();
+        t.text.attach_minilm(m).unwrap();
         t
     };
     let run = |t: &mut DamsmTrainer| -> Vec<f64> {

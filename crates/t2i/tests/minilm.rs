@@ -112,11 +112,10 @@ fn damsm_word_vectors_start_from_minilm() {
 
 #[test]
 fn damsm_sentence_adds_the_mapped_minilm_vector_and_round_trips() {
-    use std::sync::Arc;
     use t2i::text::damsm::{RnnEncoder, RnnEncoderConfig};
     use t2i::text::Vocab;
     let Some(dir) = model_dir() else { return };
-    let m = Arc::new(MiniLm::load(&dir, Device::Cpu).unwrap());
+    let m = MiniLm::load(&dir, Device::Cpu).unwrap();
     let vocab = Vocab::build(["a red bird", "a small blue bird"], 1);
     let config = RnnEncoderConfig {
         minilm_sentence: true,
@@ -127,12 +126,12 @@ fn damsm_sentence_adds_the_mapped_minilm_vector_and_round_trips() {
     // without its MiniLM the encoder says what it needs
     let e = enc.encode(&caps).unwrap_err().to_string();
     assert!(e.contains("MiniLM"), "{e}");
-    enc.attach_minilm(m.clone()).unwrap();
+    let v = m.embed(&caps).unwrap();
+    enc.attach_minilm(m).unwrap();
     let (f, _) = enc.encode(&caps).unwrap();
     // the BiLSTM's sentence alone, then plus emb_minilm(MiniLM(caption))
     let (ids, lens, _) = enc.ids(&caps).unwrap();
     let rnn = tch::no_grad(|| enc.forward_t(&ids, &lens, None, false)).sentence;
-    let v = m.embed(&caps).unwrap();
     let w = enc.vs.variables();
     let want = &rnn + v.matmul(&w["emb_minilm.weight"].tr()) + &w["emb_minilm.bias"];
     assert!(f.sentence.allclose(&want, 1e-5, 1e-5, false));

@@ -14,7 +14,6 @@ use crate::train::checkpoint::{self, Checkpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Configuration of the DAMSM text encoder.
@@ -89,7 +88,7 @@ pub struct RnnEncoder {
     /// `emb_minilm`: MiniLM sentence vector -> D (`minilm_sentence`).
     emb_minilm: Option<nn::Linear>,
     /// The frozen MiniLM whose sentence vectors `emb_minilm` maps.
-    minilm: Option<Arc<MiniLm>>,
+    minilm: Option<Box<MiniLm>>,
     /// Where the encoder was loaded from.
     pub source: String,
 }
@@ -155,15 +154,15 @@ impl RnnEncoder {
     }
 
     /// Gives a `minilm_sentence` encoder its frozen MiniLM.
-    pub fn attach_minilm(&mut self, minilm: Arc<MiniLm>) -> Result<()> {
-        let dim = crate::text::TextEncoder::sentence_dim(minilm.as_ref());
+    pub fn attach_minilm(&mut self, minilm: MiniLm) -> Result<()> {
+        let dim = crate::text::TextEncoder::sentence_dim(&minilm);
         if dim != MINILM_DIM {
             return Err(Error::Config(format!(
                 "{}: {dim}-d sentence vectors, the encoder's emb_minilm takes {MINILM_DIM}",
                 minilm.source.display()
             )));
         }
-        self.minilm = Some(minilm);
+        self.minilm = Some(Box::new(minilm));
         Ok(())
     }
 
@@ -365,7 +364,7 @@ impl RnnEncoder {
                     "the text encoder reads MiniLM sentence vectors from {dir}: {e}"
                 ))
             })?;
-            enc.attach_minilm(Arc::new(m))?;
+            enc.attach_minilm(m)?;
         }
         Ok(enc)
     }

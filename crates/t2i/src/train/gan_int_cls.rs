@@ -505,7 +505,9 @@ impl Trainer {
             // the real images drawn back from their captions and S's style
             let mu = self.model.s.forward_t(&x, true); // [batch, z_dim]
             let z_r = if c.recon_kl > 0.0 {
-                let kl = mu.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+                let kl = mu
+                    .square()
+                    .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
                 loss_g += kl.mean(Kind::Float) * (0.5 * c.recon_kl);
                 &mu + super::normal(c.batch_size, c.z_dim, seed ^ 0x5EC, dev)
             } else {
