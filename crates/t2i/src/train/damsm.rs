@@ -196,6 +196,29 @@ fn read_body_cache(
     })
 }
 
+/// The first 12 bytes of a digest in hex: a cache file's key.
+fn short_hex(h: sha2::Sha256) -> String {
+    use sha2::Digest;
+    h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes named tensors to a cache file through a temporary file, so a
+/// cut-off write never leaves a file that looks complete.
+fn write_cache_file(f: &std::path::Path, named: &[(&str, &Tensor)]) -> Result<()> {
+    if let Some(d) = f.parent() {
+        std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
+    }
+    let tmp = f.with_extension("safetensors.tmp");
+    let named: Vec<(&str, Tensor)> = named.iter().map(|(n, t)| (*n, t.contiguous())).collect();
+    Tensor::write_safetensors(&named, &tmp)
+        .map_err(|e| crate::Error::Config(format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, f).map_err(|e| crate::Error::io(f, e))
+}
+
 /// A frozen image body's features of every training image under a few
 /// fixed random crops and flips, so a step only runs the projections.
 struct BodyCache {
@@ -384,22 +407,13 @@ impl DamsmTrainer {
             n,
             variants,
         };
-        let note = match (&file, cache_dir) {
-            (Some(f), Some(d)) => {
-                std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
-                let tmp = f.with_extension("safetensors.tmp");
-                Tensor::write_safetensors(
-                    &[
-                        ("local", &cache.local.contiguous()),
-                        ("global", &cache.global.contiguous()),
-                    ],
-                    &tmp,
-                )
-                .map_err(|e| crate::Error::Config(format!("writing {}: {e}", tmp.display())))?;
-                std::fs::rename(&tmp, f).map_err(|e| crate::Error::io(f, e))?;
+        let note = match &file {
+            Some(f) => {
+                let named = [("local", &cache.local), ("global", &cache.global)];
+                write_cache_file(f, &named)?;
                 Some(format!("image features written to {}", f.display()))
             }
-            _ => None,
+            None => None,
         };
         self.body_cache = Some(cache);
         Ok(note)
@@ -437,12 +451,7 @@ impl DamsmTrainer {
             h.update(c.as_bytes());
             h.update(b"\n");
         }
-        let key: String = h
-            .finalize()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let key = short_hex(h);
         let file = cache_dir.map(|d| d.join(format!("minilm-captions-{key}.safetensors")));
         let dev = self.image_vs.device();
         if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
@@ -473,16 +482,12 @@ impl DamsmTrainer {
         }
         pb.finish_and_clear();
         let table = Tensor::cat(&rows, 0).to_device(dev); // [captions, 384]
-        let note = match (&file, cache_dir) {
-            (Some(f), Some(d)) => {
-                std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
-                let tmp = f.with_extension("safetensors.tmp");
-                Tensor::write_safetensors(&[("prior", &table.contiguous())], &tmp)
-                    .map_err(|e| crate::Error::Config(format!("writing {}: {e}", tmp.display())))?;
-                std::fs::rename(&tmp, f).map_err(|e| crate::Error::io(f, e))?;
+        let note = match &file {
+            Some(f) => {
+                write_cache_file(f, &[("prior", &table)])?;
                 Some(format!("MiniLM caption vectors written to {}", f.display()))
             }
-            _ => None,
+            None => None,
         };
         self.caption_priors = Some(CaptionPriors { table, offset });
         Ok(note)
@@ -520,11 +525,7 @@ impl DamsmTrainer {
                 h.update(x.to_le_bytes());
             }
         }
-        h.finalize()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        short_hex(h)
     }
 
     pub fn lr(&self) -> f64 {

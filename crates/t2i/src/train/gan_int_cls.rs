@@ -305,7 +305,7 @@ pub struct Trainer {
     pub d: Discriminator,
     pub opt_g: Adam,
     pub opt_d: Adam,
-    /// S's optimiser while it learns with G (`style_weight`).
+    /// S's optimiser while it learns with G (`style_weight`, `recon_weight`).
     pub opt_s: Adam,
     /// Running average of G's weights (`ema_decay` > 0).
     pub g_avg: Option<WeightAverage>,
@@ -492,13 +492,11 @@ impl Trainer {
             let ms = mode_seeking_loss(&xa, &xb, &z.narrow(0, 0, k), &z_b);
             loss_g += ms * c.diversity_weight;
         }
-        let style = (c.style_weight > 0.0).then(|| {
+        if c.style_weight > 0.0 {
             // sec. 4.4's L_style, here learnt by S and G together
-            (self.model.s.forward_t(&fake, true) - &z)
+            let l = (self.model.s.forward_t(&fake, true) - &z)
                 .square()
-                .mean(Kind::Float)
-        });
-        if let Some(l) = &style {
+                .mean(Kind::Float);
             loss_g += l * c.style_weight;
         }
         if c.recon_weight > 0.0 {
