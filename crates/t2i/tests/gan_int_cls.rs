@@ -55,6 +55,23 @@ fn layer_shapes_of_both_presets() {
             },
             64,
         ),
+        (
+            // a full-resolution 3x3 convolution draws the image
+            GanIntClsConfig {
+                resize_conv: true,
+                rgb_conv: true,
+                ..GanIntClsConfig::tiny()
+            },
+            32,
+        ),
+        (
+            GanIntClsConfig {
+                rgb_conv: true,
+                image_size: 64,
+                ..GanIntClsConfig::tiny()
+            },
+            64,
+        ),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
         let g = Generator::new(vs.root() / "g", &c);
@@ -80,6 +97,19 @@ fn layer_shapes_of_both_presets() {
     let _g = Generator::new(vs.root(), &c);
     let w = vs.variables()["deconv0.weight"].size();
     assert_eq!(w, vec![c.z_dim + c.proj_dim, 1024, 4, 4]);
+    // `rgb_conv`: the last x2 step keeps ngf channels, normalised, and
+    // `to_rgb` maps them to RGB at full resolution
+    let c = GanIntClsConfig {
+        resize_conv: true,
+        rgb_conv: true,
+        ..GanIntClsConfig::tiny()
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _g = Generator::new(vs.root(), &c);
+    let v = vs.variables();
+    assert_eq!(v["upconv3.weight"].size(), vec![c.ngf, c.ngf, 3, 3]);
+    assert_eq!(v["bn3.weight"].size(), vec![c.ngf]);
+    assert_eq!(v["to_rgb.weight"].size(), vec![3, c.ngf, 3, 3]);
     assert!(GanIntClsConfig {
         image_size: 48,
         ..GanIntClsConfig::tiny()

@@ -143,6 +143,15 @@ pub struct GanIntClsConfig {
     /// straight edges come out cleaner without it.
     #[serde(default)]
     pub resize_conv: bool,
+    /// G's last x2 step keeps `ngf` channels (batch norm, ReLU) and a 3x3
+    /// convolution at full resolution (`to_rgb`) draws the image (beyond the
+    /// paper, as the full-resolution blocks of StackGAN-II and DF-GAN).
+    /// Without it the RGB image comes straight out of the last x2 step, so no
+    /// layer works at full resolution: after a nearest upsampling every 2x2
+    /// block shares its inputs, and a small triangle's slanted edges come out
+    /// as stairs.
+    #[serde(default)]
+    pub rgb_conv: bool,
     /// The contrastive term's candidate sentences include each item's
     /// mismatching text t^ as well as the batch's sentences (beyond XMC-GAN,
     /// which uses the batch only). In-batch sentences almost always differ
@@ -254,6 +263,7 @@ impl GanIntClsConfig {
             text_affine: false,
             ma_gp_weight: 0.0,
             resize_conv: false,
+            rgb_conv: false,
             contrastive_hard: false,
             d_lr_scale: 1.0,
             match_weight: 0.0,
@@ -370,8 +380,11 @@ pub struct Generator {
     /// Batch norm and (with `text_affine`) the text's per-channel scale and
     /// shift after the input layer and after each x2 step but the last.
     norms: Vec<(nn::BatchNorm, Option<nn::Linear>)>,
-    /// The x2 steps, the last one to the RGB image.
+    /// The x2 steps, the last one to the RGB image (or, with `rgb_conv`,
+    /// to `ngf` channels at full resolution).
     ups: Vec<Up>,
+    /// With `rgb_conv`: the full-resolution 3x3 convolution to RGB.
+    to_rgb: Option<nn::Conv2D>,
     pub z_dim: i64,
 }
 
@@ -414,12 +427,20 @@ impl Generator {
             norms.push(norm(i, ch / 2));
             ch /= 2;
         }
-        ups.push(Up::new(&p, n, ch, 3, c.resize_conv));
+        let to_rgb = c.rgb_conv.then(|| {
+            ups.push(Up::new(&p, n, ch, ch, c.resize_conv));
+            norms.push(norm(n, ch));
+            layers::conv2d(&p / "to_rgb", ch, 3, 3, 1, 1, false, InitKind::DcGan)
+        });
+        if to_rgb.is_none() {
+            ups.push(Up::new(&p, n, ch, 3, c.resize_conv));
+        }
         Self {
             proj,
             input,
             norms,
             ups,
+            to_rgb,
             z_dim: c.z_dim,
         }
     }
@@ -434,7 +455,12 @@ impl Generator {
         for (i, up) in self.ups[..last].iter().enumerate() {
             x = self.norm(i + 1, &up.forward(&x), &t, train); // [batch, ch / 2, 2s, 2s]
         }
-        self.ups[last].forward(&x).tanh() // [batch, 3, size, size]
+        let x = self.ups[last].forward(&x);
+        match &self.to_rgb {
+            Some(rgb) => self.norm(last + 1, &x, &t, train).apply(rgb), // [batch, 3, size, size]
+            None => x,                                                  // [batch, 3, size, size]
+        }
+        .tanh()
     }
 
     /// Batch norm `i` (text-conditioned with `text_affine`), then ReLU.
