@@ -452,8 +452,20 @@ fn weight_average_generates_and_resumes_exactly() {
     }
     // the saved model generates with the average, not the trained weights
     let end = dir.path().join("end.safetensors");
+    let live_stats = c.model.g_vs.variables()["bn0.running_mean"].copy();
     c.save(&end).unwrap();
+    // the average is saved with batch-norm statistics of its own (standing
+    // statistics), and saving leaves the trained G's statistics as they were
+    let ck = checkpoint::load(&end).unwrap();
+    let standing = &ck.tensors["G_avg.bn0.running_mean"];
+    let tracked = &ck.tensors["G.bn0.running_mean"];
+    assert!((standing - tracked).abs().max().double_value(&[]) > 1e-4);
+    assert!((tracked - &live_stats).abs().max().double_value(&[]) == 0.0);
+    let now = &c.model.g_vs.variables()["bn0.running_mean"];
+    assert!((now - &live_stats).abs().max().double_value(&[]) == 0.0);
     let loaded = GanIntClsModel::load(&end, Device::Cpu).unwrap();
+    let read = &loaded.g_vs.variables()["bn0.running_mean"];
+    assert!((read - standing).abs().max().double_value(&[]) == 0.0);
     let z = loaded.noise(2, 1);
     let (h, _) = loaded
         .embed(&["a small red circle in the centre"; 2])

@@ -8,10 +8,20 @@ use tch::{nn, Tensor};
 
 /// Trainable variables of `vs`, sorted by name.
 pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    variables(vs, true)
+}
+
+/// Variables of `vs` that no optimiser trains (batch-norm statistics),
+/// sorted by name.
+pub fn buffers(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    variables(vs, false)
+}
+
+fn variables(vs: &nn::VarStore, trained: bool) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .filter(|(_, t)| t.requires_grad())
+        .filter(|(_, t)| t.requires_grad() == trained)
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
@@ -19,8 +29,26 @@ pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 
 /// Copies `prefix.<name>` of a checkpoint into each trainable variable of `vs`.
 pub fn load_trainable(vs: &nn::VarStore, ck: &Checkpoint, prefix: &str) -> Result<()> {
+    copy_from(trainable(vs), ck, prefix)
+}
+
+/// As [`load_trainable`] for the buffers of `vs`, when the checkpoint has
+/// them under `prefix` (checkpoints written before they were saved do
+/// not). Returns whether it did.
+pub fn load_buffers(vs: &nn::VarStore, ck: &Checkpoint, prefix: &str) -> Result<bool> {
+    let vars = buffers(vs);
+    let Some((n, _)) = vars.first() else {
+        return Ok(false);
+    };
+    if !ck.tensors.contains_key(&format!("{prefix}.{n}")) {
+        return Ok(false);
+    }
+    copy_from(vars, ck, prefix).map(|()| true)
+}
+
+fn copy_from(vars: Vec<(String, Tensor)>, ck: &Checkpoint, prefix: &str) -> Result<()> {
     tch::no_grad(|| {
-        for (n, v) in trainable(vs) {
+        for (n, v) in vars {
             let key = format!("{prefix}.{n}");
             let src = ck
                 .tensors
@@ -100,22 +128,12 @@ impl WeightAverage {
 
     /// Reads the averages back from `prefix.<name>` (resume).
     pub fn restore(&mut self, ck: &Checkpoint, prefix: &str) -> Result<()> {
-        tch::no_grad(|| {
-            for (n, avg, _) in &mut self.entries {
-                let key = format!("{prefix}.{n}");
-                let src = ck
-                    .tensors
-                    .get(&key)
-                    .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks {key}")))?;
-                if src.size() != avg.size() {
-                    return Err(Error::Checkpoint(format!(
-                        "tensor {key} has the wrong shape"
-                    )));
-                }
-                avg.copy_(&src.to_kind(avg.kind()).to_device(avg.device()));
-            }
-            Ok(())
-        })
+        let avgs = self
+            .entries
+            .iter()
+            .map(|(n, avg, _)| (n.clone(), avg.shallow_clone()))
+            .collect();
+        copy_from(avgs, ck, prefix)
     }
 
     /// Copies the averages into the live variables for good.

@@ -3,7 +3,7 @@
 //! checkpoints and periodic sample grids.
 
 use super::checkpoint::{self, Checkpoint};
-use super::ema::{load_trainable, WeightAverage};
+use super::ema::{buffers, load_buffers, load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::{versions, RunDir, StopFlag};
 use super::step_seed;
@@ -78,6 +78,8 @@ impl GanIntClsModel {
         if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
             // generation uses the running average when the run kept one
             load_trainable(&m.g_vs, ck, "G_avg")?;
+            // with the average's own batch-norm statistics when saved
+            load_buffers(&m.g_vs, ck, "G_avg")?;
         }
         ck.load_into(&mut m.s_vs, "S")?;
         m.style_trained = ck.meta("style_trained")? == "true";
@@ -550,7 +552,12 @@ impl Trainer {
         match self.g_avg.take() {
             Some(a) => {
                 // S inverts the generator that generates: the average
-                let loss = a.with_average(|| self.train_style_inner(steps, progress));
+                let loss = a.with_average(|| {
+                    let live = self.set_standing_stats();
+                    let loss = self.train_style_inner(steps, progress);
+                    restore_buffers(live);
+                    loss
+                });
                 self.g_avg = Some(a);
                 loss
             }
@@ -612,6 +619,13 @@ impl Trainer {
         let mut tensors = checkpoint::named(&m.g_vs, "G");
         if let Some(a) = &self.g_avg {
             tensors.extend(a.named("G_avg"));
+            let standing = self.generating(|| {
+                buffers(&m.g_vs)
+                    .into_iter()
+                    .map(|(n, b)| (format!("G_avg.{n}"), b.copy()))
+                    .collect::<Vec<_>>()
+            });
+            tensors.extend(standing);
         }
         tensors.extend(checkpoint::named(&self.d_vs, "D"));
         tensors.extend(checkpoint::named(&m.s_vs, "S"));
@@ -660,17 +674,56 @@ impl Trainer {
 
     /// A grid of `rows` test captions x `cols` noise vectors.
     pub fn sample_grid(&self, captions: &[String], cols: i64) -> Result<crate::imageio::Rgb> {
+        self.generating(|| self.sample_grid_inner(captions, cols))
+    }
+
+    /// Runs `f` with the generator that generates: the trained G, or with
+    /// `ema_decay` the running average of its weights with standing
+    /// statistics in its batch norm; then puts the trained G back.
+    fn generating<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.g_avg {
-            Some(a) => a.with_average(|| self.sample_grid_inner(captions, cols)),
-            None => self.sample_grid_inner(captions, cols),
+            Some(a) => a.with_average(|| {
+                let live = self.set_standing_stats();
+                let out = f();
+                restore_buffers(live);
+                out
+            }),
+            None => f(),
         }
     }
 
-    /// Makes the live G the running average for good (after training, so that
-    /// `self.model` generates as the saved checkpoint does).
+    /// Re-estimates G's batch-norm running statistics for the weights G has
+    /// now ("standing statistics", BigGAN, Brock et al. 2019, app. C.1):
+    /// G in training mode over `STANDING_BATCHES` batches of training
+    /// captions and noise, all from fixed seeds. The running average of G's
+    /// weights needs them: the statistics tracked in training belong to the
+    /// trained weights, and the average read through them scored 3 points
+    /// lower on held-in joint accuracy (docs/BENCHMARKS.md, session 12).
+    /// Returns the statistics it replaced (for [`restore_buffers`]).
+    fn set_standing_stats(&self) -> Vec<(Tensor, Tensor)> {
+        let c = &self.model.config;
+        let live = buffers(&self.model.g_vs)
+            .into_iter()
+            .map(|(_, b)| (b.copy(), b))
+            .collect();
+        let seed = self.seed ^ 0x57A4D;
+        tch::no_grad(|| {
+            for k in 0..STANDING_BATCHES {
+                let (_, h, _) = self.data.batch(seed, k, c.batch_size);
+                let z = super::normal(c.batch_size, c.z_dim, step_seed(seed, k), self.model.device);
+                let _ = self.model.g.forward_t(&z, &h, true);
+            }
+        });
+        live
+    }
+
+    /// Makes the live G the running average for good, with its standing
+    /// statistics (after training, so that `self.model` generates as the
+    /// saved checkpoint does).
     pub fn finish(&mut self) {
         if let Some(a) = self.g_avg.take() {
             a.apply();
+            let _ = self.set_standing_stats();
         }
     }
 
@@ -685,6 +738,19 @@ impl Trainer {
         }
         Ok(grid(&rows, 2))
     }
+}
+
+/// Batches of G's forward pass that re-estimate its batch-norm statistics
+/// (momentum 0.1: after 50 batches the old values keep a weight of 0.5%).
+const STANDING_BATCHES: i64 = 50;
+
+/// Puts back batch-norm statistics saved by `set_standing_stats`.
+fn restore_buffers(saved: Vec<(Tensor, Tensor)>) {
+    tch::no_grad(|| {
+        for (old, b) in saved {
+            b.shallow_clone().copy_(&old);
+        }
+    });
 }
 
 /// Everything a finished (or interrupted) run reports.
