@@ -46,7 +46,8 @@ pub struct ModelArgs {
     /// Model family: gan-int-cls, stackgan, attngan or damsm.
     #[arg(long, default_value = "gan-int-cls")]
     pub model: String,
-    /// Preset: paper or tiny.
+    /// Preset: paper or tiny (gan-int-cls also: tiny-plus, tiny with the
+    /// options beyond the paper that work best on shapes).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
 }
@@ -177,8 +178,12 @@ fn gan_config(
             m.model
         );
     }
-    let mut c = GanIntClsConfig::preset(&m.preset)
-        .with_context(|| format!("unknown preset '{}' (use paper or tiny)", m.preset))?;
+    let mut c = GanIntClsConfig::preset(&m.preset).with_context(|| {
+        format!(
+            "unknown preset '{}' (use paper, tiny or tiny-plus)",
+            m.preset
+        )
+    })?;
     c.variant = Variant::parse(variant).with_context(|| {
         format!("unknown variant '{variant}' (use gan, gan-cls, gan-int or gan-int-cls)")
     })?;

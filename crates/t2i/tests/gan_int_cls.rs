@@ -15,6 +15,7 @@ fn layer_shapes_of_both_presets() {
     for (c, size) in [
         (GanIntClsConfig::paper(), 64),
         (GanIntClsConfig::tiny(), 32),
+        (GanIntClsConfig::tiny_plus(), 32),
         (
             GanIntClsConfig {
                 image_size: 64,
