@@ -300,8 +300,9 @@ impl GanIntClsConfig {
     /// head with the mismatching sentences, the rank and fixed-critic terms
     /// on G, spectral norm and the hinge loss in D, resize-convolutions and
     /// a full-resolution layer in G, its running average, and S learnt with
-    /// G through L_style and the reconstruction of real images (no
-    /// mode-seeking term: the reconstruction gives z the background).
+    /// G through L_style and the reconstruction of real images, with a small
+    /// KL term (no mode-seeking term: the reconstruction gives z the
+    /// background).
     pub fn tiny_plus() -> Self {
         Self {
             preset: "tiny-plus".into(),
@@ -319,6 +320,7 @@ impl GanIntClsConfig {
             ema_decay: 0.999,
             style_weight: 1.0,
             recon_weight: 50.0,
+            recon_kl: 0.01,
             ..Self::tiny()
         }
     }
