@@ -652,6 +652,11 @@ pub struct EvalArgs {
     /// evaluation resumes; `eval --run` uses RUN/eval/samples-*.
     #[arg(long)]
     pub samples_dir: Option<PathBuf>,
+    /// R-precision: the DAMSM image encoder averages each image with its
+    /// mirror image (test-time augmentation; off unless the checkpoint's
+    /// `image.flip_average` is on).
+    #[arg(long)]
+    pub flip_average: bool,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -687,6 +692,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             device: &a.device,
             num_samples: a.num_samples,
             samples_dir: a.samples_dir.clone(),
+            flip_average: a.flip_average.then_some(true),
         });
     }
     if a.samples == 0 {

@@ -220,7 +220,12 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
             eprintln!("word vectors: {n} words from all-MiniLM-L6-v2");
             if t.config.text.minilm_sentence {
                 t.text.attach_minilm(m)?;
-                eprintln!("sentence vectors: BiLSTM + emb_minilm(all-MiniLM-L6-v2)");
+                let bilstm = if t.config.text.minilm_only {
+                    ""
+                } else {
+                    "BiLSTM + "
+                };
+                eprintln!("sentence vectors: {bilstm}emb_minilm(all-MiniLM-L6-v2)");
             }
         }
         if let Some(p) = imagenet {
@@ -320,6 +325,9 @@ pub struct CubEval<'a> {
     /// Keep generated samples here in chunks, so an interrupted evaluation
     /// resumes where it stopped.
     pub samples_dir: Option<PathBuf>,
+    /// R-precision: the DAMSM image encoder averages each image with its
+    /// mirror image (`image.flip_average`); `None` keeps the checkpoint's.
+    pub flip_average: Option<bool>,
 }
 
 /// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
@@ -349,7 +357,10 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
         );
     }
     let (checkpoint, split, seed, out) = (e.checkpoint, e.split, e.seed, e.out);
-    let t = DamsmTrainer::from_checkpoint(&ck, device)?;
+    let mut t = DamsmTrainer::from_checkpoint(&ck, device)?;
+    if let Some(on) = e.flip_average {
+        t.set_flip_average(on);
+    }
     let sp = CubSplit::parse(split).with_context(|| format!("unknown split '{split}'"))?;
     let data = load_cub_verbose(
         root,
@@ -448,10 +459,11 @@ pub fn generated_metrics(
     let damsm = e
         .damsm
         .map(|p| -> Result<DamsmTrainer> {
-            Ok(DamsmTrainer::from_checkpoint(
-                &t2i::train::checkpoint::load(p)?,
-                device,
-            )?)
+            let mut t = DamsmTrainer::from_checkpoint(&t2i::train::checkpoint::load(p)?, device)?;
+            if let Some(on) = e.flip_average {
+                t.set_flip_average(on);
+            }
+            Ok(t)
         })
         .transpose()?;
     let inception = e

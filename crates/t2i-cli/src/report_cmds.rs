@@ -224,6 +224,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
             out: &out_dir.join("eval.json"),
             device: &a.device,
             num_samples: a.num_samples,
+            flip_average: a.flip_average.then_some(true),
             samples_dir: Some(a.samples_dir.clone().unwrap_or_else(|| {
                 out_dir.join(format!(
                     "samples-step{}-seed{}-n{}",
@@ -305,6 +306,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                     device: &a.device,
                     num_samples: 0,
                     samples_dir: None,
+                    flip_average: a.flip_average.then_some(true),
                 };
                 let (v, _) =
                     crate::cub_cmds::generated_metrics(&e, &cks, root, device, a.over_steps)?;

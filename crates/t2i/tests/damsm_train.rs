@@ -215,6 +215,32 @@ fn global_feature_from_two_levels() {
     assert_eq!(global.size(), vec![3, config.dim]);
 }
 
+/// `flip_average`: outside training the encoder reads an image and its
+/// mirror image and averages them (regions flipped back); a training
+/// forward still sees the image alone.
+#[test]
+fn flip_average_is_the_mean_of_both_views() {
+    let _rng = rng_lock();
+    use t2i::models::damsm::{CnnEncoder, CnnEncoderConfig};
+    let config = CnnEncoderConfig {
+        flip_average: true,
+        ..CnnEncoderConfig::tiny()
+    };
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let e = CnnEncoder::new(vs.root(), config);
+    let x = Tensor::rand([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let (f, g) = e.body_features(&x, false);
+    let (f0, g0) = e.single_view(&x, false);
+    let (f1, g1) = e.single_view(&x.flip([3]), false);
+    assert!(g.allclose(&((&g0 + &g1) / 2.0), 1e-5, 1e-5, false));
+    assert!(f.allclose(&((&f0 + f1.flip([3])) / 2.0), 1e-5, 1e-5, false));
+    assert!(!g.allclose(&g0, 1e-4, 1e-4, false));
+    // a training forward (batch statistics) is the single view's
+    let (_, gt) = e.body_features(&x, true);
+    let (_, gs) = e.single_view(&x, true);
+    assert!(gt.allclose(&gs, 1e-5, 1e-5, false));
+}
+
 #[test]
 fn sentence_batch_widens_only_the_sentence_terms() {
     let _rng = rng_lock();
@@ -302,4 +328,70 @@ fn minilm_sentence_priors_cached_give_the_same_steps() {
         .unwrap();
     assert!(note.unwrap().contains("read"));
     assert_eq!(run(&mut u), cached);
+}
+
+/// `image.tune_blocks`: the last MBConv block and `_conv_head` of a frozen
+/// EfficientNet-Lite body learn (at a reduced rate) from the cached output
+/// of the blocks before them; the rest of the body and every batch-norm
+/// statistic stay fixed, and a cached step equals one that runs the body.
+#[test]
+fn tuned_top_learns_from_cached_head_outputs() {
+    let _rng = rng_lock();
+    use t2i::models::damsm::CnnArch;
+    let dir = shapes_in_cub_layout(48, 8, 6);
+    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let mut config = DamsmConfig {
+        batch_size: 8,
+        ..DamsmConfig::tiny()
+    };
+    config.image.arch = CnnArch::EfficientnetLite0;
+    config.image.frozen_body = true;
+    config.image.tune_blocks = 1;
+    config.text.dropout = 0.0;
+    config.validate().unwrap();
+    let mut cached = DamsmTrainer::new(config.clone(), vocab, 9, Device::Cpu);
+    let mut direct = DamsmTrainer::from_checkpoint(&cached.to_checkpoint(), Device::Cpu).unwrap();
+    let before: Vec<(String, Tensor)> = cached
+        .image_vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect();
+    cached.cache_body_features(&train, 1, None, false).unwrap();
+    for _ in 0..3 {
+        let a = cached.train_step(&train).unwrap();
+        let b = direct.train_step(&train).unwrap();
+        assert!(
+            (a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0),
+            "cached {} vs direct {}",
+            a.loss,
+            b.loss
+        );
+    }
+    let after = cached.image_vs.variables();
+    let tuned = |k: &str| {
+        k.starts_with("_blocks.15.") || k.starts_with("_conv_head.") || k.starts_with("_bn1.")
+    };
+    let mut moved_top = 0;
+    for (k, v0) in &before {
+        let same = after[k].equal(v0);
+        let buffer = k.contains("running_") || k.contains("num_batches");
+        if tuned(k) && !buffer {
+            moved_top += usize::from(!same);
+        } else if !k.starts_with("emb_") {
+            assert!(same, "{k} changed");
+        }
+    }
+    assert!(
+        moved_top >= 4,
+        "the top did not learn ({moved_top} tensors moved)"
+    );
+    // past the block limit, or on a body that learns anyway: a clear error
+    let mut bad = config.clone();
+    bad.image.tune_blocks = 6;
+    assert!(bad.validate().unwrap_err().contains("1 to 5"));
+    let mut bad = config;
+    bad.image.frozen_body = false;
+    assert!(bad.validate().is_err());
 }

@@ -145,3 +145,38 @@ fn damsm_sentence_adds_the_mapped_minilm_vector_and_round_trips() {
     let (g, _) = back.encode(&caps).unwrap();
     assert!(g.sentence.allclose(&f.sentence, 1e-6, 1e-6, false));
 }
+
+#[test]
+fn damsm_minilm_only_sentence_leaves_the_bilstm_out_and_round_trips() {
+    use t2i::text::damsm::{RnnEncoder, RnnEncoderConfig};
+    use t2i::text::Vocab;
+    let Some(dir) = model_dir() else { return };
+    let m = MiniLm::load(&dir, Device::Cpu).unwrap();
+    let vocab = Vocab::build(["a red bird", "a small blue bird"], 1);
+    let config = RnnEncoderConfig {
+        minilm_sentence: true,
+        minilm_only: true,
+        ..RnnEncoderConfig::tiny()
+    };
+    let caps = ["a red bird", "a small blue bird"];
+    let v = m.embed(&caps).unwrap();
+    let mut enc = RnnEncoder::new(config, vocab, Device::Cpu);
+    enc.attach_minilm(m).unwrap();
+    let (f, _) = enc.encode(&caps).unwrap();
+    let w = enc.vs.variables();
+    let want = v.matmul(&w["emb_minilm.weight"].tr()) + &w["emb_minilm.bias"];
+    assert!(f.sentence.allclose(&want, 1e-5, 1e-5, false));
+    // the word features still come from the BiLSTM
+    let (ids, lens, _) = enc.ids(&caps).unwrap();
+    let rnn = tch::no_grad(|| enc.forward_t(&ids, &lens, None, false));
+    assert!(f
+        .words
+        .allclose(&rnn.words.transpose(1, 2), 1e-6, 1e-6, false));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("text.safetensors");
+    enc.save(&path).unwrap();
+    let back = RnnEncoder::load(&path, Device::Cpu).unwrap();
+    assert!(back.config.minilm_only);
+    let (g, _) = back.encode(&caps).unwrap();
+    assert!(g.sentence.allclose(&f.sentence, 1e-6, 1e-6, false));
+}

@@ -62,7 +62,24 @@ pub struct CnnEncoderConfig {
     /// colour and part evidence that captions of unseen classes name.
     #[serde(default)]
     pub global_from_regions: bool,
+    /// Outside training, the body reads each image and its mirror
+    /// image and averages the two (the mirror's regions flipped back), a
+    /// test-time augmentation beyond the paper. Training already sees
+    /// random flips, so both views are in the projections' domain.
+    #[serde(default)]
+    pub flip_average: bool,
+    /// With a frozen ImageNet body (EfficientNet-Lite): its last this many
+    /// MBConv blocks and `_conv_head` keep learning, at
+    /// [`TUNE_LR_SCALE`] times the learning rate, from cached features at
+    /// their input (beyond the paper; 0: the whole body stays fixed, as the
+    /// official DAMSM keeps Inception-v3). Their batch norms keep the
+    /// ImageNet statistics.
+    #[serde(default)]
+    pub tune_blocks: usize,
 }
+
+/// Learning-rate factor of the fine-tuned top of the body (`tune_blocks`).
+pub const TUNE_LR_SCALE: f64 = 0.05;
 
 /// The `tiny` image encoder's CNN.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +162,8 @@ impl CnnEncoderConfig {
             arch: CnnArch::Small,
             frozen_body: false,
             global_from_regions: false,
+            flip_average: false,
+            tune_blocks: 0,
         }
     }
 }
@@ -157,6 +176,8 @@ pub struct CnnEncoder {
     pub config: CnnEncoderConfig,
     body: nn::SequentialT,
     head: nn::SequentialT,
+    /// The fine-tuned end of the head (`tune_blocks`; empty without).
+    top: nn::SequentialT,
     /// `emb_features`: 1x1 convolution of the local features to D.
     emb_features: nn::Conv2D,
     /// `emb_cnn_code`: linear map of the global feature to D.
@@ -202,6 +223,7 @@ impl CnnEncoder {
 
     pub fn new(p: nn::Path, config: CnnEncoderConfig) -> Self {
         let w = config.width;
+        let mut top = nn::seq_t();
         let (body, head) = match config.arch {
             CnnArch::Small => Self::small(&p, w),
             CnnArch::Vgg => {
@@ -214,10 +236,15 @@ impl CnnEncoder {
             }
             // regions at s/16, head at s/32
             CnnArch::EfficientnetLite0 | CnnArch::EfficientnetLite2 => {
-                crate::models::efficientnet::lite_split(
-                    &p,
-                    config.arch.lite().expect("a Lite arch"),
-                )
+                let spec = config.arch.lite().expect("a Lite arch");
+                if config.tune_blocks > 0 {
+                    let (body, mid, t) =
+                        crate::models::efficientnet::lite_split3(&p, spec, config.tune_blocks);
+                    top = t;
+                    (body, mid)
+                } else {
+                    crate::models::efficientnet::lite_split(&p, spec)
+                }
             }
         };
         let emb_features = layers::conv2d(
@@ -241,6 +268,7 @@ impl CnnEncoder {
             config,
             body,
             head,
+            top,
             emb_features,
             emb_cnn_code,
         }
@@ -262,11 +290,63 @@ impl CnnEncoder {
     /// for EfficientNet-Lite0), `[batch, global_dim]`
     pub fn body_features(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let train = train && !self.config.frozen_body;
+        if self.config.flip_average && !train {
+            let b = x.size()[0];
+            let both = Tensor::cat(&[x, &x.flip([3])], 0); // [2 batch, 3, s, s]
+            let (f, g) = self.single_view(&both, false);
+            let f = (f.narrow(0, 0, b) + f.narrow(0, b, b).flip([3])) / 2.0;
+            let g = (g.narrow(0, 0, b) + g.narrow(0, b, b)) / 2.0;
+            return (f, g);
+        }
+        self.single_view(x, train)
+    }
+
+    /// [`CnnEncoder::body_features`] of the images as they are (no
+    /// `flip_average`): what a training step's cached variants hold.
+    pub fn single_view(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let f = self.body.forward_t(x, train); // [batch, region_dim, r, r]
-        let mean = |t: &Tensor| t.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
-        let g = mean(&self.head.forward_t(&f, train)); // [batch, head channels]
+        let g = self.pooled_top(&self.head.forward_t(&f, train), train); // [batch, head channels]
         let g = self.global_input(&f, &g);
         (f, g)
+    }
+
+    /// The fine-tuned top (`tune_blocks`, identity without) and the mean
+    /// pool, from the head's output `m` (what the cache keeps for it).
+    /// Its batch norms stay in eval mode.
+    ///
+    /// # Shapes
+    /// `[batch, C, r', r']` -> `[batch, head_dim]`
+    pub fn pooled_top(&self, m: &Tensor, _train: bool) -> Tensor {
+        let y = self.top.forward_t(m, false);
+        y.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+    }
+
+    /// The head's output without the top: what a training step with
+    /// `tune_blocks` reads from the cache. `[batch, C, r', r']`
+    pub fn mid_features(&self, f: &Tensor) -> Tensor {
+        self.head.forward_t(f, false)
+    }
+
+    /// Whether a name is a weight of the fine-tuned top (`tune_blocks`).
+    pub fn is_tuned(&self, name: &str) -> bool {
+        let Some(spec) = self.config.arch.lite() else {
+            return false;
+        };
+        let buffer = ["running_mean", "running_var", "num_batches_tracked"]
+            .iter()
+            .any(|b| name.ends_with(b));
+        if self.config.tune_blocks == 0 || buffer {
+            return false;
+        }
+        let first =
+            crate::models::efficientnet::lite_blocks(spec).saturating_sub(self.config.tune_blocks);
+        if name.starts_with("_conv_head.") || name.starts_with("_bn1.") {
+            return true;
+        }
+        name.strip_prefix("_blocks.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .is_some_and(|i| i >= first)
     }
 
     /// What `emb_cnn_code` reads: the pooled head `g [batch, head_dim]`,
@@ -286,7 +366,7 @@ impl CnnEncoder {
     /// # Shapes
     /// `[batch, region_dim, r, r]`, `[batch, global_dim]` -> `[batch, D, r, r]`, `[batch, D]`
     pub fn project(&self, f: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
-        (f.apply(&self.emb_features), g.apply(&self.emb_cnn_code))
+        (f.apply(&self.emb_features), self.project_global(g))
     }
 
     /// `emb_cnn_code` alone: pooled body features to global vectors.
@@ -299,9 +379,10 @@ impl CnnEncoder {
 
     /// Stops gradients to the body's weights (`frozen_body`), so an
     /// optimiser built afterwards sees only the projections.
-    pub fn freeze_body(vs: &nn::VarStore) {
+    /// The fine-tuned top (`tune_blocks`) keeps learning.
+    pub fn freeze_body(&self, vs: &nn::VarStore) {
         for (name, var) in vs.variables() {
-            if !name.starts_with("emb_") {
+            if !name.starts_with("emb_") && !self.is_tuned(&name) {
                 let _ = var.set_requires_grad(false);
             }
         }

@@ -39,6 +39,19 @@ pub struct RnnEncoderConfig {
     /// folder it was trained with (recorded as `text_encoder.minilm`).
     #[serde(default)]
     pub minilm_sentence: bool,
+    /// With `minilm_sentence`: the sentence feature is `emb_minilm` of the
+    /// MiniLM vector alone, the BiLSTM's final states left out (beyond the
+    /// paper). The BiLSTM still gives the word features. A linear map of a
+    /// frozen sentence encoder has far fewer weights to fit the training
+    /// classes' phrasing than a BiLSTM learnt from their captions.
+    #[serde(default)]
+    pub minilm_only: bool,
+    /// The BiLSTM's sentence feature is the mean of its word features over
+    /// the caption instead of the two final hidden states (beyond the paper).
+    /// The word features are the ones the word-level terms ground in image
+    /// regions, so their mean is a bag of grounded attributes.
+    #[serde(default)]
+    pub mean_sentence: bool,
 }
 
 impl RnnEncoderConfig {
@@ -51,6 +64,8 @@ impl RnnEncoderConfig {
             dropout: 0.5,
             max_words: 18,
             minilm_sentence: false,
+            minilm_only: false,
+            mean_sentence: false,
         }
     }
 
@@ -63,6 +78,8 @@ impl RnnEncoderConfig {
             dropout: 0.5,
             max_words: 18,
             minilm_sentence: false,
+            minilm_only: false,
+            mean_sentence: false,
         }
     }
 
@@ -191,6 +208,7 @@ impl RnnEncoder {
     /// `minilm_sentence`. `[batch, D]`
     pub fn with_prior(&self, sentence: Tensor, prior: Option<&Tensor>) -> Tensor {
         match (&self.emb_minilm, prior) {
+            (Some(l), Some(v)) if self.config.minilm_only => v.apply(l),
             (Some(l), Some(v)) => sentence + v.apply(l),
             _ => sentence,
         }
@@ -293,6 +311,12 @@ impl RnnEncoder {
         }
         let inv = Tensor::from_slice(&inverse).to_device(dev);
         let words = out.index_select(0, &inv).transpose(1, 2); // [batch, D, T]
+        if self.config.mean_sentence {
+            // the outputs are zero after each caption's end
+            let n = Tensor::from_slice(lens).to_device(dev).to_kind(Kind::Float);
+            let sentence = words.sum_dim_intlist(2, false, Kind::Float) / n.unsqueeze(1); // [batch, D]
+            return RnnOutput { words, sentence };
+        }
         let sentence = hn
             .transpose(0, 1)
             .contiguous()

@@ -115,6 +115,23 @@ impl DamsmConfig {
                 self.batch_size
             ));
         }
+        if self.image.tune_blocks > 0 {
+            let Some(spec) = self.image.arch.lite() else {
+                return Err(
+                    "image.tune_blocks needs an EfficientNet-Lite body (--image-init)".into(),
+                );
+            };
+            let head_blocks = crate::models::efficientnet::lite_blocks(spec) - spec.region_blocks;
+            if !self.image.frozen_body || self.image.tune_blocks > head_blocks {
+                return Err(format!(
+                    "image.tune_blocks fine-tunes 1 to {head_blocks} last blocks of a frozen body (--freeze-image), got {}",
+                    self.image.tune_blocks
+                ));
+            }
+        }
+        if self.text.minilm_only && !self.text.minilm_sentence {
+            return Err("text.minilm_only needs text.minilm_sentence=true".into());
+        }
         if self.text.embed_dim < 1 || self.text.max_words < 1 {
             return Err("text.embed_dim and text.max_words must be positive".into());
         }
@@ -179,6 +196,7 @@ fn read_body_cache(
     n: usize,
     variants: usize,
     head_dim: i64,
+    want_mid: bool,
     dev: Device,
 ) -> Option<BodyCache> {
     let named = Tensor::read_safetensors(path).ok()?;
@@ -188,9 +206,14 @@ fn read_body_cache(
     if local.size().first() != Some(&rows) || global.size() != [rows, head_dim] {
         return None;
     }
+    let mid = get("mid").map(|m| m.to_device(dev));
+    if want_mid != mid.is_some() {
+        return None;
+    }
     Some(BodyCache {
         local: local.to_device(dev),
         global: global.to_device(dev),
+        mid,
         n,
         variants,
     })
@@ -226,6 +249,9 @@ struct BodyCache {
     local: Tensor,
     /// `[variants * n, 8w]`
     global: Tensor,
+    /// With `image.tune_blocks`: the head's output before the fine-tuned
+    /// top, `[variants * n, C, r', r']`.
+    mid: Option<Tensor>,
     n: usize,
     variants: usize,
 }
@@ -322,10 +348,11 @@ impl DamsmTrainer {
         let image_vs = nn::VarStore::new(device);
         let image = CnnEncoder::new(image_vs.root(), config.image.clone());
         if config.image.frozen_body {
-            CnnEncoder::freeze_body(&image_vs);
+            image.freeze_body(&image_vs);
         }
         let opt_text = Adam::new(&text.vs, config.lr, config.beta1, config.beta2);
-        let opt_image = Adam::new(&image_vs, config.lr, config.beta1, config.beta2);
+        let mut opt_image = Adam::new(&image_vs, config.lr, config.beta1, config.beta2);
+        opt_image.scale_lr(|n| image.is_tuned(n), crate::models::damsm::TUNE_LR_SCALE);
         Self {
             config,
             text,
@@ -374,6 +401,7 @@ impl DamsmTrainer {
                 n,
                 variants,
                 self.config.image.head_dim(),
+                self.config.image.tune_blocks > 0,
                 self.image_vs.device(),
             ) {
                 self.body_cache = Some(cache);
@@ -382,7 +410,8 @@ impl DamsmTrainer {
         }
         let dev = self.image_vs.device();
         let pb = crate::progress::bar((n * variants) as u64, "image features", progress);
-        let (mut local, mut global) = (Vec::new(), Vec::new());
+        let (mut local, mut global, mut mid) = (Vec::new(), Vec::new(), Vec::new());
+        let tune = self.config.image.tune_blocks > 0;
         tch::no_grad(|| {
             for v in 0..variants {
                 let mut rng = ImageBatcher::rng(self.seed ^ 0xFEA7, v as i64);
@@ -390,10 +419,13 @@ impl DamsmTrainer {
                 for start in (0..n).step_by(b) {
                     let idx: Vec<usize> = (start..(start + b).min(n)).collect();
                     if let Some(x) = data.images.batch(&idx, &mut rng, dev).pop() {
-                        let (f, g) = self.image.body_features(&x, false);
+                        let (f, g) = self.image.single_view(&x, false);
                         // the pooled head alone: `global_input` adds the
                         // region mean at each step, so one file serves both
                         global.push(g.narrow(1, 0, self.config.image.head_dim()));
+                        if tune {
+                            mid.push(self.image.mid_features(&f));
+                        }
                         local.push(f);
                     }
                     pb.inc(idx.len() as u64);
@@ -404,12 +436,16 @@ impl DamsmTrainer {
         let cache = BodyCache {
             local: Tensor::cat(&local, 0),
             global: Tensor::cat(&global, 0),
+            mid: tune.then(|| Tensor::cat(&mid, 0)),
             n,
             variants,
         };
         let note = match &file {
             Some(f) => {
-                let named = [("local", &cache.local), ("global", &cache.global)];
+                let mut named = vec![("local", &cache.local), ("global", &cache.global)];
+                if let Some(m) = &cache.mid {
+                    named.push(("mid", m));
+                }
                 write_cache_file(f, &named)?;
                 Some(format!("image features written to {}", f.display()))
             }
@@ -510,6 +546,12 @@ impl DamsmTrainer {
             "v1 {source} {:?} side {} augment {} variants {variants} seed {}\n",
             self.config.image.arch, self.config.image.image_size, data.images.augment, self.seed
         ));
+        if self.config.image.tune_blocks > 0 {
+            h.update(format!(
+                "mid before {} blocks\n",
+                self.config.image.tune_blocks
+            ));
+        }
         let mut vars: Vec<(String, Tensor)> = self
             .image_vs
             .variables()
@@ -526,6 +568,13 @@ impl DamsmTrainer {
             }
         }
         short_hex(h)
+    }
+
+    /// Switches the image encoder's test-time mirror averaging
+    /// (`image.flip_average`) on or off, e.g. to score a checkpoint both ways.
+    pub fn set_flip_average(&mut self, on: bool) {
+        self.config.image.flip_average = on;
+        self.image.config.flip_average = on;
     }
 
     pub fn lr(&self) -> f64 {
@@ -571,7 +620,11 @@ impl DamsmTrainer {
                     .collect();
                 let rows = Tensor::from_slice(&rows).to_device(dev);
                 let f = cache.local.index_select(0, &rows); // [batch, region_dim, r, r]
-                let g = cache.global.index_select(0, &rows); // [batch, head_dim]
+                let g = match &cache.mid {
+                    // the fine-tuned top runs on the cached head output
+                    Some(m) => self.image.pooled_top(&m.index_select(0, &rows), true),
+                    None => cache.global.index_select(0, &rows), // [batch, head_dim]
+                };
                 let g = self.image.global_input(&f, &g); // [batch, global_dim]
                 let p = c.feature_dropout;
                 self.image.project(&f.dropout(p, true), &g.dropout(p, true))
@@ -960,7 +1013,11 @@ pub fn damsm_run(
     }
     // a frozen body's test features are computed once for every evaluation
     let test_body = match test {
-        Some(test) if t.config.image.frozen_body && opts.eval_every > 0 => {
+        Some(test)
+            if t.config.image.frozen_body
+                && t.config.image.tune_blocks == 0
+                && opts.eval_every > 0 =>
+        {
             Some(t.body_globals(test, opts.eval_images))
         }
         _ => None,

@@ -18,6 +18,8 @@ pub struct Adam {
     pub step: i64,
     names: Vec<String>,
     params: Vec<Tensor>,
+    /// Per-variable factor of `lr` (1 unless [`Adam::scale_lr`] set it).
+    lr_scale: Vec<f64>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
 }
@@ -32,7 +34,8 @@ impl Adam {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();
-        let (names, params) = vars.into_iter().unzip();
+        let (names, params): (Vec<String>, Vec<Tensor>) = vars.into_iter().unzip();
+        let lr_scale = vec![1.0; names.len()];
         Self {
             lr,
             beta1,
@@ -41,8 +44,19 @@ impl Adam {
             step: 0,
             names,
             params,
+            lr_scale,
             m,
             v,
+        }
+    }
+
+    /// Multiplies the learning rate of the variables whose name passes
+    /// `pick` by `factor` (e.g. a pretrained part fine-tuned slowly).
+    pub fn scale_lr(&mut self, pick: impl Fn(&str) -> bool, factor: f64) {
+        for (n, s) in self.names.iter().zip(&mut self.lr_scale) {
+            if pick(n) {
+                *s *= factor;
+            }
         }
     }
 
@@ -63,7 +77,8 @@ impl Adam {
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2 = 1.0 - self.beta2.powi(t);
         tch::no_grad(|| {
-            for ((p, m), v) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            let groups = self.params.iter_mut().zip(&mut self.m).zip(&mut self.v);
+            for (((p, m), v), scale) in groups.zip(&self.lr_scale) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -75,7 +90,7 @@ impl Adam {
                     .g_mul_scalar_(self.beta2)
                     .g_add_(&(&g * &g * (1.0 - self.beta2)));
                 let denom = v.sqrt() / bc2.sqrt() + self.eps;
-                let _ = p.g_sub_(&(&*m / denom * (self.lr / bc1)));
+                let _ = p.g_sub_(&(&*m / denom * (self.lr * scale / bc1)));
             }
         });
     }
