@@ -305,7 +305,7 @@ impl CnnEncoder {
     /// `flip_average`): what a training step's cached variants hold.
     pub fn single_view(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let f = self.body.forward_t(x, train); // [batch, region_dim, r, r]
-        let g = self.pooled_top(&self.head.forward_t(&f, train), train); // [batch, head channels]
+        let g = self.pooled_top(&self.head.forward_t(&f, train)); // [batch, head channels]
         let g = self.global_input(&f, &g);
         (f, g)
     }
@@ -316,7 +316,7 @@ impl CnnEncoder {
     ///
     /// # Shapes
     /// `[batch, C, r', r']` -> `[batch, head_dim]`
-    pub fn pooled_top(&self, m: &Tensor, _train: bool) -> Tensor {
+    pub fn pooled_top(&self, m: &Tensor) -> Tensor {
         let y = self.top.forward_t(m, false);
         y.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
     }

@@ -622,7 +622,7 @@ impl DamsmTrainer {
                 let f = cache.local.index_select(0, &rows); // [batch, region_dim, r, r]
                 let g = match &cache.mid {
                     // the fine-tuned top runs on the cached head output
-                    Some(m) => self.image.pooled_top(&m.index_select(0, &rows), true),
+                    Some(m) => self.image.pooled_top(&m.index_select(0, &rows)),
                     None => cache.global.index_select(0, &rows), // [batch, head_dim]
                 };
                 let g = self.image.global_input(&f, &g); // [batch, global_dim]
