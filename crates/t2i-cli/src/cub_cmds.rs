@@ -199,7 +199,15 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
     }
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     let size = config.image.image_size;
-    let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
+    let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?
+        .first_classes(config.train_classes);
+    if config.train_classes > 0 {
+        eprintln!(
+            "training on the first {} classes: {} images",
+            config.train_classes,
+            train.captions.len()
+        );
+    }
     let test = load_cub_verbose(root, CubSplit::Test, size, Some(&cache), false, true)?;
     let (run, resume) = crate::run_setup::open_run(a.out, a.resume)?;
     let stop = stop_on_ctrl_c();

@@ -395,3 +395,35 @@ fn tuned_top_learns_from_cached_head_outputs() {
     bad.image.frozen_body = false;
     assert!(bad.validate().is_err());
 }
+
+/// `train_classes`: the images of the first k classes, with their own
+/// captions and pixels, and a cache name of their own for body features.
+#[test]
+fn first_classes_keeps_those_images_only() {
+    let _rng = rng_lock();
+    let dir = shapes_in_cub_layout(60, 8, 7);
+    let (all, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let (again, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let mut ids = all.classes.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    assert!(ids.len() > 2);
+    let sub = again.first_classes(2);
+    assert!(sub.classes.iter().all(|c| ids[..2].contains(c)));
+    let want: Vec<usize> = (0..all.classes.len())
+        .filter(|&i| ids[..2].contains(&all.classes[i]))
+        .collect();
+    assert_eq!(sub.captions.len(), want.len());
+    for (j, &i) in want.iter().enumerate() {
+        assert_eq!(sub.captions[j], all.captions[i]);
+        assert!(sub
+            .images
+            .prepared
+            .images
+            .get(j as i64)
+            .equal(&all.images.prepared.images.get(i as i64)));
+    }
+    // 0 keeps everything
+    let (third, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    assert_eq!(third.first_classes(0).captions.len(), all.captions.len());
+}

@@ -58,6 +58,11 @@ pub struct DamsmConfig {
     /// images of unseen classes: 24%).
     #[serde(default)]
     pub feature_dropout: f64,
+    /// Trains on the images of the first this many training classes only
+    /// (0: all): a diagnostic of how the transfer to unseen classes grows
+    /// with the number of seen ones.
+    #[serde(default)]
+    pub train_classes: usize,
 }
 
 fn one() -> f64 {
@@ -85,6 +90,7 @@ impl DamsmConfig {
             feature_variants: 4,
             sentence_batch: 0,
             feature_dropout: 0.0,
+            train_classes: 0,
         }
     }
 
@@ -146,6 +152,37 @@ pub struct CaptionedImages {
     pub captions: Vec<Vec<String>>,
     /// Class id per stored image (for same-class masking and R-precision).
     pub classes: Vec<i64>,
+}
+
+impl CaptionedImages {
+    /// The images of the `k` classes with the smallest ids (all when `k`
+    /// is 0 or at least the number of classes).
+    pub fn first_classes(self, k: usize) -> Self {
+        let mut ids: Vec<i64> = self.classes.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        if k == 0 || k >= ids.len() {
+            return self;
+        }
+        let keep: std::collections::HashSet<i64> = ids[..k].iter().copied().collect();
+        let idx: Vec<usize> = (0..self.classes.len())
+            .filter(|&i| keep.contains(&self.classes[i]))
+            .collect();
+        let rows = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let mut images = self.images;
+        images.prepared.images = images.prepared.images.index_select(0, &rows);
+        images.prepared.record = idx.iter().map(|&i| images.prepared.record[i]).collect();
+        // the prepared-image cache file no longer describes these rows
+        if let Some((p, read)) = images.prepared.cache.take() {
+            let name = format!("{}-first{k}", p.display());
+            images.prepared.cache = Some((std::path::PathBuf::from(name), read));
+        }
+        Self {
+            images,
+            captions: idx.iter().map(|&i| self.captions[i].clone()).collect(),
+            classes: idx.iter().map(|&i| self.classes[i]).collect(),
+        }
+    }
 }
 
 /// Picks at most `max` words of a caption in order (the reference code
