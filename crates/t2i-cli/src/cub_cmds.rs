@@ -385,6 +385,7 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
         "split": split,
         "checkpoint": checkpoint.display().to_string(),
         "seed": seed,
+        "flip_average": t.config.image.flip_average,
         "r_precision": r,
     });
     t2i::imageio::write_atomic(out, serde_json::to_string_pretty(&v)?.as_bytes())?;
@@ -551,6 +552,7 @@ pub fn generated_metrics(
         "model": kind,
         "step": ck.meta("step")?,
         "damsm": e.damsm.map(|p| p.display().to_string()),
+        "damsm_flip_average": damsm.as_ref().map(|t| t.config.image.flip_average),
         "inception": e.inception.map(|p| p.display().to_string()),
         "classifier": e.classifier.map(|p| p.display().to_string()),
         "split": split,
