@@ -32,6 +32,39 @@ fn shapes_in_cub_layout(train_size: usize, test_size: usize, seed: u64) -> tempf
     dir
 }
 
+/// Centre-cropped training images of a shapes set in the CUB layout (so a
+/// single cached variant is what the body would see) and their vocabulary.
+fn centre_crop_train(
+    train_size: usize,
+    seed: u64,
+) -> (
+    tempfile::TempDir,
+    t2i::train::damsm::CaptionedImages,
+    t2i::text::Vocab,
+) {
+    let dir = shapes_in_cub_layout(train_size, 8, seed);
+    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    (dir, train, vocab)
+}
+
+/// Copies of every image-encoder variable, to compare after training.
+fn snapshot(t: &DamsmTrainer) -> Vec<(String, Tensor)> {
+    t.image_vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.copy()))
+        .collect()
+}
+
+/// A step on cached features against one that runs the body.
+fn assert_same_loss(cached: f64, direct: f64) {
+    assert!(
+        (cached - direct).abs() < 1e-4 * direct.abs().max(1.0),
+        "cached {cached} vs direct {direct}"
+    );
+}
+
 #[test]
 fn damsm_trains_on_cub_layout_and_round_trips() {
     let _rng = rng_lock();
@@ -93,10 +126,7 @@ fn r_precision_protocol() {
 fn frozen_body_trains_only_projections() {
     let _rng = rng_lock();
     use t2i::models::damsm::CnnArch;
-    let dir = shapes_in_cub_layout(96, 8, 5);
-    // centre crops, so the single cached variant is what the body would see
-    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
-    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let (_dir, train, vocab) = centre_crop_train(96, 5);
     let mut config = DamsmConfig {
         batch_size: 12,
         ..DamsmConfig::tiny()
@@ -110,12 +140,7 @@ fn frozen_body_trains_only_projections() {
     let mut cached = DamsmTrainer::new(config, vocab, 7, Device::Cpu);
     // a second trainer with the same weights, built from the first
     let mut direct = DamsmTrainer::from_checkpoint(&cached.to_checkpoint(), Device::Cpu).unwrap();
-    let before: Vec<(String, Tensor)> = cached
-        .image_vs
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k, v.copy()))
-        .collect();
+    let before = snapshot(&cached);
     let body_buffers = |t: &DamsmTrainer| -> Vec<Tensor> {
         let mut v: Vec<(String, Tensor)> = t.image_vs.variables().into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -146,12 +171,7 @@ fn frozen_body_trains_only_projections() {
         a.loss, r.loss,
         "features read back from the cache file differ"
     );
-    assert!(
-        (a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0),
-        "cached {} vs direct {}",
-        a.loss,
-        b.loss
-    );
+    assert_same_loss(a.loss, b.loss);
     for _ in 0..5 {
         assert!(cached.train_step(&train).unwrap().loss.is_finite());
     }
@@ -338,9 +358,7 @@ fn minilm_sentence_priors_cached_give_the_same_steps() {
 fn tuned_top_learns_from_cached_head_outputs() {
     let _rng = rng_lock();
     use t2i::models::damsm::CnnArch;
-    let dir = shapes_in_cub_layout(48, 8, 6);
-    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
-    let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let (_dir, train, vocab) = centre_crop_train(48, 6);
     let mut config = DamsmConfig {
         batch_size: 8,
         ..DamsmConfig::tiny()
@@ -352,22 +370,12 @@ fn tuned_top_learns_from_cached_head_outputs() {
     config.validate().unwrap();
     let mut cached = DamsmTrainer::new(config.clone(), vocab, 9, Device::Cpu);
     let mut direct = DamsmTrainer::from_checkpoint(&cached.to_checkpoint(), Device::Cpu).unwrap();
-    let before: Vec<(String, Tensor)> = cached
-        .image_vs
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k, v.copy()))
-        .collect();
+    let before = snapshot(&cached);
     cached.cache_body_features(&train, 1, None, false).unwrap();
     for _ in 0..3 {
         let a = cached.train_step(&train).unwrap();
         let b = direct.train_step(&train).unwrap();
-        assert!(
-            (a.loss - b.loss).abs() < 1e-4 * b.loss.abs().max(1.0),
-            "cached {} vs direct {}",
-            a.loss,
-            b.loss
-        );
+        assert_same_loss(a.loss, b.loss);
     }
     let after = cached.image_vs.variables();
     let tuned = |k: &str| {
