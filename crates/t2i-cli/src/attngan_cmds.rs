@@ -10,7 +10,7 @@ use t2i::models::attngan::AttnGanConfig;
 use t2i::train::attngan::{
     attention_figure, attngan_run, AttnGanModel, AttnGanRunOptions, AttnGanTrainer,
 };
-use t2i::train::checkpoint;
+use t2i::checkpoint;
 use t2i::train::run::versions;
 use tch::Tensor;
 

@@ -332,7 +332,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if !last.exists() {
             bail!("nothing to resume: {} does not exist", last.display());
         }
-        let ck = t2i::train::checkpoint::load(&last)?;
+        let ck = t2i::checkpoint::load(&last)?;
         let model = GanIntClsModel::from_checkpoint(&ck, device)?;
         let resolved: ResolvedConfig = toml::from_str(
             &std::fs::read_to_string(run.config_path())
@@ -512,7 +512,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         );
     }
     let device = parse_device(&a.device)?;
-    let ck = t2i::train::checkpoint::load(&a.checkpoint)?;
+    let ck = t2i::checkpoint::load(&a.checkpoint)?;
     if ck.meta("model")? == "stackgan" {
         return crate::stackgan_cmds::generate(&a, &ck, device);
     }
@@ -699,7 +699,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         bail!("--samples must be at least 1");
     }
     let device = parse_device(&a.device)?;
-    let ck = t2i::train::checkpoint::load(&checkpoint)?;
+    let ck = t2i::checkpoint::load(&checkpoint)?;
     if ck.meta("model")? == "stackgan" {
         let m = t2i::train::stackgan::StackGanModel::from_checkpoint(&ck, device)?;
         let mut v = crate::stackgan_cmds::eval_shapes(&m, a.seed, 10_000, a.samples)?;

@@ -168,7 +168,7 @@ pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
         .image_init
         .filter(|_| imagenet.is_none())
         .map(|p| -> Result<_> {
-            let ck = t2i::train::checkpoint::load(p)
+            let ck = t2i::checkpoint::load(p)
                 .with_context(|| format!("reading the classifier {}", p.display()))?;
             let c: t2i::models::classifier::ClassifierConfig = ck.json_meta("config")?;
             Ok((ck, c))
@@ -353,7 +353,7 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
         .root
         .context("--data-root is required for r-precision, fid, kid and is")?;
     let device = parse_device(e.device)?;
-    let ck = t2i::train::checkpoint::load(e.checkpoint)?;
+    let ck = t2i::checkpoint::load(e.checkpoint)?;
     if ["stackgan", "attngan"].contains(&ck.meta("model")?) {
         return eval_generated(e, &ck, root, device);
     }
@@ -412,7 +412,7 @@ type GenerateFn = dyn Fn(&[&str], u64) -> Result<tch::Tensor>;
 /// feature network (labelled so); IS needs `--inception`.
 fn eval_generated(
     e: &CubEval,
-    ck: &t2i::train::checkpoint::Checkpoint,
+    ck: &t2i::checkpoint::Checkpoint,
     root: &Path,
     device: tch::Device,
 ) -> Result<()> {
@@ -436,7 +436,7 @@ fn eval_generated(
 /// split, as JSON, with one printable line per metric.
 pub fn generated_metrics(
     e: &CubEval,
-    ck: &t2i::train::checkpoint::Checkpoint,
+    ck: &t2i::checkpoint::Checkpoint,
     root: &Path,
     device: tch::Device,
     limit: usize,
@@ -468,7 +468,7 @@ pub fn generated_metrics(
     let damsm = e
         .damsm
         .map(|p| -> Result<DamsmTrainer> {
-            let mut t = DamsmTrainer::from_checkpoint(&t2i::train::checkpoint::load(p)?, device)?;
+            let mut t = DamsmTrainer::from_checkpoint(&t2i::checkpoint::load(p)?, device)?;
             if let Some(on) = e.flip_average {
                 t.set_flip_average(on);
             }

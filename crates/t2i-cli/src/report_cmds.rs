@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::eval::report::{read_metrics_jsonl, smooth, Plot, Report};
 use t2i::imageio::{grid, tensor_to_images};
-use t2i::train::checkpoint::{self, Checkpoint};
+use t2i::checkpoint::{self, Checkpoint};
 use tch::{Device, Tensor};
 
 /// A run's checkpoints by step (`step-N.safetensors`), ascending.

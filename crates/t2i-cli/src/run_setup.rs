@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use std::path::Path;
-use t2i::train::checkpoint::{self, Checkpoint};
+use t2i::checkpoint::{self, Checkpoint};
 use t2i::train::run::RunDir;
 
 /// Opens the run folder `out`. With `resume`, returns its last checkpoint

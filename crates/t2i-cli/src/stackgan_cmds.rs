@@ -10,7 +10,7 @@ use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::device::{device_name, parse_device};
 use t2i::models::stackgan::StackGanConfig;
 use t2i::text::{AnyTextEncoder, GruEncoderConfig, TextEncoder};
-use t2i::train::checkpoint;
+use t2i::checkpoint;
 use t2i::train::run::versions;
 use t2i::train::stackgan::{
     stackgan_run, EmbeddedImages, StackGanModel, StackGanRunOptions, StackGanTrainer,

@@ -12,7 +12,7 @@ use t2i::train::gan_int_cls::GanIntClsModel;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let ck = t2i::train::checkpoint::load(std::path::Path::new(&args[1]))?;
+    let ck = t2i::checkpoint::load(std::path::Path::new(&args[1]))?;
     let n: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1000);
     let mode = args.get(3).map(String::as_str).unwrap_or("");
     let batch_stats = mode == "batch";

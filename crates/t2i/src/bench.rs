@@ -212,7 +212,7 @@ pub fn bench_stackgan(
     repeats: usize,
 ) -> Result<BenchReport> {
     use crate::text::AnyTextEncoder;
-    use crate::train::checkpoint::{named, Checkpoint};
+    use crate::checkpoint::{named, Checkpoint};
     use crate::train::stackgan::{EmbeddedImages, StackGanModel, StackGanTrainer};
     let size = c.stage2_size;
     let n = (c.batch_size as usize * 2).max(16);

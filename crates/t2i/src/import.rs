@@ -161,7 +161,7 @@ pub fn official_vocab(path: &Path) -> Result<Vocab> {
 /// checkpoint) as a text encoder; official weights need `vocab`.
 pub fn damsm_text_encoder(path: &Path, vocab: Option<Vocab>, device: Device) -> Result<RnnEncoder> {
     if path.extension().is_some_and(|e| e == "safetensors") {
-        if let Ok(ck) = crate::train::checkpoint::load(path) {
+        if let Ok(ck) = crate::checkpoint::load(path) {
             if ck.meta.contains_key("text_encoder.kind") {
                 return RnnEncoder::load(path, device);
             }

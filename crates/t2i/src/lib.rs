@@ -6,10 +6,12 @@
 //! loops), [`eval`] (metrics), [`imageio`] (grids and PNGs), [`bench`].
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod family;
 pub mod imageio;
 pub mod import;
 pub mod layers;

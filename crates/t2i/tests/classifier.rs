@@ -118,7 +118,7 @@ fn damsm_vgg_image_encoder_starts_from_the_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.safetensors");
     t.save(&p).unwrap();
-    let ck = t2i::train::checkpoint::load(&p).unwrap();
+    let ck = t2i::checkpoint::load(&p).unwrap();
     let mut dc = DamsmConfig::tiny();
     dc.image.arch = CnnArch::Vgg;
     dc.image.width = 8;

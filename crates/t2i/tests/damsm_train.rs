@@ -2,9 +2,11 @@
 //! layout (through the real CUB loader), checkpoint round trip, and the
 //! R-precision protocol on constructed vectors.
 
+mod common;
+
 use t2i::data::cub::CubSplit;
 use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
-use t2i::train::checkpoint;
+use t2i::checkpoint;
 use t2i::train::damsm::{load_cub, r_precision, DamsmConfig, DamsmTrainer};
 use tch::{Device, Tensor};
 
@@ -304,10 +306,10 @@ fn minilm_sentence_priors_cached_give_the_same_steps() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
     if !dir.join("model.safetensors").is_file() {
-        eprintln!(
-            "skipped: no MiniLM folder at {} (run scripts/setup_minilm.sh)",
+        common::missing(&format!(
+            "no MiniLM folder at {} (run scripts/setup_minilm.sh)",
             dir.display()
-        );
+        ));
         return;
     }
     let _rng = rng_lock();

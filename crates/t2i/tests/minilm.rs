@@ -2,6 +2,8 @@
 //! Python gives (`scripts/fixtures/make_minilm_reference.sh`). The model
 //! folder comes from `scripts/setup_minilm.sh` (`make test` runs it).
 
+mod common;
+
 use t2i::text::minilm::MiniLm;
 use t2i::text::TextEncoder;
 use tch::Device;
@@ -14,10 +16,10 @@ fn model_dir() -> Option<std::path::PathBuf> {
     if dir.join("model.safetensors").is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "skipped: no MiniLM folder at {} (run scripts/setup_minilm.sh)",
+        common::missing(&format!(
+            "no MiniLM folder at {} (run scripts/setup_minilm.sh)",
             dir.display()
-        );
+        ));
         None
     }
 }

@@ -1,4 +1,4 @@
-//! The analytic checker of the shapes data set (`spec/data.md`): finds the
+//! The analytic checker of the shapes data set: finds the
 //! objects of an image without any learned model (difference from the
 //! background estimated on the border, connected components) and names each
 //! one's colour, shape, size and position, and the background (style) colour.

@@ -1,5 +1,5 @@
 //! CUB-200-2011 (Wah et al., 2011) with the ten captions per image of Reed et
-//! al. (CVPR 2016), in the official folder layout (`spec/data.md`).
+//! al. (CVPR 2016), in the official folder layout.
 //!
 //! Read: `CUB_200_2011/{images.txt, image_class_labels.txt, classes.txt,
 //! bounding_boxes.txt, parts/parts.txt, parts/part_locs.txt}`, the images

@@ -13,3 +13,77 @@ pub mod prepare;
 pub mod shapes;
 
 pub use layout::DataError;
+
+use serde::{Deserialize, Serialize};
+
+/// Which data set a run trains on (the `[data]` table of every family's
+/// config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// `shapes` (built in) or `cub` (a folder in the CUB layout).
+    pub name: String,
+    /// The real data set's folder (for CUB: the folder holding
+    /// `CUB_200_2011/`); empty for shapes.
+    pub root: String,
+    /// Shapes: training images.
+    pub train_size: usize,
+    /// Shapes: objects per image at most (1 or 2).
+    pub max_objects: u8,
+}
+
+impl DataConfig {
+    /// The built-in shapes data set with `train_size` training images.
+    pub fn shapes(train_size: usize) -> Self {
+        Self {
+            name: "shapes".into(),
+            root: String::new(),
+            train_size,
+            max_objects: 1,
+        }
+    }
+
+    /// A real data set in the CUB layout (its folder given later).
+    pub fn cub() -> Self {
+        Self {
+            name: "cub".into(),
+            ..Self::shapes(0)
+        }
+    }
+
+    /// Checks the name against `allowed` and that a real data set has its
+    /// folder.
+    pub fn validate(&self, allowed: &[&str]) -> Result<(), String> {
+        if !allowed.contains(&self.name.as_str()) {
+            return Err(format!(
+                "data set '{}' is not available for this model (available: {})",
+                self.name,
+                allowed.join(", ")
+            ));
+        }
+        if self.name == "shapes" {
+            if !(1..=2).contains(&self.max_objects) {
+                return Err(format!(
+                    "data.max_objects must be 1 or 2, got {}",
+                    self.max_objects
+                ));
+            }
+            if self.train_size < 10 {
+                return Err(format!(
+                    "data.train_size must be at least 10, got {}",
+                    self.train_size
+                ));
+            }
+        } else if self.root.is_empty() {
+            return Err(format!(
+                "--data {} needs its folder: --data-root DIR",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// The real data set's folder.
+    pub fn root(&self) -> &std::path::Path {
+        std::path::Path::new(&self.root)
+    }
+}

@@ -1,4 +1,4 @@
-//! The built-in shapes data set (`spec/data.md`, "Built-in shapes data set").
+//! The built-in shapes data set.
 //!
 //! A procedural captioned data set, deterministic for a seed: one or two
 //! objects (colour, shape, size, coarse position) on a muted background that

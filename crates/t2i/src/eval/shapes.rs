@@ -1,4 +1,4 @@
-//! Shapes metrics (`spec/evaluation.md`): colour, shape, joint (colour AND
+//! Shapes metrics: colour, shape, joint (colour AND
 //! shape), size and position accuracy of generated objects, read by the
 //! analytic checker; style-transfer background retention.
 
@@ -6,7 +6,7 @@ use crate::data::checker::{agreement, check};
 use crate::data::shapes::{Shapes, Split};
 use crate::error::Result;
 use crate::imageio::tensor_to_images;
-use crate::train::gan_int_cls::{style_transfer, GanIntClsModel};
+use crate::family::Generator;
 use serde::Serialize;
 
 /// Accuracies over the objects of `samples` generated images.
@@ -89,8 +89,8 @@ impl Tally {
     }
 }
 
-/// GAWWN control agreement of one requested object (`spec/evaluation.md`:
-/// box IoU / keypoint error).
+/// GAWWN control agreement of one requested object (box IoU / keypoint
+/// error).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Control {
     /// IoU of the drawn object's box with the requested box (0 if not found).
@@ -167,15 +167,28 @@ pub fn control(
 /// Generates one image per caption of the first `n` images of `split`
 /// (caption `k % captions` of image `k`, noise from `seed`) and scores them.
 pub fn shapes_accuracy(
-    model: &GanIntClsModel,
+    model: &dyn Generator,
     shapes: &Shapes,
     split: Split,
     n: usize,
     seed: u64,
 ) -> Result<ShapesScores> {
+    Ok(stage_accuracy(model, shapes, split, n, seed)?.0)
+}
+
+/// As [`shapes_accuracy`], with the first stage's images of a multi-stage
+/// model scored too (upsampled to the final size).
+pub fn stage_accuracy(
+    model: &dyn Generator,
+    shapes: &Shapes,
+    split: Split,
+    n: usize,
+    seed: u64,
+) -> Result<(ShapesScores, Option<ShapesScores>)> {
     let size = shapes.config.image_size;
     let max_obj = shapes.config.max_objects as usize;
     let mut tally = Tally::default();
+    let mut first = None::<Tally>;
     let mut k = 0;
     while k < n {
         let m = (n - k).min(100);
@@ -185,21 +198,135 @@ pub fn shapes_accuracy(
             .enumerate()
             .map(|(j, s)| s.captions[(k + j) % s.captions.len()].as_str())
             .collect();
-        let (h, _) = model.embed(&caps)?;
-        let z = model.noise(m as i64, seed.wrapping_add(k as u64));
-        let images = tensor_to_images(&model.generate(&z, &h));
-        for (s, img) in samples.iter().zip(&images) {
-            let reading = check(&img.data, size, max_obj);
-            for a in agreement(&s.objects, &reading) {
-                tally.add(&a);
-            }
-            for c in control(&s.objects, &reading, size) {
-                tally.add_control(&c);
+        let out = model.generate(&caps, seed.wrapping_add(k as u64))?;
+        let mut stages = vec![(tensor_to_images(&out.images), &mut tally)];
+        if let Some(f) = &out.first_stage {
+            let s = size as i64;
+            let up = f.upsample_nearest2d([s, s], None, None);
+            stages.push((tensor_to_images(&up), first.get_or_insert_with(Tally::default)));
+        }
+        for (images, tally) in stages {
+            for (s, img) in samples.iter().zip(&images) {
+                let reading = check(&img.data, size, max_obj);
+                for a in agreement(&s.objects, &reading) {
+                    tally.add(&a);
+                }
+                for c in control(&s.objects, &reading, size) {
+                    tally.add_control(&c);
+                }
             }
         }
         k += m;
     }
-    Ok(tally.scores(split.name(), n))
+    Ok((
+        tally.scores(split.name(), n),
+        first.map(|t| t.scores(split.name(), n)),
+    ))
+}
+
+/// The checker's scores of a generator on the shapes data set `data`:
+/// held-in captions, held-out compositions, the first stage of a
+/// multi-stage model, and for a model with a trained style encoder, style
+/// transfer and the style AU-ROC.
+pub fn evaluate(
+    model: &dyn Generator,
+    data: &crate::data::shapes::ShapesConfig,
+    n: usize,
+    seed: u64,
+) -> Result<serde_json::Value> {
+    use serde_json::json;
+    let shapes = Shapes::new(crate::data::shapes::ShapesConfig {
+        test_size: data.test_size.max(2 * n),
+        image_size: model.image_size() as u32,
+        ..data.clone()
+    })?;
+    let (held_in, first) = stage_accuracy(model, &shapes, Split::Test, n, seed)?;
+    let held_out = shapes_accuracy(model, &shapes, Split::HeldOut, n, seed)?;
+    let mut v = json!({
+        "protocol": format!("{n} samples per split, one caption per test image, noise seed {seed}, analytic shapes checker"),
+        "held_in": held_in,
+        "held_out": held_out,
+        "joint_chance": ShapesScores::JOINT_CHANCE,
+    });
+    if let Some(f) = first {
+        v["first_stage"] = json!(f);
+    }
+    if model.controls().style_transfer {
+        let k = n.clamp(2, 200);
+        if let Some(auroc) = style_auroc(model, &shapes, k)? {
+            v["style_transfer"] = json!(style_transfer_scores(model, &shapes, n.min(300))?);
+            v["style_auroc"] = json!({
+                "auroc": auroc,
+                "images": k,
+                "protocol": "all pairs of real held-in test images, positive when they share the background colour (the style cluster), scored by the cosine of S(x)",
+            });
+        }
+    }
+    Ok(v)
+}
+
+/// The lines that show an [`evaluate`] result.
+pub fn summary_lines(v: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let pct = |x: &Value| {
+        x.as_f64()
+            .map(|f| format!("{:5.1}%", 100.0 * f))
+            .unwrap_or_else(|| "  n/a".into())
+    };
+    let mut lines = Vec::new();
+    for key in ["untrained", "held_in", "held_out", "first_stage"] {
+        let Some(s) = v.get(key) else { continue };
+        lines.push(format!(
+            "{:<10} colour {}  shape {}  joint colour+shape {}  size {}  position {}  ({} samples)",
+            key,
+            pct(&s["colour"]),
+            pct(&s["shape"]),
+            pct(&s["joint"]),
+            pct(&s["size"]),
+            pct(&s["position"]),
+            s["samples"]
+        ));
+        if let Some(m) = s["shape_confusion"].as_array() {
+            let names = ["circle", "square", "triangle"];
+            let rows: Vec<String> = m
+                .iter()
+                .zip(names)
+                .map(|(r, n)| format!("{n} -> {r}"))
+                .collect();
+            lines.push(format!(
+                "{:<10} shapes drawn [circle, square, triangle, none]: {}",
+                "",
+                rows.join("  ")
+            ));
+        }
+        if let (Some(iou), Some(kp)) = (s["box_iou"].as_f64(), s["keypoint_error"].as_f64()) {
+            lines.push(format!(
+                "{:<10} control (GAWWN metrics, here from text alone): box IoU {iou:.3}, keypoint error {:.1}% of the side",
+                "",
+                100.0 * kp
+            ));
+        }
+    }
+    if let Some(a) = v.get("style_auroc") {
+        lines.push(format!(
+            "style AU-ROC (same background vs different, cosine of S(x), {} images): {}",
+            a["images"],
+            a["auroc"]
+                .as_f64()
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "n/a".into())
+        ));
+    }
+    if let Some(s) = v.get("style_transfer") {
+        lines.push(format!(
+            "style transfer: background kept {}  new content (colour+shape) {}  both {}  ({} pairs)",
+            pct(&s["background_kept"]),
+            pct(&s["content_joint"]),
+            pct(&s["both"]),
+            s["pairs"]
+        ));
+    }
+    lines
 }
 
 /// Style transfer scores (sec. 5.3 of GAN-INT-CLS).
@@ -216,7 +343,7 @@ pub struct StyleTransferScores {
 
 /// Query image `i` of the test split, new caption from test image `i + 1`.
 pub fn style_transfer_scores(
-    model: &GanIntClsModel,
+    model: &dyn Generator,
     shapes: &Shapes,
     n: usize,
 ) -> Result<StyleTransferScores> {
@@ -232,7 +359,8 @@ pub fn style_transfer_scores(
             .collect();
         let q: Vec<&[u8]> = queries.iter().map(|s| s.pixels.as_slice()).collect();
         let caps: Vec<&str> = targets.iter().map(|s| s.captions[0].as_str()).collect();
-        let out = tensor_to_images(&style_transfer(model, &q, size, &caps)?);
+        let query = crate::imageio::images_to_tensor(&q, size);
+        let out = tensor_to_images(&model.style_transfer(&query, &caps)?);
         for ((qs, ts), img) in queries.iter().zip(&targets).zip(&out) {
             let r = check(&img.data, size, max_obj);
             let bg = r.background == qs.background;
@@ -252,15 +380,18 @@ pub fn style_transfer_scores(
     })
 }
 
-/// Style AU-ROC (GAN-INT-CLS sec. 5.2, spec/evaluation.md): pairs of `n` real
+/// Style AU-ROC (GAN-INT-CLS sec. 5.2): pairs of `n` real
 /// test images, positive when they share their style cluster (on shapes, the
 /// background colour); scored by the cosine of their style vectors S(x).
-pub fn style_auroc(model: &GanIntClsModel, shapes: &Shapes, n: usize) -> Result<Option<f64>> {
+pub fn style_auroc(model: &dyn Generator, shapes: &Shapes, n: usize) -> Result<Option<f64>> {
     let size = shapes.config.image_size;
     let samples: Vec<_> = (0..n).map(|i| shapes.sample(Split::Test, i)).collect();
     let px: Vec<&[u8]> = samples.iter().map(|s| s.pixels.as_slice()).collect();
     let x = crate::imageio::images_to_tensor(&px, size);
-    let s = model.style(&x).to_device(tch::Device::Cpu); // [n, z]
+    let Some(s) = model.style_codes(&x)? else {
+        return Ok(None);
+    };
+    let s = s.to_device(tch::Device::Cpu); // [n, z]
     let s = &s / s.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
     let cos: Vec<f64> =
         Vec::<f64>::try_from(s.matmul(&s.tr()).to_kind(tch::Kind::Double).view([-1]))

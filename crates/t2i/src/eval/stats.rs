@@ -1,4 +1,4 @@
-//! Distribution metrics on feature sets, in float64 (spec/evaluation.md):
+//! Distribution metrics on feature sets, in float64:
 //! Fréchet distance (FID, Heusel et al. 2017), Kernel Inception Distance
 //! (KID, Bińkowski et al. 2018: unbiased MMD with the cubic polynomial
 //! kernel over subsets) and Inception Score (Salimans et al. 2016, 10
@@ -156,7 +156,7 @@ pub fn inception_score(probs: &Tensor, splits: usize) -> Result<(f64, f64)> {
     Ok(mean_std(&scores))
 }
 
-/// CLIP score (`spec/evaluation.md`; Hessel et al. 2021 without their 2.5
+/// CLIP score (Hessel et al. 2021 without their 2.5
 /// factor): `100 * max(cos(E_I(x), E_T(t)), 0)` for each row pair of image
 /// and text embeddings `[n, d]`, averaged. The embeddings come from a CLIP
 /// model (StyleT2I's); this is the formula every caller shares.

@@ -1,6 +1,6 @@
 //! The project's image classifier: the feature network of the evaluation
-//! suite when the standard Inception-v3 weights are absent
-//! (`spec/evaluation.md`). The papers score CUB with an Inception-v3
+//! suite when the standard Inception-v3 weights are absent.
+//! The papers score CUB with an Inception-v3
 //! fine-tuned on CUB (StackGAN, AttnGAN); this plays that part: a VGG-style
 //! CNN trained by `t2i train --model classifier` on the training split's
 //! classes. Its softmax gives the Inception Score's p(y|x), its pooled

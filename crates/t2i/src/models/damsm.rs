@@ -107,6 +107,23 @@ pub enum CnnArch {
 }
 
 impl CnnArch {
+    /// The EfficientNet-Lite of an ImageNet weight file, told by what its
+    /// head reads (Lite0: 320 channels, Lite2: 352).
+    pub fn from_imagenet_weights(path: &std::path::Path) -> crate::Result<Self> {
+        let w = crate::import::read_weights(path)?;
+        let head_in = w.get("_conv_head.weight").map(|t| t.size()[1]);
+        match head_in {
+            Some(320) => Ok(Self::EfficientnetLite0),
+            Some(352) => Ok(Self::EfficientnetLite2),
+            _ => Err(crate::Error::Config(format!(
+                "{} is neither EfficientNet-Lite0 nor -Lite2 weights (its _conv_head reads {head_in:?} channels)",
+                path.display()
+            ))),
+        }
+    }
+}
+
+impl CnnArch {
     /// The EfficientNet-Lite network of an ImageNet body.
     pub fn lite(self) -> Option<&'static crate::models::efficientnet::LiteSpec> {
         match self {

@@ -1,5 +1,5 @@
 //! GAN-CLS / GAN-INT / GAN-INT-CLS: Reed et al., "Generative Adversarial Text
-//! to Image Synthesis", ICML 2016 (`spec/gan-int-cls.md`).
+//! to Image Synthesis", ICML 2016.
 //!
 //! - Generator G(z, phi(t)) (sec. 4.1): phi(t) -> Linear -> LeakyReLU,
 //!   concatenated with z, DCGAN up-convolution stack to a tanh image.

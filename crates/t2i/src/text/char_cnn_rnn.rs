@@ -1,5 +1,5 @@
 //! char-CNN-RNN: Reed, Akata, Lee & Schiele, "Learning Deep Representations
-//! of Fine-grained Visual Descriptions", CVPR 2016 (`spec/text-encoders.md`),
+//! of Fine-grained Visual Descriptions", CVPR 2016,
 //! the text encoder of GAN-INT-CLS, GAWWN and StackGAN.
 //!
 //! Characters (one-hot over [`ALPHABET`], at most 201) -> three 1-D
@@ -12,7 +12,7 @@
 use super::{CaptionError, Encoded, TextEncoder, TextFeatures};
 use crate::error::{Error, Result};
 use crate::layers::{self, InitKind};
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

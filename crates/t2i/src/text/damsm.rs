@@ -10,7 +10,7 @@ use super::minilm::MiniLm;
 use super::vocab::{Encoded, Vocab, PAD};
 use super::{TextEncoder, TextFeatures};
 use crate::error::{Error, Result};
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -11,7 +11,7 @@ use super::vocab::{Encoded, Vocab, PAD};
 use super::{TextEncoder, TextFeatures};
 use crate::error::{Error, Result};
 use crate::layers::{self, InitKind};
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! all-MiniLM-L6-v2: a pretrained sentence encoder (`spec/text-encoders.md`).
+//! all-MiniLM-L6-v2: a pretrained sentence encoder.
 //! MiniLM (Wang et al., NeurIPS 2020) is a 6-layer, 384-wide BERT
 //! (Devlin et al., NAACL 2019); sentence-transformers (Reimers & Gurevych,
 //! EMNLP 2019) fine-tuned it contrastively on 1 B sentence pairs. The

@@ -1,4 +1,4 @@
-//! Text encoders (`spec/text-encoders.md`). Every model takes its text
+//! Text encoders. Every model takes its text
 //! through [`TextEncoder`]: a sentence vector phi(t) and, for attention
 //! models, one vector per word. Each trained encoder is its own checkpoint;
 //! a model's checkpoint embeds the encoder it used and names its source.
@@ -49,7 +49,7 @@ pub enum AnyTextEncoder {
 impl AnyTextEncoder {
     /// The encoder stored in a checkpoint (its own or a model's).
     pub fn from_checkpoint(
-        ck: &crate::train::checkpoint::Checkpoint,
+        ck: &crate::checkpoint::Checkpoint,
         device: tch::Device,
     ) -> crate::Result<Self> {
         match ck.meta("text_encoder.kind")? {
@@ -68,7 +68,7 @@ impl AnyTextEncoder {
 
     /// Loads a text-encoder checkpoint file.
     pub fn load(path: &std::path::Path, device: tch::Device) -> crate::Result<Self> {
-        let ck = crate::train::checkpoint::load(path)?;
+        let ck = crate::checkpoint::load(path)?;
         let mut e = Self::from_checkpoint(&ck, device)?;
         e.set_source(path.display().to_string());
         Ok(e)
@@ -98,7 +98,7 @@ impl AnyTextEncoder {
             Self::Damsm(e) => &e.vs,
             Self::CharCnnRnn(e) => &e.vs,
         };
-        crate::train::checkpoint::named(vs, "text")
+        crate::checkpoint::named(vs, "text")
     }
 
     pub fn source(&self) -> &str {

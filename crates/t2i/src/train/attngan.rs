@@ -6,11 +6,16 @@
 //! weights are also averaged over steps (`avg_param_G`, decay 0.999); the
 //! average is what generation uses, as in the official code.
 
-use super::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use super::damsm::{sample_words, CaptionedImages, DamsmConfig};
 use super::ema::{load_trainable, WeightAverage};
 use super::optim::Adam;
-use super::run::{versions, RunDir, StopFlag};
+use super::run::versions;
+use crate::data::DataConfig;
+use crate::family::{
+    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
+    Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext, Trainer,
+};
 use super::{normal, step_seed};
 use crate::data::prepare::ImageBatcher;
 use crate::device::device_name;
@@ -169,20 +174,6 @@ impl AttnGanModel {
     }
 }
 
-/// Options of an AttnGAN run.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct AttnGanRunOptions {
-    pub steps: i64,
-    #[serde(skip)]
-    pub max_seconds: u64,
-    pub seed: u64,
-    pub log_every: i64,
-    pub sample_every: i64,
-    pub checkpoint_every: i64,
-    #[serde(skip)]
-    pub progress: bool,
-}
-
 /// Losses of one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttnGanStats {
@@ -209,7 +200,7 @@ pub struct AttnGanTrainer {
     gammas: Gammas,
     /// Where the DAMSM encoders came from (recorded in checkpoints).
     pub damsm_source: String,
-    opt_g: Adam,
+    pub(crate) opt_g: Adam,
     opt_d: Vec<Adam>,
     /// Running average of G's trainable weights, by variable name.
     g_avg: WeightAverage,
@@ -527,77 +518,201 @@ pub fn attention_figure(
     Ok(out)
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttnGanReport {
-    pub steps: i64,
-    pub seconds: f64,
-    pub interrupted: bool,
-    pub last: Option<AttnGanStats>,
+
+/// `t2i train --model attngan`: the networks, the DAMSM that conditions and
+/// scores them, and the data.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AttnGanRunConfig {
+    /// The networks, losses and optimiser (saved in every checkpoint).
+    #[serde(flatten)]
+    pub model: AttnGanConfig,
+    /// The trained DAMSM checkpoint (its text and image encoders, frozen).
+    pub damsm: String,
+    /// The data set (in the CUB layout).
+    pub data: DataConfig,
 }
 
-/// Trains until `steps` or the time limit; logs, samples (averaged G),
-/// checkpoints.
-pub fn attngan_run(
-    t: &mut AttnGanTrainer,
-    data: &CaptionedImages,
-    sample_captions: &[String],
-    run: &RunDir,
-    opts: &AttnGanRunOptions,
-    stop: &StopFlag,
-) -> Result<AttnGanReport> {
-    let start = std::time::Instant::now();
-    let pb = crate::progress::bar(opts.steps as u64, "attngan", opts.progress);
-    pb.set_position(t.step as u64);
-    let (mut last, mut interrupted) = (None, false);
-    let grid_now = |t: &AttnGanTrainer| -> Result<()> {
-        t.with_average(|m| sample_grid(m, sample_captions, 6))?
-            .save(&run.sample(t.step))
-    };
-    while t.step < opts.steps {
-        if stop.is_set() {
-            interrupted = true;
-            break;
-        }
-        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
-            break;
-        }
-        let s = t.train_step(data);
-        if !(s.loss_d.is_finite() && s.loss_g_adv.is_finite() && s.w_loss.is_finite()) {
-            t.save(&run.last_checkpoint())?;
-            return Err(Error::Config(format!(
-                "losses became non-finite at step {}",
-                s.step
-            )));
-        }
-        pb.set_message(format!(
-            "L_D {:.3} L_G {:.3} DAMSM w {:.3} s {:.3}",
-            s.loss_d, s.loss_g_adv, s.w_loss, s.s_loss
-        ));
-        pb.inc(1);
-        if s.step % opts.log_every == 0 || s.step == 1 {
-            let mut v = serde_json::to_value(&s).unwrap_or_default();
-            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
-            run.log_metrics(&v)?;
-        }
-        if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
-            grid_now(t)?;
-        }
-        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
-            t.save(&run.checkpoint(s.step))?;
-            t.save(&run.last_checkpoint())?;
-        }
-        last = Some(s);
+impl FamilyConfig for AttnGanRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        Some(Self {
+            model: AttnGanConfig::preset(name)?,
+            damsm: String::new(),
+            data: DataConfig::cub(),
+        })
     }
-    pb.finish_and_clear();
-    t.save(&run.last_checkpoint())?;
-    if !interrupted {
-        grid_now(t)?;
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.data.validate(&["cub"]).map_err(|e| {
+            format!("{e}; AttnGAN trains on a data set in the CUB layout (for shapes, write one with `t2i data shapes`)")
+        })?;
+        if self.damsm.is_empty() {
+            return Err(
+                "AttnGAN needs --damsm CHECKPOINT (a trained DAMSM run's checkpoint)".into(),
+            );
+        }
+        let m = &self.model;
+        if m.batch_size < 2 {
+            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+        }
+        for (name, lr) in [("lr_g", m.lr_g), ("lr_d", m.lr_d)] {
+            if !(lr > 0.0 && lr < 1.0) {
+                return Err(format!("{name} must be in (0, 1), got {lr}"));
+            }
+        }
+        Ok(())
     }
-    Ok(AttnGanReport {
-        steps: t.step,
-        seconds: start.elapsed().as_secs_f64(),
-        interrupted,
-        last,
-    })
+}
+
+/// The family entry of AttnGAN.
+pub struct AttnGanFamily;
+
+const PRESETS: &[&str] = &["tiny", "paper"];
+
+impl Family for AttnGanFamily {
+    fn name(&self) -> &'static str {
+        "attngan"
+    }
+    fn about(&self) -> &'static str {
+        "AttnGAN (Xu et al. 2018): attentional multi-stage G trained with the DAMSM loss"
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        PRESETS
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        preset_table::<AttnGanRunConfig>(self.name(), preset, PRESETS)
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<AttnGanRunConfig>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr_g", "lr_d"],
+            "batch_size" => &["batch_size"],
+            "damsm" => &["damsm"],
+            "data" => &["data.name"],
+            "data_root" => &["data.root"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>> {
+        let rc: AttnGanRunConfig = from_table(config)?;
+        let damsm = checkpoint::load(Path::new(&rc.damsm))?;
+        let mut t = AttnGanTrainer::new(rc.model, &damsm, &rc.damsm, ctx.seed, ctx.device)?;
+        let c = &t.model.config;
+        let final_size = c.base_size << (c.branch_num - 1);
+        let root = rc.data.root();
+        let (data, lines) = super::damsm::load_cub(
+            root,
+            crate::data::cub::CubSplit::Train,
+            final_size,
+            Some(&ctx.cache),
+            true,
+            ctx.progress,
+        )?;
+        for l in lines.iter().filter(|_| ctx.progress) {
+            eprintln!("{l}");
+        }
+        let sample_captions = super::damsm::test_captions(root, 6)?;
+        if let Some(ck) = resume {
+            t.restore(ck)?;
+        }
+        Ok(Box::new(AttnGanRun {
+            t,
+            data,
+            sample_captions,
+        }))
+    }
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
+        Ok(Box::new(AttnGanModel::from_checkpoint(ck, device)?))
+    }
+    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
+        let c = from_table::<AttnGanRunConfig>(config)?.model;
+        let head = format!(
+            "attngan ({} preset, {} stages from {}x{})",
+            c.preset, c.branch_num, c.base_size, c.base_size
+        );
+        Ok((head, crate::bench::attngan_parameter_counts(&c)))
+    }
+    fn bench(
+        &self,
+        config: &Table,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let c = from_table::<AttnGanRunConfig>(config)?.model;
+        let r = crate::bench::bench_attngan(&c, device, repeats)?;
+        let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(vec![(v, r.table())])
+    }
+}
+
+/// An AttnGAN run: the trainer, its data and sample captions.
+struct AttnGanRun {
+    t: AttnGanTrainer,
+    data: CaptionedImages,
+    sample_captions: Vec<String>,
+}
+
+impl Trainer for AttnGanRun {
+    fn step(&self) -> i64 {
+        self.t.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        let s = self.t.train_step(&self.data);
+        Ok(vec![
+            ("loss_d".into(), s.loss_d),
+            ("loss_g_adv".into(), s.loss_g_adv),
+            ("w_loss".into(), s.w_loss),
+            ("s_loss".into(), s.s_loss),
+            ("kl".into(), s.kl),
+        ])
+    }
+    fn lr(&self) -> f64 {
+        self.t.opt_g.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        self.t.save(path)
+    }
+    fn sample_grid(&self) -> Result<Option<Rgb>> {
+        let caps = &self.sample_captions;
+        Ok(Some(self.t.with_average(|m| sample_grid(m, caps, 6))?))
+    }
+    fn finish(&mut self, _: &TrainContext, _: bool, _: usize) -> Result<Summary> {
+        Ok(Summary::default())
+    }
+}
+
+impl FamilyGenerator for AttnGanModel {
+    fn family(&self) -> &'static str {
+        "attngan"
+    }
+    fn image_size(&self) -> i64 {
+        self.config.base_size << (self.config.branch_num - 1)
+    }
+    fn controls(&self) -> Controls {
+        Controls {
+            attention: true,
+            stages: self.config.branch_num > 1,
+            ..Default::default()
+        }
+    }
+    fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
+        Ok(self.encode(&[caption])?.unknown.remove(0))
+    }
+    fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
+        let t = self.encode(captions)?;
+        let mut o = AttnGanModel::generate(self, &t, seed);
+        let last = o.images.pop().expect("one stage at least");
+        Ok(Generated {
+            images: last.to_device(Device::Cpu),
+            first_stage: (!o.images.is_empty()).then(|| o.images[0].to_device(Device::Cpu)),
+        })
+    }
+    fn attention_figure(&self, caption: &str, seed: u64, top_words: usize) -> Result<Rgb> {
+        attention_figure(self, caption, seed, top_words, 128)
+    }
 }

@@ -8,10 +8,14 @@
 //! captions. Measured by zero-shot classification of images of unseen
 //! classes against each class's mean text embedding (the paper's protocol).
 
-use super::checkpoint::Checkpoint;
+use crate::checkpoint::Checkpoint;
 use super::damsm::CaptionedImages;
 use super::optim::Adam;
-use super::run::{versions, RunDir, StopFlag};
+use super::run::versions;
+use crate::data::DataConfig;
+use crate::family::{
+    from_table, to_table, Family, FamilyConfig, Metrics, Summary, Table, TrainContext, Trainer,
+};
 use crate::data::prepare::ImageBatcher;
 use crate::error::{Error, Result};
 use crate::models::classifier::{Classifier, ClassifierConfig};
@@ -21,7 +25,6 @@ use rand::Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Symmetric structured joint embedding loss of a score matrix
@@ -41,7 +44,7 @@ pub fn sje_loss(s: &Tensor) -> Tensor {
 }
 
 /// Settings of a char-CNN-RNN run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CharTrainConfig {
     pub text: CharCnnRnnConfig,
     /// Image encoder theta: the evaluation classifier's CNN with a linear
@@ -222,11 +225,11 @@ impl CharTrainer {
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
         meta.insert("versions".into(), versions());
-        let mut tensors = super::checkpoint::named(&self.text.vs, "text");
-        tensors.extend(super::checkpoint::named(&self.image_vs, "image"));
+        let mut tensors = crate::checkpoint::named(&self.text.vs, "text");
+        tensors.extend(crate::checkpoint::named(&self.image_vs, "image"));
         tensors.extend(self.opt_text.state("optim.text"));
         tensors.extend(self.opt_image.state("optim.image"));
-        super::checkpoint::save(path, &meta, &tensors)
+        crate::checkpoint::save(path, &meta, &tensors)
     }
 
     /// Restores a checkpoint written by [`CharTrainer::save`].
@@ -247,83 +250,170 @@ impl CharTrainer {
     }
 }
 
-/// What a run reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct CharReport {
-    pub steps: i64,
-    pub seconds: f64,
-    pub interrupted: bool,
-    pub last: Option<CharStats>,
-    /// Zero-shot top-1 on the test split's (unseen) classes, and how many.
-    pub zero_shot: Option<(f64, usize)>,
+
+/// `t2i train --model char-cnn-rnn`: the encoders, the optimiser and the
+/// zero-shot evaluation.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct CharRunConfig {
+    /// Text and image encoders, batch and learning rate.
+    #[serde(flatten)]
+    pub model: CharTrainConfig,
+    /// Zero-shot accuracy on the test split's classes every this many steps.
+    pub eval_every: i64,
+    /// The data set (in the CUB layout).
+    pub data: DataConfig,
 }
 
-/// Trains until `steps` or `max_seconds`; every `eval_every` steps logs the
-/// zero-shot accuracy on `test` and checkpoints.
-#[allow(clippy::too_many_arguments)]
-pub fn char_run(
-    t: &mut CharTrainer,
-    train: &CaptionedImages,
-    test: Option<&CaptionedImages>,
-    run: &RunDir,
-    steps: i64,
-    max_seconds: u64,
-    eval_every: i64,
-    progress: bool,
-    stop: &StopFlag,
-) -> Result<CharReport> {
-    let mut by_class: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (i, &c) in train.classes.iter().enumerate() {
-        by_class.entry(c).or_default().push(i);
+impl FamilyConfig for CharRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        let mut model = CharTrainConfig::tiny();
+        model.text = CharCnnRnnConfig::preset(name)?;
+        model.image.classes = model.text.embed_dim;
+        Some(Self {
+            model,
+            eval_every: 1000,
+            data: DataConfig::cub(),
+        })
     }
-    let start = Instant::now();
-    let pb = crate::progress::bar(steps as u64, "char-cnn-rnn", progress);
-    pb.set_position(t.step as u64);
-    let (mut last, mut interrupted) = (None, false);
-    while t.step < steps {
-        if stop.is_set() {
-            interrupted = true;
-            break;
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.data.validate(&["cub"]).map_err(|e| {
+            format!("{e}; the char-CNN-RNN trains on a captioned image set: --data cub --data-root DIR")
+        })?;
+        let m = &self.model;
+        if m.batch < 2 {
+            return Err(format!("batch must be at least 2, got {}", m.batch));
         }
-        if max_seconds > 0 && start.elapsed().as_secs() >= max_seconds {
-            break;
+        if !(m.lr > 0.0 && m.lr < 1.0) {
+            return Err(format!("lr must be in (0, 1), got {}", m.lr));
         }
-        let s = t.train_step(train, &by_class)?;
-        if !s.loss.is_finite() {
-            return Err(Error::Config(format!(
-                "loss became non-finite at step {}",
-                s.step
-            )));
+        if m.image.classes != m.text.embed_dim {
+            return Err(format!(
+                "image.classes ({}) must equal text.embed_dim ({}): both sides share one space",
+                m.image.classes, m.text.embed_dim
+            ));
         }
-        pb.set_message(format!("loss {:.3}", s.loss));
-        pb.inc(1);
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
-        if eval_every > 0 && s.step % eval_every == 0 {
-            if let Some(test) = test {
-                let (a, k) = t.zero_shot_accuracy(test, 2000)?;
-                v["zero_shot_top1"] = serde_json::json!(a);
-                v["zero_shot_classes"] = serde_json::json!(k);
+        Ok(())
+    }
+}
+
+/// The family entry of the char-CNN-RNN text encoder.
+pub struct CharCnnRnnFamily;
+
+impl Family for CharCnnRnnFamily {
+    fn name(&self) -> &'static str {
+        "char-cnn-rnn"
+    }
+    fn about(&self) -> &'static str {
+        "char-CNN-RNN text encoder (Reed et al. 2016) with the structured joint embedding loss"
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        &["tiny", "paper"]
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        crate::family::preset_table::<CharRunConfig>(self.name(), preset, self.presets())
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<CharRunConfig>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr"],
+            "batch_size" => &["batch"],
+            "data" => &["data.name"],
+            "data_root" => &["data.root"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>> {
+        let rc: CharRunConfig = from_table(config)?;
+        let size = rc.model.image.image_size;
+        let load = |split, augment| -> Result<CaptionedImages> {
+            let (d, lines) = super::damsm::load_cub(
+                rc.data.root(),
+                split,
+                size,
+                Some(&ctx.cache),
+                augment,
+                ctx.progress,
+            )?;
+            for l in lines.iter().filter(|_| ctx.progress) {
+                eprintln!("{l}");
             }
-            t.save(&run.checkpoint(s.step))?;
-            t.save(&run.last_checkpoint())?;
+            Ok(d)
+        };
+        let train = load(crate::data::cub::CubSplit::Train, true)?;
+        let test = load(crate::data::cub::CubSplit::Test, false)?;
+        let mut t = CharTrainer::new(rc.model, ctx.seed, ctx.device);
+        if let Some(ck) = resume {
+            t.restore(ck)?;
         }
-        if s.step % 20 == 0 || v.get("zero_shot_top1").is_some() {
-            run.log_metrics(&v)?;
+        let mut by_class: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for (i, &c) in train.classes.iter().enumerate() {
+            by_class.entry(c).or_default().push(i);
         }
-        last = Some(s);
+        Ok(Box::new(CharRun {
+            t,
+            train,
+            test,
+            by_class,
+            eval_every: rc.eval_every,
+        }))
     }
-    pb.finish_and_clear();
-    t.save(&run.last_checkpoint())?;
-    let zero_shot = match test {
-        Some(test) if !interrupted => Some(t.zero_shot_accuracy(test, usize::MAX)?),
-        _ => None,
-    };
-    Ok(CharReport {
-        steps: t.step,
-        seconds: start.elapsed().as_secs_f64(),
-        interrupted,
-        last,
-        zero_shot,
-    })
+}
+
+/// A char-CNN-RNN run.
+struct CharRun {
+    t: CharTrainer,
+    train: CaptionedImages,
+    test: CaptionedImages,
+    by_class: BTreeMap<i64, Vec<usize>>,
+    eval_every: i64,
+}
+
+impl Trainer for CharRun {
+    fn step(&self) -> i64 {
+        self.t.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        let s = self.t.train_step(&self.train, &self.by_class)?;
+        Ok(vec![("loss".into(), s.loss)])
+    }
+    fn lr(&self) -> f64 {
+        self.t.config.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        self.t.save(path)
+    }
+    fn eval_every(&self) -> i64 {
+        self.eval_every
+    }
+    fn evaluate(&mut self) -> Result<Metrics> {
+        let (a, k) = self.t.zero_shot_accuracy(&self.test, 2000)?;
+        Ok(vec![
+            ("zero_shot_top1".into(), a),
+            ("zero_shot_classes".into(), k as f64),
+        ])
+    }
+    fn finish(&mut self, ctx: &TrainContext, interrupted: bool, _: usize) -> Result<Summary> {
+        let text_path = ctx.run.root.join("text_encoder.safetensors");
+        self.t.text.source = text_path.display().to_string();
+        self.t.text.save(&text_path)?;
+        let mut lines = vec![format!("text encoder {}", text_path.display())];
+        if interrupted {
+            return Ok(Summary { value: serde_json::Value::Null, lines });
+        }
+        let (acc, k) = self.t.zero_shot_accuracy(&self.test, usize::MAX)?;
+        lines.push(format!(
+            "zero-shot top-1 on the {k} unseen test classes: {:.2}% (chance {:.2}%)",
+            100.0 * acc,
+            100.0 / k.max(1) as f64
+        ));
+        let value = serde_json::json!({"steps": self.t.step, "zero_shot": [acc, k]});
+        Ok(Summary { value, lines })
+    }
 }

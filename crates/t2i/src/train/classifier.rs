@@ -4,10 +4,14 @@
 //! accuracy (the test split is never used: its classes differ and it is for
 //! evaluation only).
 
-use super::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use super::damsm::CaptionedImages;
 use super::optim::Adam;
-use super::run::{versions, RunDir, StopFlag};
+use super::run::versions;
+use crate::data::DataConfig;
+use crate::family::{
+    from_table, to_table, Family, FamilyConfig, Metrics, Summary, Table, TrainContext, Trainer,
+};
 use crate::data::prepare::ImageBatcher;
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -16,7 +20,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 use std::path::Path;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// A trained classifier with the data-set class id of each output.
@@ -266,72 +269,168 @@ impl ClassifierTrainer {
     }
 }
 
-/// What a classifier run reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClassifierReport {
-    pub steps: i64,
-    pub seconds: f64,
-    pub interrupted: bool,
-    pub val_accuracy: f64,
-    pub last: Option<ClassifierStats>,
+
+/// `t2i train --model classifier`: the network and its optimiser.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ClassifierRunConfig {
+    /// The network (saved in every checkpoint).
+    #[serde(flatten)]
+    pub model: ClassifierConfig,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Held-out accuracy every this many steps.
+    pub eval_every: i64,
+    /// The data set (in the CUB layout).
+    pub data: DataConfig,
 }
 
-/// Trains until `steps` or `max_seconds`, logging to `metrics.jsonl`,
-/// measuring held-out accuracy every `eval_every` steps and checkpointing.
-#[allow(clippy::too_many_arguments)]
-pub fn classifier_run(
-    t: &mut ClassifierTrainer,
-    images: &ImageBatcher,
-    run: &RunDir,
-    steps: i64,
-    max_seconds: u64,
-    eval_every: i64,
-    progress: bool,
-    stop: &StopFlag,
-) -> Result<ClassifierReport> {
-    let start = Instant::now();
-    let pb = crate::progress::bar(steps as u64, "classifier", progress);
-    pb.set_position(t.step as u64);
-    let (mut last, mut interrupted) = (None, false);
-    while t.step < steps {
-        if stop.is_set() {
-            interrupted = true;
-            break;
-        }
-        if max_seconds > 0 && start.elapsed().as_secs() >= max_seconds {
-            break;
-        }
-        let s = t.train_step(images);
-        if !s.loss.is_finite() {
-            return Err(Error::Config(format!(
-                "loss became non-finite at step {}",
-                s.step
-            )));
-        }
-        pb.set_message(format!("loss {:.3} acc {:.2}", s.loss, s.batch_accuracy));
-        pb.inc(1);
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
-        if eval_every > 0 && s.step % eval_every == 0 {
-            let a = t.val_accuracy(images);
-            t.model.val_accuracy = a;
-            v["val_accuracy"] = serde_json::json!(a);
-            t.save(&run.checkpoint(s.step))?;
-            t.save(&run.last_checkpoint())?;
-        }
-        if s.step % 20 == 0 || v.get("val_accuracy").is_some() {
-            run.log_metrics(&v)?;
-        }
-        last = Some(s);
+impl FamilyConfig for ClassifierRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        (name == "tiny").then(|| Self {
+            model: ClassifierConfig::tiny(),
+            lr: 1e-3,
+            batch_size: 64,
+            eval_every: 1000,
+            data: DataConfig::cub(),
+        })
     }
-    pb.finish_and_clear();
-    t.model.val_accuracy = t.val_accuracy(images);
-    t.save(&run.last_checkpoint())?;
-    Ok(ClassifierReport {
-        steps: t.step,
-        seconds: start.elapsed().as_secs_f64(),
-        interrupted,
-        val_accuracy: t.model.val_accuracy,
-        last,
-    })
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.data.validate(&["cub"]).map_err(|e| {
+            format!("{e}; the classifier trains on a real data set: --data cub --data-root DIR")
+        })?;
+        if !(8..=256).contains(&self.model.width) {
+            return Err(format!("width must be in 8..=256, got {}", self.model.width));
+        }
+        if self.batch_size < 2 {
+            return Err(format!("batch_size must be at least 2, got {}", self.batch_size));
+        }
+        if !(self.lr > 0.0 && self.lr < 1.0) {
+            return Err(format!("lr must be in (0, 1), got {}", self.lr));
+        }
+        Ok(())
+    }
+}
+
+/// The family entry of the evaluation classifier.
+pub struct ClassifierFamily;
+
+impl Family for ClassifierFamily {
+    fn name(&self) -> &'static str {
+        "classifier"
+    }
+    fn about(&self) -> &'static str {
+        "evaluation classifier of the training classes (IS/FID/KID features without Inception weights)"
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        &["tiny"]
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        crate::family::preset_table::<ClassifierRunConfig>(self.name(), preset, self.presets())
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<ClassifierRunConfig>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr"],
+            "batch_size" => &["batch_size"],
+            "ndf" => &["width"],
+            "data" => &["data.name"],
+            "data_root" => &["data.root"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>> {
+        let rc: ClassifierRunConfig = from_table(config)?;
+        let (train, lines) = super::damsm::load_cub(
+            rc.data.root(),
+            crate::data::cub::CubSplit::Train,
+            rc.model.image_size,
+            Some(&ctx.cache),
+            true,
+            ctx.progress,
+        )?;
+        for l in lines.iter().filter(|_| ctx.progress) {
+            eprintln!("{l}");
+        }
+        let mut t = ClassifierTrainer::new(
+            rc.model,
+            &train,
+            rc.lr,
+            rc.batch_size,
+            ctx.seed,
+            ctx.device,
+        );
+        if let Some(ck) = resume {
+            t.restore(ck)?;
+        }
+        Ok(Box::new(ClassifierRun {
+            t,
+            images: train.images,
+            eval_every: rc.eval_every,
+        }))
+    }
+}
+
+/// A classifier run.
+struct ClassifierRun {
+    t: ClassifierTrainer,
+    images: ImageBatcher,
+    eval_every: i64,
+}
+
+impl Trainer for ClassifierRun {
+    fn step(&self) -> i64 {
+        self.t.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        let s = self.t.train_step(&self.images);
+        Ok(vec![
+            ("loss".into(), s.loss),
+            ("batch_accuracy".into(), s.batch_accuracy),
+        ])
+    }
+    fn lr(&self) -> f64 {
+        self.t.opt.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        self.t.save(path)
+    }
+    fn eval_every(&self) -> i64 {
+        self.eval_every
+    }
+    fn evaluate(&mut self) -> Result<Metrics> {
+        let a = self.t.val_accuracy(&self.images);
+        self.t.model.val_accuracy = a;
+        Ok(vec![("val_accuracy".into(), a)])
+    }
+    fn finish(&mut self, ctx: &TrainContext, interrupted: bool, _: usize) -> Result<Summary> {
+        if interrupted {
+            return Ok(Summary::default());
+        }
+        let a = self.t.val_accuracy(&self.images);
+        self.t.model.val_accuracy = a;
+        self.t.save(&ctx.run.last_checkpoint())?;
+        let k = self.t.model.class_ids.len();
+        let line = format!(
+            "held-out accuracy {:.2}% over {} images of {k} classes (chance {:.2}%)",
+            100.0 * a,
+            self.t.val_idx.len(),
+            100.0 / k.max(1) as f64
+        );
+        let value = serde_json::json!({
+            "steps": self.t.step,
+            "val_accuracy": a,
+            "held_out_images": self.t.val_idx.len(),
+            "classes": k,
+        });
+        Ok(Summary { value, lines: vec![line] })
+    }
 }

@@ -15,6 +15,15 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use crate::data::DataConfig;
+use crate::family::{
+    from_table, preset_table, to_table, Family, FamilyConfig, Metrics, Summary, Table,
+    TrainContext, Trainer as FamilyTrainer,
+};
+use crate::data::cub::CubSplit;
+use crate::error::Error;
+use crate::checkpoint::Checkpoint;
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 /// DAMSM training configuration.
@@ -308,7 +317,7 @@ impl DamsmTrainer {
     /// DAMSM starts from ImageNet weights. The projections stay random.
     pub fn init_image_from_classifier(
         &mut self,
-        ck: &super::checkpoint::Checkpoint,
+        ck: &crate::checkpoint::Checkpoint,
     ) -> Result<usize> {
         use crate::models::damsm::CnnArch;
         ck.expect_model("classifier")?;
@@ -733,7 +742,7 @@ impl DamsmTrainer {
     }
 }
 
-/// R-precision (spec/evaluation.md): each image's true caption ranked among
+/// R-precision: each image's true caption ranked among
 /// itself and `candidates - 1` captions of images of other classes by the
 /// cosine of DAMSM sentence and image vectors; a hit when it ranks first.
 /// Returns (mean, std) over `folds` equal folds of the images.
@@ -822,8 +831,8 @@ pub fn load_cub(
 impl DamsmTrainer {
     /// Both encoders (no optimiser state) as an in-memory checkpoint, as
     /// [`DamsmTrainer::save`] would write them.
-    pub fn to_checkpoint(&self) -> super::checkpoint::Checkpoint {
-        use crate::train::checkpoint;
+    pub fn to_checkpoint(&self) -> crate::checkpoint::Checkpoint {
+        use crate::checkpoint;
         let mut meta = self.text.describe();
         meta.insert("model".into(), "damsm".into());
         meta.insert(
@@ -842,7 +851,7 @@ impl DamsmTrainer {
 
     /// Writes both encoders, the optimiser moments, step and seed.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        use crate::train::checkpoint;
+        use crate::checkpoint;
         let mut meta = self.text.describe();
         meta.insert("model".into(), "damsm".into());
         meta.insert(
@@ -865,7 +874,7 @@ impl DamsmTrainer {
 
     /// Rebuilds a trainer (encoders, optimiser moments, step) from a
     /// checkpoint written by [`DamsmTrainer::save`].
-    pub fn from_checkpoint(ck: &super::checkpoint::Checkpoint, device: Device) -> Result<Self> {
+    pub fn from_checkpoint(ck: &crate::checkpoint::Checkpoint, device: Device) -> Result<Self> {
         use crate::error::Error;
         if ck.meta("model")? != "damsm" {
             return Err(Error::Checkpoint(format!(
@@ -997,126 +1006,6 @@ pub struct RPrecision {
     pub folds: usize,
 }
 
-/// Options of a DAMSM training run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DamsmRunOptions {
-    pub steps: i64,
-    #[serde(skip)]
-    pub max_seconds: u64,
-    pub log_every: i64,
-    /// R-precision on (up to) `eval_images` test images every this many steps.
-    pub eval_every: i64,
-    pub eval_images: usize,
-    pub checkpoint_every: i64,
-    #[serde(skip)]
-    pub progress: bool,
-    /// Where a frozen body's features of the training images are cached.
-    #[serde(skip)]
-    pub cache_dir: Option<std::path::PathBuf>,
-}
-
-/// What a DAMSM run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct DamsmReport {
-    pub steps: i64,
-    pub seconds: f64,
-    pub interrupted: bool,
-    pub last: Option<DamsmStats>,
-}
-
-/// Trains until `steps` or the time limit, logging losses and the
-/// R-precision curve to the run folder.
-pub fn damsm_run(
-    t: &mut DamsmTrainer,
-    train: &CaptionedImages,
-    test: Option<&CaptionedImages>,
-    run: &super::run::RunDir,
-    opts: &DamsmRunOptions,
-    stop: &super::run::StopFlag,
-) -> Result<DamsmReport> {
-    let start = std::time::Instant::now();
-    let note = t.cache_body_features(
-        train,
-        t.config.feature_variants,
-        opts.cache_dir.as_deref(),
-        opts.progress,
-    )?;
-    if let (Some(note), true) = (note, opts.progress) {
-        eprintln!("{note}");
-    }
-    let note = t.cache_caption_priors(train, opts.cache_dir.as_deref(), opts.progress)?;
-    if let (Some(note), true) = (note, opts.progress) {
-        eprintln!("{note}");
-    }
-    // a frozen body's test features are computed once for every evaluation
-    let test_body = match test {
-        Some(test)
-            if t.config.image.frozen_body
-                && t.config.image.tune_blocks == 0
-                && opts.eval_every > 0 =>
-        {
-            Some(t.body_globals(test, opts.eval_images))
-        }
-        _ => None,
-    };
-    let pb = crate::progress::bar(opts.steps as u64, "damsm", opts.progress);
-    pb.set_position(t.step as u64);
-    let (mut last, mut interrupted) = (None, false);
-    while t.step < opts.steps {
-        if stop.is_set() {
-            interrupted = true;
-            break;
-        }
-        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
-            break;
-        }
-        let s = t.train_step(train)?;
-        if !s.loss.is_finite() {
-            return Err(crate::Error::Config(format!(
-                "DAMSM loss became non-finite at step {}",
-                s.step
-            )));
-        }
-        pb.set_message(format!(
-            "L {:.3} (w {:.3} s {:.3})",
-            s.loss, s.w_loss, s.s_loss
-        ));
-        pb.inc(1);
-        if s.step % opts.log_every == 0 || s.step == 1 {
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
-            v["lr"] = serde_json::json!(t.lr());
-            if let (Some(test), true) = (test, opts.eval_every > 0 && s.step % opts.eval_every == 0)
-            {
-                let r = match &test_body {
-                    Some(b) => t.real_r_precision_from_body(test, b, 0)?,
-                    None => t.real_r_precision(test, opts.eval_images, 0)?,
-                };
-                v["r_precision_test"] = serde_json::json!(r.mean);
-                pb.println(format!(
-                    "step {}: R-precision of real test images {:.1}%",
-                    s.step,
-                    100.0 * r.mean
-                ));
-            }
-            run.log_metrics(&v)?;
-        }
-        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
-            t.save(&run.checkpoint(s.step))?;
-            t.save(&run.last_checkpoint())?;
-        }
-        last = Some(s);
-    }
-    pb.finish_and_clear();
-    t.save(&run.last_checkpoint())?;
-    Ok(DamsmReport {
-        steps: t.step,
-        seconds: start.elapsed().as_secs_f64(),
-        interrupted,
-        last,
-    })
-}
-
 impl DamsmTrainer {
     /// Global vectors of images `[n, 3, s, s]` in [-1, 1] (resized to the
     /// encoder's input side). `[n, D]`
@@ -1191,5 +1080,272 @@ impl DamsmTrainer {
             candidates: 100,
             folds,
         })
+    }
+}
+
+/// The first caption of `n` test images spread over the test split of a
+/// data set in the CUB layout (the captions of sample grids).
+pub fn test_captions(root: &std::path::Path, n: usize) -> Result<Vec<String>> {
+    use crate::data::cub::{CaptionLayout, Cub, CubSplit};
+    let test = Cub::open(root, CubSplit::Test, CaptionLayout::Auto)?;
+    Ok(test
+        .records
+        .iter()
+        .step_by((test.len() / n).max(1))
+        .take(n)
+        .map(|r| r.captions[0].clone())
+        .collect())
+}
+
+/// `t2i train --model damsm`: the encoders and losses, where the image body
+/// and word vectors start from, and the evaluation during training.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DamsmRunConfig {
+    /// Encoders, losses and optimiser (saved in every checkpoint).
+    #[serde(flatten)]
+    pub model: DamsmConfig,
+    /// Pretrained image body: an ImageNet EfficientNet-Lite `.pth` (images
+    /// at its input side), or a t2i classifier checkpoint (VGG body); empty:
+    /// trained from scratch.
+    pub image_init: String,
+    /// Keep the pretrained body fixed and train only the projections, as
+    /// the official DAMSM keeps its Inception fixed.
+    pub freeze_image: bool,
+    /// all-MiniLM-L6-v2's folder: the word vectors start from it (384-d).
+    pub word_init: String,
+    /// R-precision on real test images every this many steps (0: never).
+    pub eval_every: i64,
+    /// Test images of that R-precision.
+    pub eval_images: usize,
+    /// The data set (in the CUB layout).
+    pub data: DataConfig,
+}
+
+impl FamilyConfig for DamsmRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        Some(Self {
+            model: DamsmConfig::preset(name)?,
+            image_init: String::new(),
+            freeze_image: false,
+            word_init: String::new(),
+            eval_every: 500,
+            eval_images: 1000,
+            data: DataConfig::cub(),
+        })
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.data.validate(&["cub"]).map_err(|e| {
+            format!("{e}; DAMSM trains on a captioned image set: --data cub --data-root DIR")
+        })?;
+        let m = &self.model;
+        m.validate()?;
+        if m.batch_size < 2 {
+            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+        }
+        if !(m.lr > 0.0 && m.lr < 1.0) {
+            return Err(format!("lr must be in (0, 1), got {}", m.lr));
+        }
+        if !(8..=256).contains(&m.image.width) {
+            return Err(format!("image.width must be in 8..=256, got {}", m.image.width));
+        }
+        if self.freeze_image && self.image_init.is_empty() {
+            return Err("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT".into());
+        }
+        if m.text.minilm_sentence && self.word_init.is_empty() {
+            return Err("text.minilm_sentence maps all-MiniLM-L6-v2 sentence vectors: give its folder with --word-init DIR".into());
+        }
+        Ok(())
+    }
+}
+
+/// The family entry of DAMSM.
+pub struct DamsmFamily;
+
+impl Family for DamsmFamily {
+    fn name(&self) -> &'static str {
+        "damsm"
+    }
+    fn about(&self) -> &'static str {
+        "DAMSM (Xu et al. 2018): the text and image encoders of AttnGAN, R-precision"
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        &["tiny"]
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        preset_table::<DamsmRunConfig>(self.name(), preset, self.presets())
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<DamsmRunConfig>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr"],
+            "batch_size" => &["batch_size"],
+            "ndf" => &["image.width"],
+            "image_init" => &["image_init"],
+            "freeze_image" => &["freeze_image"],
+            "word_init" => &["word_init"],
+            "data" => &["data.name"],
+            "data_root" => &["data.root"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn FamilyTrainer>> {
+        let rc: DamsmRunConfig = from_table(config)?;
+        let mut config = rc.model.clone();
+        let init = (!rc.image_init.is_empty()).then(|| std::path::PathBuf::from(&rc.image_init));
+        // an official `.pth` is ImageNet EfficientNet-Lite; else a classifier
+        let imagenet = init
+            .clone()
+            .filter(|p| p.extension().is_some_and(|e| e == "pth"));
+        if let Some(p) = &imagenet {
+            use crate::models::damsm::CnnArch;
+            config.image.arch = CnnArch::from_imagenet_weights(p)?;
+            config.image.image_size = config.image.arch.lite().map_or(224, |l| l.input);
+            config.image.frozen_body = rc.freeze_image;
+        }
+        let classifier = match (&init, &imagenet) {
+            (Some(p), None) => {
+                let ck = crate::checkpoint::load(p)?;
+                let c: crate::models::classifier::ClassifierConfig = ck.json_meta("config")?;
+                config.image.arch = crate::models::damsm::CnnArch::Vgg;
+                config.image.width = c.width;
+                config.image.image_size = c.image_size;
+                config.image.frozen_body = rc.freeze_image;
+                Some(ck)
+            }
+            _ => None,
+        };
+        let minilm = (!rc.word_init.is_empty())
+            .then(|| crate::text::minilm::MiniLm::load(Path::new(&rc.word_init), Device::Cpu))
+            .transpose()?;
+        if let Some(m) = &minilm {
+            config.text.embed_dim = crate::text::TextEncoder::sentence_dim(m);
+        }
+        config.validate().map_err(Error::Config)?;
+        let root = rc.data.root();
+        let size = config.image.image_size;
+        let load = |split, augment| -> Result<CaptionedImages> {
+            let (d, lines) = load_cub(root, split, size, Some(&ctx.cache), augment, ctx.progress)?;
+            for l in lines.iter().filter(|_| ctx.progress) {
+                eprintln!("{l}");
+            }
+            Ok(d)
+        };
+        let train = load(CubSplit::Train, true)?.first_classes(config.train_classes);
+        let test = load(CubSplit::Test, false)?;
+        let mut t = match resume {
+            Some(ck) => DamsmTrainer::from_checkpoint(ck, ctx.device)?,
+            None => {
+                // vocabulary of the training captions only
+                let vocab = Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+                let mut t = DamsmTrainer::new(config, vocab, ctx.seed, ctx.device);
+                if let Some(m) = minilm {
+                    t.text.init_words_from_minilm(&m)?;
+                    if t.config.text.minilm_sentence {
+                        t.text.attach_minilm(m)?;
+                    }
+                }
+                if let Some(p) = &imagenet {
+                    t.init_image_from_weights(p)?;
+                }
+                if let Some(ck) = &classifier {
+                    t.init_image_from_classifier(ck)?;
+                }
+                t
+            }
+        };
+        let cache = Some(ctx.cache.as_path());
+        let variants = t.config.feature_variants;
+        for note in [
+            t.cache_body_features(&train, variants, cache, ctx.progress)?,
+            t.cache_caption_priors(&train, cache, ctx.progress)?,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if ctx.progress {
+                eprintln!("{note}");
+            }
+        }
+        // a frozen body's test features are computed once for every evaluation
+        let test_body = (t.config.image.frozen_body
+            && t.config.image.tune_blocks == 0
+            && rc.eval_every > 0)
+            .then(|| t.body_globals(&test, rc.eval_images));
+        Ok(Box::new(DamsmRun {
+            t,
+            train,
+            test,
+            test_body,
+            eval_every: rc.eval_every,
+            eval_images: rc.eval_images,
+        }))
+    }
+}
+
+/// A DAMSM run: the trainer, the training and test sets.
+struct DamsmRun {
+    t: DamsmTrainer,
+    train: CaptionedImages,
+    test: CaptionedImages,
+    test_body: Option<Tensor>,
+    eval_every: i64,
+    eval_images: usize,
+}
+
+impl FamilyTrainer for DamsmRun {
+    fn step(&self) -> i64 {
+        self.t.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        let s = self.t.train_step(&self.train)?;
+        Ok(vec![
+            ("loss".into(), s.loss),
+            ("w_loss".into(), s.w_loss),
+            ("s_loss".into(), s.s_loss),
+        ])
+    }
+    fn lr(&self) -> f64 {
+        self.t.lr()
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        self.t.save(path)
+    }
+    fn eval_every(&self) -> i64 {
+        self.eval_every
+    }
+    fn evaluate(&mut self) -> Result<Metrics> {
+        let r = match &self.test_body {
+            Some(b) => self.t.real_r_precision_from_body(&self.test, b, 0)?,
+            None => self.t.real_r_precision(&self.test, self.eval_images, 0)?,
+        };
+        Ok(vec![("r_precision_test".into(), r.mean)])
+    }
+    fn finish(&mut self, ctx: &TrainContext, interrupted: bool, _: usize) -> Result<Summary> {
+        let text_path = ctx.run.root.join("text_encoder.safetensors");
+        self.t.text.save(&text_path)?;
+        let mut lines = vec![format!("text encoder {}", text_path.display())];
+        if interrupted {
+            return Ok(Summary { value: serde_json::Value::Null, lines });
+        }
+        let r = self.t.real_r_precision(&self.test, usize::MAX, 0)?;
+        lines.push(format!(
+            "R-precision of real test images: {:.2}% +- {:.2} ({} images)",
+            100.0 * r.mean,
+            100.0 * r.std,
+            r.images
+        ));
+        let value = serde_json::json!({
+            "steps": self.t.step,
+            "r_precision_real_test": r,
+            "protocol": "real test images (unseen classes), centre crop; each image's caption (one of its 10, seed 0) ranked among 1 true + 99 captions of other classes by cosine of DAMSM sentence and global image vectors; mean +- std over 10 folds",
+        });
+        Ok(Summary { value, lines })
     }
 }

@@ -2,7 +2,7 @@
 //! exponential moving average of Karras et al. 2018): samples are drawn from
 //! the average, which is smoother than the oscillating trained weights.
 
-use super::checkpoint::Checkpoint;
+use crate::checkpoint::Checkpoint;
 use crate::{Error, Result};
 use tch::{nn, Tensor};
 

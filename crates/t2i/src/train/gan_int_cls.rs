@@ -2,10 +2,10 @@
 //! al. 2016) and the style encoder S (sec. 4.4), with run folders, resumable
 //! checkpoints and periodic sample grids.
 
-use super::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use super::ema::{buffers, load_buffers, load_trainable, WeightAverage};
 use super::optim::Adam;
-use super::run::{versions, RunDir, StopFlag};
+use super::run::versions;
 use super::step_seed;
 use crate::data::shapes::{AttributeIndex, Shapes, ShapesConfig, ShapesSample, Split};
 use crate::device::device_name;
@@ -17,13 +17,19 @@ use crate::models::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::gru::JointImageEncoder;
-use crate::text::{Encoded, GruEncoder, TextEncoder};
+use crate::data::DataConfig;
+use crate::family::{
+    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
+    Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext,
+    Trainer as FamilyTrainer,
+};
+use crate::text::{Encoded, GruEncoder, GruEncoderConfig, TextEncoder};
+use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
@@ -109,53 +115,6 @@ impl GanIntClsModel {
     pub fn style(&self, x: &Tensor) -> Tensor {
         tch::no_grad(|| self.s.forward_t(&x.to_device(self.device), false))
     }
-}
-
-/// Options of a training run (besides the model config).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainOptions {
-    /// GAN steps in all (a resumed run continues up to this).
-    pub steps: i64,
-    /// Stop earlier after this many seconds of GAN training (0: no limit).
-    pub max_seconds: u64,
-    /// Style-encoder steps after the GAN.
-    pub style_steps: i64,
-    /// Text-encoder steps (when the run trains its own encoder).
-    pub text_steps: i64,
-    pub seed: u64,
-    pub sample_every: i64,
-    pub checkpoint_every: i64,
-    pub log_every: i64,
-    #[serde(skip)]
-    pub progress: bool,
-}
-
-impl Default for TrainOptions {
-    fn default() -> Self {
-        Self {
-            steps: 3000,
-            max_seconds: 0,
-            style_steps: 600,
-            text_steps: 400,
-            seed: 0,
-            sample_every: 500,
-            checkpoint_every: 1000,
-            log_every: 20,
-            progress: true,
-        }
-    }
-}
-
-/// The resolved configuration written to `config.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResolvedConfig {
-    pub model: String,
-    pub versions: String,
-    pub device: String,
-    pub text_encoder: String,
-    pub gan: GanIntClsConfig,
-    pub data: ShapesConfig,
-    pub train: TrainOptions,
 }
 
 /// Training images and precomputed sentence vectors of the shapes data set.
@@ -753,85 +712,6 @@ fn restore_buffers(saved: Vec<(Tensor, Tensor)>) {
     });
 }
 
-/// Everything a finished (or interrupted) run reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub steps: i64,
-    pub seconds: f64,
-    pub interrupted: bool,
-    pub last: Option<StepStats>,
-    pub style_loss: Option<f64>,
-}
-
-/// Runs (or resumes) GAN training in `run`, then trains the style encoder.
-pub fn train_run(
-    trainer: &mut Trainer,
-    run: &RunDir,
-    opts: &TrainOptions,
-    stop: &StopFlag,
-) -> Result<RunReport> {
-    let start = Instant::now();
-    let sample_caps: Vec<String> = (0..6).map(|i| trainer.data_sample_caption(i)).collect();
-    let pb = crate::progress::bar(opts.steps as u64, "gan-int-cls", opts.progress);
-    pb.set_position(trainer.step as u64);
-    let mut last = None;
-    let mut interrupted = false;
-    while trainer.step < opts.steps {
-        if stop.is_set() {
-            interrupted = true;
-            break;
-        }
-        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
-            break;
-        }
-        let s = trainer.train_step();
-        if !(s.loss_d.is_finite() && s.loss_g.is_finite()) {
-            trainer.save(&run.last_checkpoint())?;
-            return Err(Error::Config(format!(
-                "losses became non-finite at step {}",
-                s.step
-            )));
-        }
-        pb.set_message(format!("L_D {:.3} L_G {:.3}", s.loss_d, s.loss_g));
-        pb.inc(1);
-        if s.step % opts.log_every == 0 || s.step == 1 || s.step == opts.steps {
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
-            v["lr"] = serde_json::json!(trainer.opt_g.lr);
-            run.log_metrics(&v)?;
-        }
-        if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
-            trainer
-                .sample_grid(&sample_caps, 8)?
-                .save(&run.sample(s.step))?;
-        }
-        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
-            trainer.save(&run.checkpoint(s.step))?;
-            trainer.save(&run.last_checkpoint())?;
-        }
-        last = Some(s);
-    }
-    pb.finish_and_clear();
-    let mut style_loss = None;
-    if !interrupted && opts.style_steps > 0 && !trainer.model.style_trained {
-        style_loss = Some(trainer.train_style(opts.style_steps, opts.progress));
-    }
-    trainer.save(&run.last_checkpoint())?;
-    if !interrupted {
-        trainer
-            .sample_grid(&sample_caps, 8)?
-            .save(&run.sample(trainer.step))?;
-        trainer.finish();
-    }
-    Ok(RunReport {
-        steps: trainer.step,
-        seconds: start.elapsed().as_secs_f64(),
-        interrupted,
-        last,
-        style_loss,
-    })
-}
-
 impl Trainer {
     /// The first caption of held-in test image `i` (for sample grids).
     pub fn data_sample_caption(&self, i: usize) -> String {
@@ -851,4 +731,319 @@ pub fn style_transfer(
     let s = model.style(&x);
     let (h, _) = model.embed(captions)?;
     Ok(model.generate(&s, &h))
+}
+
+/// `t2i train --model gan-int-cls`: the model's config and what the run does
+/// around the GAN (its text encoder first, the style encoder after).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GanIntClsRunConfig {
+    /// The networks and the objective (saved in every checkpoint).
+    #[serde(flatten)]
+    pub model: GanIntClsConfig,
+    /// The data set.
+    pub data: DataConfig,
+    /// The text encoder phase before the GAN.
+    pub text: TextPhase,
+    /// Style-encoder steps after the GAN (sec. 4.4).
+    pub style_steps: i64,
+}
+
+impl FamilyConfig for GanIntClsRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        Some(Self {
+            model: GanIntClsConfig::preset(name)?,
+            data: DataConfig::shapes(10_000),
+            text: TextPhase {
+                encoder: String::new(),
+                steps: 800,
+                hard: 0.0,
+            },
+            style_steps: 600,
+        })
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let m = &self.model;
+        m.validate()?;
+        self.data.validate(&["shapes"])?;
+        if m.batch_size < 2 {
+            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+        }
+        if !(m.lr > 0.0 && m.lr < 1.0) {
+            return Err(format!("lr must be in (0, 1), got {}", m.lr));
+        }
+        for (name, v) in [("ngf", m.ngf), ("ndf", m.ndf)] {
+            if !(4..=1024).contains(&v) {
+                return Err(format!("{name} must be in 4..=1024, got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.text.hard) {
+            return Err(format!("text.hard must be in [0, 1], got {}", self.text.hard));
+        }
+        if self.text.steps < 1 && self.text.encoder.is_empty() {
+            return Err("text.steps must be at least 1 when the run trains its text encoder".into());
+        }
+        Ok(())
+    }
+}
+
+/// The family entry of GAN-INT-CLS.
+pub struct GanIntClsFamily;
+
+const PRESETS: &[&str] = &["tiny", "tiny-plus", "paper"];
+
+impl Family for GanIntClsFamily {
+    fn name(&self) -> &'static str {
+        "gan-int-cls"
+    }
+    fn about(&self) -> &'static str {
+        "GAN-INT-CLS (Reed et al. 2016): matching-aware D, manifold interpolation, style encoder"
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        PRESETS
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        preset_table::<GanIntClsRunConfig>(self.name(), preset, PRESETS)
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<GanIntClsRunConfig>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr"],
+            "batch_size" => &["batch_size"],
+            "ngf" => &["ngf"],
+            "ndf" => &["ndf"],
+            "image_size" => &["image_size"],
+            "variant" => &["variant"],
+            "data" => &["data.name"],
+            "data_root" => &["data.root"],
+            "train_size" => &["data.train_size"],
+            "max_objects" => &["data.max_objects"],
+            "text_encoder" => &["text.encoder"],
+            "text_steps" => &["text.steps"],
+            "text_hard" => &["text.hard"],
+            "style_steps" => &["style_steps"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn FamilyTrainer>> {
+        let rc: GanIntClsRunConfig = from_table(config)?;
+        let device = ctx.device;
+        let (model, data_cfg, text_source) = match resume {
+            Some(ck) => {
+                let model = GanIntClsModel::from_checkpoint(ck, device)?;
+                let data: ShapesConfig = toml::from_str(ck.meta("data")?)
+                    .map_err(|e| Error::Checkpoint(format!("checkpoint data config: {e}")))?;
+                let source = model.encoder.source.clone();
+                (model, data, source)
+            }
+            None => {
+                let data_cfg = ShapesConfig {
+                    image_size: rc.model.image_size as u32,
+                    max_objects: rc.data.max_objects,
+                    train_size: rc.data.train_size,
+                    seed: ctx.seed,
+                    ..Default::default()
+                };
+                let shapes = Shapes::new(data_cfg.clone())?;
+                let encoder = if rc.text.encoder.is_empty() {
+                    let enc_cfg = if rc.model.preset == "paper" {
+                        GruEncoderConfig::paper()
+                    } else {
+                        GruEncoderConfig::tiny()
+                    };
+                    let topts = TextTrainOptions {
+                        steps: rc.text.steps,
+                        seed: ctx.seed,
+                        hard_fraction: rc.text.hard,
+                        progress: ctx.progress,
+                        ..Default::default()
+                    };
+                    let path = ctx.run.root.join("text_encoder.safetensors");
+                    let t = train_and_save(&shapes, enc_cfg, &topts, device, &path)?;
+                    if ctx.progress {
+                        eprintln!(
+                            "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
+                            t.final_loss,
+                            100.0 * t.test_retrieval,
+                            path.display()
+                        );
+                    }
+                    t.encoder
+                } else {
+                    GruEncoder::load(Path::new(&rc.text.encoder), device)?
+                };
+                let mut mc = rc.model.clone();
+                mc.text_dim = encoder.sentence_dim();
+                let source = encoder.source.clone();
+                tch::manual_seed(ctx.seed as i64); // reproducible initial weights
+                (GanIntClsModel::new(mc, encoder, device), data_cfg, source)
+            }
+        };
+        let shapes = Shapes::new(data_cfg.clone())?;
+        let data = ShapesTensors::build(&shapes, Split::Train, &model.encoder, device)?;
+        let mut t = Trainer::new(model, data, data_cfg, ctx.seed);
+        if let Some(ck) = resume {
+            t.restore(ck)?;
+        }
+        if t.model.config.match_weight > 0.0 {
+            // the image side saved next to the text encoder it was trained with
+            let p = super::text_encoder::matching_image_path(Path::new(&text_source));
+            if !p.is_file() {
+                return Err(Error::Config(format!(
+                    "match_weight needs the text encoder's image side {}: train the text encoder in this run (no --text-encoder), or give one trained by t2i with its .image.safetensors next to it",
+                    p.display()
+                )));
+            }
+            t.set_matcher(&p)?;
+        }
+        let sample_captions = (0..6).map(|i| t.data_sample_caption(i)).collect();
+        Ok(Box::new(GanIntClsRun {
+            t,
+            sample_captions,
+            style_steps: rc.style_steps,
+            progress: ctx.progress,
+        }))
+    }
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
+        Ok(Box::new(GanIntClsModel::from_checkpoint(ck, device)?))
+    }
+    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
+        let c: GanIntClsRunConfig = from_table(config)?;
+        let m = c.model;
+        let head = format!("gan-int-cls ({} preset, {}x{})", m.preset, m.image_size, m.image_size);
+        Ok((head, crate::bench::parameter_counts(&m)))
+    }
+    fn bench(
+        &self,
+        config: &Table,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let mut m = from_table::<GanIntClsRunConfig>(config)?.model;
+        m.text_dim = if m.preset == "paper" { 1024 } else { 128 };
+        let r = crate::bench::bench_gan_int_cls(&m, device, repeats)?;
+        let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(vec![(v, r.table())])
+    }
+}
+
+/// A GAN-INT-CLS run: the trainer and what the run loop asks of it.
+struct GanIntClsRun {
+    t: Trainer,
+    sample_captions: Vec<String>,
+    style_steps: i64,
+    progress: bool,
+}
+
+impl FamilyTrainer for GanIntClsRun {
+    fn step(&self) -> i64 {
+        self.t.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        let s = self.t.train_step();
+        Ok(vec![
+            ("loss_d".into(), s.loss_d),
+            ("loss_g".into(), s.loss_g),
+            ("d_real".into(), s.d_real),
+            ("d_wrong".into(), s.d_wrong),
+            ("d_fake".into(), s.d_fake),
+        ])
+    }
+    fn lr(&self) -> f64 {
+        self.t.opt_g.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        self.t.save(path)
+    }
+    fn sample_grid(&self) -> Result<Option<crate::imageio::Rgb>> {
+        Ok(Some(self.t.sample_grid(&self.sample_captions, 8)?))
+    }
+    fn finish(
+        &mut self,
+        ctx: &TrainContext,
+        interrupted: bool,
+        eval_samples: usize,
+    ) -> Result<Summary> {
+        if interrupted {
+            return Ok(Summary::default());
+        }
+        let mut lines = Vec::new();
+        if self.style_steps > 0 && !self.t.model.style_trained {
+            let l = self.t.train_style(self.style_steps, self.progress);
+            lines.push(format!("style encoder: {} steps, loss {l:.4}", self.style_steps));
+            self.t.save(&ctx.run.last_checkpoint())?;
+        }
+        self.t.finish();
+        if eval_samples == 0 {
+            return Ok(Summary { value: serde_json::Value::Null, lines });
+        }
+        let value =
+            crate::eval::shapes::evaluate(&self.t.model, &self.t.data_config, eval_samples, 99)?;
+        lines.extend(crate::eval::shapes::summary_lines(&value));
+        Ok(Summary { value, lines })
+    }
+}
+
+impl FamilyGenerator for GanIntClsModel {
+    fn family(&self) -> &'static str {
+        "gan-int-cls"
+    }
+    fn image_size(&self) -> i64 {
+        self.config.image_size
+    }
+    fn controls(&self) -> Controls {
+        Controls {
+            interpolate: true,
+            style_transfer: self.style_trained,
+            attention: false,
+            stages: false,
+        }
+    }
+    fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
+        Ok(self.embed(&[caption])?.1.remove(0).unknown)
+    }
+    fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
+        let (h, _) = self.embed(captions)?;
+        let z = self.noise(captions.len() as i64, seed);
+        Ok(Generated {
+            images: self.generate(&z, &h).to_device(Device::Cpu),
+            first_stage: None,
+        })
+    }
+    fn interpolate(&self, from: &str, to: &str, steps: i64, seed: u64) -> Result<Tensor> {
+        let (h, _) = self.embed(&[from, to])?;
+        let z = self.noise(1, seed).repeat([steps, 1]);
+        let hs = lerp_rows(&h.get(0).unsqueeze(0), &h.get(1).unsqueeze(0), steps);
+        Ok(self.generate(&z, &hs).to_device(Device::Cpu))
+    }
+    fn noise_interpolate(&self, caption: &str, steps: i64, seed: u64) -> Result<Tensor> {
+        let (h, _) = self.embed(&[caption])?;
+        let z = self.noise(2, seed);
+        let zs = lerp_rows(&z.get(0).unsqueeze(0), &z.get(1).unsqueeze(0), steps);
+        Ok(self.generate(&zs, &h.repeat([steps, 1])).to_device(Device::Cpu))
+    }
+    fn style_transfer(&self, query: &Tensor, captions: &[&str]) -> Result<Tensor> {
+        if !self.style_trained {
+            return Err(Error::Config("this checkpoint has no trained style encoder".into()));
+        }
+        let s = self.style(query);
+        let (h, _) = self.embed(captions)?;
+        Ok(self.generate(&s, &h).to_device(Device::Cpu))
+    }
+    fn style_codes(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(self.style_trained.then(|| self.style(images)))
+    }
+}
+
+/// `steps` rows from `a` to `b` (both `[1, dim]`). `[steps, dim]`
+pub fn lerp_rows(a: &Tensor, b: &Tensor, steps: i64) -> Tensor {
+    let w = Tensor::linspace(0.0, 1.0, steps, (Kind::Float, a.device())).unsqueeze(1); // [steps, 1]
+    a * (1.0 - &w) + b * w // [steps, dim]
 }

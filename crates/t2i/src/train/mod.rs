@@ -3,7 +3,6 @@
 
 pub mod attngan;
 pub mod char_cnn_rnn;
-pub mod checkpoint;
 pub mod classifier;
 pub mod damsm;
 pub mod ema;

@@ -104,3 +104,304 @@ impl StopFlag {
         self.0.store(true, Ordering::SeqCst)
     }
 }
+
+/// When the run loop logs, samples and checkpoints.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    /// Steps in all (a resumed run continues up to this).
+    pub steps: i64,
+    /// Stop after this many seconds (0: no limit).
+    pub max_seconds: u64,
+    /// A `metrics.jsonl` line every this many steps (and at step 1).
+    pub log_every: i64,
+    /// A sample grid every this many steps (0: only at the end).
+    pub sample_every: i64,
+    /// A checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: i64,
+    /// Progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What the loop did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoopReport {
+    pub steps: i64,
+    pub seconds: f64,
+    /// Stopped by the stop flag (Ctrl-C) rather than by steps or time.
+    pub interrupted: bool,
+    /// The last step's metrics.
+    pub last: crate::family::Metrics,
+}
+
+fn metrics_json(m: &crate::family::Metrics) -> serde_json::Map<String, serde_json::Value> {
+    m.iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect()
+}
+
+/// The one training loop of every family: runs `t` until `opts.steps`, the
+/// time limit or the stop flag; logs metrics, evaluates, writes sample
+/// grids and checkpoints; always ends with `last.safetensors` written. A
+/// non-finite metric stops the run with an error (the checkpoint before it
+/// stays the last one written).
+pub fn run_loop(
+    t: &mut dyn crate::family::Trainer,
+    name: &str,
+    run: &RunDir,
+    opts: &LoopOptions,
+    stop: &StopFlag,
+) -> Result<LoopReport> {
+    let start = std::time::Instant::now();
+    let pb = crate::progress::bar(opts.steps as u64, name, opts.progress);
+    pb.set_position(t.step().max(0) as u64);
+    let (mut last, mut interrupted) = (Vec::new(), false);
+    while t.step() < opts.steps {
+        if stop.is_set() {
+            interrupted = true;
+            break;
+        }
+        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
+            break;
+        }
+        let m = t.train_step()?;
+        let step = t.step();
+        if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::Config(format!(
+                "{k} became non-finite ({v}) at step {step}; the last good checkpoint is {}",
+                run.last_checkpoint().display()
+            )));
+        }
+        let shown: Vec<String> = m
+            .iter()
+            .take(3)
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        pb.set_message(shown.join(" "));
+        pb.inc(1);
+        let evaluate = t.eval_every() > 0 && step % t.eval_every() == 0;
+        if evaluate || step % opts.log_every.max(1) == 0 || step == 1 || step == opts.steps {
+            let mut v = metrics_json(&m);
+            v.insert("step".into(), serde_json::json!(step));
+            v.insert(
+                "time".into(),
+                serde_json::json!(start.elapsed().as_secs_f64()),
+            );
+            v.insert("lr".into(), serde_json::json!(t.lr()));
+            if evaluate {
+                let e = t.evaluate()?;
+                let shown: Vec<String> = e.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                pb.println(format!("step {step}: {}", shown.join(", ")));
+                v.extend(metrics_json(&e));
+            }
+            run.log_metrics(&serde_json::Value::Object(v))?;
+        }
+        if opts.sample_every > 0 && step % opts.sample_every == 0 {
+            if let Some(g) = t.sample_grid()? {
+                g.save(&run.sample(step))?;
+            }
+        }
+        if opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0 {
+            t.save(&run.checkpoint(step))?;
+            t.save(&run.last_checkpoint())?;
+        }
+        last = m;
+    }
+    pb.finish_and_clear();
+    t.save(&run.last_checkpoint())?;
+    if !interrupted {
+        if let Some(g) = t.sample_grid()? {
+            g.save(&run.sample(t.step()))?;
+        }
+    }
+    Ok(LoopReport {
+        steps: t.step(),
+        seconds: start.elapsed().as_secs_f64(),
+        interrupted,
+        last,
+    })
+}
+
+/// What `t2i train` asks for, the same for every family.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// Family name (`--model`); on resume, the run's own when `None`.
+    pub model: Option<String>,
+    /// Preset; the family's first when `None` (on resume: the run's).
+    pub preset: Option<String>,
+    /// Shared flags given on the command line, by name (`lr`, `data`, ...),
+    /// turned into settings through [`crate::family::Family::flag_keys`].
+    pub flags: Vec<(&'static str, String)>,
+    /// `KEY=VALUE` settings, applied after the flags.
+    pub sets: Vec<String>,
+    /// Run folder.
+    pub out: PathBuf,
+    /// Continue the run in `out` from its last checkpoint.
+    pub resume: bool,
+    /// Run seed; on resume, the run's when `None`.
+    pub seed: Option<u64>,
+    pub device: tch::Device,
+    /// Cache of preprocessed images.
+    pub cache: PathBuf,
+    /// The loop's schedule (`steps` is the total, also on resume).
+    pub schedule: LoopOptions,
+    /// Checker samples per split for the summary at the end (0: none).
+    pub eval_samples: usize,
+}
+
+/// What a `train` call did.
+pub struct TrainOutcome {
+    pub run: RunDir,
+    pub report: LoopReport,
+    pub summary: crate::family::Summary,
+}
+
+/// The first lines of `config.toml`, above the family's `[config]` table.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct RunHeader {
+    model: String,
+    preset: String,
+    seed: u64,
+    device: String,
+    versions: String,
+    config: toml::Table,
+}
+
+/// `t2i train` for any family: resolves the config (preset, flags,
+/// `--set`), validates it before anything is written, records it in
+/// `config.toml`, builds the family's trainer (or resumes it exactly), runs
+/// the loop and the family's last phases, and writes `summary.json`.
+pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
+    use crate::family::{apply_sets, changed_keys, family};
+    let run_config = req.out.join("config.toml");
+    let last = req.out.join("checkpoints").join("last.safetensors");
+    let saved: Option<RunHeader> = if req.resume {
+        if !last.exists() {
+            return Err(Error::Config(format!(
+                "nothing to resume: {} does not exist",
+                last.display()
+            )));
+        }
+        let text = std::fs::read_to_string(&run_config).map_err(|e| Error::io(&run_config, e))?;
+        Some(toml::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{} is not a t2i run config: {e}",
+                run_config.display()
+            ))
+        })?)
+    } else {
+        if last.exists() {
+            return Err(Error::Config(format!(
+                "{} already holds a run: use --resume or another --out",
+                req.out.display()
+            )));
+        }
+        None
+    };
+    if let Some(s) = &saved {
+        for (what, asked, has) in [
+            ("--model", req.model.as_deref(), s.model.as_str()),
+            ("--preset", req.preset.as_deref(), s.preset.as_str()),
+        ] {
+            if asked.is_some_and(|a| a != has) {
+                return Err(Error::Config(format!(
+                    "{what} {} differs from the run's {has}: a resumed run keeps its model and preset",
+                    asked.unwrap_or_default()
+                )));
+            }
+        }
+        if req.seed.is_some_and(|x| x != s.seed) {
+            return Err(Error::Config(format!(
+                "--seed differs from the run's {}: a resumed run keeps its seed",
+                s.seed
+            )));
+        }
+    }
+    let name = match (&saved, &req.model) {
+        (Some(s), _) => s.model.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => return Err(Error::Config("--model is required".into())),
+    };
+    let fam = family(&name)?;
+    let preset = match (&saved, &req.preset) {
+        (Some(s), _) => s.preset.clone(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => fam.presets()[0].to_string(),
+    };
+    let base = match &saved {
+        Some(s) => s.config.clone(),
+        None => fam.config(&preset)?,
+    };
+    let mut sets = Vec::new();
+    for (flag, value) in &req.flags {
+        let keys = fam.flag_keys(flag);
+        if keys.is_empty() {
+            return Err(Error::Config(format!(
+                "--{} does not apply to {name} (use --set KEY=VALUE with a key of its config)",
+                flag.replace('_', "-")
+            )));
+        }
+        sets.extend(keys.iter().map(|k| format!("{k}={value}")));
+    }
+    sets.extend(req.sets.iter().cloned());
+    let mut table = base.clone();
+    apply_sets(&mut table, &sets)?;
+    let table = fam.check(&table)?;
+    let mut notes = Vec::new();
+    if saved.is_some() {
+        let changed = changed_keys(&fam.check(&base)?, &table);
+        let allowed = fam.resumable_keys();
+        if let Some((k, a, b)) = changed.iter().find(|(k, _, _)| !allowed.contains(&k.as_str())) {
+            return Err(Error::Config(format!(
+                "--resume cannot change {k} (the run has {a}, asked {b}); resumable settings of {name}: {}",
+                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+            )));
+        }
+        notes.extend(changed.iter().map(|(k, a, b)| format!("resume: {k} {a} -> {b}")));
+    }
+    let seed = saved.as_ref().map_or(req.seed.unwrap_or(0), |s| s.seed);
+    let run = RunDir::create(&req.out)?;
+    let header = RunHeader {
+        model: name.clone(),
+        preset,
+        seed,
+        device: crate::device::device_name(req.device),
+        versions: versions(),
+        config: table.clone(),
+    };
+    if saved.is_none() || !notes.is_empty() {
+        run.write_config(&header)?;
+    }
+    for n in &notes {
+        eprintln!("{n}");
+    }
+    let ctx = crate::family::TrainContext {
+        run: &run,
+        seed,
+        device: req.device,
+        cache: req.cache.clone(),
+        progress: req.schedule.progress,
+    };
+    let ck = match saved {
+        Some(_) => Some(crate::checkpoint::load(&last)?),
+        None => None,
+    };
+    let mut trainer = fam.trainer(&table, &ctx, ck.as_ref())?;
+    if ck.is_some() {
+        run.truncate_metrics(trainer.step())?;
+        if req.schedule.progress {
+            eprintln!("resuming {} at step {}", req.out.display(), trainer.step());
+        }
+    }
+    let report = run_loop(trainer.as_mut(), &name, &run, &req.schedule, stop)?;
+    let summary = trainer.finish(&ctx, report.interrupted, req.eval_samples)?;
+    if !summary.value.is_null() {
+        let s = serde_json::to_string_pretty(&summary.value)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        crate::imageio::write_atomic(&run.root.join("summary.json"), s.as_bytes())?;
+    }
+    Ok(TrainOutcome {
+        run,
+        report,
+        summary,
+    })
+}

@@ -3,9 +3,15 @@
 //! fake/right pairs, then G on D's verdict plus the weighted KL term of
 //! Conditioning Augmentation.
 
-use super::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint};
 use super::optim::Adam;
-use super::run::{versions, RunDir, StopFlag};
+use super::run::versions;
+use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
+use crate::data::DataConfig;
+use crate::family::{
+    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated, Generator,
+    Metrics, ParamRow, Summary, Table, TrainContext, Trainer,
+};
 use super::{normal, step_seed};
 use crate::data::prepare::ImageBatcher;
 use crate::device::device_name;
@@ -273,20 +279,6 @@ impl StackGanModel {
     }
 }
 
-/// Options of a StackGAN run.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct StackGanRunOptions {
-    pub steps: i64,
-    #[serde(skip)]
-    pub max_seconds: u64,
-    pub seed: u64,
-    pub log_every: i64,
-    pub sample_every: i64,
-    pub checkpoint_every: i64,
-    #[serde(skip)]
-    pub progress: bool,
-}
-
 /// Losses of one step.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct StackGanStats {
@@ -304,7 +296,7 @@ pub struct StackGanTrainer {
     pub model: StackGanModel,
     pub d_vs: nn::VarStore,
     pub d: Discriminator,
-    opt_g: Adam,
+    pub(crate) opt_g: Adam,
     opt_d: Adam,
     pub step: i64,
     pub seed: u64,
@@ -478,76 +470,330 @@ pub fn sample_grid(
     Ok(grid(&rows, 2))
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct StackGanReport {
-    pub steps: i64,
-    pub seconds: f64,
-    pub interrupted: bool,
-    pub last: Option<StackGanStats>,
+
+/// `t2i train --model stackgan`: the networks, the stage and its data.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct StackGanRunConfig {
+    /// The networks and the optimiser (saved in every checkpoint).
+    #[serde(flatten)]
+    pub model: StackGanConfig,
+    /// The stage this run trains (1 or 2).
+    pub stage: u8,
+    /// Stage-II: the trained Stage-I run folder or checkpoint (frozen).
+    pub stage1: String,
+    /// The data set.
+    pub data: DataConfig,
+    /// The text encoder (shapes: trained first unless given; CUB: given).
+    pub text: TextPhase,
 }
 
-/// Trains until `steps` or the time limit; logs, samples, checkpoints.
-pub fn stackgan_run(
-    t: &mut StackGanTrainer,
-    data: &EmbeddedImages,
-    sample_captions: &[String],
-    run: &RunDir,
-    opts: &StackGanRunOptions,
-    stop: &StopFlag,
-) -> Result<StackGanReport> {
-    let start = std::time::Instant::now();
-    let name = format!("stackgan stage {}", t.model.stage);
-    let pb = crate::progress::bar(opts.steps as u64, &name, opts.progress);
-    pb.set_position(t.step as u64);
-    let (mut last, mut interrupted) = (None, false);
-    while t.step < opts.steps {
-        if stop.is_set() {
-            interrupted = true;
-            break;
-        }
-        if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
-            break;
-        }
-        let s = t.train_step(data);
-        if !(s.loss_d.is_finite() && s.loss_g.is_finite()) {
-            t.save(&run.last_checkpoint())?;
-            return Err(Error::Config(format!(
-                "losses became non-finite at step {}",
-                s.step
-            )));
-        }
-        pb.set_message(format!(
-            "L_D {:.3} L_G {:.3} KL {:.3}",
-            s.loss_d, s.loss_g, s.kl
-        ));
-        pb.inc(1);
-        if s.step % opts.log_every == 0 || s.step == 1 {
-            let mut v = serde_json::to_value(s).unwrap_or_default();
-            v["time"] = serde_json::json!(start.elapsed().as_secs_f64());
-            v["lr_g"] = serde_json::json!(t.opt_g.lr);
-            run.log_metrics(&v)?;
-        }
-        if opts.sample_every > 0 && s.step % opts.sample_every == 0 {
-            t.sample_grid(sample_captions, 6)?
-                .save(&run.sample(s.step))?;
-        }
-        if opts.checkpoint_every > 0 && s.step % opts.checkpoint_every == 0 {
-            t.save(&run.checkpoint(s.step))?;
-            t.save(&run.last_checkpoint())?;
-        }
-        last = Some(s);
+impl FamilyConfig for StackGanRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        Some(Self {
+            model: StackGanConfig::preset(name)?,
+            stage: 1,
+            stage1: String::new(),
+            data: DataConfig::shapes(10_000),
+            text: TextPhase {
+                encoder: String::new(),
+                steps: 800,
+                hard: 0.0,
+            },
+        })
     }
-    pb.finish_and_clear();
-    t.save(&run.last_checkpoint())?;
-    if !interrupted {
-        t.sample_grid(sample_captions, 6)?
-            .save(&run.sample(t.step))?;
+    fn validate(&self) -> std::result::Result<(), String> {
+        let m = &self.model;
+        m.validate()?;
+        self.data.validate(&["shapes", "cub"])?;
+        if !(1..=2).contains(&self.stage) {
+            return Err(format!("stage must be 1 or 2, got {}", self.stage));
+        }
+        if self.stage == 2 && self.stage1.is_empty() {
+            return Err(
+                "--stage 2 needs --stage1 RUN (a trained Stage-I run folder or checkpoint)".into(),
+            );
+        }
+        if self.data.name == "cub" && self.stage == 1 && self.text.encoder.is_empty() {
+            return Err(
+                "--data cub needs --text-encoder (e.g. a DAMSM run's text_encoder.safetensors)"
+                    .into(),
+            );
+        }
+        if m.batch_size < 2 {
+            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+        }
+        for (name, lr) in [("lr_g", m.lr_g), ("lr_d", m.lr_d)] {
+            if !(lr > 0.0 && lr < 1.0) {
+                return Err(format!("{name} must be in (0, 1), got {lr}"));
+            }
+        }
+        Ok(())
     }
-    Ok(StackGanReport {
-        steps: t.step,
-        seconds: start.elapsed().as_secs_f64(),
-        interrupted,
-        last,
-    })
+}
+
+/// A run folder or a checkpoint file -> the checkpoint file.
+pub fn checkpoint_file(p: &Path) -> std::path::PathBuf {
+    if p.is_dir() {
+        p.join("checkpoints").join("last.safetensors")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// Shapes images of a split as `[n, 3, s, s]` u8 and their captions.
+fn shapes_images(
+    shapes: &crate::data::shapes::Shapes,
+    split: crate::data::shapes::Split,
+) -> (Tensor, Vec<Vec<String>>) {
+    let n = shapes.len(split);
+    let s = shapes.config.image_size as i64;
+    let samples: Vec<_> = (0..n).map(|i| shapes.sample(split, i)).collect();
+    let flat: Vec<u8> = samples
+        .iter()
+        .flat_map(|x| x.pixels.iter().copied())
+        .collect();
+    let t = Tensor::from_slice(&flat)
+        .view([n as i64, s, s, 3])
+        .permute([0, 3, 1, 2])
+        .contiguous();
+    (t, samples.into_iter().map(|x| x.captions).collect())
+}
+
+/// The family entry of StackGAN.
+pub struct StackGanFamily;
+
+const PRESETS: &[&str] = &["tiny", "paper", "paper128"];
+
+impl Family for StackGanFamily {
+    fn name(&self) -> &'static str {
+        "stackgan"
+    }
+    fn about(&self) -> &'static str {
+        "StackGAN (Zhang et al. 2017): Conditioning Augmentation, Stage-I, Stage-II"
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        PRESETS
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        preset_table::<StackGanRunConfig>(self.name(), preset, PRESETS)
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<StackGanRunConfig>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr_g", "lr_d"],
+            "batch_size" => &["batch_size"],
+            "stage" => &["stage"],
+            "stage1" => &["stage1"],
+            "data" => &["data.name"],
+            "data_root" => &["data.root"],
+            "train_size" => &["data.train_size"],
+            "text_encoder" => &["text.encoder"],
+            "text_steps" => &["text.steps"],
+            "text_hard" => &["text.hard"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>> {
+        let rc: StackGanRunConfig = from_table(config)?;
+        let device = ctx.device;
+        let mut config = rc.model.clone();
+        let stage1_ck = if rc.stage == 2 {
+            let p = checkpoint_file(Path::new(&rc.stage1));
+            let ck = checkpoint::load(&p)?;
+            let c1: StackGanConfig = ck.json_meta("config")?;
+            if c1.preset != config.preset {
+                return Err(Error::Config(format!(
+                    "the Stage-I run used the {} preset: train Stage-II with --preset {}",
+                    c1.preset, c1.preset
+                )));
+            }
+            Some(ck)
+        } else {
+            None
+        };
+        let shapes_cfg = crate::data::shapes::ShapesConfig {
+            image_size: config.stage2_size as u32,
+            train_size: rc.data.train_size,
+            seed: ctx.seed,
+            ..Default::default()
+        };
+        let encoder = match (&stage1_ck, rc.text.encoder.as_str()) {
+            (Some(ck), _) => AnyTextEncoder::from_checkpoint(ck, device)?,
+            (None, p) if !p.is_empty() => AnyTextEncoder::load(Path::new(p), device)?,
+            (None, _) if resume.is_some() => {
+                AnyTextEncoder::from_checkpoint(resume.expect("checked"), device)?
+            }
+            (None, _) => {
+                let shapes = crate::data::shapes::Shapes::new(shapes_cfg.clone())?;
+                let topts = TextTrainOptions {
+                    steps: rc.text.steps,
+                    seed: ctx.seed,
+                    hard_fraction: rc.text.hard,
+                    progress: ctx.progress,
+                    ..Default::default()
+                };
+                let path = ctx.run.root.join("text_encoder.safetensors");
+                let enc = crate::text::GruEncoderConfig::tiny();
+                let t = train_and_save(&shapes, enc, &topts, device, &path)?;
+                if ctx.progress {
+                    eprintln!(
+                        "text encoder: held-in test retrieval {:.1}% -> {}",
+                        100.0 * t.test_retrieval,
+                        path.display()
+                    );
+                }
+                AnyTextEncoder::Gru(t.encoder)
+            }
+        };
+        config.text_dim = encoder.sentence_dim();
+        let (data, sample_captions) = if rc.data.name == "shapes" {
+            use crate::data::shapes::{Shapes, Split};
+            let shapes = Shapes::new(shapes_cfg.clone())?;
+            let (imgs, caps) = shapes_images(&shapes, Split::Train);
+            let d = EmbeddedImages::from_fixed(imgs, caps, &encoder, device)?;
+            let sc = (0..6)
+                .map(|i| shapes.sample(Split::Test, i).captions[0].clone())
+                .collect();
+            (d, sc)
+        } else {
+            let root = rc.data.root();
+            let (cap, lines) = super::damsm::load_cub(
+                root,
+                crate::data::cub::CubSplit::Train,
+                config.stage2_size,
+                Some(&ctx.cache),
+                true,
+                ctx.progress,
+            )?;
+            for l in lines.iter().filter(|_| ctx.progress) {
+                eprintln!("{l}");
+            }
+            let d = EmbeddedImages::from_crops(cap.images, cap.captions, &encoder, device)?;
+            (d, super::damsm::test_captions(root, 6)?)
+        };
+        let model = StackGanModel::new(config, rc.stage, encoder, device);
+        let mut t = StackGanTrainer::new(model, stage1_ck.as_ref(), ctx.seed)?;
+        if let Some(ck) = resume {
+            t.restore(ck)?;
+        }
+        let shapes = (rc.data.name == "shapes").then_some(shapes_cfg);
+        Ok(Box::new(StackGanRun {
+            t,
+            data,
+            sample_captions,
+            shapes,
+        }))
+    }
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn Generator>> {
+        Ok(Box::new(StackGanModel::from_checkpoint(ck, device)?))
+    }
+    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
+        let c = from_table::<StackGanRunConfig>(config)?.model;
+        let head = format!(
+            "stackgan ({} preset, Stage-I {}x{}, Stage-II {}x{}; STAGE2_G holds the frozen STAGE1_G)",
+            c.preset, c.stage1_size, c.stage1_size, c.stage2_size, c.stage2_size
+        );
+        Ok((head, crate::bench::stackgan_parameter_counts(&c)))
+    }
+    fn bench(
+        &self,
+        config: &Table,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let c = from_table::<StackGanRunConfig>(config)?.model;
+        let mut out = Vec::new();
+        for stage in [1u8, 2] {
+            let r = crate::bench::bench_stackgan(&c, stage, device, repeats)?;
+            let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
+            out.push((v, r.table()));
+        }
+        Ok(out)
+    }
+}
+
+/// A StackGAN run: the trainer, its data and sample captions.
+struct StackGanRun {
+    t: StackGanTrainer,
+    data: EmbeddedImages,
+    sample_captions: Vec<String>,
+    /// The shapes data set trained on (scored at the end), if shapes.
+    shapes: Option<crate::data::shapes::ShapesConfig>,
+}
+
+impl Trainer for StackGanRun {
+    fn step(&self) -> i64 {
+        self.t.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        let s = self.t.train_step(&self.data);
+        Ok(vec![
+            ("loss_d".into(), s.loss_d),
+            ("loss_g".into(), s.loss_g),
+            ("kl".into(), s.kl),
+            ("d_real".into(), s.d_real),
+            ("d_wrong".into(), s.d_wrong),
+            ("d_fake".into(), s.d_fake),
+        ])
+    }
+    fn lr(&self) -> f64 {
+        self.t.opt_g.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        self.t.save(path)
+    }
+    fn sample_grid(&self) -> Result<Option<crate::imageio::Rgb>> {
+        Ok(Some(self.t.sample_grid(&self.sample_captions, 6)?))
+    }
+    fn finish(
+        &mut self,
+        _ctx: &TrainContext,
+        interrupted: bool,
+        eval_samples: usize,
+    ) -> Result<Summary> {
+        match &self.shapes {
+            Some(data) if !interrupted && eval_samples > 0 => {
+                let value = crate::eval::shapes::evaluate(&self.t.model, data, eval_samples, 99)?;
+                let lines = crate::eval::shapes::summary_lines(&value);
+                Ok(Summary { value, lines })
+            }
+            _ => Ok(Summary::default()),
+        }
+    }
+}
+
+impl Generator for StackGanModel {
+    fn family(&self) -> &'static str {
+        "stackgan"
+    }
+    fn image_size(&self) -> i64 {
+        if self.stage == 1 {
+            self.config.stage1_size
+        } else {
+            self.config.stage2_size
+        }
+    }
+    fn controls(&self) -> Controls {
+        Controls {
+            stages: self.stage == 2,
+            ..Default::default()
+        }
+    }
+    fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
+        Ok(self.embed(&[caption])?.1.remove(0).unknown)
+    }
+    fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
+        let (s1, s2) = StackGanModel::generate(self, captions, seed)?;
+        Ok(Generated {
+            images: s2.to_device(Device::Cpu),
+            first_stage: s1.map(|t| t.to_device(Device::Cpu)),
+        })
+    }
 }

@@ -1,7 +1,7 @@
 //! Trains the GRU sentence encoder on the shapes data set with the joint
 //! embedding loss (`text::gru::joint_embedding_loss`).
 
-use super::checkpoint;
+use crate::checkpoint;
 use super::optim::Adam;
 use super::step_seed;
 use crate::data::shapes::{AttributeIndex, Shapes, Split};
@@ -216,3 +216,17 @@ pub fn train_and_save(
     t.encoder.source = path.display().to_string();
     Ok(t)
 }
+
+/// How a run gets its text encoder.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TextPhase {
+    /// A trained text-encoder checkpoint to use; empty: the run trains its
+    /// own first (`text_encoder.safetensors` in the run folder).
+    pub encoder: String,
+    /// Steps of the run's own text encoder.
+    pub steps: i64,
+    /// Fraction of each text-encoder batch made of pairs that differ only
+    /// in colour or only in shape.
+    pub hard: f64,
+}
+

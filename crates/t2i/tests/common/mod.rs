@@ -6,6 +6,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use tch::{nn, Tensor};
 
+/// Reports a missing fixture: with `T2I_REQUIRE_FIXTURES=1` (set by
+/// `.ci/run`) the test fails, otherwise it prints SKIPPED and is skipped.
+pub fn missing(what: &str) {
+    if std::env::var("T2I_REQUIRE_FIXTURES").is_ok_and(|v| v == "1") {
+        panic!("fixture missing and T2I_REQUIRE_FIXTURES=1: {what}");
+    }
+    eprintln!("SKIPPED: {what}");
+}
+
 /// The fixture folder (`T2I_REFERENCE` or `../shared/reference` next to the
 /// repository), or `None` with a message when absent.
 pub fn reference_dir() -> Option<PathBuf> {
@@ -17,10 +26,10 @@ pub fn reference_dir() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!(
-            "SKIPPED: reference fixtures not found at {} (set T2I_REFERENCE)",
+        missing(&format!(
+            "reference fixtures not found at {} (set T2I_REFERENCE)",
             p.display()
-        );
+        ));
         None
     }
 }
@@ -76,7 +85,7 @@ pub fn real_cub() -> Option<PathBuf> {
     if p.join("CUB_200_2011").is_dir() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: CUB not found at {} (set T2I_CUB)", p.display());
+        missing(&format!("CUB not found at {} (set T2I_CUB)", p.display()));
         None
     }
 }
