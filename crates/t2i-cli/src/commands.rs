@@ -3,17 +3,11 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use t2i::data::shapes::{Shapes, ShapesConfig, Split};
-use t2i::device::{device_name, parse_device};
+use t2i::data::shapes::{Shapes, ShapesConfig};
+use t2i::device::parse_device;
+use t2i::family::{families, family, load_generator};
 use t2i::imageio::{grid, tensor_to_images, Rgb};
-use t2i::models::gan_int_cls::{GanIntClsConfig, Variant};
-use t2i::text::GruEncoderConfig;
-use t2i::train::gan_int_cls::{
-    GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer,
-};
-use t2i::train::run::{versions, RunDir, StopFlag};
-use t2i::train::text_encoder::{train_and_save, TextTrainOptions};
-use tch::Tensor;
+use t2i::train::run::{LoopOptions, StopFlag, TrainRequest};
 
 pub fn data_shapes(
     out: &Path,
@@ -43,206 +37,166 @@ pub fn data_shapes(
 /// Shared model/preset selection.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model family: gan-int-cls, stackgan, attngan or damsm.
-    #[arg(long, default_value = "gan-int-cls")]
-    pub model: String,
-    /// Preset: paper or tiny (gan-int-cls also: tiny-plus, tiny with the
-    /// options beyond the paper that work best on shapes).
-    #[arg(long, default_value = "tiny")]
-    pub preset: String,
+    /// Model family: gan-int-cls, char-cnn-rnn, stackgan, damsm, attngan or
+    /// classifier (default gan-int-cls; on --resume, the run's).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Preset (default: the family's first, e.g. tiny; on --resume, the
+    /// run's). `t2i info --model M` lists them.
+    #[arg(long)]
+    pub preset: Option<String>,
+}
+
+impl ModelArgs {
+    fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or("gan-int-cls")
+    }
 }
 
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub m: ModelArgs,
-    /// Objective: gan, gan-cls, gan-int or gan-int-cls.
-    #[arg(long, default_value = "gan-int-cls")]
-    pub variant: String,
-    /// Data set: shapes (built in) or cub.
-    #[arg(long, default_value = "shapes")]
-    pub data: String,
-    /// Folder of a real data set (for cub: the folder holding CUB_200_2011/).
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
-    /// Cache of preprocessed images (default: $T2I_CACHE or ~/.cache/t2i).
-    #[arg(long)]
-    pub cache: Option<PathBuf>,
     /// Run folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint (its model,
+    /// preset, seed and config; a changed setting is applied and logged
+    /// where the family allows it, refused otherwise).
     #[arg(long)]
     pub resume: bool,
-    /// StackGAN stage to train (1 or 2).
-    #[arg(long, default_value_t = 1)]
-    pub stage: i64,
-    /// StackGAN Stage-II: the trained Stage-I run folder (or checkpoint).
-    #[arg(long)]
-    pub stage1: Option<PathBuf>,
-    /// GAN training steps in all.
+    /// Training steps in all.
     #[arg(long, default_value_t = 3000)]
     pub steps: i64,
-    /// Stop GAN training after this many minutes (0: no limit).
+    /// Stop training after this many minutes (0: no limit).
     #[arg(long, default_value_t = 0.0)]
     pub minutes: f64,
-    /// Style-encoder steps after the GAN.
-    #[arg(long, default_value_t = 600)]
-    pub style_steps: i64,
-    /// Steps of the run's own text encoder (ignored with --text-encoder).
-    #[arg(long, default_value_t = 800)]
-    pub text_steps: i64,
-    /// Fraction of each text-encoder batch made of pairs that differ only
-    /// in colour or only in shape (shapes data; ignored with --text-encoder).
-    #[arg(long, default_value_t = 0.0)]
-    pub text_hard: f64,
-    /// A trained text-encoder checkpoint to use instead of training one.
-    #[arg(long)]
-    pub text_encoder: Option<PathBuf>,
-    /// AttnGAN: the DAMSM checkpoint whose text and image encoders (frozen)
-    /// condition G and score its images.
-    #[arg(long)]
-    pub damsm: Option<PathBuf>,
-    /// Image side (must be supported by the preset).
-    #[arg(long)]
-    pub image_size: Option<i64>,
-    /// Objects per shapes image at most (1 or 2).
-    #[arg(long, default_value_t = 1)]
-    pub max_objects: u8,
-    /// Shapes training images.
-    #[arg(long, default_value_t = 10_000)]
-    pub train_size: usize,
-    /// Batch size (default: the preset's).
-    #[arg(long)]
-    pub batch_size: Option<i64>,
-    /// Adam learning rate of G and D (default: the preset's).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Generator width (default: the preset's).
-    #[arg(long)]
-    pub ngf: Option<i64>,
-    /// Discriminator width (default: the preset's); for damsm, the image
-    /// encoder's width.
-    #[arg(long)]
-    pub ndf: Option<i64>,
-    /// Override a field of the model config, e.g. `--set ema_decay=0.999`
-    /// (repeatable; field names as in the run's config.toml).
+    /// Set a field of the family's config, e.g. `--set ema_decay=0.999`,
+    /// `--set text.dim=256` (repeatable; keys as in the run's config.toml,
+    /// under [config]).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// DAMSM: start the image encoder from pretrained weights, as the
-    /// official DAMSM starts from ImageNet ones: an evaluation classifier
-    /// (`train --model classifier`, a VGG body), or an ImageNet
-    /// EfficientNet-Lite0 `.pth` (`scripts/setup_efficientnet.sh`; images at
-    /// 224x224)
+    #[command(flatten)]
+    pub flags: SharedFlags,
+    /// Run seed (default 0; on --resume, the run's).
     #[arg(long)]
-    pub image_init: Option<PathBuf>,
-    /// DAMSM with --image-init: keep the pretrained body fixed and train
-    /// only the projections, as the official DAMSM keeps its Inception fixed
-    #[arg(long)]
-    pub freeze_image: bool,
-    /// DAMSM: the global image feature also takes the mean of the region
-    /// features (the earlier, less class-specific stage)
-    #[arg(long)]
-    pub multi_level: bool,
-    /// DAMSM: start the word vectors from all-MiniLM-L6-v2 (its folder, as
-    /// `make minilm` fills `models/all-MiniLM-L6-v2`); the embedding
-    /// becomes 384-d
-    #[arg(long)]
-    pub word_init: Option<PathBuf>,
-    /// DAMSM: weight of the word-level loss terms (default 1, the paper's).
-    #[arg(long)]
-    pub word_weight: Option<f64>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub seed: Option<u64>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Cache of preprocessed images (default: $T2I_CACHE or ~/.cache/t2i).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     #[arg(long, default_value_t = 500)]
     pub sample_every: i64,
     #[arg(long, default_value_t = 1000)]
     pub checkpoint_every: i64,
-    /// Evaluate with the shapes checker at the end (samples per split; 0: skip).
+    /// Score the model with the shapes checker at the end (samples per
+    /// split; 0: skip).
     #[arg(long, default_value_t = 500)]
     pub eval_samples: usize,
 }
 
-fn gan_config(
-    m: &ModelArgs,
-    variant: &str,
-    image_size: Option<i64>,
-    batch: Option<i64>,
-) -> Result<GanIntClsConfig> {
-    if m.model != "gan-int-cls" {
-        bail!(
-            "model '{}' is not available yet (available: gan-int-cls)",
-            m.model
-        );
-    }
-    let mut c = GanIntClsConfig::preset(&m.preset).with_context(|| {
-        format!(
-            "unknown preset '{}' (use paper, tiny or tiny-plus)",
-            m.preset
-        )
-    })?;
-    c.variant = Variant::parse(variant).with_context(|| {
-        format!("unknown variant '{variant}' (use gan, gan-cls, gan-int or gan-int-cls)")
-    })?;
-    if let Some(s) = image_size {
-        c.image_size = s;
-    }
-    if let Some(b) = batch {
-        if b < 2 {
-            bail!("batch size must be at least 2, got {b}");
-        }
-        c.batch_size = b;
-    }
-    c.validate().map_err(anyhow::Error::msg)?;
-    Ok(c)
+/// Shortcuts for common config fields; each family maps the ones that
+/// apply to it to its own keys, and refuses the others.
+#[derive(Args, Default)]
+pub struct SharedFlags {
+    /// Data set: shapes (built in) or cub (a folder in the CUB layout).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Folder of a real data set (for cub: the folder holding CUB_200_2011/).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Image side (must be supported by the preset).
+    #[arg(long)]
+    pub image_size: Option<i64>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch_size: Option<i64>,
+    /// Adam learning rate (of G and D).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Generator width.
+    #[arg(long)]
+    pub ngf: Option<i64>,
+    /// Discriminator width (damsm, classifier: the image encoder's width).
+    #[arg(long)]
+    pub ndf: Option<i64>,
+    /// GAN-INT-CLS objective: gan, gan-cls, gan-int or gan-int-cls.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Shapes training images.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Objects per shapes image at most (1 or 2).
+    #[arg(long)]
+    pub max_objects: Option<u8>,
+    /// Steps of the run's own text encoder (shapes).
+    #[arg(long)]
+    pub text_steps: Option<i64>,
+    /// Fraction of text-encoder pairs that differ only in colour or shape.
+    #[arg(long)]
+    pub text_hard: Option<f64>,
+    /// A trained text-encoder checkpoint to use instead of training one.
+    #[arg(long)]
+    pub text_encoder: Option<PathBuf>,
+    /// GAN-INT-CLS: style-encoder steps after the GAN.
+    #[arg(long)]
+    pub style_steps: Option<i64>,
+    /// StackGAN stage to train (1 or 2).
+    #[arg(long)]
+    pub stage: Option<u8>,
+    /// StackGAN Stage-II: the trained Stage-I run folder (or checkpoint).
+    #[arg(long)]
+    pub stage1: Option<PathBuf>,
+    /// AttnGAN: the DAMSM checkpoint whose encoders (frozen) condition G.
+    #[arg(long)]
+    pub damsm: Option<PathBuf>,
+    /// DAMSM: pretrained image body (an ImageNet EfficientNet-Lite .pth or
+    /// a t2i classifier checkpoint).
+    #[arg(long)]
+    pub image_init: Option<PathBuf>,
+    /// DAMSM: keep the pretrained image body fixed.
+    #[arg(long)]
+    pub freeze_image: bool,
+    /// DAMSM: start the word vectors from all-MiniLM-L6-v2 (its folder).
+    #[arg(long)]
+    pub word_init: Option<PathBuf>,
 }
 
-/// Applies `KEY=VALUE` overrides to a serialisable config: the value is read
-/// as TOML (a number, `true`, a quoted or bare string), and an unknown key or
-/// a value of the wrong type is an error naming it.
-pub fn apply_overrides<T>(config: &T, sets: &[String]) -> Result<T>
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-{
-    if sets.is_empty() {
-        return Ok(toml::from_str(&toml::to_string(config)?)?);
-    }
-    let mut table: toml::Table = toml::from_str(&toml::to_string(config)?)?;
-    for s in sets {
-        let (key, raw) = s
-            .split_once('=')
-            .with_context(|| format!("--set expects KEY=VALUE, got '{s}'"))?;
-        let key = key.trim();
-        // a dotted key (`text.dim`) names a field of a nested table
-        let mut path: Vec<&str> = key.split('.').collect();
-        let last = path.pop().unwrap_or(key);
-        let mut t = &mut table;
-        for part in &path {
-            t = match t.get_mut(*part) {
-                Some(toml::Value::Table(inner)) => inner,
-                _ => bail!("--set: unknown config table '{part}' in '{key}'"),
-            };
+impl SharedFlags {
+    /// The flags given, by config-flag name, as TOML values.
+    fn given(&self) -> Vec<(&'static str, String)> {
+        let q = |s: &str| format!("{s:?}");
+        let p = |p: &Path| format!("{:?}", p.display().to_string());
+        let mut v: Vec<(&'static str, Option<String>)> = vec![
+            ("data", self.data.as_deref().map(q)),
+            ("data_root", self.data_root.as_deref().map(p)),
+            ("image_size", self.image_size.map(|x| x.to_string())),
+            ("batch_size", self.batch_size.map(|x| x.to_string())),
+            ("lr", self.lr.map(|x| format!("{x:?}"))),
+            ("ngf", self.ngf.map(|x| x.to_string())),
+            ("ndf", self.ndf.map(|x| x.to_string())),
+            ("variant", self.variant.as_deref().map(q)),
+            ("train_size", self.train_size.map(|x| x.to_string())),
+            ("max_objects", self.max_objects.map(|x| x.to_string())),
+            ("text_steps", self.text_steps.map(|x| x.to_string())),
+            ("text_hard", self.text_hard.map(|x| format!("{x:?}"))),
+            ("text_encoder", self.text_encoder.as_deref().map(p)),
+            ("style_steps", self.style_steps.map(|x| x.to_string())),
+            ("stage", self.stage.map(|x| x.to_string())),
+            ("stage1", self.stage1.as_deref().map(p)),
+            ("damsm", self.damsm.as_deref().map(p)),
+            ("image_init", self.image_init.as_deref().map(p)),
+            ("word_init", self.word_init.as_deref().map(p)),
+        ];
+        if self.freeze_image {
+            v.push(("freeze_image", Some("true".into())));
         }
-        if !t.contains_key(last) {
-            let known: Vec<&str> = t.keys().map(String::as_str).collect();
-            bail!(
-                "--set: unknown config field '{key}' (fields: {})",
-                known.join(", ")
-            );
-        }
-        let raw = raw.trim();
-        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-        t.insert(last.to_string(), value);
+        v.into_iter()
+            .filter_map(|(k, x)| x.map(|x| (k, x)))
+            .collect()
     }
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("--set: {e}"))
 }
 
 pub fn stop_on_ctrl_c() -> StopFlag {
@@ -259,194 +213,66 @@ pub fn stop_on_ctrl_c() -> StopFlag {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    if a.m.model == "stackgan" {
-        return crate::stackgan_cmds::train_stackgan(&a);
+    if a.minutes < 0.0 {
+        bail!("--minutes must be at least 0, got {}", a.minutes);
     }
-    if a.m.model == "attngan" {
-        return crate::attngan_cmds::train_attngan(&a);
-    }
-    if a.m.model == "char-cnn-rnn" {
-        return crate::cub_cmds::train_char_cnn_rnn(&a);
-    }
-    if a.m.model == "classifier" {
-        return crate::cub_cmds::train_classifier(&a);
-    }
-    if a.m.model == "damsm" {
-        return crate::cub_cmds::train_damsm(crate::cub_cmds::DamsmTrainArgs {
-            preset: &a.m.preset,
-            data: &a.data,
-            root: a.data_root.as_deref(),
-            cache: a.cache.clone(),
-            out: &a.out,
-            resume: a.resume,
-            steps: a.steps,
-            minutes: a.minutes,
-            batch_size: a.batch_size,
-            lr: a.lr,
-            width: a.ndf,
-            word_weight: a.word_weight,
-            image_init: a.image_init.as_deref(),
-            freeze_image: a.freeze_image,
-            multi_level: a.multi_level,
-            word_init: a.word_init.as_deref(),
-            seed: a.seed,
-            device: &a.device,
-            checkpoint_every: a.checkpoint_every,
-            set: &a.set,
-        });
-    }
-    if a.data != "shapes" {
-        bail!(
-            "data set '{}' is not available yet (available: shapes)",
-            a.data
-        );
-    }
-    let device = parse_device(&a.device)?;
-    // validate the model choice before anything is written
-    let fresh_cfg = if a.resume {
-        None
-    } else {
-        let mut c = gan_config(&a.m, &a.variant, a.image_size, a.batch_size)?;
-        if let Some(lr) = a.lr {
-            if !(lr > 0.0 && lr < 1.0) {
-                bail!("--lr must be in (0, 1), got {lr}");
-            }
-            c.lr = lr;
-        }
-        c = apply_overrides(&c, &a.set)?;
-        c.validate().map_err(anyhow::Error::msg)?;
-        for (v, name, field) in [(a.ngf, "--ngf", &mut c.ngf), (a.ndf, "--ndf", &mut c.ndf)] {
-            if let Some(v) = v {
-                if !(4..=1024).contains(&v) {
-                    bail!("{name} must be in 4..=1024, got {v}");
-                }
-                *field = v;
-            }
-        }
-        Some(c)
-    };
-    let run = RunDir::create(&a.out)?;
-    let stop = stop_on_ctrl_c();
-    let (mut trainer, opts, resolved) = if a.resume {
-        let last = run.last_checkpoint();
-        if !last.exists() {
-            bail!("nothing to resume: {} does not exist", last.display());
-        }
-        let ck = t2i::checkpoint::load(&last)?;
-        let model = GanIntClsModel::from_checkpoint(&ck, device)?;
-        let resolved: ResolvedConfig = toml::from_str(
-            &std::fs::read_to_string(run.config_path())
-                .with_context(|| format!("{}", run.config_path().display()))?,
-        )
-        .with_context(|| format!("{}", run.config_path().display()))?;
-        let mut opts = resolved.train.clone();
-        opts.steps = a.steps;
-        opts.max_seconds = (a.minutes * 60.0) as u64;
-        opts.progress = true;
-        let shapes = Shapes::new(resolved.data.clone())?;
-        let data = ShapesTensors::build(&shapes, Split::Train, &model.encoder, device)?;
-        let mut t = Trainer::new(model, data, resolved.data.clone(), resolved.train.seed);
-        t.restore(&ck)?;
-        crate::run_setup::resumed(&run, &a.out, t.step)?;
-        (t, opts, resolved)
-    } else {
-        if run.last_checkpoint().exists() {
-            bail!(
-                "{} already holds a run: use --resume or another --out",
-                a.out.display()
-            );
-        }
-        let mut cfg = fresh_cfg.expect("set when not resuming");
-        let data_cfg = ShapesConfig {
-            image_size: cfg.image_size as u32,
-            max_objects: a.max_objects,
-            train_size: a.train_size,
-            seed: a.seed,
-            ..Default::default()
-        };
-        let shapes = Shapes::new(data_cfg.clone())?;
-        let opts = TrainOptions {
+    let req = TrainRequest {
+        model: if a.resume {
+            a.m.model.clone()
+        } else {
+            Some(a.m.model().to_string())
+        },
+        preset: a.m.preset.clone(),
+        flags: a.flags.given(),
+        sets: a.set.clone(),
+        out: a.out.clone(),
+        resume: a.resume,
+        seed: a.seed,
+        device: parse_device(&a.device)?,
+        cache: a
+            .cache
+            .clone()
+            .unwrap_or_else(crate::cub_cmds::default_cache),
+        schedule: LoopOptions {
             steps: a.steps,
             max_seconds: (a.minutes * 60.0) as u64,
-            style_steps: a.style_steps,
-            text_steps: a.text_steps,
-            seed: a.seed,
+            log_every: 20,
             sample_every: a.sample_every,
             checkpoint_every: a.checkpoint_every,
-            log_every: 20,
             progress: true,
-        };
-        let encoder = match &a.text_encoder {
-            Some(p) => t2i::text::GruEncoder::load(p, device)?,
-            None => {
-                let enc_cfg = if cfg.preset == "paper" {
-                    GruEncoderConfig::paper()
-                } else {
-                    GruEncoderConfig::tiny()
-                };
-                if !(0.0..=1.0).contains(&a.text_hard) {
-                    bail!("--text-hard must be in [0, 1], got {}", a.text_hard);
-                }
-                let topts = TextTrainOptions {
-                    steps: a.text_steps,
-                    seed: a.seed,
-                    hard_fraction: a.text_hard,
-                    ..Default::default()
-                };
-                let path = run.root.join("text_encoder.safetensors");
-                let t = train_and_save(&shapes, enc_cfg, &topts, device, &path)?;
-                eprintln!(
-                    "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
-                    t.final_loss,
-                    100.0 * t.test_retrieval,
-                    path.display()
-                );
-                t.encoder
-            }
-        };
-        cfg.text_dim = t2i::text::TextEncoder::sentence_dim(&encoder);
-        let resolved = ResolvedConfig {
-            model: "gan-int-cls".into(),
-            versions: versions(),
-            device: device_name(device),
-            text_encoder: encoder.source.clone(),
-            gan: cfg.clone(),
-            data: data_cfg.clone(),
-            train: opts.clone(),
-        };
-        run.write_config(&resolved)?;
-        let data = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
-        tch::manual_seed(a.seed as i64); // reproducible initial weights
-        let model = GanIntClsModel::new(cfg, encoder, device);
-        (Trainer::new(model, data, data_cfg, a.seed), opts, resolved)
+        },
+        eval_samples: a.eval_samples,
     };
-    if trainer.model.config.match_weight > 0.0 {
-        // the image side saved next to the text encoder it was trained with
-        let p = t2i::train::text_encoder::matching_image_path(Path::new(&resolved.text_encoder));
-        if !p.is_file() {
-            bail!(
-                "match_weight needs the text encoder's image side {}: train the text encoder in this run (no --text-encoder), or give one trained by t2i with its .image.safetensors next to it",
-                p.display()
-            );
+    run_training(&req)
+}
+
+/// Runs a training request with Ctrl-C handling and prints its outcome.
+pub fn run_training(req: &TrainRequest) -> Result<()> {
+    let stop = stop_on_ctrl_c();
+    let o = t2i::train::run::train(req, &stop)?;
+    let ck = o.run.last_checkpoint();
+    if o.report.interrupted {
+        for l in &o.summary.lines {
+            println!("{l}");
         }
-        trainer.set_matcher(&p)?;
-    }
-    let report = t2i::train::gan_int_cls::train_run(&mut trainer, &run, &opts, &stop)?;
-    if report.interrupted {
-        crate::run_setup::exit_interrupted(&run, report.steps);
+        println!(
+            "interrupted at step {}; checkpoint {}",
+            o.report.steps,
+            ck.display()
+        );
+        std::process::exit(130);
     }
     println!(
         "trained {} steps in {:.0} s; checkpoint {}",
-        report.steps,
-        report.seconds,
-        run.last_checkpoint().display()
+        o.report.steps,
+        o.report.seconds,
+        ck.display()
     );
-    if a.eval_samples > 0 {
-        let summary = crate::demo::evaluate(&trainer.model, &resolved.data, a.eval_samples, None)?;
-        let path = run.root.join("summary.json");
-        t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
-        crate::demo::print_summary(&summary);
-        println!("summary: {}", path.display());
+    for l in &o.summary.lines {
+        println!("{l}");
+    }
+    if !o.summary.value.is_null() {
+        println!("summary: {}", o.run.root.join("summary.json").display());
     }
     Ok(())
 }
@@ -493,92 +319,104 @@ pub struct GenerateArgs {
     pub device: String,
 }
 
-fn lerp_rows(a: &Tensor, b: &Tensor, steps: i64) -> Tensor {
-    let w = Tensor::linspace(0.0, 1.0, steps, (tch::Kind::Float, a.device())).unsqueeze(1); // [steps, 1]
-    a * (1.0 - &w) + b * w // [steps, dim]
+/// At most this many images per `generate` call.
+const MAX_IMAGES: i64 = 1024;
+
+fn warn_unknown(g: &dyn t2i::family::Generator, caption: &str) -> Result<()> {
+    let unknown = g.unknown_words(caption)?;
+    if !unknown.is_empty() {
+        eprintln!(
+            "warning: unknown words mapped to <unk>: {}",
+            unknown.join(", ")
+        );
+    }
+    Ok(())
 }
 
 pub fn generate(a: GenerateArgs) -> Result<()> {
-    if a.n < 1 {
-        bail!("-n must be at least 1, got {}", a.n);
+    if !(1..=MAX_IMAGES).contains(&a.n) {
+        bail!("-n must be in 1..={MAX_IMAGES}, got {}", a.n);
     }
     if a.text.trim().is_empty() {
         bail!("the caption is empty");
     }
-    if (a.interpolate.is_some() || a.noise_interpolate) && a.steps < 2 {
+    let interpolating = a.interpolate.is_some() || a.noise_interpolate;
+    if interpolating && !(2..=MAX_IMAGES).contains(&a.steps) {
         bail!(
-            "--steps must be at least 2 for an interpolation, got {}",
+            "--steps must be in 2..={MAX_IMAGES} for an interpolation, got {}",
             a.steps
         );
     }
-    let device = parse_device(&a.device)?;
-    let ck = t2i::checkpoint::load(&a.checkpoint)?;
-    if ck.meta("model")? == "stackgan" {
-        return crate::stackgan_cmds::generate(&a, &ck, device);
-    }
-    if ck.meta("model")? == "attngan" {
-        return crate::attngan_cmds::generate(&a, &ck, device);
-    }
-    if a.attention {
-        bail!("--attention needs an AttnGAN checkpoint");
-    }
-    let model = GanIntClsModel::from_checkpoint(&ck, device)?;
-    let (h, enc) = model.embed(&[a.text.as_str()])?;
-    if !enc[0].unknown.is_empty() {
-        eprintln!(
-            "warning: unknown words mapped to <unk>: {}",
-            enc[0].unknown.join(", ")
-        );
-    }
-    let (images, label) = if let Some(t2) = &a.interpolate {
-        let (h2, enc2) = model.embed(&[t2.as_str()])?;
-        if !enc2[0].unknown.is_empty() {
-            eprintln!(
-                "warning: unknown words mapped to <unk>: {}",
-                enc2[0].unknown.join(", ")
-            );
+    if let Some(dir) = &a.out_dir {
+        if dir.exists() && !dir.is_dir() {
+            bail!("--out-dir {} is not a folder", dir.display());
         }
-        let z = model.noise(1, a.seed).repeat([a.steps, 1]);
+    }
+    let device = parse_device(&a.device)?;
+    let path = t2i::train::stackgan::checkpoint_file(&a.checkpoint);
+    let ck = t2i::checkpoint::load(&path)?;
+    let g = load_generator(&ck, device)?;
+    let ctl = g.controls();
+    let fam = g.family();
+    let need = |ok: bool, what: &str| -> Result<()> {
+        if !ok {
+            bail!("{what} needs a model that supports it ({fam} models do not)");
+        }
+        Ok(())
+    };
+    need(ctl.attention || !a.attention, "--attention")?;
+    need(ctl.interpolate || !interpolating, "interpolation")?;
+    need(ctl.style_transfer || a.style_from.is_none(), "--style-from")?;
+    warn_unknown(g.as_ref(), &a.text)?;
+    let mut singles = None;
+    let (images, label) = if let Some(t2) = &a.interpolate {
+        warn_unknown(g.as_ref(), t2)?;
         (
-            model.generate(&z, &lerp_rows(&h, &h2, a.steps)),
+            g.interpolate(&a.text, t2, a.steps, a.seed)?,
             format!("{} -> {}", a.text, t2),
         )
     } else if a.noise_interpolate {
-        let z = model.noise(2, a.seed);
-        let zs = lerp_rows(&z.get(0).unsqueeze(0), &z.get(1).unsqueeze(0), a.steps);
         (
-            model.generate(&zs, &h.repeat([a.steps, 1])),
+            g.noise_interpolate(&a.text, a.steps, a.seed)?,
             format!("{} (noise interpolation)", a.text),
         )
     } else if let Some(q) = &a.style_from {
-        if !model.style_trained {
-            bail!("{} has no trained style encoder", a.checkpoint.display());
-        }
-        let size = model.config.image_size as u32;
+        let size = g.image_size() as u32;
         let query = Rgb::load(q, size)?;
-        let x = t2i::train::gan_int_cls::style_transfer(
-            &model,
-            &[query.data.as_slice()],
-            size,
-            &[a.text.as_str()],
-        )?;
-        let both = Tensor::cat(
-            &[
-                t2i::imageio::images_to_tensor(&[query.data.as_slice()], size),
-                x.to_device(tch::Device::Cpu),
-            ],
-            0,
-        );
-        (both, format!("style of {} + \"{}\"", q.display(), a.text))
+        let qt = t2i::imageio::images_to_tensor(&[query.data.as_slice()], size);
+        let x = g.style_transfer(&qt, &[a.text.as_str()])?;
+        (
+            tch::Tensor::cat(&[qt, x], 0),
+            format!("style of {} + \"{}\"", q.display(), a.text),
+        )
     } else {
-        let z = model.noise(a.n, a.seed);
-        (model.generate(&z, &h.repeat([a.n, 1])), a.text.clone())
+        let caps = vec![a.text.as_str(); a.n as usize];
+        let out = g.generate(&caps, a.seed)?;
+        singles = Some(out.images.shallow_clone());
+        let shown = match &out.first_stage {
+            Some(first) => {
+                let s = out.images.size()[2];
+                let up = first.upsample_nearest2d([s, s], None, None);
+                tch::Tensor::stack(&[up, out.images.shallow_clone()], 1).view([2 * a.n, 3, s, s])
+            }
+            None => out.images,
+        };
+        (shown, a.text.clone())
+    };
+    // build everything before writing anything
+    let attention = if a.attention {
+        let stem = a
+            .out
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "samples".into());
+        let path = a.out.with_file_name(format!("{stem}-attention.png"));
+        Some((path, g.attention_figure(&a.text, a.seed, a.top_words)?))
+    } else {
+        None
     };
     let imgs = tensor_to_images(&images);
-    if let Some(dir) = &a.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let cols = 8usize;
+    let cols = 8;
     let mut rows: Vec<(Vec<Rgb>, Option<String>)> =
         imgs.chunks(cols).map(|c| (c.to_vec(), None)).collect();
     if let Some(last) = rows.last_mut() {
@@ -586,11 +424,20 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     }
     grid(&rows, 2).save(&a.out)?;
     if let Some(dir) = &a.out_dir {
-        for (i, im) in imgs.iter().enumerate() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let each = singles.unwrap_or(images);
+        for (i, im) in tensor_to_images(&each).iter().enumerate() {
             im.save(&dir.join(format!("sample-{i:03}.png")))?;
         }
     }
     println!("wrote {}", a.out.display());
+    if let Some((path, fig)) = attention {
+        fig.save(&path)?;
+        println!(
+            "wrote {} (attention maps of the first sample)",
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -699,26 +546,28 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         bail!("--samples must be at least 1");
     }
     let device = parse_device(&a.device)?;
+    let checkpoint = t2i::train::stackgan::checkpoint_file(&checkpoint);
     let ck = t2i::checkpoint::load(&checkpoint)?;
-    if ck.meta("model")? == "stackgan" {
-        let m = t2i::train::stackgan::StackGanModel::from_checkpoint(&ck, device)?;
-        let mut v = crate::stackgan_cmds::eval_shapes(&m, a.seed, 10_000, a.samples)?;
-        v["checkpoint"] = serde_json::json!(checkpoint.display().to_string());
-        v["step"] = serde_json::json!(ck.meta("step")?);
-        t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&v)?.as_bytes())?;
-        crate::stackgan_cmds::print_shapes(&v);
-        println!("wrote {}", a.out.display());
-        return Ok(());
-    }
-    let model = GanIntClsModel::from_checkpoint(&ck, device)?;
-    let data: ShapesConfig = toml::from_str(ck.meta("data")?).context("checkpoint data config")?;
-    let mut summary = crate::demo::evaluate(&model, &data, a.samples, Some(a.seed))?;
+    let g = load_generator(&ck, device)?;
+    let data = shapes_data(&ck)?;
+    let mut summary = t2i::eval::shapes::evaluate(g.as_ref(), &data, a.samples, a.seed)?;
     summary["checkpoint"] = serde_json::json!(checkpoint.display().to_string());
     summary["step"] = serde_json::json!(ck.meta("step")?);
     t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    crate::demo::print_summary(&summary);
+    for l in t2i::eval::shapes::summary_lines(&summary) {
+        println!("{l}");
+    }
     println!("wrote {}", a.out.display());
     Ok(())
+}
+
+/// The shapes data set a checkpoint was trained on (its `data` metadata,
+/// else the default set).
+pub fn shapes_data(ck: &t2i::checkpoint::Checkpoint) -> Result<ShapesConfig> {
+    match ck.meta.get("data") {
+        Some(d) => toml::from_str(d).context("checkpoint data config"),
+        None => Ok(ShapesConfig::default()),
+    }
 }
 
 #[derive(Args)]
@@ -728,51 +577,22 @@ pub struct InfoArgs {
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
-    if a.m.model == "attngan" {
-        let c = t2i::models::attngan::AttnGanConfig::preset(&a.m.preset).with_context(|| {
-            format!(
-                "unknown AttnGAN preset '{}' (use paper or tiny)",
-                a.m.preset
-            )
-        })?;
-        println!(
-            "attngan ({} preset, {} stages from {}x{})",
-            c.preset, c.branch_num, c.base_size, c.base_size
-        );
-        for (net, total, parts) in t2i::bench::attngan_parameter_counts(&c) {
-            println!("{net:<16} {total:>12}");
-            for (p, n) in parts {
-                println!("  {p:<14} {n:>12}");
-            }
+    if a.m.model.is_none() {
+        println!("families (t2i info --model NAME for parameter counts):");
+        for f in families() {
+            println!(
+                "  {:<14} presets {:<24} {}",
+                f.name(),
+                f.presets().join(", "),
+                f.about()
+            );
         }
         return Ok(());
     }
-    if a.m.model == "stackgan" {
-        let c = t2i::models::stackgan::StackGanConfig::preset(&a.m.preset).with_context(|| {
-            format!(
-                "unknown StackGAN preset '{}' (use paper, paper128 or tiny)",
-                a.m.preset
-            )
-        })?;
-        println!(
-            "stackgan ({} preset, Stage-I {}x{}, Stage-II {}x{})",
-            c.preset, c.stage1_size, c.stage1_size, c.stage2_size, c.stage2_size
-        );
-        for (net, total, parts) in t2i::bench::stackgan_parameter_counts(&c) {
-            println!("{net:<16} {total:>12}");
-            for (p, n) in parts {
-                println!("  {p:<14} {n:>12}");
-            }
-        }
-        println!("(STAGE2_G holds the frozen STAGE1_G; its trainable part is the rest)");
-        return Ok(());
-    }
-    let cfg = gan_config(&a.m, "gan-int-cls", None, None)?;
-    let rows = t2i::bench::parameter_counts(&cfg);
-    println!(
-        "{} ({} preset, {}x{})",
-        a.m.model, a.m.preset, cfg.image_size, cfg.image_size
-    );
+    let fam = family(a.m.model())?;
+    let preset = a.m.preset.as_deref().unwrap_or(fam.presets()[0]);
+    let (head, rows) = fam.parameter_counts(&fam.config(preset)?)?;
+    println!("{head}");
     for (net, total, parts) in rows {
         println!("{net:<16} {total:>12}");
         for (p, n) in parts {
@@ -803,63 +623,27 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
-    if a.m.model == "attngan" {
-        let mut c =
-            t2i::models::attngan::AttnGanConfig::preset(&a.m.preset).with_context(|| {
-                format!(
-                    "unknown AttnGAN preset '{}' (use paper or tiny)",
-                    a.m.preset
-                )
-            })?;
-        if let Some(b) = a.batch_size {
-            if b < 2 {
-                bail!("batch size must be at least 2, got {b}");
-            }
-            c.batch_size = b;
-        }
-        let device = parse_device(&a.device)?;
-        let r = t2i::bench::bench_attngan(&c, device, a.repeats)?;
-        println!("{}", r.table());
-        if let Some(p) = &a.json {
-            t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
-            println!("wrote {}", p.display());
-        }
-        return Ok(());
+    let fam = family(a.m.model())?;
+    let preset = a.m.preset.as_deref().unwrap_or(fam.presets()[0]);
+    let mut config = fam.config(preset)?;
+    if let Some(b) = a.batch_size {
+        let keys = fam.flag_keys("batch_size");
+        let sets: Vec<String> = keys.iter().map(|k| format!("{k}={b}")).collect();
+        t2i::family::apply_sets(&mut config, &sets)?;
     }
-    if a.m.model == "stackgan" {
-        let mut c =
-            t2i::models::stackgan::StackGanConfig::preset(&a.m.preset).with_context(|| {
-                format!(
-                    "unknown StackGAN preset '{}' (use paper, paper128 or tiny)",
-                    a.m.preset
-                )
-            })?;
-        if let Some(b) = a.batch_size {
-            if b < 2 {
-                bail!("batch size must be at least 2, got {b}");
-            }
-            c.batch_size = b;
-        }
-        let device = parse_device(&a.device)?;
-        let mut all = Vec::new();
-        for stage in [1u8, 2] {
-            let r = t2i::bench::bench_stackgan(&c, stage, device, a.repeats)?;
-            println!("{}\n", r.table());
-            all.push(r);
-        }
-        if let Some(p) = &a.json {
-            t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&all)?.as_bytes())?;
-            println!("wrote {}", p.display());
-        }
-        return Ok(());
-    }
-    let mut cfg = gan_config(&a.m, "gan-int-cls", None, a.batch_size)?;
-    cfg.text_dim = if cfg.preset == "paper" { 1024 } else { 128 };
     let device = parse_device(&a.device)?;
-    let r = t2i::bench::bench_gan_int_cls(&cfg, device, a.repeats)?;
-    println!("{}", r.table());
+    let results = fam.bench(&config, device, a.repeats)?;
+    for (_, table) in &results {
+        println!("{table}\n");
+    }
     if let Some(p) = &a.json {
-        t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+        let v: Vec<_> = results.into_iter().map(|(v, _)| v).collect();
+        let v = if v.len() == 1 {
+            v.into_iter().next().unwrap_or_default()
+        } else {
+            serde_json::Value::Array(v)
+        };
+        t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
         println!("wrote {}", p.display());
     }
     Ok(())
@@ -920,29 +704,4 @@ pub fn import(a: ImportArgs) -> Result<()> {
         other => bail!("cannot import '{other}' (use attngan or stackgan)"),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::apply_overrides;
-    use t2i::train::damsm::DamsmConfig;
-
-    #[test]
-    fn set_reaches_nested_fields_and_rejects_unknown_ones() {
-        let c = DamsmConfig::tiny();
-        let sets = ["batch_size=96".to_string(), "text.dim=256".to_string()];
-        let o = apply_overrides(&c, &sets).unwrap();
-        assert_eq!((o.batch_size, o.text.dim), (96, 256));
-        assert_eq!(o.image, c.image);
-        // one space for both encoders
-        assert!(o.validate().unwrap_err().contains("image.dim"));
-        let both = ["text.dim=256".to_string(), "image.dim=256".to_string()];
-        assert!(apply_overrides(&c, &both).unwrap().validate().is_ok());
-        for bad in ["text.nope=1", "nope.dim=1", "batch_size.x=1", "nope=1"] {
-            let e = apply_overrides(&c, &[bad.to_string()])
-                .unwrap_err()
-                .to_string();
-            assert!(e.starts_with("--set: unknown config"), "{bad}: {e}");
-        }
-    }
 }

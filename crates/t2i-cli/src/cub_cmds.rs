@@ -1,14 +1,12 @@
-//! Commands on real data sets: `data prepare`, `train --model damsm`,
-//! `eval --metric r-precision`.
+//! Commands on real data sets: `data prepare` and `eval --metric
+//! r-precision,fid,kid,is`.
 
-use crate::commands::stop_on_ctrl_c;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use t2i::data::cub::CubSplit;
 use t2i::device::parse_device;
-use t2i::train::damsm::{damsm_run, load_cub, DamsmConfig, DamsmRunOptions, DamsmTrainer};
-use t2i::train::run::versions;
+use t2i::train::damsm::{load_cub, DamsmTrainer};
 
 /// Preprocessed-image cache: `$T2I_CACHE`, else `$XDG_CACHE_HOME/t2i`, else
 /// `~/.cache/t2i`.
@@ -83,235 +81,6 @@ pub fn prepare(
     Ok(())
 }
 
-/// Arguments shared by `train --model damsm`.
-pub struct DamsmTrainArgs<'a> {
-    pub preset: &'a str,
-    pub data: &'a str,
-    pub root: Option<&'a Path>,
-    pub cache: Option<PathBuf>,
-    pub out: &'a Path,
-    pub resume: bool,
-    pub steps: i64,
-    pub minutes: f64,
-    pub batch_size: Option<i64>,
-    pub lr: Option<f64>,
-    pub width: Option<i64>,
-    pub word_weight: Option<f64>,
-    pub image_init: Option<&'a Path>,
-    pub freeze_image: bool,
-    pub multi_level: bool,
-    pub word_init: Option<&'a Path>,
-    pub seed: u64,
-    pub device: &'a str,
-    pub checkpoint_every: i64,
-    /// `--set KEY=VALUE` overrides of the DAMSM config (dotted keys for
-    /// nested tables: `text.dim=256`).
-    pub set: &'a [String],
-}
-
-pub fn train_damsm(a: DamsmTrainArgs) -> Result<()> {
-    if a.data != "cub" {
-        bail!("DAMSM trains on a captioned image set: use --data cub --data-root DIR");
-    }
-    let root = a.root.context("--data-root is required with --data cub")?;
-    let device = parse_device(a.device)?;
-    let mut config = DamsmConfig::preset(a.preset)
-        .with_context(|| format!("unknown DAMSM preset '{}' (available: tiny)", a.preset))?;
-    if let Some(b) = a.batch_size {
-        if b < 2 {
-            bail!("batch size must be at least 2, got {b}");
-        }
-        config.batch_size = b as usize;
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr < 1.0) {
-            bail!("--lr must be in (0, 1), got {lr}");
-        }
-        config.lr = lr;
-    }
-    if let Some(w) = a.width {
-        if !(8..=256).contains(&w) {
-            bail!("--ndf (image encoder width) must be in 8..=256, got {w}");
-        }
-        config.image.width = w;
-    }
-    if let Some(w) = a.word_weight {
-        if !(0.0..=10.0).contains(&w) {
-            bail!("--word-weight must be in [0, 10], got {w}");
-        }
-        config.word_weight = w;
-    }
-    config.image.global_from_regions = a.multi_level;
-    // an official `.pth` is ImageNet EfficientNet-Lite0; anything else a
-    // t2i classifier checkpoint
-    let imagenet = a
-        .image_init
-        .filter(|p| p.extension().is_some_and(|e| e == "pth"));
-    if let Some(p) = imagenet {
-        use t2i::models::damsm::CnnArch;
-        // Lite0 and Lite2 differ in what their head reads: 320 / 352 channels
-        let w = t2i::import::read_weights(p)
-            .with_context(|| format!("reading ImageNet weights {}", p.display()))?;
-        let head_in = w.get("_conv_head.weight").map(|t| t.size()[1]);
-        config.image.arch = match head_in {
-            Some(320) => CnnArch::EfficientnetLite0,
-            Some(352) => CnnArch::EfficientnetLite2,
-            _ => bail!(
-                "{} is neither EfficientNet-Lite0 nor -Lite2 weights (its _conv_head reads {head_in:?} channels)",
-                p.display()
-            ),
-        };
-        config.image.image_size = config.image.arch.lite().map_or(224, |l| l.input);
-        config.image.frozen_body = a.freeze_image;
-    }
-    let init = a
-        .image_init
-        .filter(|_| imagenet.is_none())
-        .map(|p| -> Result<_> {
-            let ck = t2i::checkpoint::load(p)
-                .with_context(|| format!("reading the classifier {}", p.display()))?;
-            let c: t2i::models::classifier::ClassifierConfig = ck.json_meta("config")?;
-            Ok((ck, c))
-        })
-        .transpose()?;
-    if let Some((_, c)) = &init {
-        config.image.arch = t2i::models::damsm::CnnArch::Vgg;
-        config.image.width = c.width;
-        config.image.image_size = c.image_size;
-        config.image.frozen_body = a.freeze_image;
-    } else if a.freeze_image && imagenet.is_none() {
-        bail!("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT");
-    }
-    let minilm = a
-        .word_init
-        .map(|p| {
-            t2i::text::minilm::MiniLm::load(p, tch::Device::Cpu)
-                .with_context(|| format!("reading MiniLM for --word-init from {}", p.display()))
-        })
-        .transpose()?;
-    if let Some(m) = &minilm {
-        config.text.embed_dim = t2i::text::TextEncoder::sentence_dim(m);
-    }
-    let config = crate::commands::apply_overrides(&config, a.set)?;
-    config.validate().map_err(anyhow::Error::msg)?;
-    if config.text.minilm_sentence && minilm.is_none() && !a.resume {
-        bail!("text.minilm_sentence maps all-MiniLM-L6-v2 sentence vectors: give its folder with --word-init DIR");
-    }
-    let cache = a.cache.clone().unwrap_or_else(default_cache);
-    let size = config.image.image_size;
-    let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?
-        .first_classes(config.train_classes);
-    if config.train_classes > 0 {
-        eprintln!(
-            "training on the first {} classes: {} images",
-            config.train_classes,
-            train.captions.len()
-        );
-    }
-    let test = load_cub_verbose(root, CubSplit::Test, size, Some(&cache), false, true)?;
-    let (run, resume) = crate::run_setup::open_run(a.out, a.resume)?;
-    let stop = stop_on_ctrl_c();
-    let mut t = if let Some(ck) = resume {
-        let t = DamsmTrainer::from_checkpoint(&ck, device)?;
-        crate::run_setup::resumed(&run, a.out, t.step)?;
-        t
-    } else {
-        // vocabulary of the training captions only
-        let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
-        eprintln!(
-            "vocabulary: {} words from the training captions",
-            vocab.len()
-        );
-        let mut t = DamsmTrainer::new(config.clone(), vocab, a.seed, device);
-        if let Some(m) = minilm {
-            let n = t.text.init_words_from_minilm(&m)?;
-            eprintln!("word vectors: {n} words from all-MiniLM-L6-v2");
-            if t.config.text.minilm_sentence {
-                t.text.attach_minilm(m)?;
-                let bilstm = if t.config.text.minilm_only {
-                    ""
-                } else {
-                    "BiLSTM + "
-                };
-                eprintln!("sentence vectors: {bilstm}emb_minilm(all-MiniLM-L6-v2)");
-            }
-        }
-        if let Some(p) = imagenet {
-            let n = t
-                .init_image_from_weights(p)
-                .with_context(|| format!("reading ImageNet weights {}", p.display()))?;
-            eprintln!(
-                "image encoder: {:?}, {n} tensors from {}",
-                t.config.image.arch,
-                p.display()
-            );
-        }
-        if let Some((ck, _)) = &init {
-            let n = t.init_image_from_classifier(ck)?;
-            eprintln!(
-                "image encoder: {n} tensors from the classifier {}",
-                a.image_init
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
-        t
-    };
-    let opts = DamsmRunOptions {
-        steps: a.steps,
-        max_seconds: (a.minutes * 60.0) as u64,
-        log_every: 50,
-        eval_every: 500,
-        eval_images: 1000,
-        checkpoint_every: a.checkpoint_every,
-        progress: true,
-        cache_dir: Some(cache.clone()),
-    };
-    let resolved = serde_json::json!({
-        "model": "damsm",
-        "versions": versions(),
-        "device": t2i::device::device_name(device),
-        "data": { "name": "cub", "root": root.display().to_string(), "train_images": train.captions.len(), "test_images": test.captions.len() },
-        "seed": a.seed,
-        "damsm": t.config,
-        "image_init": a.image_init.map(|p| p.display().to_string()).unwrap_or_default(),
-        "word_init": a.word_init.map(|p| p.display().to_string()).unwrap_or_default(),
-        "train": opts,
-    });
-    crate::run_setup::write_resolved(&run, resolved)?;
-    let report = damsm_run(&mut t, &train, Some(&test), &run, &opts, &stop)?;
-    let text_path = run.root.join("text_encoder.safetensors");
-    t.text.save(&text_path)?;
-    if report.interrupted {
-        crate::run_setup::exit_interrupted(&run, report.steps);
-    }
-    println!(
-        "trained {} steps in {:.0} s; checkpoint {}; text encoder {}",
-        report.steps,
-        report.seconds,
-        run.last_checkpoint().display(),
-        text_path.display()
-    );
-    let r = t.real_r_precision(&test, usize::MAX, 0)?;
-    let summary = serde_json::json!({
-        "steps": report.steps,
-        "seconds": report.seconds,
-        "last": report.last,
-        "r_precision_real_test": r,
-        "protocol": "real CUB test images (unseen classes), centre crop; each image's caption (one of its 10, seed 0) ranked among 1 true + 99 captions of other classes by cosine of DAMSM sentence and global image vectors; mean +- std over 10 folds",
-    });
-    let path = run.root.join("summary.json");
-    t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    println!(
-        "R-precision of real test images: {:.2}% +- {:.2} ({} images); summary {}",
-        100.0 * r.mean,
-        100.0 * r.std,
-        r.images,
-        path.display()
-    );
-    Ok(())
-}
-
 /// What `eval` computes on a data set in the CUB layout.
 pub struct CubEval<'a> {
     pub checkpoint: &'a Path,
@@ -354,12 +123,12 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
         .context("--data-root is required for r-precision, fid, kid and is")?;
     let device = parse_device(e.device)?;
     let ck = t2i::checkpoint::load(e.checkpoint)?;
-    if ["stackgan", "attngan"].contains(&ck.meta("model")?) {
+    if t2i::family::load_generator(&ck, device).is_ok() {
         return eval_generated(e, &ck, root, device);
     }
     if e.metrics != ["r-precision"] {
         bail!(
-            "{} is a '{}' checkpoint: fid, kid and is score a generator (stackgan, attngan)",
+            "{} is a '{}' checkpoint: fid, kid and is score a generator",
             e.checkpoint.display(),
             ck.meta("model")?
         );
@@ -400,9 +169,6 @@ pub fn eval_cub(e: &CubEval) -> Result<()> {
     );
     Ok(())
 }
-
-/// Images of a generator for captions and a noise seed.
-type GenerateFn = dyn Fn(&[&str], u64) -> Result<tch::Tensor>;
 
 /// Metrics of a generator checkpoint's (StackGAN, AttnGAN) samples: one
 /// image per real image of the split, generated from one of that image's
@@ -458,13 +224,8 @@ pub fn generated_metrics(
         _ => None,
     };
     let kind = ck.meta("model")?.to_string();
-    let generate: Box<GenerateFn> = if kind == "attngan" {
-        let g = t2i::train::attngan::AttnGanModel::from_checkpoint(ck, device)?;
-        Box::new(move |c, s| Ok(g.generate_captions(c, s)?))
-    } else {
-        let g = t2i::train::stackgan::StackGanModel::from_checkpoint(ck, device)?;
-        Box::new(move |c, s| Ok(g.generate(c, s)?.1))
-    };
+    let g = t2i::family::load_generator(ck, device)?;
+    let generate = |c: &[&str], s: u64| -> Result<tch::Tensor> { Ok(g.generate(c, s)?.images) };
     let damsm = e
         .damsm
         .map(|p| -> Result<DamsmTrainer> {
@@ -658,176 +419,6 @@ pub fn generated_metrics(
         }
     }
     Ok((v, lines))
-}
-
-/// `t2i train --model classifier --data cub`: the evaluation classifier on
-/// the training split's classes (one image in ten held out for accuracy).
-pub fn train_classifier(a: &crate::commands::TrainArgs) -> Result<()> {
-    use t2i::models::classifier::ClassifierConfig;
-    use t2i::train::classifier::{classifier_run, ClassifierTrainer};
-    if a.data != "cub" {
-        bail!("the classifier trains on a real data set: use --data cub --data-root DIR");
-    }
-    let root = a
-        .data_root
-        .as_deref()
-        .context("--data-root is required with --data cub")?;
-    let device = parse_device(&a.device)?;
-    let mut config = ClassifierConfig::tiny();
-    if let Some(w) = a.ndf {
-        if !(8..=256).contains(&w) {
-            bail!("--ndf (classifier width) must be in 8..=256, got {w}");
-        }
-        config.width = w;
-    }
-    let batch = a.batch_size.unwrap_or(64);
-    if batch < 2 {
-        bail!("batch size must be at least 2, got {batch}");
-    }
-    let lr = a.lr.unwrap_or(1e-3);
-    if !(lr > 0.0 && lr < 1.0) {
-        bail!("--lr must be in (0, 1), got {lr}");
-    }
-    let cache = a.cache.clone().unwrap_or_else(default_cache);
-    let train = load_cub_verbose(
-        root,
-        CubSplit::Train,
-        config.image_size,
-        Some(&cache),
-        true,
-        true,
-    )?;
-    let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
-    let stop = stop_on_ctrl_c();
-    let mut t = ClassifierTrainer::new(config.clone(), &train, lr, batch as usize, a.seed, device);
-    if let Some(ck) = resume {
-        t.restore(&ck)?;
-        crate::run_setup::resumed(&run, &a.out, t.step)?;
-    }
-    let resolved = serde_json::json!({
-        "model": "classifier",
-        "versions": versions(),
-        "device": t2i::device::device_name(device),
-        "data": { "name": "cub", "root": root.display().to_string(), "split": "train", "images": train.classes.len(), "classes": t.model.class_ids.len(), "held_out_images": t.val_idx.len() },
-        "seed": a.seed,
-        "classifier": t.model.config,
-        "train": { "steps": a.steps, "minutes": a.minutes, "batch_size": batch, "lr": lr, "optimizer": "Adam (0.9, 0.999)" },
-    });
-    crate::run_setup::write_resolved(&run, resolved)?;
-    let report = classifier_run(
-        &mut t,
-        &train.images,
-        &run,
-        a.steps,
-        (a.minutes * 60.0) as u64,
-        a.checkpoint_every,
-        true,
-        &stop,
-    )?;
-    if report.interrupted {
-        crate::run_setup::exit_interrupted(&run, report.steps);
-    }
-    let path = run.root.join("summary.json");
-    t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    println!(
-        "trained {} steps in {:.0} s; held-out accuracy {:.2}% over {} images of {} classes (chance {:.2}%); checkpoint {}",
-        report.steps,
-        report.seconds,
-        100.0 * report.val_accuracy,
-        t.val_idx.len(),
-        t.model.class_ids.len(),
-        100.0 / t.model.class_ids.len() as f64,
-        run.last_checkpoint().display()
-    );
-    Ok(())
-}
-
-/// `t2i train --model char-cnn-rnn --data cub`: the char-CNN-RNN text
-/// encoder with the structured joint embedding loss on the training classes;
-/// writes RUN/text_encoder.safetensors (what `--text-encoder` takes) and the
-/// zero-shot accuracy on the test split's unseen classes.
-pub fn train_char_cnn_rnn(a: &crate::commands::TrainArgs) -> Result<()> {
-    use t2i::text::char_cnn_rnn::CharCnnRnnConfig;
-    use t2i::train::char_cnn_rnn::{char_run, CharTrainConfig, CharTrainer};
-    if a.data != "cub" {
-        bail!("the char-CNN-RNN trains on a captioned image set: use --data cub --data-root DIR");
-    }
-    let root = a
-        .data_root
-        .as_deref()
-        .context("--data-root is required with --data cub")?;
-    let device = parse_device(&a.device)?;
-    let mut config = CharTrainConfig::tiny();
-    config.text = CharCnnRnnConfig::preset(&a.m.preset).with_context(|| {
-        format!(
-            "unknown char-cnn-rnn preset '{}' (use tiny or paper)",
-            a.m.preset
-        )
-    })?;
-    config.image.classes = config.text.embed_dim;
-    if let Some(b) = a.batch_size {
-        if b < 2 {
-            bail!("batch size must be at least 2, got {b}");
-        }
-        config.batch = b as usize;
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr < 1.0) {
-            bail!("--lr must be in (0, 1), got {lr}");
-        }
-        config.lr = lr;
-    }
-    let cache = a.cache.clone().unwrap_or_else(default_cache);
-    let size = config.image.image_size;
-    let train = load_cub_verbose(root, CubSplit::Train, size, Some(&cache), true, true)?;
-    let test = load_cub_verbose(root, CubSplit::Test, size, Some(&cache), false, true)?;
-    let (run, resume) = crate::run_setup::open_run(&a.out, a.resume)?;
-    let stop = stop_on_ctrl_c();
-    let mut t = CharTrainer::new(config.clone(), a.seed, device);
-    if let Some(ck) = resume {
-        t.restore(&ck)?;
-        crate::run_setup::resumed(&run, &a.out, t.step)?;
-    }
-    let resolved = serde_json::json!({
-        "model": "char-cnn-rnn",
-        "versions": versions(),
-        "device": t2i::device::device_name(device),
-        "data": { "name": "cub", "root": root.display().to_string(), "train_images": train.classes.len(), "test_images": test.classes.len() },
-        "seed": a.seed,
-        "config": config,
-        "train": { "steps": a.steps, "minutes": a.minutes },
-    });
-    crate::run_setup::write_resolved(&run, resolved)?;
-    let report = char_run(
-        &mut t,
-        &train,
-        Some(&test),
-        &run,
-        a.steps,
-        (a.minutes * 60.0) as u64,
-        a.checkpoint_every,
-        true,
-        &stop,
-    )?;
-    let text_path = run.root.join("text_encoder.safetensors");
-    t.text.source = text_path.display().to_string();
-    t.text.save(&text_path)?;
-    if report.interrupted {
-        crate::run_setup::exit_interrupted(&run, report.steps);
-    }
-    let path = run.root.join("summary.json");
-    t2i::imageio::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    if let Some((acc, k)) = report.zero_shot {
-        println!(
-            "trained {} steps in {:.0} s; zero-shot top-1 on the {k} unseen test classes: {:.2}% (chance {:.2}%); text encoder {}",
-            report.steps,
-            report.seconds,
-            100.0 * acc,
-            100.0 / k as f64,
-            text_path.display()
-        );
-    }
-    Ok(())
 }
 
 /// [`load_cub`], printing its skip and cache lines.

@@ -8,15 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::device::{device_name, parse_device};
-use t2i::eval::shapes::{shapes_accuracy, style_transfer_scores, ShapesScores};
+use t2i::eval::shapes::{evaluate, summary_lines};
+use t2i::family::Generator;
 use t2i::imageio::{grid, images_to_tensor, tensor_to_images, Rgb};
-use t2i::models::gan_int_cls::GanIntClsConfig;
-use t2i::text::GruEncoderConfig;
-use t2i::train::gan_int_cls::{
-    style_transfer, train_run, GanIntClsModel, ResolvedConfig, ShapesTensors, TrainOptions, Trainer,
-};
-use t2i::train::run::{versions, RunDir, StopFlag};
-use t2i::train::text_encoder::{train_and_save, TextTrainOptions};
+use t2i::train::gan_int_cls::GanIntClsModel;
+use t2i::train::run::{versions, LoopOptions, StopFlag, TrainRequest};
 use tch::Tensor;
 
 #[derive(Args)]
@@ -61,100 +57,6 @@ pub struct DemoArgs {
     pub batch_size: i64,
 }
 
-/// Checker scores of a model: held-in, held-out compositions, style transfer.
-pub fn evaluate(
-    model: &GanIntClsModel,
-    data: &ShapesConfig,
-    n: usize,
-    seed: Option<u64>,
-) -> Result<Value> {
-    let shapes = Shapes::new(ShapesConfig {
-        test_size: data.test_size.max(2 * n),
-        ..data.clone()
-    })?;
-    let seed = seed.unwrap_or(99);
-    let held_in = shapes_accuracy(model, &shapes, Split::Test, n, seed)?;
-    let held_out = shapes_accuracy(model, &shapes, Split::HeldOut, n, seed)?;
-    let mut v = json!({
-        "protocol": format!("{n} samples per split, one caption per test image, noise seed {seed}, analytic shapes checker"),
-        "held_in": held_in,
-        "held_out": held_out,
-        "joint_chance": ShapesScores::JOINT_CHANCE,
-    });
-    if model.style_trained {
-        v["style_transfer"] =
-            serde_json::to_value(style_transfer_scores(model, &shapes, n.min(300))?)?;
-        let k = n.clamp(2, 200);
-        v["style_auroc"] = json!({
-            "auroc": t2i::eval::shapes::style_auroc(model, &shapes, k)?,
-            "images": k,
-            "protocol": "all pairs of real held-in test images, positive when they share the background colour (the style cluster), scored by the cosine of S(x)",
-        });
-    }
-    Ok(v)
-}
-
-pub fn print_summary(v: &Value) {
-    let pct = |x: &Value| {
-        x.as_f64()
-            .map(|f| format!("{:5.1}%", 100.0 * f))
-            .unwrap_or_else(|| "  n/a".into())
-    };
-    for key in ["untrained", "held_in", "held_out"] {
-        if let Some(s) = v.get(key) {
-            println!(
-                "{:<10} colour {}  shape {}  joint colour+shape {}  size {}  position {}  ({} samples)",
-                key,
-                pct(&s["colour"]),
-                pct(&s["shape"]),
-                pct(&s["joint"]),
-                pct(&s["size"]),
-                pct(&s["position"]),
-                s["samples"]
-            );
-            if let Some(m) = s["shape_confusion"].as_array() {
-                let names = ["circle", "square", "triangle"];
-                let rows: Vec<String> = m
-                    .iter()
-                    .zip(names)
-                    .map(|(r, n)| format!("{n} -> {r}"))
-                    .collect();
-                println!(
-                    "{:<10} shapes drawn [circle, square, triangle, none]: {}",
-                    "",
-                    rows.join("  ")
-                );
-            }
-            if let (Some(iou), Some(kp)) = (s["box_iou"].as_f64(), s["keypoint_error"].as_f64()) {
-                println!(
-                    "{:<10} control (GAWWN metrics, here from text alone): box IoU {iou:.3}, keypoint error {:.1}% of the side",
-                    "",
-                    100.0 * kp
-                );
-            }
-        }
-    }
-    if let Some(a) = v.get("style_auroc") {
-        println!(
-            "style AU-ROC (same background vs different, cosine of S(x), {} images): {}",
-            a["images"],
-            a["auroc"]
-                .as_f64()
-                .map(|x| format!("{x:.3}"))
-                .unwrap_or_else(|| "n/a".into())
-        );
-    }
-    if let Some(s) = v.get("style_transfer") {
-        println!(
-            "style transfer: background kept {}  new content (colour+shape) {}  both {}  ({} pairs)",
-            pct(&s["background_kept"]),
-            pct(&s["content_joint"]),
-            pct(&s["both"]),
-            s["pairs"]
-        );
-    }
-}
-
 fn save(img: &Rgb, dir: &Path, name: &str) -> Result<String> {
     img.save(&dir.join(name))?;
     Ok(name.to_string())
@@ -167,82 +69,67 @@ pub fn run(a: DemoArgs) -> Result<()> {
         anyhow::bail!("--batch-size must be at least 2, got {}", a.batch_size);
     }
     std::fs::create_dir_all(&a.out)?;
-    let run = RunDir::create(&a.out.join("run"))?;
-    let data = ShapesConfig {
-        image_size: 32,
-        max_objects: 1,
-        train_size: 10_000,
-        seed: a.seed,
-        ..Default::default()
-    };
-    let shapes = Shapes::new(data.clone())?;
-    println!("[1/4] training the text encoder on shapes captions");
-    let topts = TextTrainOptions {
-        steps: a.text_steps,
-        seed: a.seed,
-        ..Default::default()
-    };
-    let enc_path = run.root.join("text_encoder.safetensors");
-    let text = train_and_save(&shapes, GruEncoderConfig::tiny(), &topts, device, &enc_path)?;
-    let encoder = text.encoder;
+    let run_dir = a.out.join("run");
+    if run_dir
+        .join("checkpoints")
+        .join("last.safetensors")
+        .exists()
+    {
+        std::fs::remove_dir_all(&run_dir)?;
+    }
     println!(
-        "      held-in test retrieval {:.1}%",
-        100.0 * text.test_retrieval
-    );
-
-    let cfg = GanIntClsConfig {
-        text_dim: 128,
-        ngf: a.width,
-        ndf: a.width,
-        diversity_weight: a.diversity,
-        lr: a.lr,
-        ema_decay: a.ema,
-        batch_size: a.batch_size,
-        ..GanIntClsConfig::tiny()
-    };
-    let opts = TrainOptions {
-        steps: 100_000,
-        max_seconds: (a.minutes * 60.0) as u64,
-        style_steps: 200,
-        text_steps: topts.steps,
-        seed: a.seed,
-        sample_every: 500,
-        checkpoint_every: 1000,
-        log_every: 20,
-        progress: true,
-    };
-    run.write_config(&ResolvedConfig {
-        model: "gan-int-cls".into(),
-        versions: versions(),
-        device: device_name(device),
-        text_encoder: encoder.source.clone(),
-        gan: cfg.clone(),
-        data: data.clone(),
-        train: opts.clone(),
-    })?;
-    let tensors = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
-    tch::manual_seed(a.seed as i64);
-    let model = GanIntClsModel::new(cfg, encoder, device);
-    let untrained = shapes_accuracy(&model, &shapes, Split::Test, a.samples, 99)?;
-    let mut trainer = Trainer::new(model, tensors, data.clone(), a.seed);
-    println!(
-        "[2/4] training GAN-INT-CLS (tiny, 32x32, width {}) for {:.1} min, then the style encoder",
+        "[1/3] training the text encoder, GAN-INT-CLS (tiny, 32x32, width {}) for {:.1} min, then the style encoder",
         a.width, a.minutes
     );
-    let report = train_run(&mut trainer, &run, &opts, &StopFlag::default())?;
+    let sets = [
+        "image_size=32".to_string(),
+        format!("ngf={}", a.width),
+        format!("ndf={}", a.width),
+        format!("diversity_weight={:?}", a.diversity),
+        format!("lr={:?}", a.lr),
+        format!("ema_decay={:?}", a.ema),
+        format!("batch_size={}", a.batch_size),
+        format!("text.steps={}", a.text_steps),
+        "style_steps=200".to_string(),
+    ];
+    let req = TrainRequest {
+        model: Some("gan-int-cls".into()),
+        preset: Some("tiny".into()),
+        flags: Vec::new(),
+        sets: sets.to_vec(),
+        out: run_dir.clone(),
+        resume: false,
+        seed: Some(a.seed),
+        device,
+        cache: crate::cub_cmds::default_cache(),
+        schedule: LoopOptions {
+            steps: 100_000,
+            max_seconds: (a.minutes * 60.0) as u64,
+            log_every: 20,
+            sample_every: 500,
+            checkpoint_every: 1000,
+            progress: true,
+        },
+        eval_samples: 0,
+    };
+    let outcome = t2i::train::run::train(&req, &StopFlag::default())?;
+    let report = outcome.report;
+    let run = outcome.run;
     println!("      {} steps in {:.0} s", report.steps, report.seconds);
+    let ck = t2i::checkpoint::load(&run.last_checkpoint())?;
+    let model = GanIntClsModel::from_checkpoint(&ck, device)?;
+    let data: ShapesConfig = toml::from_str(ck.meta("data")?)?;
+    let shapes = Shapes::new(data.clone())?;
 
-    println!("[3/4] scoring samples with the analytic checker");
-    let model = &trainer.model;
-    let mut summary = evaluate(model, &data, a.samples, None)?;
-    summary["untrained"] = serde_json::to_value(untrained)?;
+    println!("[2/3] scoring samples with the analytic checker");
+    let model = &model;
+    let mut summary = evaluate(model, &data, a.samples, 99)?;
     summary["steps"] = json!(report.steps);
     summary["train_seconds"] = json!(report.seconds);
-    summary["text_encoder_retrieval"] = json!(text.test_retrieval);
     summary["device"] = json!(device_name(device));
     summary["versions"] = json!(versions());
 
-    println!("[4/4] writing grids, interpolations and the summary");
+    println!("[3/3] writing grids, interpolations and the summary");
     let dir = &a.out;
     let z = model.noise(8, 7);
     let mut files = Vec::new();
@@ -332,7 +219,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     ] {
         let caps = vec![t; 8];
         rows.push((
-            tensor_to_images(&style_transfer(model, &q, 32, &caps)?),
+            tensor_to_images(&model.style_transfer(&images_to_tensor(&q, 32), &caps)?),
             Some(t.to_string()),
         ));
     }
@@ -340,7 +227,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "Style transfer: G(S(query), new text)".into(),
         save(&grid(&rows, 2), dir, "style_transfer.png")?,
     ));
-    let last_sample = run.sample(trainer.step);
+    let last_sample = run.sample(report.steps);
 
     summary["images"] = json!(files.iter().map(|f| f.1.clone()).collect::<Vec<_>>());
     summary["total_seconds"] = json!(start.elapsed().as_secs_f64());
@@ -350,7 +237,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
     )?;
     let html = html_summary(&summary, &files);
     t2i::imageio::write_atomic(&dir.join("index.html"), html.as_bytes())?;
-    print_summary(&summary);
+    for l in summary_lines(&summary) {
+        println!("{l}");
+    }
     println!("demo finished in {:.0} s", start.elapsed().as_secs_f64());
     println!("summary: {}", dir.join("index.html").display());
     println!("scores:  {}", dir.join("summary.json").display());
@@ -413,6 +302,6 @@ fn html_summary(s: &Value, files: &[(String, String)]) -> String {
         s["device"].as_str().unwrap_or(""),
         s["versions"].as_str().unwrap_or(""),
         s["protocol"].as_str().unwrap_or(""),
-        100.0 * ShapesScores::JOINT_CHANCE,
+        100.0 * t2i::eval::shapes::ShapesScores::JOINT_CHANCE,
     )
 }

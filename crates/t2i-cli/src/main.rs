@@ -1,12 +1,9 @@
 //! `t2i`: train, run, control and evaluate text-to-image GANs.
 
-mod attngan_cmds;
 mod commands;
 mod cub_cmds;
 mod demo;
 mod report_cmds;
-mod run_setup;
-mod stackgan_cmds;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -7,10 +7,10 @@ use crate::commands::EvalArgs;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use t2i::checkpoint::{self, Checkpoint};
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::eval::report::{read_metrics_jsonl, smooth, Plot, Report};
 use t2i::imageio::{grid, tensor_to_images};
-use t2i::checkpoint::{self, Checkpoint};
 use tch::{Device, Tensor};
 
 /// A run's checkpoints by step (`step-N.safetensors`), ascending.
@@ -42,21 +42,8 @@ fn pct(v: &Value) -> String {
 
 /// Images for `n` samples of one caption.
 fn samples(ck: &Checkpoint, caption: &str, n: i64, seed: u64, device: Device) -> Result<Tensor> {
-    Ok(match ck.meta("model")? {
-        "attngan" => {
-            let m = t2i::train::attngan::AttnGanModel::from_checkpoint(ck, device)?;
-            m.generate_captions(&vec![caption; n as usize], seed)?
-        }
-        "stackgan" => {
-            let m = t2i::train::stackgan::StackGanModel::from_checkpoint(ck, device)?;
-            m.generate(&vec![caption; n as usize], seed)?.1
-        }
-        _ => {
-            let m = t2i::train::gan_int_cls::GanIntClsModel::from_checkpoint(ck, device)?;
-            let (h, _) = m.embed(&[caption])?;
-            m.generate(&m.noise(n, seed), &h.repeat([n, 1]))
-        }
-    })
+    let g = t2i::family::load_generator(ck, device)?;
+    Ok(g.generate(&vec![caption; n as usize], seed)?.images)
 }
 
 pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
@@ -74,16 +61,19 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
         .ok()
         .and_then(|s| toml::from_str(&s).ok())
         .unwrap_or(toml::Value::Table(Default::default()));
-    let on_shapes = match model.as_str() {
-        "gan-int-cls" => true,
-        "stackgan" => config
-            .get("data")
-            .and_then(|d| d.get("name"))
-            .and_then(|n| n.as_str())
-            .is_none_or(|n| n == "shapes"),
-        "attngan" => false,
-        m => bail!("eval --run does not know model '{m}'"),
-    };
+    // the data set of the run's config (shapes unless it names another)
+    let on_shapes = config
+        .get("config")
+        .and_then(|c| c.get("data"))
+        .and_then(|d| d.get("name"))
+        .and_then(|n| n.as_str())
+        .is_none_or(|n| n == "shapes");
+    t2i::family::load_generator(&ck, device).with_context(|| {
+        format!(
+            "eval --run scores generators; {} is a {model} run",
+            run.display()
+        )
+    })?;
     let out_dir = run.join("eval");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -111,31 +101,17 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
     let mut curve = Vec::new();
     let sample_caps: Vec<String>;
     if on_shapes {
-        let data: ShapesConfig = match model.as_str() {
-            "gan-int-cls" => toml::from_str(ck.meta("data")?).context("checkpoint data config")?,
-            _ => ShapesConfig {
-                image_size: serde_json::from_str::<Value>(ck.meta("config")?)?["stage2_size"]
-                    .as_u64()
-                    .unwrap_or(64) as u32,
-                ..Default::default()
-            },
-        };
+        let data: ShapesConfig = crate::commands::shapes_data(&ck)?;
         let score = |ck: &Checkpoint, n: usize| -> Result<Value> {
-            Ok(if ck.meta("model")? == "gan-int-cls" {
-                let m = t2i::train::gan_int_cls::GanIntClsModel::from_checkpoint(ck, device)?;
-                crate::demo::evaluate(&m, &data, n, Some(a.seed))?
-            } else {
-                let m = t2i::train::stackgan::StackGanModel::from_checkpoint(ck, device)?;
-                crate::stackgan_cmds::eval_shapes(&m, a.seed, data.train_size, n)?
-            })
+            let g = t2i::family::load_generator(ck, device)?;
+            Ok(t2i::eval::shapes::evaluate(g.as_ref(), &data, n, a.seed)?)
         };
         let v = score(&ck, a.samples)?;
         let protocol = v["protocol"].as_str().unwrap_or_default().to_string();
         for (key, label) in [
             ("held_in", "held-in captions"),
             ("held_out", "held-out compositions"),
-            ("stage1", "Stage-I"),
-            ("stage2", "Stage-II"),
+            ("first_stage", "first stage"),
         ] {
             if let Some(s) = v.get(key) {
                 for m in ["colour", "shape", "joint"] {
@@ -163,20 +139,10 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
             ));
         }
         result["metrics"] = v;
-        let main = if model == "gan-int-cls" {
-            "held_in"
-        } else {
-            "stage1"
-        };
         let pb = t2i::progress::bar(steps.len() as u64, "checkpoints", true);
         for (step, p) in &steps {
             let v = score(&checkpoint::load(p)?, a.samples.min(200))?;
-            let key = if v.get("stage2").is_some() {
-                "stage2"
-            } else {
-                main
-            };
-            curve.push((*step as f64, v[key]["joint"].as_f64().unwrap_or(0.0)));
+            curve.push((*step as f64, v["held_in"]["joint"].as_f64().unwrap_or(0.0)));
             pb.inc(1);
         }
         pb.finish_and_clear();

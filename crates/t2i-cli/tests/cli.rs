@@ -345,7 +345,7 @@ fn real_data_and_stackgan_commands_fail_clearly() {
     );
     assert_clear_error(
         &t2i(&["train", "--model", "damsm", "--out", o]),
-        "use --data cub",
+        "--data-root DIR",
         &out_dir,
     );
     assert_clear_error(
@@ -378,7 +378,7 @@ fn real_data_and_stackgan_commands_fail_clearly() {
             "--data-root",
             n,
         ]),
-        "fid, kid and is score a generator",
+        "needs --damsm",
         &none,
     );
     assert_clear_error(
@@ -387,7 +387,9 @@ fn real_data_and_stackgan_commands_fail_clearly() {
         &out_dir,
     );
     assert_clear_error(
-        &t2i(&["train", "--model", "attngan", "--out", o]),
+        &t2i(&[
+            "train", "--model", "attngan", "--data", "shapes", "--damsm", n, "--out", o,
+        ]),
         "CUB layout",
         &out_dir,
     );
@@ -403,8 +405,20 @@ fn real_data_and_stackgan_commands_fail_clearly() {
             "--out",
             att.to_str().unwrap(),
         ]),
-        "--attention needs an AttnGAN checkpoint",
+        "--attention needs a model that supports it",
         &att,
+    );
+    assert_clear_error(
+        &t2i(&["train", "--model", "damsm", "--ngf", "8", "--out", o]),
+        "--ngf does not apply to damsm",
+        &out_dir,
+    );
+    assert_clear_error(
+        &t2i(&[
+            "train", "--model", "stackgan", "--set", "nope=1", "--out", o,
+        ]),
+        "unknown config field 'nope' (fields: ",
+        &out_dir,
     );
     let info = t2i(&["info", "--model", "stackgan", "--preset", "paper"]);
     let s = String::from_utf8_lossy(&info.stdout);

@@ -211,8 +211,8 @@ pub fn bench_stackgan(
     device: Device,
     repeats: usize,
 ) -> Result<BenchReport> {
-    use crate::text::AnyTextEncoder;
     use crate::checkpoint::{named, Checkpoint};
+    use crate::text::AnyTextEncoder;
     use crate::train::stackgan::{EmbeddedImages, StackGanModel, StackGanTrainer};
     let size = c.stage2_size;
     let n = (c.batch_size as usize * 2).max(16);

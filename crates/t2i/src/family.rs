@@ -44,11 +44,17 @@ pub fn to_table<C: Serialize>(config: &C) -> Result<Table> {
 
 /// A table read back as the typed config `C` and validated.
 pub fn from_table<C: FamilyConfig>(table: &Table) -> Result<C> {
-    let c: C = toml::Value::Table(table.clone())
-        .try_into()
-        .map_err(|e| Error::Config(format!("config: {e}")))?;
+    let c: C = parse_table(table)?;
     c.validate().map_err(Error::Config)?;
     Ok(c)
+}
+
+/// A table read back as the typed config `C`, not validated (for parameter
+/// counts and benchmarks, which need no data set).
+pub fn parse_table<C: FamilyConfig>(table: &Table) -> Result<C> {
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e| Error::Config(format!("config: {e}")))
 }
 
 /// The preset `name` of `C` as a table, or an error listing `presets`.
@@ -189,8 +195,12 @@ pub trait Trainer {
     /// Called once after the loop: later phases (a style encoder), files
     /// beside the checkpoint (a text encoder), and the run's summary. When
     /// `interrupted`, only what must not be lost is done.
-    fn finish(&mut self, ctx: &TrainContext, interrupted: bool, eval_samples: usize)
-        -> Result<Summary>;
+    fn finish(
+        &mut self,
+        ctx: &TrainContext,
+        interrupted: bool,
+        eval_samples: usize,
+    ) -> Result<Summary>;
 }
 
 /// Images made for a batch of captions.

@@ -2,11 +2,11 @@
 //! a frozen DAMSM: finite losses, frozen encoders, checkpoint round trip
 //! (averaged G), exact resume, and the attention figure.
 
+use t2i::checkpoint;
 use t2i::data::cub::CubSplit;
 use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
 use t2i::models::attngan::AttnGanConfig;
 use t2i::train::attngan::{attention_figure, AttnGanModel, AttnGanTrainer};
-use t2i::checkpoint;
 use t2i::train::damsm::{load_cub, CaptionedImages, DamsmConfig, DamsmTrainer};
 use tch::Device;
 

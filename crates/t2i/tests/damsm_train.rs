@@ -4,9 +4,9 @@
 
 mod common;
 
+use t2i::checkpoint;
 use t2i::data::cub::CubSplit;
 use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
-use t2i::checkpoint;
 use t2i::train::damsm::{load_cub, r_precision, DamsmConfig, DamsmTrainer};
 use tch::{Device, Tensor};
 

@@ -1,10 +1,10 @@
 //! GAN-INT-CLS: layer shapes, losses against hand-computed values, a short
 //! training run, checkpoint round trip and exact resume.
 
+use t2i::checkpoint;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::models::gan_int_cls::*;
 use t2i::text::GruEncoderConfig;
-use t2i::checkpoint;
 use t2i::train::gan_int_cls::{GanIntClsModel, ShapesTensors, Trainer};
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::{nn, Device, Kind, Tensor};

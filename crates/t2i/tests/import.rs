@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use serde_pickle::{HashableValue, Value};
 use std::collections::BTreeMap;
+use t2i::checkpoint;
 use t2i::import::{import_attngan, import_stackgan};
 use t2i::train::attngan::AttnGanModel;
-use t2i::checkpoint;
 use t2i::train::stackgan::{StackGanModel, StackGenerator};
 use tch::Device;
 

@@ -1,10 +1,10 @@
 //! StackGAN training on shapes: Stage-I, then Stage-II with Stage-I frozen,
 //! checkpoint round trip.
 
+use t2i::checkpoint;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::models::stackgan::StackGanConfig;
 use t2i::text::{AnyTextEncoder, GruEncoderConfig};
-use t2i::checkpoint;
 use t2i::train::stackgan::{EmbeddedImages, StackGanModel, StackGanTrainer};
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::{Device, Tensor};

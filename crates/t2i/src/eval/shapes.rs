@@ -5,8 +5,8 @@
 use crate::data::checker::{agreement, check};
 use crate::data::shapes::{Shapes, Split};
 use crate::error::Result;
-use crate::imageio::tensor_to_images;
 use crate::family::Generator;
+use crate::imageio::tensor_to_images;
 use serde::Serialize;
 
 /// Accuracies over the objects of `samples` generated images.
@@ -203,7 +203,10 @@ pub fn stage_accuracy(
         if let Some(f) = &out.first_stage {
             let s = size as i64;
             let up = f.upsample_nearest2d([s, s], None, None);
-            stages.push((tensor_to_images(&up), first.get_or_insert_with(Tally::default)));
+            stages.push((
+                tensor_to_images(&up),
+                first.get_or_insert_with(Tally::default),
+            ));
         }
         for (images, tally) in stages {
             for (s, img) in samples.iter().zip(&images) {

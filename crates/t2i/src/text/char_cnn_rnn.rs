@@ -10,9 +10,9 @@
 //! encoder ([`crate::train::char_cnn_rnn`]).
 
 use super::{CaptionError, Encoded, TextEncoder, TextFeatures};
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::layers::{self, InitKind};
-use crate::checkpoint::{self, Checkpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

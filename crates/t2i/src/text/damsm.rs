@@ -9,8 +9,8 @@
 use super::minilm::MiniLm;
 use super::vocab::{Encoded, Vocab, PAD};
 use super::{TextEncoder, TextFeatures};
-use crate::error::{Error, Result};
 use crate::checkpoint::{self, Checkpoint};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,9 +9,9 @@
 
 use super::vocab::{Encoded, Vocab, PAD};
 use super::{TextEncoder, TextFeatures};
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::layers::{self, InitKind};
-use crate::checkpoint::{self, Checkpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,20 +6,20 @@
 //! weights are also averaged over steps (`avg_param_G`, decay 0.999); the
 //! average is what generation uses, as in the official code.
 
-use crate::checkpoint::{self, Checkpoint};
 use super::damsm::{sample_words, CaptionedImages, DamsmConfig};
 use super::ema::{load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::versions;
+use super::{normal, step_seed};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
+use crate::device::device_name;
+use crate::error::{Error, Result};
 use crate::family::{
     from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
     Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext, Trainer,
 };
-use super::{normal, step_seed};
-use crate::data::prepare::ImageBatcher;
-use crate::device::device_name;
-use crate::error::{Error, Result};
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::layers::ca::kl_loss;
 use crate::models::attngan::{
@@ -518,7 +518,6 @@ pub fn attention_figure(
     Ok(out)
 }
 
-
 /// `t2i train --model attngan`: the networks, the DAMSM that conditions and
 /// scores them, and the data.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -541,17 +540,20 @@ impl FamilyConfig for AttnGanRunConfig {
         })
     }
     fn validate(&self) -> std::result::Result<(), String> {
-        self.data.validate(&["cub"]).map_err(|e| {
-            format!("{e}; AttnGAN trains on a data set in the CUB layout (for shapes, write one with `t2i data shapes`)")
-        })?;
         if self.damsm.is_empty() {
             return Err(
                 "AttnGAN needs --damsm CHECKPOINT (a trained DAMSM run's checkpoint)".into(),
             );
         }
+        self.data.validate(&["cub"]).map_err(|e| {
+            format!("{e}; AttnGAN trains on a data set in the CUB layout (for shapes, write one with `t2i data shapes`)")
+        })?;
         let m = &self.model;
         if m.batch_size < 2 {
-            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+            return Err(format!(
+                "batch_size must be at least 2, got {}",
+                m.batch_size
+            ));
         }
         for (name, lr) in [("lr_g", m.lr_g), ("lr_d", m.lr_d)] {
             if !(lr > 0.0 && lr < 1.0) {
@@ -630,7 +632,7 @@ impl Family for AttnGanFamily {
         Ok(Box::new(AttnGanModel::from_checkpoint(ck, device)?))
     }
     fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
-        let c = from_table::<AttnGanRunConfig>(config)?.model;
+        let c = crate::family::parse_table::<AttnGanRunConfig>(config)?.model;
         let head = format!(
             "attngan ({} preset, {} stages from {}x{})",
             c.preset, c.branch_num, c.base_size, c.base_size
@@ -643,7 +645,7 @@ impl Family for AttnGanFamily {
         device: Device,
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let c = from_table::<AttnGanRunConfig>(config)?.model;
+        let c = crate::family::parse_table::<AttnGanRunConfig>(config)?.model;
         let r = crate::bench::bench_attngan(&c, device, repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])

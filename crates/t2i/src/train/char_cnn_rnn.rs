@@ -8,16 +8,16 @@
 //! captions. Measured by zero-shot classification of images of unseen
 //! classes against each class's mean text embedding (the paper's protocol).
 
-use crate::checkpoint::Checkpoint;
 use super::damsm::CaptionedImages;
 use super::optim::Adam;
 use super::run::versions;
+use crate::checkpoint::Checkpoint;
+use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
+use crate::error::{Error, Result};
 use crate::family::{
     from_table, to_table, Family, FamilyConfig, Metrics, Summary, Table, TrainContext, Trainer,
 };
-use crate::data::prepare::ImageBatcher;
-use crate::error::{Error, Result};
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::text::char_cnn_rnn::{CharCnnRnn, CharCnnRnnConfig};
 use rand::seq::SliceRandom;
@@ -250,7 +250,6 @@ impl CharTrainer {
     }
 }
 
-
 /// `t2i train --model char-cnn-rnn`: the encoders, the optimiser and the
 /// zero-shot evaluation.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -277,7 +276,9 @@ impl FamilyConfig for CharRunConfig {
     }
     fn validate(&self) -> std::result::Result<(), String> {
         self.data.validate(&["cub"]).map_err(|e| {
-            format!("{e}; the char-CNN-RNN trains on a captioned image set: --data cub --data-root DIR")
+            format!(
+                "{e}; the char-CNN-RNN trains on a captioned image set: --data cub --data-root DIR"
+            )
         })?;
         let m = &self.model;
         if m.batch < 2 {
@@ -405,7 +406,10 @@ impl Trainer for CharRun {
         self.t.text.save(&text_path)?;
         let mut lines = vec![format!("text encoder {}", text_path.display())];
         if interrupted {
-            return Ok(Summary { value: serde_json::Value::Null, lines });
+            return Ok(Summary {
+                value: serde_json::Value::Null,
+                lines,
+            });
         }
         let (acc, k) = self.t.zero_shot_accuracy(&self.test, usize::MAX)?;
         lines.push(format!(

@@ -4,17 +4,17 @@
 //! accuracy (the test split is never used: its classes differ and it is for
 //! evaluation only).
 
-use crate::checkpoint::{self, Checkpoint};
 use super::damsm::CaptionedImages;
 use super::optim::Adam;
 use super::run::versions;
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
+use crate::device::device_name;
+use crate::error::{Error, Result};
 use crate::family::{
     from_table, to_table, Family, FamilyConfig, Metrics, Summary, Table, TrainContext, Trainer,
 };
-use crate::data::prepare::ImageBatcher;
-use crate::device::device_name;
-use crate::error::{Error, Result};
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -269,7 +269,6 @@ impl ClassifierTrainer {
     }
 }
 
-
 /// `t2i train --model classifier`: the network and its optimiser.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ClassifierRunConfig {
@@ -301,10 +300,16 @@ impl FamilyConfig for ClassifierRunConfig {
             format!("{e}; the classifier trains on a real data set: --data cub --data-root DIR")
         })?;
         if !(8..=256).contains(&self.model.width) {
-            return Err(format!("width must be in 8..=256, got {}", self.model.width));
+            return Err(format!(
+                "width must be in 8..=256, got {}",
+                self.model.width
+            ));
         }
         if self.batch_size < 2 {
-            return Err(format!("batch_size must be at least 2, got {}", self.batch_size));
+            return Err(format!(
+                "batch_size must be at least 2, got {}",
+                self.batch_size
+            ));
         }
         if !(self.lr > 0.0 && self.lr < 1.0) {
             return Err(format!("lr must be in (0, 1), got {}", self.lr));
@@ -360,14 +365,8 @@ impl Family for ClassifierFamily {
         for l in lines.iter().filter(|_| ctx.progress) {
             eprintln!("{l}");
         }
-        let mut t = ClassifierTrainer::new(
-            rc.model,
-            &train,
-            rc.lr,
-            rc.batch_size,
-            ctx.seed,
-            ctx.device,
-        );
+        let mut t =
+            ClassifierTrainer::new(rc.model, &train, rc.lr, rc.batch_size, ctx.seed, ctx.device);
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -431,6 +430,9 @@ impl Trainer for ClassifierRun {
             "held_out_images": self.t.val_idx.len(),
             "classes": k,
         });
-        Ok(Summary { value, lines: vec![line] })
+        Ok(Summary {
+            value,
+            lines: vec![line],
+        })
     }
 }

@@ -4,8 +4,16 @@
 
 use super::optim::{clip_grad_norm, Adam};
 use super::step_seed;
+use crate::checkpoint::Checkpoint;
+use crate::data::cub::CubSplit;
 use crate::data::prepare::ImageBatcher;
+use crate::data::DataConfig;
+use crate::error::Error;
 use crate::error::Result;
+use crate::family::{
+    from_table, preset_table, to_table, Family, FamilyConfig, Metrics, Summary, Table,
+    TrainContext, Trainer as FamilyTrainer,
+};
 use crate::models::damsm::{
     sent_loss, sent_similarity, words_loss, CnnEncoder, CnnEncoderConfig, Gammas,
 };
@@ -15,14 +23,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use crate::data::DataConfig;
-use crate::family::{
-    from_table, preset_table, to_table, Family, FamilyConfig, Metrics, Summary, Table,
-    TrainContext, Trainer as FamilyTrainer,
-};
-use crate::data::cub::CubSplit;
-use crate::error::Error;
-use crate::checkpoint::Checkpoint;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -1140,13 +1140,19 @@ impl FamilyConfig for DamsmRunConfig {
         let m = &self.model;
         m.validate()?;
         if m.batch_size < 2 {
-            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+            return Err(format!(
+                "batch_size must be at least 2, got {}",
+                m.batch_size
+            ));
         }
         if !(m.lr > 0.0 && m.lr < 1.0) {
             return Err(format!("lr must be in (0, 1), got {}", m.lr));
         }
         if !(8..=256).contains(&m.image.width) {
-            return Err(format!("image.width must be in 8..=256, got {}", m.image.width));
+            return Err(format!(
+                "image.width must be in 8..=256, got {}",
+                m.image.width
+            ));
         }
         if self.freeze_image && self.image_init.is_empty() {
             return Err("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT".into());
@@ -1274,10 +1280,9 @@ impl Family for DamsmFamily {
             }
         }
         // a frozen body's test features are computed once for every evaluation
-        let test_body = (t.config.image.frozen_body
-            && t.config.image.tune_blocks == 0
-            && rc.eval_every > 0)
-            .then(|| t.body_globals(&test, rc.eval_images));
+        let test_body =
+            (t.config.image.frozen_body && t.config.image.tune_blocks == 0 && rc.eval_every > 0)
+                .then(|| t.body_globals(&test, rc.eval_images));
         Ok(Box::new(DamsmRun {
             t,
             train,
@@ -1332,7 +1337,10 @@ impl FamilyTrainer for DamsmRun {
         self.t.text.save(&text_path)?;
         let mut lines = vec![format!("text encoder {}", text_path.display())];
         if interrupted {
-            return Ok(Summary { value: serde_json::Value::Null, lines });
+            return Ok(Summary {
+                value: serde_json::Value::Null,
+                lines,
+            });
         }
         let r = self.t.real_r_precision(&self.test, usize::MAX, 0)?;
         lines.push(format!(

@@ -2,14 +2,21 @@
 //! al. 2016) and the style encoder S (sec. 4.4), with run folders, resumable
 //! checkpoints and periodic sample grids.
 
-use crate::checkpoint::{self, Checkpoint};
 use super::ema::{buffers, load_buffers, load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::versions;
 use super::step_seed;
+use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
+use crate::checkpoint::{self, Checkpoint};
 use crate::data::shapes::{AttributeIndex, Shapes, ShapesConfig, ShapesSample, Split};
+use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::family::{
+    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
+    Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext,
+    Trainer as FamilyTrainer,
+};
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
     contrastive_loss, discriminator_hinge_loss, discriminator_loss, generator_hinge_loss,
@@ -17,14 +24,7 @@ use crate::models::gan_int_cls::{
     Discriminator, GanIntClsConfig, Generator, StyleEncoder,
 };
 use crate::text::gru::JointImageEncoder;
-use crate::data::DataConfig;
-use crate::family::{
-    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
-    Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext,
-    Trainer as FamilyTrainer,
-};
 use crate::text::{Encoded, GruEncoder, GruEncoderConfig, TextEncoder};
-use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -767,7 +767,10 @@ impl FamilyConfig for GanIntClsRunConfig {
         m.validate()?;
         self.data.validate(&["shapes"])?;
         if m.batch_size < 2 {
-            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+            return Err(format!(
+                "batch_size must be at least 2, got {}",
+                m.batch_size
+            ));
         }
         if !(m.lr > 0.0 && m.lr < 1.0) {
             return Err(format!("lr must be in (0, 1), got {}", m.lr));
@@ -778,10 +781,15 @@ impl FamilyConfig for GanIntClsRunConfig {
             }
         }
         if !(0.0..=1.0).contains(&self.text.hard) {
-            return Err(format!("text.hard must be in [0, 1], got {}", self.text.hard));
+            return Err(format!(
+                "text.hard must be in [0, 1], got {}",
+                self.text.hard
+            ));
         }
         if self.text.steps < 1 && self.text.encoder.is_empty() {
-            return Err("text.steps must be at least 1 when the run trains its text encoder".into());
+            return Err(
+                "text.steps must be at least 1 when the run trains its text encoder".into(),
+            );
         }
         Ok(())
     }
@@ -917,7 +925,10 @@ impl Family for GanIntClsFamily {
     fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
         let c: GanIntClsRunConfig = from_table(config)?;
         let m = c.model;
-        let head = format!("gan-int-cls ({} preset, {}x{})", m.preset, m.image_size, m.image_size);
+        let head = format!(
+            "gan-int-cls ({} preset, {}x{})",
+            m.preset, m.image_size, m.image_size
+        );
         Ok((head, crate::bench::parameter_counts(&m)))
     }
     fn bench(
@@ -926,7 +937,7 @@ impl Family for GanIntClsFamily {
         device: Device,
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let mut m = from_table::<GanIntClsRunConfig>(config)?.model;
+        let mut m = crate::family::parse_table::<GanIntClsRunConfig>(config)?.model;
         m.text_dim = if m.preset == "paper" { 1024 } else { 128 };
         let r = crate::bench::bench_gan_int_cls(&m, device, repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
@@ -977,12 +988,18 @@ impl FamilyTrainer for GanIntClsRun {
         let mut lines = Vec::new();
         if self.style_steps > 0 && !self.t.model.style_trained {
             let l = self.t.train_style(self.style_steps, self.progress);
-            lines.push(format!("style encoder: {} steps, loss {l:.4}", self.style_steps));
+            lines.push(format!(
+                "style encoder: {} steps, loss {l:.4}",
+                self.style_steps
+            ));
             self.t.save(&ctx.run.last_checkpoint())?;
         }
         self.t.finish();
         if eval_samples == 0 {
-            return Ok(Summary { value: serde_json::Value::Null, lines });
+            return Ok(Summary {
+                value: serde_json::Value::Null,
+                lines,
+            });
         }
         let value =
             crate::eval::shapes::evaluate(&self.t.model, &self.t.data_config, eval_samples, 99)?;
@@ -1027,11 +1044,15 @@ impl FamilyGenerator for GanIntClsModel {
         let (h, _) = self.embed(&[caption])?;
         let z = self.noise(2, seed);
         let zs = lerp_rows(&z.get(0).unsqueeze(0), &z.get(1).unsqueeze(0), steps);
-        Ok(self.generate(&zs, &h.repeat([steps, 1])).to_device(Device::Cpu))
+        Ok(self
+            .generate(&zs, &h.repeat([steps, 1]))
+            .to_device(Device::Cpu))
     }
     fn style_transfer(&self, query: &Tensor, captions: &[&str]) -> Result<Tensor> {
         if !self.style_trained {
-            return Err(Error::Config("this checkpoint has no trained style encoder".into()));
+            return Err(Error::Config(
+                "this checkpoint has no trained style encoder".into(),
+            ));
         }
         let s = self.style(query);
         let (h, _) = self.embed(captions)?;

@@ -350,13 +350,20 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
     if saved.is_some() {
         let changed = changed_keys(&fam.check(&base)?, &table);
         let allowed = fam.resumable_keys();
-        if let Some((k, a, b)) = changed.iter().find(|(k, _, _)| !allowed.contains(&k.as_str())) {
+        if let Some((k, a, b)) = changed
+            .iter()
+            .find(|(k, _, _)| !allowed.contains(&k.as_str()))
+        {
             return Err(Error::Config(format!(
                 "--resume cannot change {k} (the run has {a}, asked {b}); resumable settings of {name}: {}",
                 if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
             )));
         }
-        notes.extend(changed.iter().map(|(k, a, b)| format!("resume: {k} {a} -> {b}")));
+        notes.extend(
+            changed
+                .iter()
+                .map(|(k, a, b)| format!("resume: {k} {a} -> {b}")),
+        );
     }
     let seed = saved.as_ref().map_or(req.seed.unwrap_or(0), |s| s.seed);
     let run = RunDir::create(&req.out)?;

@@ -3,19 +3,19 @@
 //! fake/right pairs, then G on D's verdict plus the weighted KL term of
 //! Conditioning Augmentation.
 
-use crate::checkpoint::{self, Checkpoint};
 use super::optim::Adam;
 use super::run::versions;
 use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
+use super::{normal, step_seed};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
+use crate::device::device_name;
+use crate::error::{Error, Result};
 use crate::family::{
     from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated, Generator,
     Metrics, ParamRow, Summary, Table, TrainContext, Trainer,
 };
-use super::{normal, step_seed};
-use crate::data::prepare::ImageBatcher;
-use crate::device::device_name;
-use crate::error::{Error, Result};
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::stackgan::{
     discriminator_loss, generator_loss, kl, Discriminator, GenOutput, StackGanConfig,
@@ -470,7 +470,6 @@ pub fn sample_grid(
     Ok(grid(&rows, 2))
 }
 
-
 /// `t2i train --model stackgan`: the networks, the stage and its data.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StackGanRunConfig {
@@ -504,7 +503,6 @@ impl FamilyConfig for StackGanRunConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         let m = &self.model;
         m.validate()?;
-        self.data.validate(&["shapes", "cub"])?;
         if !(1..=2).contains(&self.stage) {
             return Err(format!("stage must be 1 or 2, got {}", self.stage));
         }
@@ -519,8 +517,12 @@ impl FamilyConfig for StackGanRunConfig {
                     .into(),
             );
         }
+        self.data.validate(&["shapes", "cub"])?;
         if m.batch_size < 2 {
-            return Err(format!("batch_size must be at least 2, got {}", m.batch_size));
+            return Err(format!(
+                "batch_size must be at least 2, got {}",
+                m.batch_size
+            ));
         }
         for (name, lr) in [("lr_g", m.lr_g), ("lr_d", m.lr_d)] {
             if !(lr > 0.0 && lr < 1.0) {
@@ -695,7 +697,7 @@ impl Family for StackGanFamily {
         Ok(Box::new(StackGanModel::from_checkpoint(ck, device)?))
     }
     fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
-        let c = from_table::<StackGanRunConfig>(config)?.model;
+        let c = crate::family::parse_table::<StackGanRunConfig>(config)?.model;
         let head = format!(
             "stackgan ({} preset, Stage-I {}x{}, Stage-II {}x{}; STAGE2_G holds the frozen STAGE1_G)",
             c.preset, c.stage1_size, c.stage1_size, c.stage2_size, c.stage2_size
@@ -708,7 +710,7 @@ impl Family for StackGanFamily {
         device: Device,
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let c = from_table::<StackGanRunConfig>(config)?.model;
+        let c = crate::family::parse_table::<StackGanRunConfig>(config)?.model;
         let mut out = Vec::new();
         for stage in [1u8, 2] {
             let r = crate::bench::bench_stackgan(&c, stage, device, repeats)?;

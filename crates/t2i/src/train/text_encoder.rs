@@ -1,9 +1,9 @@
 //! Trains the GRU sentence encoder on the shapes data set with the joint
 //! embedding loss (`text::gru::joint_embedding_loss`).
 
-use crate::checkpoint;
 use super::optim::Adam;
 use super::step_seed;
+use crate::checkpoint;
 use crate::data::shapes::{AttributeIndex, Shapes, Split};
 use crate::error::Result;
 use crate::imageio::images_to_tensor;
@@ -229,4 +229,3 @@ pub struct TextPhase {
     /// in colour or only in shape.
     pub hard: f64,
 }
-

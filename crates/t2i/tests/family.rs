@@ -1,0 +1,111 @@
+//! The model-family registry: every family resolves its presets, takes
+//! `--set` on any field (read back from the config it would save), refuses
+//! unknown keys with the list of valid ones, and maps or refuses each shared
+//! command-line flag.
+
+use t2i::family::{apply_sets, families, family};
+
+#[test]
+fn every_family_takes_set_and_reads_it_back() {
+    for f in families() {
+        for preset in f.presets() {
+            let mut t = f.config(preset).unwrap();
+            // the learning rate exists in every family, under its own key
+            let keys = f.flag_keys("lr");
+            assert!(!keys.is_empty(), "{}: no lr key", f.name());
+            let sets: Vec<String> = keys.iter().map(|k| format!("{k}=0.0123")).collect();
+            apply_sets(&mut t, &sets).unwrap();
+            // the data set every family needs, so that the config validates
+            let root = "data.root=\"/some/folder\"".to_string();
+            apply_sets(&mut t, &[root]).unwrap();
+            if f.name() == "attngan" {
+                apply_sets(&mut t, &["damsm=\"d.safetensors\"".to_string()]).unwrap();
+            }
+            let checked = f
+                .check(&t)
+                .unwrap_or_else(|e| panic!("{} {preset}: {e}", f.name()));
+            // through the TOML text a run folder saves
+            let saved: toml::Table = toml::from_str(&toml::to_string(&checked).unwrap()).unwrap();
+            for k in keys {
+                let mut v = &toml::Value::Table(saved.clone());
+                for part in k.split('.') {
+                    v = &v[part];
+                }
+                assert_eq!(v.as_float(), Some(0.0123), "{} {preset} {k}", f.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_keys_list_the_valid_ones_and_bad_values_are_refused() {
+    for f in families() {
+        let mut t = f.config(f.presets()[0]).unwrap();
+        let e = apply_sets(&mut t, &["no_such_field=1".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown config field 'no_such_field'") && e.contains("data"),
+            "{}: {e}",
+            f.name()
+        );
+        let e = apply_sets(&mut t, &["data.nope=1".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("root") && e.contains("name"), "{e}");
+        // a value of the wrong type fails the typed check
+        let mut t = f.config(f.presets()[0]).unwrap();
+        apply_sets(&mut t, &[format!("{}=\"fast\"", f.flag_keys("lr")[0])]).unwrap();
+        assert!(f.check(&t).is_err(), "{}", f.name());
+    }
+    assert!(family("no-such-model")
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("gan-int-cls"));
+}
+
+#[test]
+fn shared_flags_map_to_keys_or_are_refused() {
+    let g = family("gan-int-cls").unwrap();
+    assert_eq!(g.flag_keys("ngf"), ["ngf"]);
+    assert!(family("damsm").unwrap().flag_keys("ngf").is_empty());
+    assert_eq!(
+        family("stackgan").unwrap().flag_keys("lr"),
+        ["lr_g", "lr_d"]
+    );
+    for f in families() {
+        let t = f.config(f.presets()[0]).unwrap();
+        // every key a flag names exists in the family's config
+        for flag in [
+            "lr",
+            "batch_size",
+            "ngf",
+            "ndf",
+            "image_size",
+            "variant",
+            "data",
+            "data_root",
+            "train_size",
+            "max_objects",
+            "text_encoder",
+            "text_steps",
+            "text_hard",
+            "style_steps",
+            "stage",
+            "stage1",
+            "damsm",
+            "image_init",
+            "freeze_image",
+            "word_init",
+        ] {
+            for k in f.flag_keys(flag) {
+                let mut v = Some(&toml::Value::Table(t.clone()));
+                for part in k.split('.') {
+                    v = v.and_then(|v| v.get(part));
+                }
+                assert!(v.is_some(), "{} --{flag} -> {k} missing", f.name());
+            }
+        }
+    }
+}
