@@ -5,8 +5,10 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use t2i::data::cub::CubSplit;
+use t2i::data::images::load_cub;
+use t2i::data::images::LoadOptions;
 use t2i::device::parse_device;
-use t2i::train::damsm::{load_cub, DamsmTrainer};
+use t2i::train::damsm::DamsmTrainer;
 
 /// Preprocessed-image cache: `$T2I_CACHE`, else `$XDG_CACHE_HOME/t2i`, else
 /// `~/.cache/t2i`.
@@ -52,7 +54,16 @@ pub fn prepare(
     let cache = cache.unwrap_or_else(default_cache);
     for sp in parse_split(split)? {
         let t0 = Instant::now();
-        let (d, lines) = load_cub(root, sp, size, Some(&cache), true, true)?;
+        let (d, lines) = load_cub(
+            root,
+            sp,
+            &LoadOptions {
+                size,
+                cache: Some(&cache),
+                augment: true,
+                progress: true,
+            },
+        )?;
         let prep_s = t0.elapsed().as_secs_f64();
         for l in &lines {
             println!("{l}");
@@ -336,7 +347,16 @@ pub fn generated_metrics(
     }
     if wants("fid") || wants("kid") || wants("is") {
         // the split's real images, box-cropped and centred at the samples' size
-        let (real, _) = load_cub(root, sp, size, Some(&default_cache()), false, true)?;
+        let (real, _) = load_cub(
+            root,
+            sp,
+            &LoadOptions {
+                size,
+                cache: Some(&default_cache()),
+                augment: false,
+                progress: true,
+            },
+        )?;
         let n = real.captions.len();
         let mut r = t2i::data::prepare::ImageBatcher::rng(0, 0);
         let mut parts = Vec::new();
@@ -429,8 +449,17 @@ fn load_cub_verbose(
     cache: Option<&Path>,
     augment: bool,
     progress: bool,
-) -> Result<t2i::train::damsm::CaptionedImages> {
-    let (data, lines) = load_cub(root, split, size, cache, augment, progress)?;
+) -> Result<t2i::data::images::CaptionedImages> {
+    let (data, lines) = load_cub(
+        root,
+        split,
+        &LoadOptions {
+            size,
+            cache,
+            augment,
+            progress,
+        },
+    )?;
     for l in &lines {
         eprintln!("{l}");
     }

@@ -291,9 +291,10 @@ pub fn bench_attngan(
     device: Device,
     repeats: usize,
 ) -> Result<BenchReport> {
+    use crate::data::images::CaptionedImages;
     use crate::data::prepare::{ImageBatcher, Prepared};
     use crate::train::attngan::AttnGanTrainer;
-    use crate::train::damsm::{CaptionedImages, DamsmConfig, DamsmTrainer};
+    use crate::train::damsm::{DamsmConfig, DamsmTrainer};
     let size = c.base_size << (c.branch_num - 1);
     let caps: Vec<Vec<String>> = [
         "this bird has a red crown and a short pointed beak",

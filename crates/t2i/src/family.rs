@@ -161,6 +161,34 @@ pub struct TrainContext<'a> {
     pub progress: bool,
 }
 
+impl TrainContext<'_> {
+    /// How this run loads a data set: its cache and progress, at `size`,
+    /// without augmentation (set `augment` for training splits).
+    pub fn loading(&self, size: i64) -> crate::data::images::LoadOptions<'_> {
+        crate::data::images::LoadOptions {
+            size,
+            cache: Some(&self.cache),
+            augment: false,
+            progress: self.progress,
+        }
+    }
+
+    /// A split of a data set in the CUB layout, with the loader's skip and
+    /// cache lines printed when the run shows progress.
+    pub fn load_cub(
+        &self,
+        root: &Path,
+        split: crate::data::cub::CubSplit,
+        opts: &crate::data::images::LoadOptions,
+    ) -> Result<crate::data::images::CaptionedImages> {
+        let (data, lines) = crate::data::images::load_cub(root, split, opts)?;
+        for l in lines.iter().filter(|_| self.progress) {
+            eprintln!("{l}");
+        }
+        Ok(data)
+    }
+}
+
 /// The summary a run writes to `summary.json`, with the lines to print.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -330,6 +358,105 @@ pub trait Family: Sync {
     ) -> Result<Vec<(serde_json::Value, String)>> {
         let _ = (config, device, repeats);
         Err(Error::Config(format!("no benchmark for {}", self.name())))
+    }
+}
+
+/// What a family implements: [`Family`] follows for it, with the config
+/// handled as the typed `Config` (presets, `--set`, validation).
+pub trait TypedFamily: Sync {
+    /// The family's run config.
+    type Config: FamilyConfig;
+    /// Name used by `--model` and stored in checkpoints (`model`).
+    const NAME: &'static str;
+    /// One line for listings.
+    const ABOUT: &'static str;
+    /// Preset names, the default first.
+    const PRESETS: &'static [&'static str];
+    /// See [`Family::flag_keys`].
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str];
+    /// See [`Family::resumable_keys`].
+    fn resumable_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// See [`Family::trainer`]; `config` is validated.
+    fn trainer(
+        &self,
+        config: Self::Config,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>>;
+    /// See [`Family::generator`].
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn Generator>> {
+        let _ = (ck, device);
+        Err(Error::Config(format!(
+            "a {} checkpoint does not generate images",
+            Self::NAME
+        )))
+    }
+    /// See [`Family::parameter_counts`]; `config` is not validated (no data
+    /// set is needed).
+    fn parameter_counts(&self, config: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
+        let _ = config;
+        Err(Error::Config(format!(
+            "no parameter counts for {}",
+            Self::NAME
+        )))
+    }
+    /// See [`Family::bench`]; `config` is not validated.
+    fn bench(
+        &self,
+        config: &Self::Config,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let _ = (config, device, repeats);
+        Err(Error::Config(format!("no benchmark for {}", Self::NAME)))
+    }
+}
+
+impl<F: TypedFamily> Family for F {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+    fn about(&self) -> &'static str {
+        F::ABOUT
+    }
+    fn presets(&self) -> &'static [&'static str] {
+        F::PRESETS
+    }
+    fn config(&self, preset: &str) -> Result<Table> {
+        preset_table::<F::Config>(F::NAME, preset, F::PRESETS)
+    }
+    fn check(&self, config: &Table) -> Result<Table> {
+        to_table(&from_table::<F::Config>(config)?)
+    }
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        TypedFamily::flag_keys(self, flag)
+    }
+    fn resumable_keys(&self) -> &'static [&'static str] {
+        TypedFamily::resumable_keys(self)
+    }
+    fn trainer(
+        &self,
+        config: &Table,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>> {
+        TypedFamily::trainer(self, from_table(config)?, ctx, resume)
+    }
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn Generator>> {
+        TypedFamily::generator(self, ck, device)
+    }
+    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
+        TypedFamily::parameter_counts(self, &parse_table(config)?)
+    }
+    fn bench(
+        &self,
+        config: &Table,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        TypedFamily::bench(self, &parse_table(config)?, device, repeats)
     }
 }
 

@@ -4,10 +4,12 @@
 
 use t2i::checkpoint;
 use t2i::data::cub::CubSplit;
+use t2i::data::images::LoadOptions;
+use t2i::data::images::{load_cub, CaptionedImages};
 use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
 use t2i::models::attngan::AttnGanConfig;
 use t2i::train::attngan::{attention_figure, AttnGanModel, AttnGanTrainer};
-use t2i::train::damsm::{load_cub, CaptionedImages, DamsmConfig, DamsmTrainer};
+use t2i::train::damsm::{DamsmConfig, DamsmTrainer};
 use tch::Device;
 
 fn setup(dir: &std::path::Path) -> (CaptionedImages, checkpoint::Checkpoint) {
@@ -20,7 +22,17 @@ fn setup(dir: &std::path::Path) -> (CaptionedImages, checkpoint::Checkpoint) {
     })
     .unwrap();
     export_cub_layout(&shapes, dir).unwrap();
-    let (train, _) = load_cub(dir, CubSplit::Train, 64, None, true, false).unwrap();
+    let (train, _) = load_cub(
+        dir,
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: true,
+            progress: false,
+        },
+    )
+    .unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
     let mut d = DamsmTrainer::new(
         DamsmConfig {

@@ -2,10 +2,10 @@
 //! image in ten, round-trips through its checkpoint, and its features feed
 //! the Inception Score function.
 
+use t2i::data::images::CaptionedImages;
 use t2i::data::prepare::{ImageBatcher, Prepared};
 use t2i::models::classifier::ClassifierConfig;
 use t2i::train::classifier::{ClassifierModel, ClassifierTrainer};
-use t2i::train::damsm::CaptionedImages;
 use tch::{Device, Kind, Tensor};
 
 /// Both tests seed libtorch's global generator and draw from it: run them
@@ -49,7 +49,7 @@ fn toy() -> CaptionedImages {
 }
 
 /// A narrow 32x32 classifier's trainer on `data` (batch 16, Adam 3e-3).
-fn small_trainer(data: &t2i::train::damsm::CaptionedImages) -> ClassifierTrainer {
+fn small_trainer(data: &t2i::data::images::CaptionedImages) -> ClassifierTrainer {
     let config = ClassifierConfig {
         image_size: 32,
         width: 8,

@@ -6,8 +6,10 @@ mod common;
 
 use t2i::checkpoint;
 use t2i::data::cub::CubSplit;
+use t2i::data::images::load_cub;
+use t2i::data::images::LoadOptions;
 use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
-use t2i::train::damsm::{load_cub, r_precision, DamsmConfig, DamsmTrainer};
+use t2i::train::damsm::{r_precision, DamsmConfig, DamsmTrainer};
 use tch::{Device, Tensor};
 
 /// Network initialisation and the text encoder's dropout draw from
@@ -41,11 +43,21 @@ fn centre_crop_train(
     seed: u64,
 ) -> (
     tempfile::TempDir,
-    t2i::train::damsm::CaptionedImages,
+    t2i::data::images::CaptionedImages,
     t2i::text::Vocab,
 ) {
     let dir = shapes_in_cub_layout(train_size, 8, seed);
-    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let (train, _) = load_cub(
+        dir.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: false,
+            progress: false,
+        },
+    )
+    .unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
     (dir, train, vocab)
 }
@@ -71,9 +83,29 @@ fn assert_same_loss(cached: f64, direct: f64) {
 fn damsm_trains_on_cub_layout_and_round_trips() {
     let _rng = rng_lock();
     let dir = shapes_in_cub_layout(192, 120, 4);
-    let (train, lines) = load_cub(dir.path(), CubSplit::Train, 64, None, true, false).unwrap();
+    let (train, lines) = load_cub(
+        dir.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: true,
+            progress: false,
+        },
+    )
+    .unwrap();
     assert_eq!(train.captions.len(), 192, "{lines:?}");
-    let (test, _) = load_cub(dir.path(), CubSplit::Test, 64, None, false, false).unwrap();
+    let (test, _) = load_cub(
+        dir.path(),
+        CubSplit::Test,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: false,
+            progress: false,
+        },
+    )
+    .unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
     let config = DamsmConfig {
         batch_size: 16,
@@ -267,7 +299,17 @@ fn flip_average_is_the_mean_of_both_views() {
 fn sentence_batch_widens_only_the_sentence_terms() {
     let _rng = rng_lock();
     let dir = shapes_in_cub_layout(96, 8, 6);
-    let (train, _) = load_cub(dir.path(), CubSplit::Train, 64, None, true, false).unwrap();
+    let (train, _) = load_cub(
+        dir.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: true,
+            progress: false,
+        },
+    )
+    .unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
     let trainer = |sentence_batch: usize| {
         let config = DamsmConfig {
@@ -314,7 +356,17 @@ fn minilm_sentence_priors_cached_give_the_same_steps() {
     }
     let _rng = rng_lock();
     let data = shapes_in_cub_layout(48, 8, 7);
-    let (train, _) = load_cub(data.path(), CubSplit::Train, 64, None, true, false).unwrap();
+    let (train, _) = load_cub(
+        data.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: true,
+            progress: false,
+        },
+    )
+    .unwrap();
     let vocab = t2i::text::Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
     let mut config = DamsmConfig {
         batch_size: 8,
@@ -412,8 +464,28 @@ fn tuned_top_learns_from_cached_head_outputs() {
 fn first_classes_keeps_those_images_only() {
     let _rng = rng_lock();
     let dir = shapes_in_cub_layout(60, 8, 7);
-    let (all, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
-    let (again, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let (all, _) = load_cub(
+        dir.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: false,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let (again, _) = load_cub(
+        dir.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: false,
+            progress: false,
+        },
+    )
+    .unwrap();
     let mut ids = all.classes.clone();
     ids.sort_unstable();
     ids.dedup();
@@ -434,6 +506,16 @@ fn first_classes_keeps_those_images_only() {
             .equal(&all.images.prepared.images.get(i as i64)));
     }
     // 0 keeps everything
-    let (third, _) = load_cub(dir.path(), CubSplit::Train, 64, None, false, false).unwrap();
+    let (third, _) = load_cub(
+        dir.path(),
+        CubSplit::Train,
+        &LoadOptions {
+            size: 64,
+            cache: None,
+            augment: false,
+            progress: false,
+        },
+    )
+    .unwrap();
     assert_eq!(third.first_classes(0).captions.len(), all.captions.len());
 }

@@ -6,6 +6,7 @@ pub mod celeba;
 pub mod checker;
 pub mod coco;
 pub mod cub;
+pub mod images;
 pub mod layout;
 pub mod mhp;
 pub mod oxford;

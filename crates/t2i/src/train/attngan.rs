@@ -6,19 +6,20 @@
 //! weights are also averaged over steps (`avg_param_G`, decay 0.999); the
 //! average is what generation uses, as in the official code.
 
-use super::damsm::{sample_words, CaptionedImages, DamsmConfig};
+use super::damsm::{sample_words, DamsmConfig};
 use super::ema::{load_trainable, WeightAverage};
 use super::optim::Adam;
 use super::run::versions;
 use super::{normal, step_seed};
 use crate::checkpoint::{self, Checkpoint};
+use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
-    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
-    Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext, Trainer,
+    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, ParamRow, Summary,
+    TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::layers::ca::kl_loss;
@@ -567,24 +568,12 @@ impl FamilyConfig for AttnGanRunConfig {
 /// The family entry of AttnGAN.
 pub struct AttnGanFamily;
 
-const PRESETS: &[&str] = &["tiny", "paper"];
-
-impl Family for AttnGanFamily {
-    fn name(&self) -> &'static str {
-        "attngan"
-    }
-    fn about(&self) -> &'static str {
-        "AttnGAN (Xu et al. 2018): attentional multi-stage G trained with the DAMSM loss"
-    }
-    fn presets(&self) -> &'static [&'static str] {
-        PRESETS
-    }
-    fn config(&self, preset: &str) -> Result<Table> {
-        preset_table::<AttnGanRunConfig>(self.name(), preset, PRESETS)
-    }
-    fn check(&self, config: &Table) -> Result<Table> {
-        to_table(&from_table::<AttnGanRunConfig>(config)?)
-    }
+impl TypedFamily for AttnGanFamily {
+    type Config = AttnGanRunConfig;
+    const NAME: &'static str = "attngan";
+    const ABOUT: &'static str =
+        "AttnGAN (Xu et al. 2018): attentional multi-stage G trained with the DAMSM loss";
+    const PRESETS: &'static [&'static str] = &["tiny", "paper"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "lr" => &["lr_g", "lr_d"],
@@ -597,28 +586,24 @@ impl Family for AttnGanFamily {
     }
     fn trainer(
         &self,
-        config: &Table,
+        rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
-        let rc: AttnGanRunConfig = from_table(config)?;
         let damsm = checkpoint::load(Path::new(&rc.damsm))?;
         let mut t = AttnGanTrainer::new(rc.model, &damsm, &rc.damsm, ctx.seed, ctx.device)?;
         let c = &t.model.config;
         let final_size = c.base_size << (c.branch_num - 1);
         let root = rc.data.root();
-        let (data, lines) = super::damsm::load_cub(
+        let data = ctx.load_cub(
             root,
             crate::data::cub::CubSplit::Train,
-            final_size,
-            Some(&ctx.cache),
-            true,
-            ctx.progress,
+            &LoadOptions {
+                augment: true,
+                ..ctx.loading(final_size)
+            },
         )?;
-        for l in lines.iter().filter(|_| ctx.progress) {
-            eprintln!("{l}");
-        }
-        let sample_captions = super::damsm::test_captions(root, 6)?;
+        let sample_captions = crate::data::images::test_captions(root, 6)?;
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -631,22 +616,22 @@ impl Family for AttnGanFamily {
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
         Ok(Box::new(AttnGanModel::from_checkpoint(ck, device)?))
     }
-    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
-        let c = crate::family::parse_table::<AttnGanRunConfig>(config)?.model;
+    fn parameter_counts(&self, config: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
+        let c = &config.model;
         let head = format!(
             "attngan ({} preset, {} stages from {}x{})",
             c.preset, c.branch_num, c.base_size, c.base_size
         );
-        Ok((head, crate::bench::attngan_parameter_counts(&c)))
+        Ok((head, crate::bench::attngan_parameter_counts(c)))
     }
     fn bench(
         &self,
-        config: &Table,
+        config: &Self::Config,
         device: Device,
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let c = crate::family::parse_table::<AttnGanRunConfig>(config)?.model;
-        let r = crate::bench::bench_attngan(&c, device, repeats)?;
+        let c = &config.model;
+        let r = crate::bench::bench_attngan(c, device, repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
     }

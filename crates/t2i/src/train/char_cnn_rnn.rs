@@ -8,16 +8,14 @@
 //! captions. Measured by zero-shot classification of images of unseen
 //! classes against each class's mean text embedding (the paper's protocol).
 
-use super::damsm::CaptionedImages;
 use super::optim::Adam;
 use super::run::versions;
 use crate::checkpoint::Checkpoint;
+use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
-use crate::family::{
-    from_table, to_table, Family, FamilyConfig, Metrics, Summary, Table, TrainContext, Trainer,
-};
+use crate::family::{FamilyConfig, Metrics, Summary, TrainContext, Trainer, TypedFamily};
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::text::char_cnn_rnn::{CharCnnRnn, CharCnnRnnConfig};
 use rand::seq::SliceRandom;
@@ -300,22 +298,12 @@ impl FamilyConfig for CharRunConfig {
 /// The family entry of the char-CNN-RNN text encoder.
 pub struct CharCnnRnnFamily;
 
-impl Family for CharCnnRnnFamily {
-    fn name(&self) -> &'static str {
-        "char-cnn-rnn"
-    }
-    fn about(&self) -> &'static str {
-        "char-CNN-RNN text encoder (Reed et al. 2016) with the structured joint embedding loss"
-    }
-    fn presets(&self) -> &'static [&'static str] {
-        &["tiny", "paper"]
-    }
-    fn config(&self, preset: &str) -> Result<Table> {
-        crate::family::preset_table::<CharRunConfig>(self.name(), preset, self.presets())
-    }
-    fn check(&self, config: &Table) -> Result<Table> {
-        to_table(&from_table::<CharRunConfig>(config)?)
-    }
+impl TypedFamily for CharCnnRnnFamily {
+    type Config = CharRunConfig;
+    const NAME: &'static str = "char-cnn-rnn";
+    const ABOUT: &'static str =
+        "char-CNN-RNN text encoder (Reed et al. 2016) with the structured joint embedding loss";
+    const PRESETS: &'static [&'static str] = &["tiny", "paper"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "lr" => &["lr"],
@@ -327,28 +315,24 @@ impl Family for CharCnnRnnFamily {
     }
     fn trainer(
         &self,
-        config: &Table,
+        rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
-        let rc: CharRunConfig = from_table(config)?;
         let size = rc.model.image.image_size;
-        let load = |split, augment| -> Result<CaptionedImages> {
-            let (d, lines) = super::damsm::load_cub(
-                rc.data.root(),
-                split,
-                size,
-                Some(&ctx.cache),
-                augment,
-                ctx.progress,
-            )?;
-            for l in lines.iter().filter(|_| ctx.progress) {
-                eprintln!("{l}");
-            }
-            Ok(d)
-        };
-        let train = load(crate::data::cub::CubSplit::Train, true)?;
-        let test = load(crate::data::cub::CubSplit::Test, false)?;
+        let train = ctx.load_cub(
+            rc.data.root(),
+            crate::data::cub::CubSplit::Train,
+            &LoadOptions {
+                augment: true,
+                ..ctx.loading(size)
+            },
+        )?;
+        let test = ctx.load_cub(
+            rc.data.root(),
+            crate::data::cub::CubSplit::Test,
+            &ctx.loading(size),
+        )?;
         let mut t = CharTrainer::new(rc.model, ctx.seed, ctx.device);
         if let Some(ck) = resume {
             t.restore(ck)?;

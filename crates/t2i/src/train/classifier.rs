@@ -4,17 +4,15 @@
 //! accuracy (the test split is never used: its classes differ and it is for
 //! evaluation only).
 
-use super::damsm::CaptionedImages;
 use super::optim::Adam;
 use super::run::versions;
 use crate::checkpoint::{self, Checkpoint};
+use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
-use crate::family::{
-    from_table, to_table, Family, FamilyConfig, Metrics, Summary, Table, TrainContext, Trainer,
-};
+use crate::family::{FamilyConfig, Metrics, Summary, TrainContext, Trainer, TypedFamily};
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -321,22 +319,11 @@ impl FamilyConfig for ClassifierRunConfig {
 /// The family entry of the evaluation classifier.
 pub struct ClassifierFamily;
 
-impl Family for ClassifierFamily {
-    fn name(&self) -> &'static str {
-        "classifier"
-    }
-    fn about(&self) -> &'static str {
-        "evaluation classifier of the training classes (IS/FID/KID features without Inception weights)"
-    }
-    fn presets(&self) -> &'static [&'static str] {
-        &["tiny"]
-    }
-    fn config(&self, preset: &str) -> Result<Table> {
-        crate::family::preset_table::<ClassifierRunConfig>(self.name(), preset, self.presets())
-    }
-    fn check(&self, config: &Table) -> Result<Table> {
-        to_table(&from_table::<ClassifierRunConfig>(config)?)
-    }
+impl TypedFamily for ClassifierFamily {
+    type Config = ClassifierRunConfig;
+    const NAME: &'static str = "classifier";
+    const ABOUT: &'static str = "evaluation classifier of the training classes (IS/FID/KID features without Inception weights)";
+    const PRESETS: &'static [&'static str] = &["tiny"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "lr" => &["lr"],
@@ -349,22 +336,18 @@ impl Family for ClassifierFamily {
     }
     fn trainer(
         &self,
-        config: &Table,
+        rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
-        let rc: ClassifierRunConfig = from_table(config)?;
-        let (train, lines) = super::damsm::load_cub(
+        let train = ctx.load_cub(
             rc.data.root(),
             crate::data::cub::CubSplit::Train,
-            rc.model.image_size,
-            Some(&ctx.cache),
-            true,
-            ctx.progress,
+            &LoadOptions {
+                augment: true,
+                ..ctx.loading(rc.model.image_size)
+            },
         )?;
-        for l in lines.iter().filter(|_| ctx.progress) {
-            eprintln!("{l}");
-        }
         let mut t =
             ClassifierTrainer::new(rc.model, &train, rc.lr, rc.batch_size, ctx.seed, ctx.device);
         if let Some(ck) = resume {

@@ -6,13 +6,13 @@ use super::optim::{clip_grad_norm, Adam};
 use super::step_seed;
 use crate::checkpoint::Checkpoint;
 use crate::data::cub::CubSplit;
+use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::error::Error;
 use crate::error::Result;
 use crate::family::{
-    from_table, preset_table, to_table, Family, FamilyConfig, Metrics, Summary, Table,
-    TrainContext, Trainer as FamilyTrainer,
+    FamilyConfig, Metrics, Summary, TrainContext, Trainer as FamilyTrainer, TypedFamily,
 };
 use crate::models::damsm::{
     sent_loss, sent_similarity, words_loss, CnnEncoder, CnnEncoderConfig, Gammas,
@@ -151,46 +151,6 @@ impl DamsmConfig {
             return Err("text.embed_dim and text.max_words must be positive".into());
         }
         Ok(())
-    }
-}
-
-/// A captioned image set ready for DAMSM: images, their captions and class.
-pub struct CaptionedImages {
-    pub images: ImageBatcher,
-    /// Captions per stored image.
-    pub captions: Vec<Vec<String>>,
-    /// Class id per stored image (for same-class masking and R-precision).
-    pub classes: Vec<i64>,
-}
-
-impl CaptionedImages {
-    /// The images of the `k` classes with the smallest ids (all when `k`
-    /// is 0 or at least the number of classes).
-    pub fn first_classes(self, k: usize) -> Self {
-        let mut ids: Vec<i64> = self.classes.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        if k == 0 || k >= ids.len() {
-            return self;
-        }
-        let keep: std::collections::HashSet<i64> = ids[..k].iter().copied().collect();
-        let idx: Vec<usize> = (0..self.classes.len())
-            .filter(|&i| keep.contains(&self.classes[i]))
-            .collect();
-        let rows = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
-        let mut images = self.images;
-        images.prepared.images = images.prepared.images.index_select(0, &rows);
-        images.prepared.record = idx.iter().map(|&i| images.prepared.record[i]).collect();
-        // the prepared-image cache file no longer describes these rows
-        if let Some((p, read)) = images.prepared.cache.take() {
-            let name = format!("{}-first{k}", p.display());
-            images.prepared.cache = Some((std::path::PathBuf::from(name), read));
-        }
-        Self {
-            images,
-            captions: idx.iter().map(|&i| self.captions[i].clone()).collect(),
-            classes: idx.iter().map(|&i| self.classes[i]).collect(),
-        }
     }
 }
 
@@ -788,46 +748,6 @@ pub fn r_precision(
     (mean, var.sqrt())
 }
 
-/// Loads a CUB split as captioned images for DAMSM at `size` (stored at
-/// `size * 76 / 64`, random crop and flip when `augment`). Returns the data
-/// and the loader's summary lines.
-pub fn load_cub(
-    root: &std::path::Path,
-    split: crate::data::cub::CubSplit,
-    size: i64,
-    cache_dir: Option<&std::path::Path>,
-    augment: bool,
-    progress: bool,
-) -> Result<(CaptionedImages, Vec<String>)> {
-    use crate::data::cub::{CaptionLayout, Cub};
-    use crate::data::prepare::{load_side, prepare};
-    let cub = Cub::open(root, split, CaptionLayout::Auto)?;
-    let prep = prepare(&cub, load_side(size as u32), cache_dir, progress)?;
-    let lines = vec![cub.report.to_string(), prep.summary()];
-    let captions = prep
-        .record
-        .iter()
-        .map(|&i| cub.records[i].captions.clone())
-        .collect();
-    let classes = prep
-        .record
-        .iter()
-        .map(|&i| cub.records[i].class as i64)
-        .collect();
-    Ok((
-        CaptionedImages {
-            images: ImageBatcher {
-                prepared: prep,
-                sizes: vec![size],
-                augment,
-            },
-            captions,
-            classes,
-        },
-        lines,
-    ))
-}
-
 impl DamsmTrainer {
     /// Both encoders (no optimiser state) as an in-memory checkpoint, as
     /// [`DamsmTrainer::save`] would write them.
@@ -1083,20 +1003,6 @@ impl DamsmTrainer {
     }
 }
 
-/// The first caption of `n` test images spread over the test split of a
-/// data set in the CUB layout (the captions of sample grids).
-pub fn test_captions(root: &std::path::Path, n: usize) -> Result<Vec<String>> {
-    use crate::data::cub::{CaptionLayout, Cub, CubSplit};
-    let test = Cub::open(root, CubSplit::Test, CaptionLayout::Auto)?;
-    Ok(test
-        .records
-        .iter()
-        .step_by((test.len() / n).max(1))
-        .take(n)
-        .map(|r| r.captions[0].clone())
-        .collect())
-}
-
 /// `t2i train --model damsm`: the encoders and losses, where the image body
 /// and word vectors start from, and the evaluation during training.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1167,22 +1073,12 @@ impl FamilyConfig for DamsmRunConfig {
 /// The family entry of DAMSM.
 pub struct DamsmFamily;
 
-impl Family for DamsmFamily {
-    fn name(&self) -> &'static str {
-        "damsm"
-    }
-    fn about(&self) -> &'static str {
-        "DAMSM (Xu et al. 2018): the text and image encoders of AttnGAN, R-precision"
-    }
-    fn presets(&self) -> &'static [&'static str] {
-        &["tiny"]
-    }
-    fn config(&self, preset: &str) -> Result<Table> {
-        preset_table::<DamsmRunConfig>(self.name(), preset, self.presets())
-    }
-    fn check(&self, config: &Table) -> Result<Table> {
-        to_table(&from_table::<DamsmRunConfig>(config)?)
-    }
+impl TypedFamily for DamsmFamily {
+    type Config = DamsmRunConfig;
+    const NAME: &'static str = "damsm";
+    const ABOUT: &'static str =
+        "DAMSM (Xu et al. 2018): the text and image encoders of AttnGAN, R-precision";
+    const PRESETS: &'static [&'static str] = &["tiny"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "lr" => &["lr"],
@@ -1198,11 +1094,10 @@ impl Family for DamsmFamily {
     }
     fn trainer(
         &self,
-        config: &Table,
+        rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn FamilyTrainer>> {
-        let rc: DamsmRunConfig = from_table(config)?;
         let mut config = rc.model.clone();
         let init = (!rc.image_init.is_empty()).then(|| std::path::PathBuf::from(&rc.image_init));
         // an official `.pth` is ImageNet EfficientNet-Lite; else a classifier
@@ -1236,15 +1131,17 @@ impl Family for DamsmFamily {
         config.validate().map_err(Error::Config)?;
         let root = rc.data.root();
         let size = config.image.image_size;
-        let load = |split, augment| -> Result<CaptionedImages> {
-            let (d, lines) = load_cub(root, split, size, Some(&ctx.cache), augment, ctx.progress)?;
-            for l in lines.iter().filter(|_| ctx.progress) {
-                eprintln!("{l}");
-            }
-            Ok(d)
-        };
-        let train = load(CubSplit::Train, true)?.first_classes(config.train_classes);
-        let test = load(CubSplit::Test, false)?;
+        let train = ctx
+            .load_cub(
+                root,
+                CubSplit::Train,
+                &LoadOptions {
+                    augment: true,
+                    ..ctx.loading(size)
+                },
+            )?
+            .first_classes(config.train_classes);
+        let test = ctx.load_cub(root, CubSplit::Test, &ctx.loading(size))?;
         let mut t = match resume {
             Some(ck) => DamsmTrainer::from_checkpoint(ck, ctx.device)?,
             None => {

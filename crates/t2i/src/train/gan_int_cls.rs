@@ -13,9 +13,8 @@ use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
-    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated,
-    Generator as FamilyGenerator, Metrics, ParamRow, Summary, Table, TrainContext,
-    Trainer as FamilyTrainer,
+    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, ParamRow, Summary,
+    TrainContext, Trainer as FamilyTrainer, TypedFamily,
 };
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
@@ -798,24 +797,12 @@ impl FamilyConfig for GanIntClsRunConfig {
 /// The family entry of GAN-INT-CLS.
 pub struct GanIntClsFamily;
 
-const PRESETS: &[&str] = &["tiny", "tiny-plus", "paper"];
-
-impl Family for GanIntClsFamily {
-    fn name(&self) -> &'static str {
-        "gan-int-cls"
-    }
-    fn about(&self) -> &'static str {
-        "GAN-INT-CLS (Reed et al. 2016): matching-aware D, manifold interpolation, style encoder"
-    }
-    fn presets(&self) -> &'static [&'static str] {
-        PRESETS
-    }
-    fn config(&self, preset: &str) -> Result<Table> {
-        preset_table::<GanIntClsRunConfig>(self.name(), preset, PRESETS)
-    }
-    fn check(&self, config: &Table) -> Result<Table> {
-        to_table(&from_table::<GanIntClsRunConfig>(config)?)
-    }
+impl TypedFamily for GanIntClsFamily {
+    type Config = GanIntClsRunConfig;
+    const NAME: &'static str = "gan-int-cls";
+    const ABOUT: &'static str =
+        "GAN-INT-CLS (Reed et al. 2016): matching-aware D, manifold interpolation, style encoder";
+    const PRESETS: &'static [&'static str] = &["tiny", "tiny-plus", "paper"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "lr" => &["lr"],
@@ -837,11 +824,10 @@ impl Family for GanIntClsFamily {
     }
     fn trainer(
         &self,
-        config: &Table,
+        rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn FamilyTrainer>> {
-        let rc: GanIntClsRunConfig = from_table(config)?;
         let device = ctx.device;
         let (model, data_cfg, text_source) = match resume {
             Some(ck) => {
@@ -922,9 +908,8 @@ impl Family for GanIntClsFamily {
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
         Ok(Box::new(GanIntClsModel::from_checkpoint(ck, device)?))
     }
-    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
-        let c: GanIntClsRunConfig = from_table(config)?;
-        let m = c.model;
+    fn parameter_counts(&self, config: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
+        let m = config.model.clone();
         let head = format!(
             "gan-int-cls ({} preset, {}x{})",
             m.preset, m.image_size, m.image_size
@@ -933,11 +918,11 @@ impl Family for GanIntClsFamily {
     }
     fn bench(
         &self,
-        config: &Table,
+        config: &Self::Config,
         device: Device,
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let mut m = crate::family::parse_table::<GanIntClsRunConfig>(config)?.model;
+        let mut m = config.model.clone();
         m.text_dim = if m.preset == "paper" { 1024 } else { 128 };
         let r = crate::bench::bench_gan_int_cls(&m, device, repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;

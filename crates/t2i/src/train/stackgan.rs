@@ -8,13 +8,14 @@ use super::run::versions;
 use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
 use super::{normal, step_seed};
 use crate::checkpoint::{self, Checkpoint};
+use crate::data::images::LoadOptions;
 use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
-    from_table, preset_table, to_table, Controls, Family, FamilyConfig, Generated, Generator,
-    Metrics, ParamRow, Summary, Table, TrainContext, Trainer,
+    Controls, FamilyConfig, Generated, Generator, Metrics, ParamRow, Summary, TrainContext,
+    Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::stackgan::{
@@ -564,24 +565,12 @@ fn shapes_images(
 /// The family entry of StackGAN.
 pub struct StackGanFamily;
 
-const PRESETS: &[&str] = &["tiny", "paper", "paper128"];
-
-impl Family for StackGanFamily {
-    fn name(&self) -> &'static str {
-        "stackgan"
-    }
-    fn about(&self) -> &'static str {
-        "StackGAN (Zhang et al. 2017): Conditioning Augmentation, Stage-I, Stage-II"
-    }
-    fn presets(&self) -> &'static [&'static str] {
-        PRESETS
-    }
-    fn config(&self, preset: &str) -> Result<Table> {
-        preset_table::<StackGanRunConfig>(self.name(), preset, PRESETS)
-    }
-    fn check(&self, config: &Table) -> Result<Table> {
-        to_table(&from_table::<StackGanRunConfig>(config)?)
-    }
+impl TypedFamily for StackGanFamily {
+    type Config = StackGanRunConfig;
+    const NAME: &'static str = "stackgan";
+    const ABOUT: &'static str =
+        "StackGAN (Zhang et al. 2017): Conditioning Augmentation, Stage-I, Stage-II";
+    const PRESETS: &'static [&'static str] = &["tiny", "paper", "paper128"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "lr" => &["lr_g", "lr_d"],
@@ -599,11 +588,10 @@ impl Family for StackGanFamily {
     }
     fn trainer(
         &self,
-        config: &Table,
+        rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
-        let rc: StackGanRunConfig = from_table(config)?;
         let device = ctx.device;
         let mut config = rc.model.clone();
         let stage1_ck = if rc.stage == 2 {
@@ -666,19 +654,16 @@ impl Family for StackGanFamily {
             (d, sc)
         } else {
             let root = rc.data.root();
-            let (cap, lines) = super::damsm::load_cub(
+            let cap = ctx.load_cub(
                 root,
                 crate::data::cub::CubSplit::Train,
-                config.stage2_size,
-                Some(&ctx.cache),
-                true,
-                ctx.progress,
+                &LoadOptions {
+                    augment: true,
+                    ..ctx.loading(config.stage2_size)
+                },
             )?;
-            for l in lines.iter().filter(|_| ctx.progress) {
-                eprintln!("{l}");
-            }
             let d = EmbeddedImages::from_crops(cap.images, cap.captions, &encoder, device)?;
-            (d, super::damsm::test_captions(root, 6)?)
+            (d, crate::data::images::test_captions(root, 6)?)
         };
         let model = StackGanModel::new(config, rc.stage, encoder, device);
         let mut t = StackGanTrainer::new(model, stage1_ck.as_ref(), ctx.seed)?;
@@ -696,24 +681,24 @@ impl Family for StackGanFamily {
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn Generator>> {
         Ok(Box::new(StackGanModel::from_checkpoint(ck, device)?))
     }
-    fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
-        let c = crate::family::parse_table::<StackGanRunConfig>(config)?.model;
+    fn parameter_counts(&self, config: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
+        let c = &config.model;
         let head = format!(
             "stackgan ({} preset, Stage-I {}x{}, Stage-II {}x{}; STAGE2_G holds the frozen STAGE1_G)",
             c.preset, c.stage1_size, c.stage1_size, c.stage2_size, c.stage2_size
         );
-        Ok((head, crate::bench::stackgan_parameter_counts(&c)))
+        Ok((head, crate::bench::stackgan_parameter_counts(c)))
     }
     fn bench(
         &self,
-        config: &Table,
+        config: &Self::Config,
         device: Device,
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let c = crate::family::parse_table::<StackGanRunConfig>(config)?.model;
+        let c = &config.model;
         let mut out = Vec::new();
         for stage in [1u8, 2] {
-            let r = crate::bench::bench_stackgan(&c, stage, device, repeats)?;
+            let r = crate::bench::bench_stackgan(c, stage, device, repeats)?;
             let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
             out.push((v, r.table()));
         }
