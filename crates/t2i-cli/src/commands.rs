@@ -65,9 +65,9 @@ pub struct TrainArgs {
     /// where the family allows it, refused otherwise).
     #[arg(long)]
     pub resume: bool,
-    /// Training steps in all.
-    #[arg(long, default_value_t = 3000)]
-    pub steps: i64,
+    /// Training steps in all (default: 3000, or no limit with --minutes).
+    #[arg(long)]
+    pub steps: Option<i64>,
     /// Stop training after this many minutes (0: no limit).
     #[arg(long, default_value_t = 0.0)]
     pub minutes: f64,
@@ -216,6 +216,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if a.minutes < 0.0 {
         bail!("--minutes must be at least 0, got {}", a.minutes);
     }
+    if let Some(s) = a.steps.filter(|&s| s < 1) {
+        bail!("--steps must be at least 1, got {s}");
+    }
     let req = TrainRequest {
         model: if a.resume {
             a.m.model.clone()
@@ -234,7 +237,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(crate::cub_cmds::default_cache),
         schedule: LoopOptions {
-            steps: a.steps,
+            steps: a
+                .steps
+                .unwrap_or(if a.minutes > 0.0 { i64::MAX } else { 3000 }),
             max_seconds: (a.minutes * 60.0) as u64,
             log_every: 20,
             sample_every: a.sample_every,

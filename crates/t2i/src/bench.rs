@@ -4,8 +4,9 @@ use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::device::device_name;
 use crate::error::Result;
 use crate::models::gan_int_cls::{Discriminator, GanIntClsConfig, Generator, StyleEncoder};
-use crate::text::{GruEncoder, GruEncoderConfig, Vocab};
-use crate::train::gan_int_cls::{GanIntClsModel, ShapesTensors, Trainer};
+use crate::text::{AnyTextEncoder, GruEncoder, GruEncoderConfig, Vocab};
+use crate::train::embedded::EmbeddedImages;
+use crate::train::gan_int_cls::{GanIntClsModel, Trainer};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -165,9 +166,9 @@ pub fn bench_gan_int_cls(
         ..GruEncoderConfig::tiny()
     };
     let encoder = GruEncoder::new(enc_cfg, vocab, device);
-    let data = ShapesTensors::build(&shapes, Split::Train, &encoder, device)?;
-    let model = GanIntClsModel::new(c.clone(), encoder, device);
-    let mut trainer = Trainer::new(model, data, shapes.config.clone(), 0);
+    let data = EmbeddedImages::shapes(&shapes, Split::Train, &encoder, device)?;
+    let model = GanIntClsModel::new(c.clone(), AnyTextEncoder::Gru(encoder), device);
+    let mut trainer = Trainer::new(model, data, Some(shapes.config.clone()), 0);
     let sync = || {
         if let Device::Cuda(_) = device {
             tch::Cuda::synchronize(0);
@@ -213,7 +214,7 @@ pub fn bench_stackgan(
 ) -> Result<BenchReport> {
     use crate::checkpoint::{named, Checkpoint};
     use crate::text::AnyTextEncoder;
-    use crate::train::stackgan::{EmbeddedImages, StackGanModel, StackGanTrainer};
+    use crate::train::stackgan::{StackGanModel, StackGanTrainer};
     let size = c.stage2_size;
     let n = (c.batch_size as usize * 2).max(16);
     let shapes = Shapes::new(ShapesConfig {
@@ -235,7 +236,7 @@ pub fn bench_stackgan(
         .view([n as i64, size, size, 3])
         .permute([0, 3, 1, 2])
         .contiguous();
-    let data = EmbeddedImages::from_fixed(images, caps, &encoder, device)?;
+    let data = EmbeddedImages::fixed(images, caps, &encoder, device)?;
     let enc2 = GruEncoder::new(encoder.config.clone(), encoder.vocab.clone(), device);
     let stage1 = (stage == 2).then(|| {
         let m1 = StackGanModel::new(c.clone(), 1, AnyTextEncoder::Gru(enc2), device);

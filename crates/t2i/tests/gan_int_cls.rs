@@ -4,8 +4,10 @@
 use t2i::checkpoint;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::models::gan_int_cls::*;
+use t2i::text::AnyTextEncoder;
 use t2i::text::GruEncoderConfig;
-use t2i::train::gan_int_cls::{GanIntClsModel, ShapesTensors, Trainer};
+use t2i::train::embedded::EmbeddedImages;
+use t2i::train::gan_int_cls::{GanIntClsModel, Trainer};
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -24,18 +26,9 @@ fn layer_shapes_of_both_presets() {
             64,
         ),
         (
-            // the options beyond the paper: projection and contrastive heads
+            // the contrastive head of D
             GanIntClsConfig {
-                projection: true,
                 contrastive_weight: 1.0,
-                ..GanIntClsConfig::tiny()
-            },
-            32,
-        ),
-        (
-            // text-conditioned batch norm in G
-            GanIntClsConfig {
-                text_affine: true,
                 ..GanIntClsConfig::tiny()
             },
             32,
@@ -123,74 +116,6 @@ fn layer_shapes_of_both_presets() {
     }
     .validate()
     .is_err());
-}
-
-#[test]
-fn text_affine_starts_as_the_papers_generator() {
-    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    let plain = GanIntClsConfig::tiny();
-    let fused = GanIntClsConfig {
-        text_affine: true,
-        ..GanIntClsConfig::tiny()
-    };
-    let mut vs_p = nn::VarStore::new(Device::Cpu);
-    let g_p = Generator::new(vs_p.root(), &plain);
-    let vs_f = nn::VarStore::new(Device::Cpu);
-    let g_f = Generator::new(vs_f.root(), &fused);
-    // one scale-and-shift map per stage before the image layer: 4x4, 8x8, 16x16
-    let vars = vs_f.variables();
-    for (i, ch) in [(0, 128), (1, 64), (2, 32)] {
-        assert_eq!(vars[&format!("affine{i}.weight")].size(), vec![2 * ch, 64]);
-    }
-    assert!(!vars.contains_key("affine3.weight"));
-    // the paper's keys are unchanged: the same weights in both
-    vs_p.copy(&vs_f).unwrap();
-    let z = Tensor::randn([4, plain.z_dim], (Kind::Float, Device::Cpu));
-    let h = Tensor::randn([4, plain.text_dim], (Kind::Float, Device::Cpu));
-    let a = g_p.forward_t(&z, &h, false);
-    let b = g_f.forward_t(&z, &h, false);
-    assert!(a.allclose(&b, 1e-6, 1e-6, false));
-    // once the map is non-zero, the text changes every stage's statistics
-    tch::no_grad(|| {
-        let mut w = vs_f.variables()["affine1.bias"].shallow_clone();
-        let _ = w.fill_(0.5);
-    });
-    let c = g_f.forward_t(&z, &h, false);
-    assert!(!a.allclose(&c, 1e-3, 1e-3, false));
-}
-
-#[test]
-fn ma_gradient_penalty_matches_hand_computed_values() {
-    // randn draws from libtorch's global generator, which the seeded
-    // network initialisations of the other tests share
-    let _g = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1.0);
-    // s_i = <w_x, x_i> + <w_h, h_i>: the gradient of every pair is (w_x, w_h),
-    // so the penalty is (|w_x|^2 + |w_h|^2)^3
-    let x = Tensor::randn([2, 3, 2, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-    let h = Tensor::randn([2, 4], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-    let wx = Tensor::full([3, 2, 2], 0.1, (Kind::Float, Device::Cpu));
-    let wh = Tensor::from_slice(&[0.5f32, -0.5, 0.0, 1.0]).set_requires_grad(true);
-    let s = (&x * &wx).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float) + h.matmul(&wh);
-    let gp = ma_gradient_penalty(&s, &x, &h);
-    let sq = 12.0 * 0.01 + (0.25 + 0.25 + 1.0);
-    assert!(close(gp.double_value(&[]), f64::powi(sq, 3)));
-    // the graph is kept: the penalty trains D's weights (d gp / d w_h[3] =
-    // 3 sq^2 * 2 w_h[3])
-    let g = Tensor::run_backward(&[&gp], &[&wh], false, false);
-    assert!(close(g[0].double_value(&[3]), 3.0 * sq * sq * 2.0));
-    // s_i = sum(x_i^2) + h_i: gradient (2 x_i | 1)
-    let x = Tensor::from_slice(&[1.0f32, 0.0, 0.5, 0.5])
-        .view([2, 2])
-        .set_requires_grad(true);
-    let h = Tensor::zeros([2, 1], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-    let s = x
-        .square()
-        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-        + h.view([-1]);
-    let gp = ma_gradient_penalty(&s, &x, &h);
-    // pair 0: grads (2, 0 | 1) -> |g|^2 = 5; pair 1: (1, 1 | 1) -> 3
-    assert!(close(gp.double_value(&[]), (125.0 + 27.0) / 2.0));
 }
 
 fn t(v: &[f32]) -> Tensor {
@@ -310,10 +235,10 @@ fn small_trainer_with(seed: u64, set: impl Fn(&mut GanIntClsConfig)) -> Trainer 
         ..GanIntClsConfig::tiny()
     };
     set(&mut cfg);
-    let tensors = ShapesTensors::build(&shapes, Split::Train, &enc, Device::Cpu).unwrap();
+    let tensors = EmbeddedImages::shapes(&shapes, Split::Train, &enc, Device::Cpu).unwrap();
     tch::manual_seed(seed as i64);
-    let model = GanIntClsModel::new(cfg, enc, Device::Cpu);
-    Trainer::new(model, tensors, data, seed)
+    let model = GanIntClsModel::new(cfg, AnyTextEncoder::Gru(enc), Device::Cpu);
+    Trainer::new(model, tensors, Some(data), seed)
 }
 
 fn small_data() -> ShapesConfig {
@@ -326,9 +251,9 @@ fn small_data() -> ShapesConfig {
     }
 }
 
-fn rebuild_tensors(m: &GanIntClsModel) -> ShapesTensors {
+fn rebuild_tensors(m: &GanIntClsModel) -> EmbeddedImages {
     let shapes = Shapes::new(small_data()).unwrap();
-    ShapesTensors::build(&shapes, Split::Train, &m.encoder, Device::Cpu).unwrap()
+    EmbeddedImages::shapes(&shapes, Split::Train, &m.encoder, Device::Cpu).unwrap()
 }
 
 #[test]
@@ -432,7 +357,7 @@ fn weight_average_generates_and_resumes_exactly() {
         let model = GanIntClsModel::from_checkpoint(&ck, Device::Cpu).unwrap();
         assert_eq!(model.config.ema_decay, 0.9);
         let data = rebuild_tensors(&model);
-        let mut t = Trainer::new(model, data, small_data(), 5);
+        let mut t = Trainer::new(model, data, Some(small_data()), 5);
         t.restore(&ck).unwrap();
         t
     };
@@ -531,10 +456,10 @@ fn matching_term_uses_the_saved_image_side() {
             match_weight,
             ..GanIntClsConfig::tiny()
         };
-        let tensors = ShapesTensors::build(&shapes, Split::Train, &enc, Device::Cpu).unwrap();
+        let tensors = EmbeddedImages::shapes(&shapes, Split::Train, &enc, Device::Cpu).unwrap();
         tch::manual_seed(9);
-        let model = GanIntClsModel::new(cfg, enc, Device::Cpu);
-        Trainer::new(model, tensors, data.clone(), 9)
+        let model = GanIntClsModel::new(cfg, AnyTextEncoder::Gru(enc), Device::Cpu);
+        Trainer::new(model, tensors, Some(data.clone()), 9)
     };
     let mut with = trainer(1.0);
     // a file that is no joint image encoder is a clear error

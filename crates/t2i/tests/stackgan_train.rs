@@ -5,7 +5,8 @@ use t2i::checkpoint;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::models::stackgan::StackGanConfig;
 use t2i::text::{AnyTextEncoder, GruEncoderConfig};
-use t2i::train::stackgan::{EmbeddedImages, StackGanModel, StackGanTrainer};
+use t2i::train::embedded::EmbeddedImages;
+use t2i::train::stackgan::{StackGanModel, StackGanTrainer};
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::{Device, Tensor};
 
@@ -35,7 +36,7 @@ fn data() -> (EmbeddedImages, AnyTextEncoder) {
         .permute([0, 3, 1, 2])
         .contiguous();
     let caps = samples.iter().map(|s| s.captions.clone()).collect();
-    let d = EmbeddedImages::from_fixed(images, caps, &enc, Device::Cpu).unwrap();
+    let d = EmbeddedImages::fixed(images, caps, &enc, Device::Cpu).unwrap();
     (d, AnyTextEncoder::Gru(enc))
 }
 

@@ -47,6 +47,17 @@ impl Variant {
     }
 }
 
+/// Options measured to bring nothing and removed (docs/experiments.md),
+/// with their off values: an older checkpoint that has them off still
+/// loads.
+pub const REMOVED_OPTIONS: &[(&str, &str)] = &[
+    ("diversity_pool", "0"),
+    ("projection", "false"),
+    ("text_affine", "false"),
+    ("ma_gp_weight", "0.0"),
+    ("d_lr_scale", "1.0"),
+];
+
 /// Configuration of the GAN-INT-CLS networks and their training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,19 +111,6 @@ pub struct GanIntClsConfig {
     /// adversarial game, so shapes come out crisper.
     #[serde(default)]
     pub ema_decay: f64,
-    /// Side to which both images are average-pooled before the mode-seeking
-    /// term measures their distance (0: full resolution). The style that
-    /// text does not name (background colour, gradient) is low-frequency; at
-    /// full resolution G can satisfy the term with pixel speckle, which
-    /// breaks the object's outline.
-    #[serde(default)]
-    pub diversity_pool: i64,
-    /// Adds a projection term to D's score (Miyato & Koyama 2018, beyond the
-    /// paper): the inner product of the pooled image features with a linear
-    /// map of the text. A concatenation head can score a pair by the image
-    /// alone; the projection makes every text dimension act on the score.
-    #[serde(default)]
-    pub projection: bool,
     /// Weight of an image-sentence contrastive term (XMC-GAN, Zhang et al.
     /// 2021; beyond the paper, 0 in `paper`). D maps its 4x4 image
     /// features into the sentence space and learns, on real images, to pick
@@ -121,20 +119,6 @@ pub struct GanIntClsConfig {
     /// G which attribute of its image disagrees with the text.
     #[serde(default)]
     pub contrastive_weight: f64,
-    /// Text-conditioned batch norm in every stage of G (DF-GAN's affine
-    /// fusion, Tao et al. 2022; beyond the paper, off in `paper`): the
-    /// projected text sets a per-channel scale and shift after each batch
-    /// norm, so the text acts on every resolution at which the object's
-    /// outline is drawn, not only on the 1x1 input.
-    #[serde(default)]
-    pub text_affine: bool,
-    /// Weight k of the matching-aware gradient penalty (DF-GAN's MA-GP;
-    /// beyond the paper, 0 in `paper`): `k * mean(||grad D(x, t)||^6)` over
-    /// real images with their own text, the gradient taken with respect to
-    /// both the image and the sentence. It flattens D around the real,
-    /// matching pairs, so G's gradient leads onto them.
-    #[serde(default)]
-    pub ma_gp_weight: f64,
     /// G doubles its resolution by nearest-neighbour upsampling and a 3x3
     /// convolution (`upconv{i}`) instead of a 4x4 stride-2 transposed
     /// convolution (beyond the paper, as StackGAN's upsampling blocks;
@@ -160,11 +144,6 @@ pub struct GanIntClsConfig {
     /// shape, and the term then asks D, and G's fakes, for the named shape.
     #[serde(default)]
     pub contrastive_hard: bool,
-    /// D's Adam learning rate as a multiple of `lr` (1.0: the paper's one
-    /// rate for both). Below 1 slows a D that wins outright (D(x, h^) near
-    /// 0 and D(G(z), h) near 0 give G little to follow).
-    #[serde(default = "one")]
-    pub d_lr_scale: f64,
     /// Weight of a matching term in G's loss: the fixed image side theta(v)
     /// of the joint embedding the text encoder was trained with must pick
     /// G(z, phi(t)) 's own sentence among the batch's sentences and the
@@ -225,10 +204,6 @@ pub struct GanIntClsConfig {
     pub recon_kl: f64,
 }
 
-fn one() -> f64 {
-    1.0
-}
-
 impl GanIntClsConfig {
     /// Whether S learns during GAN training (`style_weight`, `recon_weight`).
     pub fn style_learns_with_g(&self) -> bool {
@@ -257,15 +232,10 @@ impl GanIntClsConfig {
             diversity_weight: 0.0,
             hard_negative_prob: 0.0,
             ema_decay: 0.0,
-            diversity_pool: 0,
-            projection: false,
             contrastive_weight: 0.0,
-            text_affine: false,
-            ma_gp_weight: 0.0,
             resize_conv: false,
             rgb_conv: false,
             contrastive_hard: false,
-            d_lr_scale: 1.0,
             match_weight: 0.0,
             rank_weight: 0.0,
             spectral_norm: false,
@@ -307,7 +277,6 @@ impl GanIntClsConfig {
         Self {
             preset: "tiny-plus".into(),
             diversity_weight: 0.0,
-            diversity_pool: 8,
             hard_negative_prob: 0.5,
             contrastive_weight: 1.0,
             contrastive_hard: true,
@@ -409,9 +378,8 @@ pub struct Generator {
     proj: nn::Linear,
     /// 1x1 -> 4x4 transposed convolution on [z, projected text].
     input: nn::ConvTranspose2D,
-    /// Batch norm and (with `text_affine`) the text's per-channel scale and
-    /// shift after the input layer and after each x2 step but the last.
-    norms: Vec<(nn::BatchNorm, Option<nn::Linear>)>,
+    /// Batch norm after the input layer and after each x2 step but the last.
+    norms: Vec<nn::BatchNorm>,
     /// The x2 steps, the last one to the RGB image (or, with `rgb_conv`,
     /// to `ngf` channels at full resolution).
     ups: Vec<Up>,
@@ -435,23 +403,8 @@ impl Generator {
             false,
             InitKind::DcGan,
         );
-        let norm = |i: i64, cout: i64| {
-            let bn = layers::batch_norm2d(&p / format!("bn{i}"), cout, InitKind::DcGan);
-            // zero-initialised: G starts as the paper's G
-            let affine = c.text_affine.then(|| {
-                nn::linear(
-                    &p / format!("affine{i}"),
-                    c.proj_dim,
-                    2 * cout,
-                    nn::LinearConfig {
-                        ws_init: nn::Init::Const(0.0),
-                        bs_init: Some(nn::Init::Const(0.0)),
-                        bias: true,
-                    },
-                )
-            });
-            (bn, affine)
-        };
+        let norm =
+            |i: i64, cout: i64| layers::batch_norm2d(&p / format!("bn{i}"), cout, InitKind::DcGan);
         let mut norms = vec![norm(0, ch)];
         let mut ups = Vec::new();
         for i in 1..n {
@@ -482,33 +435,22 @@ impl Generator {
     pub fn forward_t(&self, z: &Tensor, h: &Tensor, train: bool) -> Tensor {
         let t = lrelu(&self.proj.forward(h)); // [batch, proj]
         let x = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1); // [batch, z+proj, 1, 1]
-        let mut x = self.norm(0, &x.apply(&self.input), &t, train); // [batch, ngf * 2^(n-1), 4, 4]
+        let mut x = self.norm(0, &x.apply(&self.input), train); // [batch, ngf * 2^(n-1), 4, 4]
         let last = self.ups.len() - 1;
         for (i, up) in self.ups[..last].iter().enumerate() {
-            x = self.norm(i + 1, &up.forward(&x), &t, train); // [batch, ch / 2, 2s, 2s]
+            x = self.norm(i + 1, &up.forward(&x), train); // [batch, ch / 2, 2s, 2s]
         }
         let x = self.ups[last].forward(&x);
         match &self.to_rgb {
-            Some(rgb) => self.norm(last + 1, &x, &t, train).apply(rgb), // [batch, 3, size, size]
-            None => x,                                                  // [batch, 3, size, size]
+            Some(rgb) => self.norm(last + 1, &x, train).apply(rgb), // [batch, 3, size, size]
+            None => x,                                              // [batch, 3, size, size]
         }
         .tanh()
     }
 
-    /// Batch norm `i` (text-conditioned with `text_affine`), then ReLU.
-    fn norm(&self, i: usize, x: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        let (bn, affine) = &self.norms[i];
-        let x = x.apply_t(bn, train);
-        let x = match affine {
-            // DF-GAN's affine fusion: x * (1 + gamma(t)) + beta(t), per channel
-            Some(a) => {
-                let gb = t.apply(a).unsqueeze(-1).unsqueeze(-1); // [batch, 2 ch, 1, 1]
-                let parts = gb.chunk(2, 1);
-                &x * (&parts[0] + 1.0) + &parts[1]
-            }
-            None => x,
-        };
-        x.relu()
+    /// Batch norm `i`, then ReLU.
+    fn norm(&self, i: usize, x: &Tensor, train: bool) -> Tensor {
+        x.apply_t(&self.norms[i], train).relu()
     }
 }
 
@@ -575,8 +517,6 @@ pub struct Discriminator {
     /// None with `spectral_norm`.
     joint_bn: Option<nn::BatchNorm>,
     out: DConv,
-    /// Text map of the projection term (`projection`).
-    embed: Option<nn::Linear>,
     /// Image features to the sentence space (`contrastive_weight`).
     to_sentence: Option<nn::Linear>,
 }
@@ -589,9 +529,6 @@ impl Discriminator {
         let joint = DConv::new(&p / "joint", ch + c.proj_dim, ch, 1, 1, 0, sn);
         let joint_bn = (!sn).then(|| layers::batch_norm2d(&p / "joint_bn", ch, InitKind::DcGan));
         let out = DConv::new(&p / "out", ch, 1, 4, 1, 0, sn);
-        let embed = c
-            .projection
-            .then(|| layers::linear(&p / "text_embed", c.proj_dim, ch, false, InitKind::PyTorch));
         let to_sentence = (c.contrastive_weight > 0.0).then(|| {
             layers::linear(
                 &p / "to_sentence",
@@ -607,7 +544,6 @@ impl Discriminator {
             joint,
             joint_bn,
             out,
-            embed,
             to_sentence,
         }
     }
@@ -639,16 +575,7 @@ impl Discriminator {
         if let Some(bn) = &self.joint_bn {
             j = j.apply_t(bn, train);
         }
-        let s = lrelu(&j).apply_t(&self.out, train).view([-1]); // [batch]
-        match &self.embed {
-            // projection: <embed(t), mean over positions of f>
-            Some(e) => {
-                let phi = f.mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, ch]
-                let y = lrelu(&self.proj.forward(h)).apply(e); // [batch, ch]
-                s + (phi * y).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-            }
-            None => s,
-        }
+        lrelu(&j).apply_t(&self.out, train).view([-1]) // [batch]
     }
 
     /// The contrastive term's loss (`contrastive_weight`): cross-entropy of
@@ -678,27 +605,6 @@ pub fn contrastive_loss(v: &Tensor, h: &Tensor, tau: f64) -> Tensor {
     let n = v.size()[0];
     let target = Tensor::arange(n, (Kind::Int64, v.device()));
     logits.cross_entropy_for_logits(&target)
-}
-
-/// Power p of DF-GAN's matching-aware gradient penalty.
-pub const MA_GP_POWER: f64 = 6.0;
-
-/// Matching-aware gradient penalty without its weight (DF-GAN, eq. 3 of
-/// Tao et al. 2022): `mean_i ||(grad_x s_i, grad_h s_i)||^p`, where `s` was
-/// computed from `x` and `h` (both requiring gradients) and the gradient norm
-/// joins the image and sentence parts of each pair. The graph is kept, so the
-/// penalty itself can be back-propagated into D.
-///
-/// # Shapes
-/// `s`: `[batch]`, `x`: `[batch, 3, size, size]`, `h`: `[batch, text_dim]` -> scalar
-pub fn ma_gradient_penalty(s: &Tensor, x: &Tensor, h: &Tensor) -> Tensor {
-    let g = Tensor::run_backward(&[s.sum(Kind::Float)], &[x, h], true, true);
-    let joint = Tensor::cat(&[g[0].flatten(1, -1), g[1].flatten(1, -1)], 1); // [batch, pixels + text_dim]
-    let norm = joint
-        .square()
-        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-        .sqrt(); // [batch]
-    norm.pow_tensor_scalar(MA_GP_POWER).mean(Kind::Float)
 }
 
 /// Style encoder S: image -> z (sec. 4.4).

@@ -3,12 +3,13 @@
 //! checkpoints and periodic sample grids.
 
 use super::ema::{buffers, load_buffers, load_trainable, WeightAverage};
+use super::embedded::EmbeddedImages;
 use super::optim::Adam;
 use super::run::versions;
 use super::step_seed;
 use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::shapes::{AttributeIndex, Shapes, ShapesConfig, ShapesSample, Split};
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -19,22 +20,19 @@ use crate::family::{
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::{
     contrastive_loss, discriminator_hinge_loss, discriminator_loss, generator_hinge_loss,
-    generator_loss, interpolate_text, ma_gradient_penalty, mean_prob, mode_seeking_loss,
-    Discriminator, GanIntClsConfig, Generator, StyleEncoder,
+    generator_loss, interpolate_text, mean_prob, mode_seeking_loss, Discriminator, GanIntClsConfig,
+    Generator, StyleEncoder,
 };
 use crate::text::gru::JointImageEncoder;
-use crate::text::{Encoded, GruEncoder, GruEncoderConfig, TextEncoder};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use crate::text::{AnyTextEncoder, Encoded, GruEncoderConfig, TextEncoder};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 /// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
 pub struct GanIntClsModel {
     pub config: GanIntClsConfig,
-    pub encoder: GruEncoder,
+    pub encoder: AnyTextEncoder,
     pub g_vs: nn::VarStore,
     pub g: Generator,
     pub s_vs: nn::VarStore,
@@ -45,7 +43,7 @@ pub struct GanIntClsModel {
 }
 
 impl GanIntClsModel {
-    pub fn new(config: GanIntClsConfig, encoder: GruEncoder, device: Device) -> Self {
+    pub fn new(config: GanIntClsConfig, encoder: AnyTextEncoder, device: Device) -> Self {
         let g_vs = nn::VarStore::new(device);
         let g = Generator::new(g_vs.root(), &config);
         let s_vs = nn::VarStore::new(device);
@@ -75,9 +73,8 @@ impl GanIntClsModel {
                 "checkpoint holds a '{model}' model, not gan-int-cls"
             )));
         }
-        let config: GanIntClsConfig = toml::from_str(ck.meta("config")?)
-            .map_err(|e| Error::Checkpoint(format!("checkpoint config: {e}")))?;
-        let encoder = GruEncoder::from_checkpoint(ck, device)?;
+        let config = config_of(ck)?;
+        let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
         let mut m = Self::new(config, encoder, device);
         ck.load_into(&mut m.g_vs, "G")?;
         if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
@@ -116,129 +113,23 @@ impl GanIntClsModel {
     }
 }
 
-/// Training images and precomputed sentence vectors of the shapes data set.
-pub struct ShapesTensors {
-    /// `[n, 3, size, size]` bytes
-    pub images: Tensor,
-    /// `[n * captions, text_dim]`
-    pub embeddings: Tensor,
-    pub captions_per_image: usize,
-    pub classes: Vec<usize>,
-    pub samples: Vec<ShapesSample>,
-    /// Images by (colour, shape, size, position) of their single object.
-    by_attributes: AttributeIndex,
-}
-
-impl ShapesTensors {
-    pub fn build(
-        shapes: &Shapes,
-        split: Split,
-        encoder: &dyn crate::text::TextEncoder,
-        device: Device,
-    ) -> Result<Self> {
-        let n = shapes.len(split);
-        let samples: Vec<ShapesSample> = (0..n).map(|i| shapes.sample(split, i)).collect();
-        let s = shapes.config.image_size as i64;
-        let flat: Vec<u8> = samples
-            .iter()
-            .flat_map(|x| x.pixels.iter().copied())
-            .collect();
-        let images = Tensor::from_slice(&flat)
-            .view([n as i64, s, s, 3])
-            .permute([0, 3, 1, 2])
-            .contiguous()
-            .to_device(device);
-        let caps: Vec<&str> = samples
-            .iter()
-            .flat_map(|x| x.captions.iter().map(String::as_str))
-            .collect();
-        let mut parts = Vec::new();
-        tch::no_grad(|| -> Result<()> {
-            for chunk in caps.chunks(512) {
-                parts.push(encoder.encode(chunk)?.0.sentence);
+/// The model config of a checkpoint. Options removed since it was written
+/// are accepted when off, and named when on.
+fn config_of(ck: &Checkpoint) -> Result<GanIntClsConfig> {
+    let bad = |e: String| Error::Checkpoint(format!("checkpoint config: {e}"));
+    let mut t: toml::Table = toml::from_str(ck.meta("config")?).map_err(|e| bad(e.to_string()))?;
+    for (key, off) in crate::models::gan_int_cls::REMOVED_OPTIONS {
+        if let Some(v) = t.remove(*key) {
+            if v.to_string() != *off {
+                return Err(bad(format!(
+                    "it was trained with `{key} = {v}`, an option t2i no longer has (docs/experiments.md)"
+                )));
             }
-            Ok(())
-        })?;
-        let embeddings = Tensor::cat(&parts, 0);
-        let mut keys: BTreeMap<String, usize> = BTreeMap::new();
-        let classes = samples
-            .iter()
-            .map(|x| {
-                let k = keys.len();
-                *keys.entry(x.class_key()).or_insert(k)
-            })
-            .collect();
-        let by_attributes = AttributeIndex::new(&samples);
-        Ok(Self {
-            images,
-            embeddings,
-            captions_per_image: shapes.config.captions_per_image,
-            classes,
-            samples,
-            by_attributes,
-        })
-    }
-
-    /// Batch of step `step`: images in [-1, 1], right and wrong (other class)
-    /// sentence vectors.
-    pub fn batch(&self, seed: u64, step: i64, batch: i64) -> (Tensor, Tensor, Tensor) {
-        self.batch_with(seed, step, batch, 0.0)
-    }
-
-    /// A single-object image that differs from image `i` only in colour or
-    /// only in shape, if the training split has one.
-    fn hard_negative(&self, rng: &mut ChaCha8Rng, i: usize) -> Option<usize> {
-        self.by_attributes
-            .colour_or_shape_partner(rng, &self.samples[i])
-    }
-
-    /// As [`ShapesTensors::batch`], with hard negatives (see
-    /// `GanIntClsConfig::hard_negative_prob`) for a fraction of the wrong texts.
-    pub fn batch_with(
-        &self,
-        seed: u64,
-        step: i64,
-        batch: i64,
-        hard: f64,
-    ) -> (Tensor, Tensor, Tensor) {
-        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step) ^ 0xDA7A);
-        let n = self.classes.len();
-        let c = self.captions_per_image;
-        let mut idx = Vec::with_capacity(batch as usize);
-        let mut right = Vec::with_capacity(batch as usize);
-        let mut wrong = Vec::with_capacity(batch as usize);
-        for _ in 0..batch {
-            let i = rng.gen_range(0..n);
-            let hard_j = if hard > 0.0 && rng.gen_bool(hard) {
-                self.hard_negative(&mut rng, i)
-            } else {
-                None
-            };
-            let j = if let Some(j) = hard_j {
-                j
-            } else {
-                loop {
-                    let j = rng.gen_range(0..n);
-                    if self.classes[j] != self.classes[i] {
-                        break j;
-                    }
-                }
-            };
-            idx.push(i as i64);
-            right.push((i * c + rng.gen_range(0..c)) as i64);
-            wrong.push((j * c + rng.gen_range(0..c)) as i64);
         }
-        let dev = self.images.device();
-        let idx = Tensor::from_slice(&idx).to_device(dev);
-        let x = self.images.index_select(0, &idx).to_kind(Kind::Float) / 127.5 - 1.0;
-        let h = self
-            .embeddings
-            .index_select(0, &Tensor::from_slice(&right).to_device(dev));
-        let hw = self
-            .embeddings
-            .index_select(0, &Tensor::from_slice(&wrong).to_device(dev));
-        (x, h, hw)
     }
+    toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(e.to_string()))
 }
 
 /// Losses and scores of one step.
@@ -272,8 +163,9 @@ pub struct Trainer {
     /// Steps done.
     pub step: i64,
     pub seed: u64,
-    pub data: ShapesTensors,
-    pub data_config: ShapesConfig,
+    pub data: EmbeddedImages,
+    /// The shapes data set trained on (none for a real data set).
+    pub data_config: Option<ShapesConfig>,
     /// The fixed matching critic of `match_weight` ([`Trainer::set_matcher`]).
     matcher: Option<(nn::VarStore, JointImageEncoder)>,
 }
@@ -305,8 +197,8 @@ impl Trainer {
 
     pub fn new(
         model: GanIntClsModel,
-        data: ShapesTensors,
-        data_config: ShapesConfig,
+        data: EmbeddedImages,
+        data_config: Option<ShapesConfig>,
         seed: u64,
     ) -> Self {
         let c = &model.config;
@@ -341,7 +233,7 @@ impl Trainer {
             c.lr
         };
         self.opt_g.lr = lr;
-        self.opt_d.lr = lr * c.d_lr_scale;
+        self.opt_d.lr = lr;
         self.opt_s.lr = lr;
     }
 
@@ -350,9 +242,9 @@ impl Trainer {
         self.set_lr();
         let c = self.model.config.clone();
         let v = c.variant;
-        let (x, h, hw) =
-            self.data
-                .batch_with(self.seed, self.step, c.batch_size, c.hard_negative_prob);
+        let (x, h, hw) = self
+            .data
+            .pairs(self.seed, self.step, c.batch_size, c.hard_negative_prob);
         let dev = self.model.device;
         let seed = step_seed(self.seed, self.step);
         let z = super::normal(c.batch_size, c.z_dim, seed, dev);
@@ -368,19 +260,8 @@ impl Trainer {
 
         // D: real/right, real/wrong, fake/right (+ interpolated fake)
         // the real images go through D's image path once for both texts
-        // the gradient penalty needs D's gradient with respect to x and h
-        let gp_on = c.ma_gp_weight > 0.0;
-        let (xr, hr) = if gp_on {
-            (
-                x.detach().set_requires_grad(true),
-                h.detach().set_requires_grad(true),
-            )
-        } else {
-            (x.shallow_clone(), h.shallow_clone())
-        };
-        let f_real = self.d.features_t(&xr, true);
-        let s_r = self.d.head_t(&f_real, &hr, true);
-        let gp = gp_on.then(|| ma_gradient_penalty(&s_r, &xr, &hr));
+        let f_real = self.d.features_t(&x, true);
+        let s_r = self.d.head_t(&f_real, &h, true);
         let s_w = v.cls().then(|| self.d.head_t(&f_real, &hw, true));
         let s_f = self.d.forward_t(&fake.detach(), &h, true);
         let s_i = match (&fake_int, &h_int) {
@@ -401,9 +282,6 @@ impl Trainer {
         };
         if let Some(l) = self.d.contrastive_loss(&f_real, &cands, CONTRASTIVE_TAU) {
             loss_d += l * c.contrastive_weight;
-        }
-        if let Some(gp) = gp {
-            loss_d += gp * c.ma_gp_weight;
         }
         self.opt_d.zero_grad();
         loss_d.backward();
@@ -442,14 +320,7 @@ impl Trainer {
             let k = (c.batch_size / 2).max(1);
             let z_b = super::normal(k, c.z_dim, seed ^ 0xD1F, dev);
             let fake_b = self.model.g.forward_t(&z_b, &h.narrow(0, 0, k), true);
-            let (xa, xb) = match c.diversity_pool {
-                0 => (fake.narrow(0, 0, k), fake_b),
-                p => (
-                    fake.narrow(0, 0, k).adaptive_avg_pool2d([p, p]), // [k, 3, p, p]
-                    fake_b.adaptive_avg_pool2d([p, p]),
-                ),
-            };
-            let ms = mode_seeking_loss(&xa, &xb, &z.narrow(0, 0, k), &z_b);
+            let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), &z_b);
             loss_g += ms * c.diversity_weight;
         }
         if c.style_weight > 0.0 {
@@ -529,7 +400,7 @@ impl Trainer {
         let pb = crate::progress::bar(steps as u64, "style encoder", progress);
         let mut last = f64::NAN;
         for k in 0..steps {
-            let (_, h, _) = self.data.batch(self.seed ^ 0x57, k, c.batch_size);
+            let (_, h, _) = self.data.pairs(self.seed ^ 0x57, k, c.batch_size, 0.0);
             let z = super::normal(
                 c.batch_size,
                 c.z_dim,
@@ -561,10 +432,12 @@ impl Trainer {
             "config".into(),
             toml::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
         );
-        meta.insert(
-            "data".into(),
-            toml::to_string(&self.data_config).map_err(|e| Error::Config(e.to_string()))?,
-        );
+        if let Some(d) = &self.data_config {
+            meta.insert(
+                "data".into(),
+                toml::to_string(d).map_err(|e| Error::Config(e.to_string()))?,
+            );
+        }
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
         meta.insert(
@@ -587,7 +460,7 @@ impl Trainer {
         }
         tensors.extend(checkpoint::named(&self.d_vs, "D"));
         tensors.extend(checkpoint::named(&m.s_vs, "S"));
-        tensors.extend(checkpoint::named(&m.encoder.vs, "text"));
+        tensors.extend(m.encoder.tensors());
         tensors.extend(self.opt_g.state("optim.G"));
         tensors.extend(self.opt_d.state("optim.D"));
         if self.model.config.style_learns_with_g() {
@@ -667,7 +540,7 @@ impl Trainer {
         let seed = self.seed ^ 0x57A4D;
         tch::no_grad(|| {
             for k in 0..STANDING_BATCHES {
-                let (_, h, _) = self.data.batch(seed, k, c.batch_size);
+                let (_, h, _) = self.data.pairs(seed, k, c.batch_size, 0.0);
                 let z = super::normal(c.batch_size, c.z_dim, step_seed(seed, k), self.model.device);
                 let _ = self.model.g.forward_t(&z, &h, true);
             }
@@ -709,14 +582,6 @@ fn restore_buffers(saved: Vec<(Tensor, Tensor)>) {
             b.shallow_clone().copy_(&old);
         }
     });
-}
-
-impl Trainer {
-    /// The first caption of held-in test image `i` (for sample grids).
-    pub fn data_sample_caption(&self, i: usize) -> String {
-        let shapes = Shapes::new(self.data_config.clone()).expect("validated config");
-        shapes.sample(Split::Test, i).captions[0].clone()
-    }
 }
 
 /// Style transfer (sec. 5.3): x^ = G(S(x_query), phi(t_new)).
@@ -764,7 +629,13 @@ impl FamilyConfig for GanIntClsRunConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         let m = &self.model;
         m.validate()?;
-        self.data.validate(&["shapes"])?;
+        self.data.validate(&["shapes", "cub"])?;
+        if self.data.name != "shapes" && self.text.encoder.is_empty() {
+            return Err(format!(
+                "--data {} needs --text-encoder (a char-CNN-RNN run's text_encoder.safetensors: t2i train --model char-cnn-rnn)",
+                self.data.name
+            ));
+        }
         if m.batch_size < 2 {
             return Err(format!(
                 "batch_size must be at least 2, got {}",
@@ -829,60 +700,79 @@ impl TypedFamily for GanIntClsFamily {
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn FamilyTrainer>> {
         let device = ctx.device;
-        let (model, data_cfg, text_source) = match resume {
-            Some(ck) => {
-                let model = GanIntClsModel::from_checkpoint(ck, device)?;
-                let data: ShapesConfig = toml::from_str(ck.meta("data")?)
-                    .map_err(|e| Error::Checkpoint(format!("checkpoint data config: {e}")))?;
-                let source = model.encoder.source.clone();
-                (model, data, source)
-            }
-            None => {
-                let data_cfg = ShapesConfig {
-                    image_size: rc.model.image_size as u32,
-                    max_objects: rc.data.max_objects,
-                    train_size: rc.data.train_size,
-                    seed: ctx.seed,
-                    ..Default::default()
-                };
-                let shapes = Shapes::new(data_cfg.clone())?;
-                let encoder = if rc.text.encoder.is_empty() {
-                    let enc_cfg = if rc.model.preset == "paper" {
-                        GruEncoderConfig::paper()
-                    } else {
-                        GruEncoderConfig::tiny()
-                    };
-                    let topts = TextTrainOptions {
-                        steps: rc.text.steps,
-                        seed: ctx.seed,
-                        hard_fraction: rc.text.hard,
-                        progress: ctx.progress,
-                        ..Default::default()
-                    };
-                    let path = ctx.run.root.join("text_encoder.safetensors");
-                    let t = train_and_save(&shapes, enc_cfg, &topts, device, &path)?;
-                    if ctx.progress {
-                        eprintln!(
-                            "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
-                            t.final_loss,
-                            100.0 * t.test_retrieval,
-                            path.display()
-                        );
+        let on_shapes = rc.data.name == "shapes";
+        let shapes_cfg = match resume {
+            Some(ck) if on_shapes => Some(
+                toml::from_str::<ShapesConfig>(ck.meta("data")?)
+                    .map_err(|e| Error::Checkpoint(format!("checkpoint data config: {e}")))?,
+            ),
+            _ => on_shapes.then(|| ShapesConfig {
+                image_size: rc.model.image_size as u32,
+                max_objects: rc.data.max_objects,
+                train_size: rc.data.train_size,
+                seed: ctx.seed,
+                ..Default::default()
+            }),
+        };
+        let shapes = shapes_cfg.clone().map(Shapes::new).transpose()?;
+        let model = match (resume, &shapes) {
+            (Some(ck), _) => GanIntClsModel::from_checkpoint(ck, device)?,
+            (None, shapes) => {
+                let encoder = match (rc.text.encoder.as_str(), shapes) {
+                    ("", Some(shapes)) => {
+                        let enc_cfg = if rc.model.preset == "paper" {
+                            GruEncoderConfig::paper()
+                        } else {
+                            GruEncoderConfig::tiny()
+                        };
+                        let topts = TextTrainOptions {
+                            steps: rc.text.steps,
+                            seed: ctx.seed,
+                            hard_fraction: rc.text.hard,
+                            progress: ctx.progress,
+                            ..Default::default()
+                        };
+                        let path = ctx.run.root.join("text_encoder.safetensors");
+                        let t = train_and_save(shapes, enc_cfg, &topts, device, &path)?;
+                        if ctx.progress {
+                            eprintln!(
+                                "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
+                                t.final_loss,
+                                100.0 * t.test_retrieval,
+                                path.display()
+                            );
+                        }
+                        AnyTextEncoder::Gru(t.encoder)
                     }
-                    t.encoder
-                } else {
-                    GruEncoder::load(Path::new(&rc.text.encoder), device)?
+                    (p, _) => AnyTextEncoder::load(Path::new(p), device)?,
                 };
                 let mut mc = rc.model.clone();
                 mc.text_dim = encoder.sentence_dim();
-                let source = encoder.source.clone();
                 tch::manual_seed(ctx.seed as i64); // reproducible initial weights
-                (GanIntClsModel::new(mc, encoder, device), data_cfg, source)
+                GanIntClsModel::new(mc, encoder, device)
             }
         };
-        let shapes = Shapes::new(data_cfg.clone())?;
-        let data = ShapesTensors::build(&shapes, Split::Train, &model.encoder, device)?;
-        let mut t = Trainer::new(model, data, data_cfg, ctx.seed);
+        let text_source = model.encoder.source().to_string();
+        let (data, sample_captions) = match &shapes {
+            Some(shapes) => {
+                let d = EmbeddedImages::shapes(shapes, Split::Train, &model.encoder, device)?;
+                let caps = (0..6)
+                    .map(|i| shapes.sample(Split::Test, i).captions[0].clone())
+                    .collect();
+                (d, caps)
+            }
+            None => {
+                let root = rc.data.root();
+                let opts = crate::data::images::LoadOptions {
+                    augment: true,
+                    ..ctx.loading(rc.model.image_size)
+                };
+                let cub = ctx.load_cub(root, crate::data::cub::CubSplit::Train, &opts)?;
+                let d = EmbeddedImages::crops(cub, &model.encoder, device)?;
+                (d, crate::data::images::test_captions(root, 6)?)
+            }
+        };
+        let mut t = Trainer::new(model, data, shapes_cfg, ctx.seed);
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -897,7 +787,6 @@ impl TypedFamily for GanIntClsFamily {
             }
             t.set_matcher(&p)?;
         }
-        let sample_captions = (0..6).map(|i| t.data_sample_caption(i)).collect();
         Ok(Box::new(GanIntClsRun {
             t,
             sample_captions,
@@ -980,14 +869,13 @@ impl FamilyTrainer for GanIntClsRun {
             self.t.save(&ctx.run.last_checkpoint())?;
         }
         self.t.finish();
-        if eval_samples == 0 {
+        let Some(data) = self.t.data_config.as_ref().filter(|_| eval_samples > 0) else {
             return Ok(Summary {
                 value: serde_json::Value::Null,
                 lines,
             });
-        }
-        let value =
-            crate::eval::shapes::evaluate(&self.t.model, &self.t.data_config, eval_samples, 99)?;
+        };
+        let value = crate::eval::shapes::evaluate(&self.t.model, data, eval_samples, 99)?;
         lines.extend(crate::eval::shapes::summary_lines(&value));
         Ok(Summary { value, lines })
     }

@@ -6,6 +6,7 @@ pub mod char_cnn_rnn;
 pub mod classifier;
 pub mod damsm;
 pub mod ema;
+pub mod embedded;
 pub mod gan_int_cls;
 pub mod optim;
 pub mod run;

@@ -152,8 +152,11 @@ pub fn run_loop(
     stop: &StopFlag,
 ) -> Result<LoopReport> {
     let start = std::time::Instant::now();
-    let pb = crate::progress::bar(opts.steps as u64, name, opts.progress);
-    pb.set_position(t.step().max(0) as u64);
+    let timed = opts.steps == i64::MAX && opts.max_seconds > 0;
+    let pb = crate::progress::timed(opts.steps as u64, opts.max_seconds, name, opts.progress);
+    if !timed {
+        pb.set_position(t.step().max(0) as u64);
+    }
     let (mut last, mut interrupted) = (Vec::new(), false);
     while t.step() < opts.steps {
         if stop.is_set() {
@@ -176,8 +179,13 @@ pub fn run_loop(
             .take(3)
             .map(|(k, v)| format!("{k} {v:.3}"))
             .collect();
-        pb.set_message(shown.join(" "));
-        pb.inc(1);
+        if timed {
+            pb.set_position(start.elapsed().as_secs());
+            pb.set_message(format!("step {step} {}", shown.join(" ")));
+        } else {
+            pb.set_message(shown.join(" "));
+            pb.inc(1);
+        }
         let evaluate = t.eval_every() > 0 && step % t.eval_every() == 0;
         if evaluate || step % opts.log_every.max(1) == 0 || step == 1 || step == opts.steps {
             let mut v = metrics_json(&m);

@@ -3,13 +3,13 @@
 //! fake/right pairs, then G on D's verdict plus the weighted KL term of
 //! Conditioning Augmentation.
 
+use super::embedded::EmbeddedImages;
 use super::optim::Adam;
 use super::run::versions;
 use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
 use super::{normal, step_seed};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::images::LoadOptions;
-use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -23,155 +23,9 @@ use crate::models::stackgan::{
     Stage1Generator, Stage2Generator,
 };
 use crate::text::{AnyTextEncoder, TextEncoder};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::Path;
-use tch::{nn, Device, Kind, Tensor};
-
-/// Captioned images with their frozen sentence embeddings.
-pub struct EmbeddedImages {
-    source: ImageSource,
-    /// `[n, k, D]`: k captions per image.
-    pub embeddings: Tensor,
-    pub captions: Vec<Vec<String>>,
-}
-
-enum ImageSource {
-    /// Box crops with random crop and flip (real data sets).
-    Crops(ImageBatcher),
-    /// Fixed images `[n, 3, s, s]` u8, no augmentation (shapes: flipping
-    /// would contradict "left" and "right" in the captions).
-    Fixed(Tensor),
-}
-
-impl EmbeddedImages {
-    /// Embeds every caption of every image with `encoder` (frozen).
-    fn embed(
-        encoder: &dyn TextEncoder,
-        captions: &[Vec<String>],
-        device: Device,
-    ) -> Result<Tensor> {
-        let k = captions.iter().map(Vec::len).min().unwrap_or(1).max(1);
-        let flat: Vec<&str> = captions
-            .iter()
-            .flat_map(|c| c.iter().take(k).map(String::as_str))
-            .collect();
-        let mut parts = Vec::new();
-        tch::no_grad(|| -> Result<()> {
-            for chunk in flat.chunks(500) {
-                parts.push(encoder.encode(chunk)?.0.sentence.to_device(device));
-            }
-            Ok(())
-        })?;
-        let d = encoder.sentence_dim();
-        Ok(Tensor::cat(&parts, 0).view([captions.len() as i64, k as i64, d]))
-    }
-
-    fn new(
-        source: ImageSource,
-        captions: Vec<Vec<String>>,
-        encoder: &dyn TextEncoder,
-        device: Device,
-    ) -> Result<Self> {
-        let embeddings = Self::embed(encoder, &captions, device)?;
-        Ok(Self {
-            source,
-            embeddings,
-            captions,
-        })
-    }
-
-    /// From prepared crops of a real data set.
-    pub fn from_crops(
-        images: ImageBatcher,
-        captions: Vec<Vec<String>>,
-        encoder: &dyn TextEncoder,
-        device: Device,
-    ) -> Result<Self> {
-        Self::new(ImageSource::Crops(images), captions, encoder, device)
-    }
-
-    /// From fixed images `[n, 3, s, s]` (u8).
-    pub fn from_fixed(
-        images: Tensor,
-        captions: Vec<Vec<String>>,
-        encoder: &dyn TextEncoder,
-        device: Device,
-    ) -> Result<Self> {
-        Self::new(ImageSource::Fixed(images), captions, encoder, device)
-    }
-
-    pub fn len(&self) -> usize {
-        self.captions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.captions.is_empty()
-    }
-
-    /// A random batch: images at each side of `sizes` in [-1, 1] and one
-    /// random caption embedding per image.
-    pub fn batch(
-        &self,
-        seed: u64,
-        step: i64,
-        b: i64,
-        sizes: &[i64],
-        device: Device,
-    ) -> (Vec<Tensor>, Tensor) {
-        let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step));
-        let n = self.len();
-        let idx: Vec<usize> = (0..b).map(|_| rng.gen_range(0..n)).collect();
-        let k = self.embeddings.size()[1];
-        let emb_idx: Vec<i64> = idx
-            .iter()
-            .map(|&i| i as i64 * k + rng.gen_range(0..k))
-            .collect();
-        let d = self.embeddings.size()[2];
-        let emb = self
-            .embeddings
-            .view([-1, d])
-            .index_select(
-                0,
-                &Tensor::from_slice(&emb_idx).to_device(self.embeddings.device()),
-            )
-            .to_device(device);
-        let imgs = match &self.source {
-            ImageSource::Crops(b) => {
-                let mut r = ImageBatcher::rng(seed, step);
-                let big = b.batch(&idx, &mut r, device).pop().expect("one size");
-                resize_all(&big, sizes)
-            }
-            ImageSource::Fixed(t) => {
-                let ii: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-                let x = t
-                    .index_select(0, &Tensor::from_slice(&ii).to_device(t.device()))
-                    .to_device(device)
-                    .to_kind(Kind::Float)
-                    / 127.5
-                    - 1.0;
-                resize_all(&x, sizes)
-            }
-        };
-        (imgs, emb)
-    }
-}
-
-/// The image at each side of `sizes` (antialiased bilinear).
-fn resize_all(x: &Tensor, sizes: &[i64]) -> Vec<Tensor> {
-    let s = x.size()[2];
-    sizes
-        .iter()
-        .map(|&t| {
-            if t == s {
-                x.shallow_clone()
-            } else {
-                x.internal_upsample_bilinear2d_aa([t, t], false, None, None)
-            }
-        })
-        .collect()
-}
+use tch::{nn, Device, Tensor};
 
 /// The generator being trained or used.
 pub enum StackGenerator {
@@ -543,25 +397,6 @@ pub fn checkpoint_file(p: &Path) -> std::path::PathBuf {
     }
 }
 
-/// Shapes images of a split as `[n, 3, s, s]` u8 and their captions.
-fn shapes_images(
-    shapes: &crate::data::shapes::Shapes,
-    split: crate::data::shapes::Split,
-) -> (Tensor, Vec<Vec<String>>) {
-    let n = shapes.len(split);
-    let s = shapes.config.image_size as i64;
-    let samples: Vec<_> = (0..n).map(|i| shapes.sample(split, i)).collect();
-    let flat: Vec<u8> = samples
-        .iter()
-        .flat_map(|x| x.pixels.iter().copied())
-        .collect();
-    let t = Tensor::from_slice(&flat)
-        .view([n as i64, s, s, 3])
-        .permute([0, 3, 1, 2])
-        .contiguous();
-    (t, samples.into_iter().map(|x| x.captions).collect())
-}
-
 /// The family entry of StackGAN.
 pub struct StackGanFamily;
 
@@ -646,8 +481,7 @@ impl TypedFamily for StackGanFamily {
         let (data, sample_captions) = if rc.data.name == "shapes" {
             use crate::data::shapes::{Shapes, Split};
             let shapes = Shapes::new(shapes_cfg.clone())?;
-            let (imgs, caps) = shapes_images(&shapes, Split::Train);
-            let d = EmbeddedImages::from_fixed(imgs, caps, &encoder, device)?;
+            let d = EmbeddedImages::shapes(&shapes, Split::Train, &encoder, device)?;
             let sc = (0..6)
                 .map(|i| shapes.sample(Split::Test, i).captions[0].clone())
                 .collect();
@@ -662,7 +496,7 @@ impl TypedFamily for StackGanFamily {
                     ..ctx.loading(config.stage2_size)
                 },
             )?;
-            let d = EmbeddedImages::from_crops(cap.images, cap.captions, &encoder, device)?;
+            let d = EmbeddedImages::crops(cap, &encoder, device)?;
             (d, crate::data::images::test_captions(root, 6)?)
         };
         let model = StackGanModel::new(config, rc.stage, encoder, device);
