@@ -358,7 +358,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
     }
     let device = parse_device(&a.device)?;
-    let path = t2i::train::stackgan::checkpoint_file(&a.checkpoint);
+    let path = t2i::checkpoint::checkpoint_file(&a.checkpoint);
     let ck = t2i::checkpoint::load(&path)?;
     let g = load_generator(&ck, device)?;
     let ctl = g.controls();
@@ -551,7 +551,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         bail!("--samples must be at least 1");
     }
     let device = parse_device(&a.device)?;
-    let checkpoint = t2i::train::stackgan::checkpoint_file(&checkpoint);
+    let checkpoint = t2i::checkpoint::checkpoint_file(&checkpoint);
     let ck = t2i::checkpoint::load(&checkpoint)?;
     let g = load_generator(&ck, device)?;
     let data = shapes_data(&ck)?;

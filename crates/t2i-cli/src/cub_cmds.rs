@@ -249,7 +249,7 @@ pub fn generated_metrics(
         .transpose()?;
     let inception = e
         .inception
-        .map(|p| t2i::eval::inception::load(p, t2i::eval::inception::Variant::Fid, device))
+        .map(|p| t2i::models::inception::load(p, t2i::models::inception::Variant::Fid, device))
         .transpose()?;
     let sp = CubSplit::parse(split).with_context(|| format!("unknown split '{split}'"))?;
     let cub = t2i::data::cub::Cub::open(root, sp, t2i::data::cub::CaptionLayout::Auto)?;

@@ -11,8 +11,9 @@ use t2i::device::{device_name, parse_device};
 use t2i::eval::shapes::{evaluate, summary_lines};
 use t2i::family::Generator;
 use t2i::imageio::{grid, images_to_tensor, tensor_to_images, Rgb};
-use t2i::train::gan_int_cls::GanIntClsModel;
-use t2i::train::run::{versions, LoopOptions, StopFlag, TrainRequest};
+use t2i::models::gan_int_cls::GanIntClsModel;
+use t2i::train::run::{LoopOptions, StopFlag, TrainRequest};
+use t2i::versions;
 use tch::Tensor;
 
 #[derive(Args)]

@@ -83,7 +83,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
             format!("checkpoint {} (step {})", last.display(), ck.meta("step")?),
             format!(
                 "versions {}; device {}",
-                t2i::train::run::versions(),
+                t2i::versions(),
                 t2i::device::device_name(device)
             ),
             format!(

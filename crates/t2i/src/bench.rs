@@ -3,10 +3,11 @@
 use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::device::device_name;
 use crate::error::Result;
+use crate::models::gan_int_cls::GanIntClsModel;
 use crate::models::gan_int_cls::{Discriminator, GanIntClsConfig, Generator, StyleEncoder};
 use crate::text::{AnyTextEncoder, GruEncoder, GruEncoderConfig, Vocab};
 use crate::train::embedded::EmbeddedImages;
-use crate::train::gan_int_cls::{GanIntClsModel, Trainer};
+use crate::train::gan_int_cls::Trainer;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -213,8 +214,9 @@ pub fn bench_stackgan(
     repeats: usize,
 ) -> Result<BenchReport> {
     use crate::checkpoint::{named, Checkpoint};
+    use crate::models::stackgan::StackGanModel;
     use crate::text::AnyTextEncoder;
-    use crate::train::stackgan::{StackGanModel, StackGanTrainer};
+    use crate::train::stackgan::StackGanTrainer;
     let size = c.stage2_size;
     let n = (c.batch_size as usize * 2).max(16);
     let shapes = Shapes::new(ShapesConfig {

@@ -168,3 +168,73 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     }
     Ok(Checkpoint { meta, tensors })
 }
+
+/// Trainable variables of `vs`, sorted by name.
+pub fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
+    variables(vs, true)
+}
+
+/// Variables of `vs` that no optimiser trains (batch-norm statistics),
+/// sorted by name.
+pub fn buffers(vs: &VarStore) -> Vec<(String, Tensor)> {
+    variables(vs, false)
+}
+
+fn variables(vs: &VarStore, trained: bool) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad() == trained)
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Copies `prefix.<name>` of a checkpoint into each trainable variable of `vs`.
+pub fn load_trainable(vs: &VarStore, ck: &Checkpoint, prefix: &str) -> Result<()> {
+    copy_from(trainable(vs), ck, prefix)
+}
+
+/// As [`load_trainable`] for the buffers of `vs`, when the checkpoint has
+/// them under `prefix` (checkpoints written before they were saved do
+/// not). Returns whether it did.
+pub fn load_buffers(vs: &VarStore, ck: &Checkpoint, prefix: &str) -> Result<bool> {
+    let vars = buffers(vs);
+    let Some((n, _)) = vars.first() else {
+        return Ok(false);
+    };
+    if !ck.tensors.contains_key(&format!("{prefix}.{n}")) {
+        return Ok(false);
+    }
+    copy_from(vars, ck, prefix).map(|()| true)
+}
+
+/// Copies `prefix.<name>` of a checkpoint into each of `vars`.
+pub fn copy_from(vars: Vec<(String, Tensor)>, ck: &Checkpoint, prefix: &str) -> Result<()> {
+    tch::no_grad(|| {
+        for (n, v) in vars {
+            let key = format!("{prefix}.{n}");
+            let src = ck
+                .tensors
+                .get(&key)
+                .ok_or_else(|| Error::Checkpoint(format!("checkpoint lacks tensor {key}")))?;
+            if src.size() != v.size() {
+                return Err(Error::Checkpoint(format!(
+                    "tensor {key} has the wrong shape"
+                )));
+            }
+            v.shallow_clone()
+                .copy_(&src.to_kind(v.kind()).to_device(v.device()));
+        }
+        Ok(())
+    })
+}
+
+/// A run folder or a checkpoint file -> the checkpoint file.
+pub fn checkpoint_file(p: &Path) -> std::path::PathBuf {
+    if p.is_dir() {
+        p.join("checkpoints").join("last.safetensors")
+    } else {
+        p.to_path_buf()
+    }
+}

@@ -14,11 +14,11 @@
 
 use crate::error::{Error, Result};
 use crate::models::attngan::AttnGanConfig;
+use crate::models::attngan::AttnGanModel;
 use crate::models::stackgan::StackGanConfig;
+use crate::models::stackgan::StackGanModel;
 use crate::text::damsm::{RnnEncoder, RnnEncoderConfig};
 use crate::text::{AnyTextEncoder, TextEncoder, Vocab};
-use crate::train::attngan::AttnGanModel;
-use crate::train::stackgan::StackGanModel;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Device, Tensor};

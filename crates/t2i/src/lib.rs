@@ -18,7 +18,16 @@ pub mod layers;
 pub mod models;
 pub mod progress;
 pub mod pth;
+pub mod rng;
 pub mod text;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// Versions recorded with every run and checkpoint.
+pub fn versions() -> String {
+    format!(
+        "t2i {}, tch 0.26, libtorch 2.13.0",
+        env!("CARGO_PKG_VERSION")
+    )
+}

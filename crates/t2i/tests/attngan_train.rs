@@ -8,7 +8,8 @@ use t2i::data::images::LoadOptions;
 use t2i::data::images::{load_cub, CaptionedImages};
 use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
 use t2i::models::attngan::AttnGanConfig;
-use t2i::train::attngan::{attention_figure, AttnGanModel, AttnGanTrainer};
+use t2i::models::attngan::AttnGanModel;
+use t2i::train::attngan::{attention_figure, AttnGanTrainer};
 use t2i::train::damsm::{DamsmConfig, DamsmTrainer};
 use tch::Device;
 

@@ -112,7 +112,7 @@ fn damsm_image_encoder_on_lite0() {
     let (local, global) = enc.forward_t(&x, false);
     assert_eq!(local.size(), [2, config.image.dim, 4, 4]); // regions at 1/16
     assert_eq!(global.size(), [2, config.image.dim]);
-    assert_eq!(config.image.global_dim(), 1280);
+    assert_eq!(config.image.head_dim(), 1280);
 
     let vocab = t2i::text::Vocab::build(["a small bird"], 1);
     let dir = tempfile::tempdir().unwrap();

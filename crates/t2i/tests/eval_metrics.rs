@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use t2i::eval::inception::{InceptionV3, Variant};
 use t2i::eval::stats::{fid, frechet_distance, inception_score, kid, kid_on_subsets};
+use t2i::models::inception::{InceptionV3, Variant};
 use tch::{nn, Device, Kind, Tensor};
 
 fn fixtures() -> PathBuf {

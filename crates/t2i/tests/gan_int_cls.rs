@@ -3,11 +3,12 @@
 
 use t2i::checkpoint;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
+use t2i::models::gan_int_cls::GanIntClsModel;
 use t2i::models::gan_int_cls::*;
 use t2i::text::AnyTextEncoder;
 use t2i::text::GruEncoderConfig;
 use t2i::train::embedded::EmbeddedImages;
-use t2i::train::gan_int_cls::{GanIntClsModel, Trainer};
+use t2i::train::gan_int_cls::Trainer;
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::{nn, Device, Kind, Tensor};
 

@@ -8,8 +8,8 @@ use serde_pickle::{HashableValue, Value};
 use std::collections::BTreeMap;
 use t2i::checkpoint;
 use t2i::import::{import_attngan, import_stackgan};
-use t2i::train::attngan::AttnGanModel;
-use t2i::train::stackgan::{StackGanModel, StackGenerator};
+use t2i::models::attngan::AttnGanModel;
+use t2i::models::stackgan::{StackGanModel, StackGenerator};
 use tch::Device;
 
 /// A `captions.pickle` like the official one: [train, test, ixtoword, wordtoix].

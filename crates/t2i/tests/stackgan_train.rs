@@ -4,9 +4,10 @@
 use t2i::checkpoint;
 use t2i::data::shapes::{Shapes, ShapesConfig, Split};
 use t2i::models::stackgan::StackGanConfig;
+use t2i::models::stackgan::StackGanModel;
 use t2i::text::{AnyTextEncoder, GruEncoderConfig};
 use t2i::train::embedded::EmbeddedImages;
-use t2i::train::stackgan::{StackGanModel, StackGanTrainer};
+use t2i::train::stackgan::StackGanTrainer;
 use t2i::train::text_encoder::{train_shapes_encoder, TextTrainOptions};
 use tch::{Device, Tensor};
 

@@ -6,7 +6,6 @@ use super::cub::{CaptionLayout, Cub, CubSplit};
 use super::prepare::{load_side, prepare, ImageBatcher};
 use crate::error::Result;
 use std::path::Path;
-use tch::Tensor;
 
 /// A captioned image set: prepared images, their captions and class.
 pub struct CaptionedImages {
@@ -15,37 +14,6 @@ pub struct CaptionedImages {
     pub captions: Vec<Vec<String>>,
     /// Class id per stored image (for same-class masking and R-precision).
     pub classes: Vec<i64>,
-}
-
-impl CaptionedImages {
-    /// The images of the `k` classes with the smallest ids (all when `k`
-    /// is 0 or at least the number of classes).
-    pub fn first_classes(self, k: usize) -> Self {
-        let mut ids: Vec<i64> = self.classes.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        if k == 0 || k >= ids.len() {
-            return self;
-        }
-        let keep: std::collections::HashSet<i64> = ids[..k].iter().copied().collect();
-        let idx: Vec<usize> = (0..self.classes.len())
-            .filter(|&i| keep.contains(&self.classes[i]))
-            .collect();
-        let rows = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
-        let mut images = self.images;
-        images.prepared.images = images.prepared.images.index_select(0, &rows);
-        images.prepared.record = idx.iter().map(|&i| images.prepared.record[i]).collect();
-        // the prepared-image cache file no longer describes these rows
-        if let Some((p, read)) = images.prepared.cache.take() {
-            let name = format!("{}-first{k}", p.display());
-            images.prepared.cache = Some((std::path::PathBuf::from(name), read));
-        }
-        Self {
-            images,
-            captions: idx.iter().map(|&i| self.captions[i].clone()).collect(),
-            classes: idx.iter().map(|&i| self.classes[i]).collect(),
-        }
-    }
 }
 
 /// How [`load_cub`] reads a split.

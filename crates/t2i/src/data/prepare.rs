@@ -419,6 +419,6 @@ impl ImageBatcher {
 
     /// A reproducible generator for step `step` of a run seeded `seed`.
     pub fn rng(seed: u64, step: i64) -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(crate::train::step_seed(seed ^ 0xC0B, step))
+        ChaCha8Rng::seed_from_u64(crate::rng::step_seed(seed ^ 0xC0B, step))
     }
 }

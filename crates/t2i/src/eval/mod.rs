@@ -1,10 +1,9 @@
 //! Metrics. `shapes`: text-image agreement on the built-in data set by the
-//! analytic checker (no learned model); `inception`: Inception-v3 (FID and
-//! torchvision variants) for image features; `stats`: FID, KID and the
-//! Inception Score on feature sets; `report`: the HTML
+//! analytic checker (no learned model); `stats`: FID, KID and the
+//! Inception Score on feature sets; `rprecision`: R-precision; `report`: the HTML
 //! evaluation report of a run.
 
-pub mod inception;
 pub mod report;
+pub mod rprecision;
 pub mod shapes;
 pub mod stats;

@@ -55,31 +55,13 @@ pub struct CnnEncoderConfig {
     /// image's body features once.
     #[serde(default)]
     pub frozen_body: bool,
-    /// The global feature also carries the mean of the region features
-    /// (beyond the paper): `emb_cnn_code` then sees `[mean(head(f)),
-    /// mean(f)]`. The last stage of a body trained on the training classes
-    /// is the most specific to them; the region stage keeps more of the
-    /// colour and part evidence that captions of unseen classes name.
-    #[serde(default)]
-    pub global_from_regions: bool,
     /// Outside training, the body reads each image and its mirror
     /// image and averages the two (the mirror's regions flipped back), a
     /// test-time augmentation beyond the paper. Training already sees
     /// random flips, so both views are in the projections' domain.
     #[serde(default)]
     pub flip_average: bool,
-    /// With a frozen ImageNet body (EfficientNet-Lite): its last this many
-    /// MBConv blocks and `_conv_head` keep learning, at
-    /// [`TUNE_LR_SCALE`] times the learning rate, from cached features at
-    /// their input (beyond the paper; 0: the whole body stays fixed, as the
-    /// official DAMSM keeps Inception-v3). Their batch norms keep the
-    /// ImageNet statistics.
-    #[serde(default)]
-    pub tune_blocks: usize,
 }
-
-/// Learning-rate factor of the fine-tuned top of the body (`tune_blocks`).
-pub const TUNE_LR_SCALE: f64 = 0.05;
 
 /// The `tiny` image encoder's CNN.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,14 +141,6 @@ impl CnnEncoderConfig {
             None => 8 * self.width,
         }
     }
-    /// Size of the pooled global feature before `emb_cnn_code`.
-    pub fn global_dim(&self) -> i64 {
-        if self.global_from_regions {
-            self.head_dim() + self.region_dim()
-        } else {
-            self.head_dim()
-        }
-    }
 }
 
 impl CnnEncoderConfig {
@@ -178,9 +152,7 @@ impl CnnEncoderConfig {
             width: 32,
             arch: CnnArch::Small,
             frozen_body: false,
-            global_from_regions: false,
             flip_average: false,
-            tune_blocks: 0,
         }
     }
 }
@@ -193,8 +165,6 @@ pub struct CnnEncoder {
     pub config: CnnEncoderConfig,
     body: nn::SequentialT,
     head: nn::SequentialT,
-    /// The fine-tuned end of the head (`tune_blocks`; empty without).
-    top: nn::SequentialT,
     /// `emb_features`: 1x1 convolution of the local features to D.
     emb_features: nn::Conv2D,
     /// `emb_cnn_code`: linear map of the global feature to D.
@@ -240,7 +210,6 @@ impl CnnEncoder {
 
     pub fn new(p: nn::Path, config: CnnEncoderConfig) -> Self {
         let w = config.width;
-        let mut top = nn::seq_t();
         let (body, head) = match config.arch {
             CnnArch::Small => Self::small(&p, w),
             CnnArch::Vgg => {
@@ -254,14 +223,7 @@ impl CnnEncoder {
             // regions at s/16, head at s/32
             CnnArch::EfficientnetLite0 | CnnArch::EfficientnetLite2 => {
                 let spec = config.arch.lite().expect("a Lite arch");
-                if config.tune_blocks > 0 {
-                    let (body, mid, t) =
-                        crate::models::efficientnet::lite_split3(&p, spec, config.tune_blocks);
-                    top = t;
-                    (body, mid)
-                } else {
-                    crate::models::efficientnet::lite_split(&p, spec)
-                }
+                crate::models::efficientnet::lite_split(&p, spec)
             }
         };
         let emb_features = layers::conv2d(
@@ -276,7 +238,7 @@ impl CnnEncoder {
         );
         let emb_cnn_code = layers::linear(
             &p / "emb_cnn_code",
-            config.global_dim(),
+            config.head_dim(),
             config.dim,
             true,
             InitKind::PyTorch,
@@ -285,7 +247,6 @@ impl CnnEncoder {
             config,
             body,
             head,
-            top,
             emb_features,
             emb_cnn_code,
         }
@@ -304,7 +265,7 @@ impl CnnEncoder {
     ///
     /// # Shapes
     /// `x [batch, 3, s, s]` -> `[batch, region_dim, r, r]` (r = s/8; s/16
-    /// for EfficientNet-Lite0), `[batch, global_dim]`
+    /// for EfficientNet-Lite0), `[batch, head_dim]`
     pub fn body_features(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let train = train && !self.config.frozen_body;
         if self.config.flip_average && !train {
@@ -322,66 +283,17 @@ impl CnnEncoder {
     /// `flip_average`): what a training step's cached variants hold.
     pub fn single_view(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
         let f = self.body.forward_t(x, train); // [batch, region_dim, r, r]
-        let g = self.pooled_top(&self.head.forward_t(&f, train)); // [batch, head channels]
-        let g = self.global_input(&f, &g);
+        let g = self
+            .head
+            .forward_t(&f, train)
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, head_dim]
         (f, g)
-    }
-
-    /// The fine-tuned top (`tune_blocks`, identity without) and the mean
-    /// pool, from the head's output `m` (what the cache keeps for it).
-    /// Its batch norms stay in eval mode.
-    ///
-    /// # Shapes
-    /// `[batch, C, r', r']` -> `[batch, head_dim]`
-    pub fn pooled_top(&self, m: &Tensor) -> Tensor {
-        let y = self.top.forward_t(m, false);
-        y.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
-    }
-
-    /// The head's output without the top: what a training step with
-    /// `tune_blocks` reads from the cache. `[batch, C, r', r']`
-    pub fn mid_features(&self, f: &Tensor) -> Tensor {
-        self.head.forward_t(f, false)
-    }
-
-    /// Whether a name is a weight of the fine-tuned top (`tune_blocks`).
-    pub fn is_tuned(&self, name: &str) -> bool {
-        let Some(spec) = self.config.arch.lite() else {
-            return false;
-        };
-        let buffer = ["running_mean", "running_var", "num_batches_tracked"]
-            .iter()
-            .any(|b| name.ends_with(b));
-        if self.config.tune_blocks == 0 || buffer {
-            return false;
-        }
-        let first =
-            crate::models::efficientnet::lite_blocks(spec).saturating_sub(self.config.tune_blocks);
-        if name.starts_with("_conv_head.") || name.starts_with("_bn1.") {
-            return true;
-        }
-        name.strip_prefix("_blocks.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|i| i.parse::<usize>().ok())
-            .is_some_and(|i| i >= first)
-    }
-
-    /// What `emb_cnn_code` reads: the pooled head `g [batch, head_dim]`,
-    /// and with `global_from_regions` the mean of the region features `f`
-    /// too. `[batch, global_dim]`
-    pub fn global_input(&self, f: &Tensor, g: &Tensor) -> Tensor {
-        if self.config.global_from_regions {
-            let m = f.mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, region_dim]
-            Tensor::cat(&[g, &m], 1)
-        } else {
-            g.shallow_clone()
-        }
     }
 
     /// `emb_features` and `emb_cnn_code`: body features to the shared space.
     ///
     /// # Shapes
-    /// `[batch, region_dim, r, r]`, `[batch, global_dim]` -> `[batch, D, r, r]`, `[batch, D]`
+    /// `[batch, region_dim, r, r]`, `[batch, head_dim]` -> `[batch, D, r, r]`, `[batch, D]`
     pub fn project(&self, f: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
         (f.apply(&self.emb_features), self.project_global(g))
     }
@@ -389,17 +301,16 @@ impl CnnEncoder {
     /// `emb_cnn_code` alone: pooled body features to global vectors.
     ///
     /// # Shapes
-    /// `[batch, global_dim]` -> `[batch, D]`
+    /// `[batch, head_dim]` -> `[batch, D]`
     pub fn project_global(&self, g: &Tensor) -> Tensor {
         g.apply(&self.emb_cnn_code)
     }
 
     /// Stops gradients to the body's weights (`frozen_body`), so an
     /// optimiser built afterwards sees only the projections.
-    /// The fine-tuned top (`tune_blocks`) keeps learning.
     pub fn freeze_body(&self, vs: &nn::VarStore) {
         for (name, var) in vs.variables() {
-            if !name.starts_with("emb_") && !self.is_tuned(&name) {
+            if !name.starts_with("emb_") {
                 let _ = var.set_requires_grad(false);
             }
         }
@@ -413,7 +324,7 @@ impl CnnEncoder {
 /// the global feature. Keys as the official `image_encoder*.pth`.
 #[derive(Debug)]
 pub struct InceptionCnnEncoder {
-    body: crate::eval::inception::InceptionV3,
+    body: crate::models::inception::InceptionV3,
     emb_features: nn::Conv2D,
     emb_cnn_code: nn::Linear,
 }
@@ -421,7 +332,7 @@ pub struct InceptionCnnEncoder {
 impl InceptionCnnEncoder {
     /// `nef`: the DAMSM feature size (`TEXT.EMBEDDING_DIM`, 256 for birds).
     pub fn new(p: nn::Path, nef: i64) -> Self {
-        use crate::eval::inception::{InceptionV3, Variant};
+        use crate::models::inception::{InceptionV3, Variant};
         Self {
             body: InceptionV3::body(p.clone(), Variant::Torchvision),
             emb_features: layers::conv2d(

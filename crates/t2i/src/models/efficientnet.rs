@@ -231,31 +231,12 @@ pub fn lite0_split(p: &nn::Path) -> (nn::SequentialT, nn::SequentialT) {
 /// body: `[batch, 3, s, s]` in [-1, 1] -> `[batch, region_dim, s/16, s/16]`;
 /// head: that -> `[batch, 1280, s/32, s/32]`.
 pub fn lite_split(p: &nn::Path, spec: &LiteSpec) -> (nn::SequentialT, nn::SequentialT) {
-    let (body, mid, top) = lite_split3(p, spec, 0);
-    (body, mid.add(top))
-}
-
-/// Number of MBConv blocks of the network.
-pub fn lite_blocks(spec: &LiteSpec) -> usize {
-    spec.stages.iter().map(|s| s.0).sum()
-}
-
-/// The network split in three: [`lite_split`]'s body; the head's first
-/// blocks (`mid`); its last `top_blocks` MBConv blocks with `_conv_head`
-/// (`top`), the part a DAMSM image encoder can fine-tune from cached `mid`
-/// outputs. Parameter names as the whole network's.
-pub fn lite_split3(
-    p: &nn::Path,
-    spec: &LiteSpec,
-    top_blocks: usize,
-) -> (nn::SequentialT, nn::SequentialT, nn::SequentialT) {
     let stem = Stem {
         conv: SameConv::new(p / "_conv_stem", 3, 32, 3, 2, 1),
         bn: BatchNorm::new(p / "_bn0", 32, InitKind::PyTorch).with_eps(BN_EPS),
     };
     let mut body = nn::seq_t().add_fn(normalise).add(stem); // [b, 32, s/2, s/2]
-    let (mut mid, mut top) = (nn::seq_t(), nn::seq_t());
-    let first_top = lite_blocks(spec).saturating_sub(top_blocks);
+    let mut head = nn::seq_t();
     let blocks = p / "_blocks";
     let mut i = 0usize;
     for &(repeats, k, s, e, cin, cout) in spec.stages {
@@ -264,34 +245,17 @@ pub fn lite_split3(
             let block = MbConv::new(&blocks / i, k, s, e, cin, cout);
             if i < spec.region_blocks {
                 body = body.add(block);
-            } else if i < first_top {
-                mid = mid.add(block);
             } else {
-                top = top.add(block);
+                head = head.add(block);
             }
             i += 1;
         }
     }
-    let head = Head {
+    let conv_head = Head {
         conv: SameConv::new(p / "_conv_head", spec.head_in, HEAD_DIM, 1, 1, 1),
         bn: BatchNorm::new(p / "_bn1", HEAD_DIM, InitKind::PyTorch).with_eps(BN_EPS),
     };
-    (body, mid, top.add(head))
-}
-
-/// Channels into the first of the last `top_blocks` blocks.
-pub fn lite_top_in(spec: &LiteSpec, top_blocks: usize) -> i64 {
-    let first_top = lite_blocks(spec).saturating_sub(top_blocks);
-    let mut i = 0usize;
-    for &(repeats, _, _, _, cin, cout) in spec.stages {
-        for r in 0..repeats {
-            if i == first_top {
-                return if r == 0 { cin } else { cout };
-            }
-            i += 1;
-        }
-    }
-    spec.head_in
+    (body, head.add(conv_head))
 }
 
 /// The whole ImageNet classifier (`_fc` on the pooled head), to check that
@@ -338,28 +302,6 @@ mod tests {
         // stride 1 keeps the size symmetrically
         assert_eq!(same_pad(14, 14, 5, 1), [2, 2, 2, 2]);
         assert_eq!(same_pad(7, 7, 1, 1), [0, 0, 0, 0]);
-    }
-
-    #[test]
-    fn three_way_split_is_the_two_way_split() {
-        tch::manual_seed(0);
-        let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, tch::Device::Cpu));
-        let a = nn::VarStore::new(tch::Device::Cpu);
-        let (body, head) = lite_split(&a.root(), &LITE0);
-        let want = head.forward_t(&body.forward_t(&x, false), false);
-        for top_blocks in [1, 2, 5] {
-            let mut b = nn::VarStore::new(tch::Device::Cpu);
-            let (body3, mid, top) = lite_split3(&b.root(), &LITE0, top_blocks);
-            b.copy(&a).unwrap();
-            assert_eq!(b.variables().len(), a.variables().len());
-            let m = mid.forward_t(&body3.forward_t(&x, false), false);
-            assert_eq!(m.size()[1], lite_top_in(&LITE0, top_blocks));
-            let got = top.forward_t(&m, false);
-            assert!(got.allclose(&want, 1e-5, 1e-5, false), "{top_blocks}");
-        }
-        assert_eq!(lite_blocks(&LITE0), 16);
-        assert_eq!(lite_top_in(&LITE0, 1), 192);
-        assert_eq!(lite_top_in(&LITE0, 5), 112);
     }
 
     #[test]

@@ -455,6 +455,8 @@ impl Generator {
 }
 
 use crate::layers::lrelu;
+use crate::text::{AnyTextEncoder, Encoded, TextEncoder};
+use tch::Device;
 
 /// A convolution of D: plain, or spectrally normalised (`spectral_norm`).
 #[derive(Debug)]
@@ -735,4 +737,110 @@ pub fn interpolate_text(h: &Tensor, beta: f64) -> Tensor {
 /// Mean of a logit tensor's sigmoid (for logs).
 pub fn mean_prob(s: &Tensor) -> f64 {
     s.sigmoid().mean(Kind::Float).double_value(&[])
+}
+
+/// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
+pub struct GanIntClsModel {
+    pub config: GanIntClsConfig,
+    pub encoder: AnyTextEncoder,
+    pub g_vs: nn::VarStore,
+    pub g: Generator,
+    pub s_vs: nn::VarStore,
+    pub s: StyleEncoder,
+    /// Whether S has been trained.
+    pub style_trained: bool,
+    pub device: Device,
+}
+
+impl GanIntClsModel {
+    pub fn new(config: GanIntClsConfig, encoder: AnyTextEncoder, device: Device) -> Self {
+        let g_vs = nn::VarStore::new(device);
+        let g = Generator::new(g_vs.root(), &config);
+        let s_vs = nn::VarStore::new(device);
+        let s = StyleEncoder::new(s_vs.root(), &config);
+        Self {
+            config,
+            encoder,
+            g_vs,
+            g,
+            s_vs,
+            s,
+            style_trained: false,
+            device,
+        }
+    }
+
+    /// Loads a model from a checkpoint file.
+    pub fn load(path: &std::path::Path, device: Device) -> crate::Result<Self> {
+        let ck = crate::checkpoint::load(path)?;
+        Self::from_checkpoint(&ck, device)
+    }
+
+    pub fn from_checkpoint(
+        ck: &crate::checkpoint::Checkpoint,
+        device: Device,
+    ) -> crate::Result<Self> {
+        let model = ck.meta("model")?;
+        if model != "gan-int-cls" {
+            return Err(crate::Error::Checkpoint(format!(
+                "checkpoint holds a '{model}' model, not gan-int-cls"
+            )));
+        }
+        let config = config_of(ck)?;
+        let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
+        let mut m = Self::new(config, encoder, device);
+        ck.load_into(&mut m.g_vs, "G")?;
+        if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
+            // generation uses the running average when the run kept one
+            crate::checkpoint::load_trainable(&m.g_vs, ck, "G_avg")?;
+            // with the average's own batch-norm statistics when saved
+            crate::checkpoint::load_buffers(&m.g_vs, ck, "G_avg")?;
+        }
+        ck.load_into(&mut m.s_vs, "S")?;
+        m.style_trained = ck.meta("style_trained")? == "true";
+        Ok(m)
+    }
+
+    /// Sentence vectors for captions, with each caption's unknown words.
+    pub fn embed(&self, captions: &[&str]) -> crate::Result<(Tensor, Vec<Encoded>)> {
+        tch::no_grad(|| {
+            let (f, enc) = self.encoder.encode(captions)?;
+            Ok((f.sentence, enc))
+        })
+    }
+
+    /// Noise for `n` samples from `seed`, drawn on the CPU so that it is the
+    /// same whatever the device. `[n, z_dim]`
+    pub fn noise(&self, n: i64, seed: u64) -> Tensor {
+        crate::rng::normal(n, self.config.z_dim, seed, self.device)
+    }
+
+    /// G(z, h) in inference mode. `[n, 3, size, size]` in [-1, 1]
+    pub fn generate(&self, z: &Tensor, h: &Tensor) -> Tensor {
+        tch::no_grad(|| self.g.forward_t(z, h, false))
+    }
+
+    /// S(x) in inference mode. `[n, z_dim]`
+    pub fn style(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| self.s.forward_t(&x.to_device(self.device), false))
+    }
+}
+
+/// The model config of a checkpoint. Options removed since it was written
+/// are accepted when off, and named when on.
+fn config_of(ck: &crate::checkpoint::Checkpoint) -> crate::Result<GanIntClsConfig> {
+    let bad = |e: String| crate::Error::Checkpoint(format!("checkpoint config: {e}"));
+    let mut t: toml::Table = toml::from_str(ck.meta("config")?).map_err(|e| bad(e.to_string()))?;
+    for (key, off) in crate::models::gan_int_cls::REMOVED_OPTIONS {
+        if let Some(v) = t.remove(*key) {
+            if v.to_string() != *off {
+                return Err(bad(format!(
+                    "it was trained with `{key} = {v}`, an option t2i no longer has (docs/experiments.md)"
+                )));
+            }
+        }
+    }
+    toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(e.to_string()))
 }

@@ -5,4 +5,5 @@ pub mod classifier;
 pub mod damsm;
 pub mod efficientnet;
 pub mod gan_int_cls;
+pub mod inception;
 pub mod stackgan;

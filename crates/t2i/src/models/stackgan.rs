@@ -8,11 +8,18 @@
 //! checkpoints load by name. D outputs probabilities (a sigmoid ends each
 //! logits head), as in the official code.
 
+use crate::checkpoint::{self, Checkpoint};
+use crate::device::device_name;
+use crate::error::{Error, Result};
 use crate::layers::ca::{kl_loss, CaNet};
 use crate::layers::{linear, lrelu, upsample2, BatchNorm, InitKind, Seq};
+use crate::rng::normal;
+use crate::text::{AnyTextEncoder, TextEncoder};
+use crate::versions;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use tch::nn::{self, ModuleT};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 /// Configuration of both stages (`cfg/*.yml` of the official code).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -519,4 +526,111 @@ pub fn count(vs: &nn::VarStore) -> i64 {
         .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
         .map(|(_, t)| t.numel() as i64)
         .sum()
+}
+
+/// The generator being trained or used.
+pub enum StackGenerator {
+    Stage1(Stage1Generator),
+    Stage2(Stage2Generator),
+}
+
+/// A StackGAN generator with its text encoder (all a user needs to generate).
+pub struct StackGanModel {
+    pub config: StackGanConfig,
+    pub stage: u8,
+    pub encoder: AnyTextEncoder,
+    pub g_vs: nn::VarStore,
+    pub g: StackGenerator,
+    pub device: Device,
+}
+
+impl StackGanModel {
+    pub fn new(config: StackGanConfig, stage: u8, encoder: AnyTextEncoder, device: Device) -> Self {
+        let g_vs = nn::VarStore::new(device);
+        let g = if stage == 1 {
+            StackGenerator::Stage1(Stage1Generator::new(g_vs.root(), &config))
+        } else {
+            StackGenerator::Stage2(Stage2Generator::new(g_vs.root(), &config))
+        };
+        Self {
+            config,
+            stage,
+            encoder,
+            g_vs,
+            g,
+            device,
+        }
+    }
+
+    /// Rebuilds the generator and text encoder of a StackGAN checkpoint.
+    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
+        ck.expect_model("stackgan")?;
+        let config: StackGanConfig = ck.json_meta("config")?;
+        let stage: u8 = ck
+            .meta("stage")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad stage".into()))?;
+        let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
+        let mut m = Self::new(config, stage, encoder, device);
+        ck.load_into(&mut m.g_vs, "G")?;
+        Ok(m)
+    }
+
+    /// Metadata of a checkpoint of this model.
+    pub fn meta(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut meta = self.encoder.describe();
+        meta.insert("model".into(), "stackgan".into());
+        meta.insert("stage".into(), self.stage.to_string());
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(self.device));
+        Ok(meta)
+    }
+
+    /// Writes G and the text encoder: a checkpoint `generate` can use.
+    pub fn save(&self, path: &Path, step: i64) -> Result<()> {
+        let mut meta = self.meta()?;
+        meta.insert("step".into(), step.to_string());
+        let mut tensors = checkpoint::named(&self.g_vs, "G");
+        tensors.extend(self.encoder.tensors());
+        checkpoint::save(path, &meta, &tensors)
+    }
+
+    /// Forward pass with CA noise drawn from `seed` (`None`: CA means).
+    pub fn forward(
+        &self,
+        text: &Tensor,
+        noise: &Tensor,
+        ca_seed: Option<u64>,
+        train: bool,
+    ) -> GenOutput {
+        let b = text.size()[0];
+        let c = self.config.condition_dim;
+        let e1 = ca_seed.map(|s| normal(b, c, s ^ 0xCA1, self.device));
+        let e2 = ca_seed.map(|s| normal(b, c, s ^ 0xCA2, self.device));
+        match &self.g {
+            StackGenerator::Stage1(g) => g.forward_t(text, noise, e1.as_ref(), train),
+            StackGenerator::Stage2(g) => g.forward_t(text, noise, e1.as_ref(), e2.as_ref(), train),
+        }
+    }
+
+    /// Sentence embeddings of captions.
+    pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<crate::text::Encoded>)> {
+        tch::no_grad(|| {
+            let (f, e) = self.encoder.encode(captions)?;
+            Ok((f.sentence.to_device(self.device), e))
+        })
+    }
+
+    /// Images for captions (eval mode, CA mean). Returns (Stage-I if this is
+    /// a Stage-II model, final image).
+    pub fn generate(&self, captions: &[&str], seed: u64) -> Result<(Option<Tensor>, Tensor)> {
+        let (h, _) = self.embed(captions)?;
+        let z = normal(captions.len() as i64, self.config.z_dim, seed, self.device);
+        let o = tch::no_grad(|| self.forward(&h, &z, None, false));
+        Ok((o.stage1, o.image))
+    }
 }

@@ -6,7 +6,6 @@
 //! (`encoder.weight`, `rnn.weight_ih_l0`, ..., `rnn.bias_hh_l0_reverse`), so
 //! official weights load by name.
 
-use super::minilm::MiniLm;
 use super::vocab::{Encoded, Vocab, PAD};
 use super::{TextEncoder, TextFeatures};
 use crate::checkpoint::{self, Checkpoint};
@@ -30,28 +29,6 @@ pub struct RnnEncoderConfig {
     /// Words kept per caption (18; longer captions are sub-sampled in
     /// training and truncated at generation).
     pub max_words: usize,
-    /// The sentence feature also carries a learnt linear map
-    /// (`emb_minilm`) of the caption's frozen all-MiniLM-L6-v2 sentence
-    /// vector (beyond the paper; off in both presets). The BiLSTM learns its
-    /// sentences from the training classes' captions alone; MiniLM was
-    /// trained on a billion sentence pairs and reads the captions of unseen
-    /// classes with the same geometry. The encoder then needs the MiniLM
-    /// folder it was trained with (recorded as `text_encoder.minilm`).
-    #[serde(default)]
-    pub minilm_sentence: bool,
-    /// With `minilm_sentence`: the sentence feature is `emb_minilm` of the
-    /// MiniLM vector alone, the BiLSTM's final states left out (beyond the
-    /// paper). The BiLSTM still gives the word features. A linear map of a
-    /// frozen sentence encoder has far fewer weights to fit the training
-    /// classes' phrasing than a BiLSTM learnt from their captions.
-    #[serde(default)]
-    pub minilm_only: bool,
-    /// The BiLSTM's sentence feature is the mean of its word features over
-    /// the caption instead of the two final hidden states (beyond the paper).
-    /// The word features are the ones the word-level terms ground in image
-    /// regions, so their mean is a bag of grounded attributes.
-    #[serde(default)]
-    pub mean_sentence: bool,
 }
 
 impl RnnEncoderConfig {
@@ -63,9 +40,6 @@ impl RnnEncoderConfig {
             dim: 256,
             dropout: 0.5,
             max_words: 18,
-            minilm_sentence: false,
-            minilm_only: false,
-            mean_sentence: false,
         }
     }
 
@@ -77,9 +51,6 @@ impl RnnEncoderConfig {
             dim: 128,
             dropout: 0.5,
             max_words: 18,
-            minilm_sentence: false,
-            minilm_only: false,
-            mean_sentence: false,
         }
     }
 
@@ -102,16 +73,9 @@ pub struct RnnEncoder {
     /// LSTM weights in libtorch's flat order (ih, hh, b_ih, b_hh; forward
     /// then reverse).
     rnn: Vec<Tensor>,
-    /// `emb_minilm`: MiniLM sentence vector -> D (`minilm_sentence`).
-    emb_minilm: Option<nn::Linear>,
-    /// The frozen MiniLM whose sentence vectors `emb_minilm` maps.
-    minilm: Option<Box<MiniLm>>,
     /// Where the encoder was loaded from.
     pub source: String,
 }
-
-/// Size of all-MiniLM-L6-v2's sentence vectors.
-pub const MINILM_DIM: i64 = 384;
 
 /// Word features and sentence features of a batch.
 #[derive(Debug)]
@@ -149,68 +113,13 @@ impl RnnEncoder {
             rnn.push(r.var(&format!("bias_ih_l0{suffix}"), &[4 * h], init));
             rnn.push(r.var(&format!("bias_hh_l0{suffix}"), &[4 * h], init));
         }
-        let emb_minilm = config.minilm_sentence.then(|| {
-            crate::layers::linear(
-                &p / "emb_minilm",
-                MINILM_DIM,
-                config.dim,
-                true,
-                crate::layers::InitKind::PyTorch,
-            )
-        });
         Self {
             config,
             vocab,
             vs,
             embedding,
             rnn,
-            emb_minilm,
-            minilm: None,
             source: "untrained".into(),
-        }
-    }
-
-    /// Gives a `minilm_sentence` encoder its frozen MiniLM.
-    pub fn attach_minilm(&mut self, minilm: MiniLm) -> Result<()> {
-        let dim = crate::text::TextEncoder::sentence_dim(&minilm);
-        if dim != MINILM_DIM {
-            return Err(Error::Config(format!(
-                "{}: {dim}-d sentence vectors, the encoder's emb_minilm takes {MINILM_DIM}",
-                minilm.source.display()
-            )));
-        }
-        self.minilm = Some(Box::new(minilm));
-        Ok(())
-    }
-
-    /// The folder of the attached MiniLM.
-    pub fn minilm_source(&self) -> Option<&Path> {
-        self.minilm.as_ref().map(|m| m.source.as_path())
-    }
-
-    /// The frozen MiniLM sentence vectors of captions when the encoder uses
-    /// them (`minilm_sentence`), else `None`. `[n, 384]`
-    pub fn minilm_prior(&self, captions: &[&str]) -> Result<Option<Tensor>> {
-        if !self.config.minilm_sentence {
-            return Ok(None);
-        }
-        let m = self.minilm.as_ref().ok_or_else(|| {
-            Error::Config(
-                "this DAMSM text encoder reads MiniLM sentence vectors (text.minilm_sentence): give it the all-MiniLM-L6-v2 folder".into(),
-            )
-        })?;
-        let v = tch::no_grad(|| m.embed(captions))?;
-        Ok(Some(v.to_device(self.vs.device())))
-    }
-
-    /// The sentence feature: the BiLSTM's, plus `emb_minilm` of the
-    /// captions' MiniLM vectors (`prior [batch, 384]`) with
-    /// `minilm_sentence`. `[batch, D]`
-    pub fn with_prior(&self, sentence: Tensor, prior: Option<&Tensor>) -> Tensor {
-        match (&self.emb_minilm, prior) {
-            (Some(l), Some(v)) if self.config.minilm_only => v.apply(l),
-            (Some(l), Some(v)) => sentence + v.apply(l),
-            _ => sentence,
         }
     }
 
@@ -311,12 +220,6 @@ impl RnnEncoder {
         }
         let inv = Tensor::from_slice(&inverse).to_device(dev);
         let words = out.index_select(0, &inv).transpose(1, 2); // [batch, D, T]
-        if self.config.mean_sentence {
-            // the outputs are zero after each caption's end
-            let n = Tensor::from_slice(lens).to_device(dev).to_kind(Kind::Float);
-            let sentence = words.sum_dim_intlist(2, false, Kind::Float) / n.unsqueeze(1); // [batch, D]
-            return RnnOutput { words, sentence };
-        }
         let sentence = hn
             .transpose(0, 1)
             .contiguous()
@@ -353,12 +256,6 @@ impl RnnEncoder {
         );
         m.insert("text_encoder.vocab".into(), self.vocab.to_json());
         m.insert("text_encoder.source".into(), self.source.clone());
-        if let Some(mm) = &self.minilm {
-            m.insert(
-                "text_encoder.minilm".into(),
-                mm.source.display().to_string(),
-            );
-        }
         m
     }
 
@@ -381,15 +278,6 @@ impl RnnEncoder {
         let mut enc = Self::new(config, vocab, device);
         ck.load_into(&mut enc.vs, prefix)?;
         enc.source = ck.meta("text_encoder.source")?.to_string();
-        if enc.config.minilm_sentence {
-            let dir = ck.meta("text_encoder.minilm")?;
-            let m = MiniLm::load(Path::new(dir), device).map_err(|e| {
-                Error::Checkpoint(format!(
-                    "the text encoder reads MiniLM sentence vectors from {dir}: {e}"
-                ))
-            })?;
-            enc.attach_minilm(m)?;
-        }
         Ok(enc)
     }
 
@@ -425,11 +313,10 @@ impl TextEncoder for RnnEncoder {
     }
     fn encode(&self, captions: &[&str]) -> Result<(TextFeatures, Vec<Encoded>)> {
         let (ids, lens, enc) = self.ids(captions)?;
-        let prior = self.minilm_prior(captions)?;
         let out = tch::no_grad(|| self.forward_t(&ids, &lens, None, false));
         Ok((
             TextFeatures {
-                sentence: tch::no_grad(|| self.with_prior(out.sentence, prior.as_ref())),
+                sentence: out.sentence,
                 words: out.words.transpose(1, 2),
                 mask: ids.ne(PAD),
             },

@@ -7,15 +7,12 @@
 //! average is what generation uses, as in the official code.
 
 use super::damsm::{sample_words, DamsmConfig};
-use super::ema::{load_trainable, WeightAverage};
+use super::ema::WeightAverage;
 use super::optim::Adam;
-use super::run::versions;
-use super::{normal, step_seed};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
-use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
     Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, ParamRow, Summary,
@@ -24,10 +21,11 @@ use crate::family::{
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::layers::ca::kl_loss;
 use crate::models::attngan::{
-    discriminator_loss, generator_adv_loss, AttnGanConfig, Discriminator, GOutput, Generator,
+    discriminator_loss, encode_ids, generator_adv_loss, AttnGanConfig, AttnGanModel, Discriminator,
 };
-use crate::models::damsm::{lens_mask, sent_loss, words_loss, CnnEncoder, Gammas};
-use crate::text::damsm::{pad_ids, RnnEncoder};
+use crate::models::damsm::{sent_loss, words_loss, CnnEncoder, Gammas};
+use crate::rng::{normal, step_seed};
+use crate::text::damsm::RnnEncoder;
 use crate::text::{vocab::UNK, Encoded};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,143 +35,6 @@ use tch::{nn, Device, Kind, Tensor};
 
 /// Decay of the running average of G's weights (`avg_p.mul_(0.999)`).
 const EMA_DECAY: f64 = 0.999;
-
-/// Word and sentence features of a batch of captions from the frozen DAMSM
-/// text encoder.
-pub struct TextBatch {
-    /// `[batch, D, T]`
-    pub words: Tensor,
-    /// `[batch, D]`
-    pub sentence: Tensor,
-    /// `[batch, T]`, true at padding (the generator's attention mask).
-    pub padding: Tensor,
-    pub lens: Vec<i64>,
-    /// The words of each caption as the vocabulary read them.
-    pub tokens: Vec<Vec<String>>,
-    /// Unknown words of each caption.
-    pub unknown: Vec<Vec<String>>,
-}
-
-/// Encodes `enc` with the frozen text encoder (eval mode, no dropout).
-fn encode_ids(text: &RnnEncoder, enc: &[Encoded]) -> TextBatch {
-    let dev = text.vs.device();
-    let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
-    let ids = pad_ids(enc, dev);
-    let out = tch::no_grad(|| text.forward_t(&ids, &lens, None, false));
-    let t = out.words.size()[2];
-    TextBatch {
-        padding: lens_mask(&lens, t, dev).logical_not(),
-        words: out.words,
-        sentence: out.sentence,
-        tokens: enc
-            .iter()
-            .map(|e| {
-                e.ids
-                    .iter()
-                    .map(|&i| text.vocab.words[i as usize].clone())
-                    .collect()
-            })
-            .collect(),
-        unknown: enc.iter().map(|e| e.unknown.clone()).collect(),
-        lens,
-    }
-}
-
-/// An AttnGAN generator with its frozen DAMSM text encoder: all a user needs
-/// to generate.
-pub struct AttnGanModel {
-    pub config: AttnGanConfig,
-    pub text: RnnEncoder,
-    pub g_vs: nn::VarStore,
-    pub g: Generator,
-    pub device: Device,
-}
-
-impl AttnGanModel {
-    pub fn new(config: AttnGanConfig, text: RnnEncoder, device: Device) -> Self {
-        let g_vs = nn::VarStore::new(device);
-        let g = Generator::new(g_vs.root(), &config);
-        Self {
-            config,
-            text,
-            g_vs,
-            g,
-            device,
-        }
-    }
-
-    /// Rebuilds the generator (averaged weights when the checkpoint has
-    /// them) and its text encoder from an AttnGAN checkpoint.
-    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
-        ck.expect_model("attngan")?;
-        let config: AttnGanConfig = ck.json_meta("config")?;
-        let text = RnnEncoder::from_checkpoint(ck, "text", device)?;
-        let mut m = Self::new(config, text, device);
-        ck.load_into(&mut m.g_vs, "G")?;
-        if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
-            load_trainable(&m.g_vs, ck, "G_avg")?;
-        }
-        Ok(m)
-    }
-
-    /// Metadata of a checkpoint of this model (`damsm`: where the DAMSM
-    /// encoders came from).
-    pub fn meta(&self, damsm: &str) -> Result<std::collections::BTreeMap<String, String>> {
-        let mut meta = self.text.describe();
-        meta.insert("model".into(), "attngan".into());
-        meta.insert(
-            "config".into(),
-            serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?,
-        );
-        meta.insert("damsm".into(), damsm.into());
-        meta.insert("versions".into(), versions());
-        meta.insert("device".into(), device_name(self.device));
-        Ok(meta)
-    }
-
-    /// Writes G and the text encoder: a checkpoint `generate` can use.
-    pub fn save(&self, path: &Path, damsm: &str, step: i64) -> Result<()> {
-        let mut meta = self.meta(damsm)?;
-        meta.insert("step".into(), step.to_string());
-        let mut tensors = checkpoint::named(&self.g_vs, "G");
-        tensors.extend(checkpoint::named(&self.text.vs, "text"));
-        checkpoint::save(path, &meta, &tensors)
-    }
-
-    /// Word ids of captions (at most `max_words` words; an empty caption or
-    /// one of only unknown words is an error).
-    pub fn encode(&self, captions: &[&str]) -> Result<TextBatch> {
-        let (_, _, enc) = self.text.ids(captions)?;
-        Ok(encode_ids(&self.text, &enc))
-    }
-
-    /// Images of every stage and the attention maps, from noise drawn with
-    /// `seed` and the CA mean (eval mode: same inputs, same images).
-    pub fn generate(&self, text: &TextBatch, seed: u64) -> GOutput {
-        let b = text.sentence.size()[0];
-        let z = normal(b, self.config.z_dim, seed, self.device);
-        tch::no_grad(|| {
-            self.g.forward_t(
-                &z,
-                &text.sentence,
-                &text.words,
-                Some(&text.padding),
-                None,
-                false,
-            )
-        })
-    }
-
-    /// Final-stage images for captions. `[n, 3, s, s]`
-    pub fn generate_captions(&self, captions: &[&str], seed: u64) -> Result<Tensor> {
-        let t = self.encode(captions)?;
-        Ok(self
-            .generate(&t, seed)
-            .images
-            .pop()
-            .expect("one stage at least"))
-    }
-}
 
 /// Losses of one step.
 #[derive(Debug, Clone, Serialize)]

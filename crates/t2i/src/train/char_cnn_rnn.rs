@@ -9,7 +9,6 @@
 //! classes against each class's mean text embedding (the paper's protocol).
 
 use super::optim::Adam;
-use super::run::versions;
 use crate::checkpoint::Checkpoint;
 use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
@@ -18,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::family::{FamilyConfig, Metrics, Summary, TrainContext, Trainer, TypedFamily};
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::text::char_cnn_rnn::{CharCnnRnn, CharCnnRnnConfig};
+use crate::versions;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::Serialize;

@@ -5,7 +5,6 @@
 //! evaluation only).
 
 use super::optim::Adam;
-use super::run::versions;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::images::{CaptionedImages, LoadOptions};
 use crate::data::prepare::ImageBatcher;
@@ -14,6 +13,7 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{FamilyConfig, Metrics, Summary, TrainContext, Trainer, TypedFamily};
 use crate::models::classifier::{Classifier, ClassifierConfig};
+use crate::versions;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;

@@ -3,7 +3,6 @@
 //! (eq. 13) on captioned images, same-class captions masked as negatives.
 
 use super::optim::{clip_grad_norm, Adam};
-use super::step_seed;
 use crate::checkpoint::Checkpoint;
 use crate::data::cub::CubSplit;
 use crate::data::images::{CaptionedImages, LoadOptions};
@@ -11,12 +10,12 @@ use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::error::Error;
 use crate::error::Result;
+use crate::eval::rprecision::{r_precision, RPrecision};
 use crate::family::{
     FamilyConfig, Metrics, Summary, TrainContext, Trainer as FamilyTrainer, TypedFamily,
 };
-use crate::models::damsm::{
-    sent_loss, sent_similarity, words_loss, CnnEncoder, CnnEncoderConfig, Gammas,
-};
+use crate::models::damsm::{sent_loss, words_loss, CnnEncoder, CnnEncoderConfig, Gammas};
+use crate::rng::step_seed;
 use crate::text::damsm::{pad_ids, RnnEncoder, RnnEncoderConfig};
 use crate::text::{Encoded, Vocab};
 use rand::seq::SliceRandom;
@@ -52,26 +51,6 @@ pub struct DamsmConfig {
     /// augmentation a frozen body still gets).
     #[serde(default = "four")]
     pub feature_variants: usize,
-    /// Items of the sentence-level terms L1_s + L2_s per step (beyond the
-    /// paper; 0: `batch_size`, as the paper). The word terms stay on the
-    /// first `batch_size` items, as their attention over every image-caption
-    /// pair costs batch^2; the sentence terms cost little per pair, so a
-    /// larger batch gives them more negatives (captions of other classes,
-    /// which is what R-precision must rank below the true one).
-    #[serde(default)]
-    pub sentence_batch: usize,
-    /// Dropout on the frozen body's cached features before the projections
-    /// during training (beyond the paper; 0 keeps it off). The projections
-    /// are the only image-side weights, and they fit the training classes'
-    /// feature directions (real training images: 54% R-precision, test
-    /// images of unseen classes: 24%).
-    #[serde(default)]
-    pub feature_dropout: f64,
-    /// Trains on the images of the first this many training classes only
-    /// (0: all): a diagnostic of how the transfer to unseen classes grows
-    /// with the number of seen ones.
-    #[serde(default)]
-    pub train_classes: usize,
 }
 
 fn one() -> f64 {
@@ -97,9 +76,6 @@ impl DamsmConfig {
             decay_every: 100,
             word_weight: 1.0,
             feature_variants: 4,
-            sentence_batch: 0,
-            feature_dropout: 0.0,
-            train_classes: 0,
         }
     }
 
@@ -129,23 +105,6 @@ impl DamsmConfig {
                 "batch size must be at least 2, got {}",
                 self.batch_size
             ));
-        }
-        if self.image.tune_blocks > 0 {
-            let Some(spec) = self.image.arch.lite() else {
-                return Err(
-                    "image.tune_blocks needs an EfficientNet-Lite body (--image-init)".into(),
-                );
-            };
-            let head_blocks = crate::models::efficientnet::lite_blocks(spec) - spec.region_blocks;
-            if !self.image.frozen_body || self.image.tune_blocks > head_blocks {
-                return Err(format!(
-                    "image.tune_blocks fine-tunes 1 to {head_blocks} last blocks of a frozen body (--freeze-image), got {}",
-                    self.image.tune_blocks
-                ));
-            }
-        }
-        if self.text.minilm_only && !self.text.minilm_sentence {
-            return Err("text.minilm_only needs text.minilm_sentence=true".into());
         }
         if self.text.embed_dim < 1 || self.text.max_words < 1 {
             return Err("text.embed_dim and text.max_words must be positive".into());
@@ -183,16 +142,6 @@ pub struct DamsmTrainer {
     /// Body features of the training images, when the body is frozen
     /// ([`DamsmTrainer::cache_body_features`]).
     body_cache: Option<BodyCache>,
-    /// MiniLM sentence vectors of every training caption, with
-    /// `text.minilm_sentence` ([`DamsmTrainer::cache_caption_priors`]).
-    caption_priors: Option<CaptionPriors>,
-}
-
-/// The frozen MiniLM sentence vectors of every caption of a data set.
-struct CaptionPriors {
-    /// `[captions, 384]`, image `i`'s caption `j` at row `offset[i] + j`.
-    table: Tensor,
-    offset: Vec<usize>,
 }
 
 /// Reads a body-feature cache file; `None` when it does not fit (it is
@@ -202,7 +151,6 @@ fn read_body_cache(
     n: usize,
     variants: usize,
     head_dim: i64,
-    want_mid: bool,
     dev: Device,
 ) -> Option<BodyCache> {
     let named = Tensor::read_safetensors(path).ok()?;
@@ -212,14 +160,9 @@ fn read_body_cache(
     if local.size().first() != Some(&rows) || global.size() != [rows, head_dim] {
         return None;
     }
-    let mid = get("mid").map(|m| m.to_device(dev));
-    if want_mid != mid.is_some() {
-        return None;
-    }
     Some(BodyCache {
         local: local.to_device(dev),
         global: global.to_device(dev),
-        mid,
         n,
         variants,
     })
@@ -255,9 +198,6 @@ struct BodyCache {
     local: Tensor,
     /// `[variants * n, 8w]`
     global: Tensor,
-    /// With `image.tune_blocks`: the head's output before the fine-tuned
-    /// top, `[variants * n, C, r', r']`.
-    mid: Option<Tensor>,
     n: usize,
     variants: usize,
 }
@@ -357,8 +297,7 @@ impl DamsmTrainer {
             image.freeze_body(&image_vs);
         }
         let opt_text = Adam::new(&text.vs, config.lr, config.beta1, config.beta2);
-        let mut opt_image = Adam::new(&image_vs, config.lr, config.beta1, config.beta2);
-        opt_image.scale_lr(|n| image.is_tuned(n), crate::models::damsm::TUNE_LR_SCALE);
+        let opt_image = Adam::new(&image_vs, config.lr, config.beta1, config.beta2);
         Self {
             config,
             text,
@@ -369,7 +308,6 @@ impl DamsmTrainer {
             step: 0,
             seed,
             body_cache: None,
-            caption_priors: None,
         }
     }
 
@@ -407,7 +345,6 @@ impl DamsmTrainer {
                 n,
                 variants,
                 self.config.image.head_dim(),
-                self.config.image.tune_blocks > 0,
                 self.image_vs.device(),
             ) {
                 self.body_cache = Some(cache);
@@ -416,8 +353,7 @@ impl DamsmTrainer {
         }
         let dev = self.image_vs.device();
         let pb = crate::progress::bar((n * variants) as u64, "image features", progress);
-        let (mut local, mut global, mut mid) = (Vec::new(), Vec::new(), Vec::new());
-        let tune = self.config.image.tune_blocks > 0;
+        let (mut local, mut global) = (Vec::new(), Vec::new());
         tch::no_grad(|| {
             for v in 0..variants {
                 let mut rng = ImageBatcher::rng(self.seed ^ 0xFEA7, v as i64);
@@ -426,12 +362,7 @@ impl DamsmTrainer {
                     let idx: Vec<usize> = (start..(start + b).min(n)).collect();
                     if let Some(x) = data.images.batch(&idx, &mut rng, dev).pop() {
                         let (f, g) = self.image.single_view(&x, false);
-                        // the pooled head alone: `global_input` adds the
-                        // region mean at each step, so one file serves both
-                        global.push(g.narrow(1, 0, self.config.image.head_dim()));
-                        if tune {
-                            mid.push(self.image.mid_features(&f));
-                        }
+                        global.push(g);
                         local.push(f);
                     }
                     pb.inc(idx.len() as u64);
@@ -442,96 +373,17 @@ impl DamsmTrainer {
         let cache = BodyCache {
             local: Tensor::cat(&local, 0),
             global: Tensor::cat(&global, 0),
-            mid: tune.then(|| Tensor::cat(&mid, 0)),
             n,
             variants,
         };
         let note = match &file {
             Some(f) => {
-                let mut named = vec![("local", &cache.local), ("global", &cache.global)];
-                if let Some(m) = &cache.mid {
-                    named.push(("mid", m));
-                }
-                write_cache_file(f, &named)?;
+                write_cache_file(f, &[("local", &cache.local), ("global", &cache.global)])?;
                 Some(format!("image features written to {}", f.display()))
             }
             None => None,
         };
         self.body_cache = Some(cache);
-        Ok(note)
-    }
-
-    /// With `text.minilm_sentence`: the frozen MiniLM sentence vector of
-    /// every caption of `data`, computed once (6 ms a caption on one
-    /// thread) so a training step only maps them. Read from / written to
-    /// `cache_dir` under a key of the captions and the MiniLM weights.
-    /// Returns where they came from, for the run's log.
-    pub fn cache_caption_priors(
-        &mut self,
-        data: &CaptionedImages,
-        cache_dir: Option<&std::path::Path>,
-        progress: bool,
-    ) -> Result<Option<String>> {
-        use sha2::{Digest, Sha256};
-        if !self.config.text.minilm_sentence {
-            return Ok(None);
-        }
-        let mut offset = Vec::with_capacity(data.captions.len());
-        let mut all: Vec<&str> = Vec::new();
-        for caps in &data.captions {
-            offset.push(all.len());
-            all.extend(caps.iter().map(String::as_str));
-        }
-        let mut h = Sha256::new();
-        h.update(b"minilm-sentence v1\n");
-        if let Some(src) = self.text.minilm_source() {
-            let weights = src.join("model.safetensors");
-            let meta = std::fs::metadata(&weights).map_err(|e| crate::Error::io(&weights, e))?;
-            h.update(format!("{} {}\n", weights.display(), meta.len()));
-        }
-        for c in &all {
-            h.update(c.as_bytes());
-            h.update(b"\n");
-        }
-        let key = short_hex(h);
-        let file = cache_dir.map(|d| d.join(format!("minilm-captions-{key}.safetensors")));
-        let dev = self.image_vs.device();
-        if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
-            let named = Tensor::read_safetensors(f).ok();
-            let table = named
-                .and_then(|v| v.into_iter().find(|(n, _)| n == "prior"))
-                .map(|(_, t)| t)
-                .filter(|t| t.size().first() == Some(&(all.len() as i64)));
-            if let Some(table) = table {
-                self.caption_priors = Some(CaptionPriors {
-                    table: table.to_device(dev),
-                    offset,
-                });
-                return Ok(Some(format!(
-                    "MiniLM caption vectors read from {}",
-                    f.display()
-                )));
-            }
-        }
-        let pb = crate::progress::bar(all.len() as u64, "MiniLM captions", progress);
-        let mut rows = Vec::new();
-        for chunk in all.chunks(64) {
-            let v = self.text.minilm_prior(chunk)?.ok_or_else(|| {
-                crate::Error::Config("text.minilm_sentence without MiniLM".into())
-            })?;
-            rows.push(v);
-            pb.inc(chunk.len() as u64);
-        }
-        pb.finish_and_clear();
-        let table = Tensor::cat(&rows, 0).to_device(dev); // [captions, 384]
-        let note = match &file {
-            Some(f) => {
-                write_cache_file(f, &[("prior", &table)])?;
-                Some(format!("MiniLM caption vectors written to {}", f.display()))
-            }
-            None => None,
-        };
-        self.caption_priors = Some(CaptionPriors { table, offset });
         Ok(note)
     }
 
@@ -552,12 +404,6 @@ impl DamsmTrainer {
             "v1 {source} {:?} side {} augment {} variants {variants} seed {}\n",
             self.config.image.arch, self.config.image.image_size, data.images.augment, self.seed
         ));
-        if self.config.image.tune_blocks > 0 {
-            h.update(format!(
-                "mid before {} blocks\n",
-                self.config.image.tune_blocks
-            ));
-        }
         let mut vars: Vec<(String, Tensor)> = self
             .image_vs
             .variables()
@@ -595,16 +441,11 @@ impl DamsmTrainer {
         let dev = self.image_vs.device();
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(self.seed, self.step));
         let n = data.captions.len();
-        // the word terms use the first `batch_size` items, the sentence terms all
-        let items = c.batch_size.max(c.sentence_batch);
-        let idx: Vec<usize> = (0..items).map(|_| rng.gen_range(0..n)).collect();
+        let idx: Vec<usize> = (0..c.batch_size).map(|_| rng.gen_range(0..n)).collect();
         let mut enc = Vec::with_capacity(idx.len());
-        let mut picked = Vec::with_capacity(idx.len());
         for &i in &idx {
             let caps = &data.captions[i];
-            let j = rng.gen_range(0..caps.len());
-            picked.push((i, j));
-            let cap = &caps[j];
+            let cap = &caps[rng.gen_range(0..caps.len())];
             let e = self
                 .text
                 .vocab
@@ -626,14 +467,8 @@ impl DamsmTrainer {
                     .collect();
                 let rows = Tensor::from_slice(&rows).to_device(dev);
                 let f = cache.local.index_select(0, &rows); // [batch, region_dim, r, r]
-                let g = match &cache.mid {
-                    // the fine-tuned top runs on the cached head output
-                    Some(m) => self.image.pooled_top(&m.index_select(0, &rows)),
-                    None => cache.global.index_select(0, &rows), // [batch, head_dim]
-                };
-                let g = self.image.global_input(&f, &g); // [batch, global_dim]
-                let p = c.feature_dropout;
-                self.image.project(&f.dropout(p, true), &g.dropout(p, true))
+                let g = cache.global.index_select(0, &rows); // [batch, head_dim]
+                self.image.project(&f, &g)
             }
             _ => {
                 let mut img_rng = ImageBatcher::rng(self.seed, self.step);
@@ -650,39 +485,9 @@ impl DamsmTrainer {
         self.opt_text.lr = lr;
         self.opt_image.lr = lr;
         let out = self.text.forward_t(&ids, &lens, None, true);
-        let prior = if c.text.minilm_sentence {
-            Some(match &self.caption_priors {
-                Some(p) if p.offset.len() == n => {
-                    let rows: Vec<i64> = picked
-                        .iter()
-                        .map(|&(i, j)| (p.offset[i] + j) as i64)
-                        .collect();
-                    p.table
-                        .index_select(0, &Tensor::from_slice(&rows).to_device(dev))
-                }
-                _ => {
-                    let caps: Vec<&str> = picked
-                        .iter()
-                        .map(|&(i, j)| data.captions[i][j].as_str())
-                        .collect();
-                    self.text
-                        .minilm_prior(&caps)?
-                        .unwrap_or_else(|| Tensor::zeros([1], (Kind::Float, dev)))
-                }
-            })
-        } else {
-            None
-        };
-        let sentence = self.text.with_prior(out.sentence, prior.as_ref()); // [items, D]
         let g = c.gammas;
-        // the word terms on the first `batch_size` items (all of them unless
-        // `sentence_batch` is larger), cut to their longest caption
-        let b = c.batch_size;
-        let first = |t: &Tensor| t.narrow(0, 0, b as i64);
-        let t_b = lens[..b].iter().copied().max().unwrap_or(1);
-        let words = first(&out.words).narrow(2, 0, t_b); // [b, D, t_b]
-        let (w0, w1, _) = words_loss(&first(&regions), &words, &lens[..b], Some(&classes[..b]), g);
-        let (s0, s1) = sent_loss(&global, &sentence, Some(&classes), g);
+        let (w0, w1, _) = words_loss(&regions, &out.words, &lens, Some(&classes), g);
+        let (s0, s1) = sent_loss(&global, &out.sentence, Some(&classes), g);
         let w = &w0 + &w1;
         let s = &s0 + &s1;
         let loss = &w * c.word_weight + &s;
@@ -700,52 +505,6 @@ impl DamsmTrainer {
             s_loss: s.double_value(&[]),
         })
     }
-}
-
-/// R-precision: each image's true caption ranked among
-/// itself and `candidates - 1` captions of images of other classes by the
-/// cosine of DAMSM sentence and image vectors; a hit when it ranks first.
-/// Returns (mean, std) over `folds` equal folds of the images.
-///
-/// # Shapes
-/// `image [n, D]`, `true_text [n, D]`, `pool [m, D]` with `pool_class [m]`.
-#[allow(clippy::too_many_arguments)]
-pub fn r_precision(
-    image: &Tensor,
-    image_class: &[i64],
-    true_text: &Tensor,
-    pool: &Tensor,
-    pool_class: &[i64],
-    candidates: usize,
-    folds: usize,
-    seed: u64,
-) -> (f64, f64) {
-    let n = image_class.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut hits = Vec::with_capacity(n);
-    let dev = image.device();
-    for (i, &class) in image_class.iter().enumerate() {
-        let mut cand: Vec<i64> = Vec::with_capacity(candidates - 1);
-        while cand.len() < candidates - 1 {
-            let j = rng.gen_range(0..pool_class.len());
-            if pool_class[j] != class {
-                cand.push(j as i64);
-            }
-        }
-        let others = pool.index_select(0, &Tensor::from_slice(&cand).to_device(dev));
-        let texts = Tensor::cat(&[true_text.get(i as i64).unsqueeze(0), others], 0); // [candidates, D]
-        let sims = sent_similarity(&image.get(i as i64).unsqueeze(0), &texts); // [1, candidates]
-        let best = sims.argmax(1, false).int64_value(&[0]);
-        hits.push(f64::from(u8::from(best == 0)));
-    }
-    let folds = folds.clamp(1, n.max(1));
-    let per = n / folds;
-    let means: Vec<f64> = (0..folds)
-        .map(|f| hits[f * per..(f + 1) * per].iter().sum::<f64>() / per.max(1) as f64)
-        .collect();
-    let mean = means.iter().sum::<f64>() / folds as f64;
-    let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / folds as f64;
-    (mean, var.sqrt())
 }
 
 impl DamsmTrainer {
@@ -780,7 +539,7 @@ impl DamsmTrainer {
         );
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
-        meta.insert("versions".into(), super::run::versions());
+        meta.insert("versions".into(), crate::versions());
         meta.insert(
             "device".into(),
             crate::device::device_name(self.image_vs.device()),
@@ -916,16 +675,6 @@ impl DamsmTrainer {
     }
 }
 
-/// An R-precision figure with its protocol.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct RPrecision {
-    pub mean: f64,
-    pub std: f64,
-    pub images: usize,
-    pub candidates: usize,
-    pub folds: usize,
-}
-
 impl DamsmTrainer {
     /// Global vectors of images `[n, 3, s, s]` in [-1, 1] (resized to the
     /// encoder's input side). `[n, D]`
@@ -969,9 +718,7 @@ impl DamsmTrainer {
                     .collect();
                 let lens: Vec<i64> = enc.iter().map(|e| e.ids.len() as i64).collect();
                 let ids = pad_ids(&enc, self.image_vs.device());
-                let prior = self.text.minilm_prior(chunk)?;
-                let sentence = self.text.forward_t(&ids, &lens, None, false).sentence;
-                out.push(self.text.with_prior(sentence, prior.as_ref()));
+                out.push(self.text.forward_t(&ids, &lens, None, false).sentence);
             }
             Ok(())
         })?;
@@ -1063,9 +810,6 @@ impl FamilyConfig for DamsmRunConfig {
         if self.freeze_image && self.image_init.is_empty() {
             return Err("--freeze-image keeps a pretrained image body fixed: give it with --image-init CKPT".into());
         }
-        if m.text.minilm_sentence && self.word_init.is_empty() {
-            return Err("text.minilm_sentence maps all-MiniLM-L6-v2 sentence vectors: give its folder with --word-init DIR".into());
-        }
         Ok(())
     }
 }
@@ -1131,16 +875,14 @@ impl TypedFamily for DamsmFamily {
         config.validate().map_err(Error::Config)?;
         let root = rc.data.root();
         let size = config.image.image_size;
-        let train = ctx
-            .load_cub(
-                root,
-                CubSplit::Train,
-                &LoadOptions {
-                    augment: true,
-                    ..ctx.loading(size)
-                },
-            )?
-            .first_classes(config.train_classes);
+        let train = ctx.load_cub(
+            root,
+            CubSplit::Train,
+            &LoadOptions {
+                augment: true,
+                ..ctx.loading(size)
+            },
+        )?;
         let test = ctx.load_cub(root, CubSplit::Test, &ctx.loading(size))?;
         let mut t = match resume {
             Some(ck) => DamsmTrainer::from_checkpoint(ck, ctx.device)?,
@@ -1150,9 +892,6 @@ impl TypedFamily for DamsmFamily {
                 let mut t = DamsmTrainer::new(config, vocab, ctx.seed, ctx.device);
                 if let Some(m) = minilm {
                     t.text.init_words_from_minilm(&m)?;
-                    if t.config.text.minilm_sentence {
-                        t.text.attach_minilm(m)?;
-                    }
                 }
                 if let Some(p) = &imagenet {
                     t.init_image_from_weights(p)?;
@@ -1163,23 +902,14 @@ impl TypedFamily for DamsmFamily {
                 t
             }
         };
-        let cache = Some(ctx.cache.as_path());
         let variants = t.config.feature_variants;
-        for note in [
-            t.cache_body_features(&train, variants, cache, ctx.progress)?,
-            t.cache_caption_priors(&train, cache, ctx.progress)?,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if ctx.progress {
-                eprintln!("{note}");
-            }
+        let note = t.cache_body_features(&train, variants, Some(&ctx.cache), ctx.progress)?;
+        if let (Some(note), true) = (note, ctx.progress) {
+            eprintln!("{note}");
         }
         // a frozen body's test features are computed once for every evaluation
-        let test_body =
-            (t.config.image.frozen_body && t.config.image.tune_blocks == 0 && rc.eval_every > 0)
-                .then(|| t.body_globals(&test, rc.eval_images));
+        let test_body = (t.config.image.frozen_body && rc.eval_every > 0)
+            .then(|| t.body_globals(&test, rc.eval_images));
         Ok(Box::new(DamsmRun {
             t,
             train,

@@ -2,11 +2,11 @@
 //! one container the GAN families train from, built from the shapes data
 //! set or from a real data set's prepared crops ([`CaptionedImages`]).
 
-use super::step_seed;
 use crate::data::images::CaptionedImages;
 use crate::data::prepare::ImageBatcher;
 use crate::data::shapes::{AttributeIndex, Shapes, ShapesSample, Split};
 use crate::error::Result;
+use crate::rng::step_seed;
 use crate::text::TextEncoder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

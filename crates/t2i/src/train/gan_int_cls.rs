@@ -2,12 +2,11 @@
 //! al. 2016) and the style encoder S (sec. 4.4), with run folders, resumable
 //! checkpoints and periodic sample grids.
 
-use super::ema::{buffers, load_buffers, load_trainable, WeightAverage};
+use super::ema::WeightAverage;
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
-use super::run::versions;
-use super::step_seed;
 use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
+use crate::checkpoint::buffers;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::data::DataConfig;
@@ -18,119 +17,18 @@ use crate::family::{
     TrainContext, Trainer as FamilyTrainer, TypedFamily,
 };
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
+use crate::models::gan_int_cls::GanIntClsModel;
 use crate::models::gan_int_cls::{
     contrastive_loss, discriminator_hinge_loss, discriminator_loss, generator_hinge_loss,
     generator_loss, interpolate_text, mean_prob, mode_seeking_loss, Discriminator, GanIntClsConfig,
-    Generator, StyleEncoder,
 };
+use crate::rng::step_seed;
 use crate::text::gru::JointImageEncoder;
-use crate::text::{AnyTextEncoder, Encoded, GruEncoderConfig, TextEncoder};
+use crate::text::{AnyTextEncoder, GruEncoderConfig, TextEncoder};
+use crate::versions;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
-
-/// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
-pub struct GanIntClsModel {
-    pub config: GanIntClsConfig,
-    pub encoder: AnyTextEncoder,
-    pub g_vs: nn::VarStore,
-    pub g: Generator,
-    pub s_vs: nn::VarStore,
-    pub s: StyleEncoder,
-    /// Whether S has been trained.
-    pub style_trained: bool,
-    pub device: Device,
-}
-
-impl GanIntClsModel {
-    pub fn new(config: GanIntClsConfig, encoder: AnyTextEncoder, device: Device) -> Self {
-        let g_vs = nn::VarStore::new(device);
-        let g = Generator::new(g_vs.root(), &config);
-        let s_vs = nn::VarStore::new(device);
-        let s = StyleEncoder::new(s_vs.root(), &config);
-        Self {
-            config,
-            encoder,
-            g_vs,
-            g,
-            s_vs,
-            s,
-            style_trained: false,
-            device,
-        }
-    }
-
-    /// Loads a model from a checkpoint file.
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let ck = checkpoint::load(path)?;
-        Self::from_checkpoint(&ck, device)
-    }
-
-    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
-        let model = ck.meta("model")?;
-        if model != "gan-int-cls" {
-            return Err(Error::Checkpoint(format!(
-                "checkpoint holds a '{model}' model, not gan-int-cls"
-            )));
-        }
-        let config = config_of(ck)?;
-        let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
-        let mut m = Self::new(config, encoder, device);
-        ck.load_into(&mut m.g_vs, "G")?;
-        if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
-            // generation uses the running average when the run kept one
-            load_trainable(&m.g_vs, ck, "G_avg")?;
-            // with the average's own batch-norm statistics when saved
-            load_buffers(&m.g_vs, ck, "G_avg")?;
-        }
-        ck.load_into(&mut m.s_vs, "S")?;
-        m.style_trained = ck.meta("style_trained")? == "true";
-        Ok(m)
-    }
-
-    /// Sentence vectors for captions, with each caption's unknown words.
-    pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<Encoded>)> {
-        tch::no_grad(|| {
-            let (f, enc) = self.encoder.encode(captions)?;
-            Ok((f.sentence, enc))
-        })
-    }
-
-    /// Noise for `n` samples from `seed`, drawn on the CPU so that it is the
-    /// same whatever the device. `[n, z_dim]`
-    pub fn noise(&self, n: i64, seed: u64) -> Tensor {
-        super::normal(n, self.config.z_dim, seed, self.device)
-    }
-
-    /// G(z, h) in inference mode. `[n, 3, size, size]` in [-1, 1]
-    pub fn generate(&self, z: &Tensor, h: &Tensor) -> Tensor {
-        tch::no_grad(|| self.g.forward_t(z, h, false))
-    }
-
-    /// S(x) in inference mode. `[n, z_dim]`
-    pub fn style(&self, x: &Tensor) -> Tensor {
-        tch::no_grad(|| self.s.forward_t(&x.to_device(self.device), false))
-    }
-}
-
-/// The model config of a checkpoint. Options removed since it was written
-/// are accepted when off, and named when on.
-fn config_of(ck: &Checkpoint) -> Result<GanIntClsConfig> {
-    let bad = |e: String| Error::Checkpoint(format!("checkpoint config: {e}"));
-    let mut t: toml::Table = toml::from_str(ck.meta("config")?).map_err(|e| bad(e.to_string()))?;
-    for (key, off) in crate::models::gan_int_cls::REMOVED_OPTIONS {
-        if let Some(v) = t.remove(*key) {
-            if v.to_string() != *off {
-                return Err(bad(format!(
-                    "it was trained with `{key} = {v}`, an option t2i no longer has (docs/experiments.md)"
-                )));
-            }
-        }
-    }
-    toml::Value::Table(t)
-        .try_into()
-        .map_err(|e: toml::de::Error| bad(e.to_string()))
-}
 
 /// Losses and scores of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -247,11 +145,11 @@ impl Trainer {
             .pairs(self.seed, self.step, c.batch_size, c.hard_negative_prob);
         let dev = self.model.device;
         let seed = step_seed(self.seed, self.step);
-        let z = super::normal(c.batch_size, c.z_dim, seed, dev);
+        let z = crate::rng::normal(c.batch_size, c.z_dim, seed, dev);
         let fake = self.model.g.forward_t(&z, &h, true); // [batch, 3, s, s]
         let (h_int, fake_int) = if v.int() {
             let hi = interpolate_text(&h, c.int_beta);
-            let z2 = super::normal(c.batch_size, c.z_dim, seed ^ 0x1A7, dev);
+            let z2 = crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x1A7, dev);
             let f = self.model.g.forward_t(&z2, &hi, true);
             (Some(hi), Some(f))
         } else {
@@ -318,7 +216,7 @@ impl Trainer {
         if c.diversity_weight > 0.0 {
             // a second noise for the first half of the batch, same texts
             let k = (c.batch_size / 2).max(1);
-            let z_b = super::normal(k, c.z_dim, seed ^ 0xD1F, dev);
+            let z_b = crate::rng::normal(k, c.z_dim, seed ^ 0xD1F, dev);
             let fake_b = self.model.g.forward_t(&z_b, &h.narrow(0, 0, k), true);
             let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), &z_b);
             loss_g += ms * c.diversity_weight;
@@ -338,7 +236,7 @@ impl Trainer {
                     .square()
                     .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
                 loss_g += kl.mean(Kind::Float) * (0.5 * c.recon_kl);
-                &mu + super::normal(c.batch_size, c.z_dim, seed ^ 0x5EC, dev)
+                &mu + crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x5EC, dev)
             } else {
                 mu
             };
@@ -401,7 +299,7 @@ impl Trainer {
         let mut last = f64::NAN;
         for k in 0..steps {
             let (_, h, _) = self.data.pairs(self.seed ^ 0x57, k, c.batch_size, 0.0);
-            let z = super::normal(
+            let z = crate::rng::normal(
                 c.batch_size,
                 c.z_dim,
                 step_seed(self.seed ^ 0x57, k),
@@ -541,7 +439,12 @@ impl Trainer {
         tch::no_grad(|| {
             for k in 0..STANDING_BATCHES {
                 let (_, h, _) = self.data.pairs(seed, k, c.batch_size, 0.0);
-                let z = super::normal(c.batch_size, c.z_dim, step_seed(seed, k), self.model.device);
+                let z = crate::rng::normal(
+                    c.batch_size,
+                    c.z_dim,
+                    step_seed(seed, k),
+                    self.model.device,
+                );
                 let _ = self.model.g.forward_t(&z, &h, true);
             }
         });

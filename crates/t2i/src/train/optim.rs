@@ -18,8 +18,6 @@ pub struct Adam {
     pub step: i64,
     names: Vec<String>,
     params: Vec<Tensor>,
-    /// Per-variable factor of `lr` (1 unless [`Adam::scale_lr`] set it).
-    lr_scale: Vec<f64>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
 }
@@ -35,7 +33,6 @@ impl Adam {
         let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let (names, params): (Vec<String>, Vec<Tensor>) = vars.into_iter().unzip();
-        let lr_scale = vec![1.0; names.len()];
         Self {
             lr,
             beta1,
@@ -44,19 +41,8 @@ impl Adam {
             step: 0,
             names,
             params,
-            lr_scale,
             m,
             v,
-        }
-    }
-
-    /// Multiplies the learning rate of the variables whose name passes
-    /// `pick` by `factor` (e.g. a pretrained part fine-tuned slowly).
-    pub fn scale_lr(&mut self, pick: impl Fn(&str) -> bool, factor: f64) {
-        for (n, s) in self.names.iter().zip(&mut self.lr_scale) {
-            if pick(n) {
-                *s *= factor;
-            }
         }
     }
 
@@ -78,7 +64,7 @@ impl Adam {
         let bc2 = 1.0 - self.beta2.powi(t);
         tch::no_grad(|| {
             let groups = self.params.iter_mut().zip(&mut self.m).zip(&mut self.v);
-            for (((p, m), v), scale) in groups.zip(&self.lr_scale) {
+            for ((p, m), v) in groups {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -90,7 +76,7 @@ impl Adam {
                     .g_mul_scalar_(self.beta2)
                     .g_add_(&(&g * &g * (1.0 - self.beta2)));
                 let denom = v.sqrt() / bc2.sqrt() + self.eps;
-                let _ = p.g_sub_(&(&*m / denom * (self.lr * scale / bc1)));
+                let _ = p.g_sub_(&(&*m / denom * (self.lr / bc1)));
             }
         });
     }

@@ -7,14 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Versions recorded with every run and checkpoint.
-pub fn versions() -> String {
-    format!(
-        "t2i {}, tch 0.26, libtorch 2.13.0",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
 /// A run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -380,7 +372,7 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         preset,
         seed,
         device: crate::device::device_name(req.device),
-        versions: versions(),
+        versions: crate::versions(),
         config: table.clone(),
     };
     if saved.is_none() || !notes.is_empty() {

@@ -5,13 +5,10 @@
 
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
-use super::run::versions;
 use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
-use super::{normal, step_seed};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::images::LoadOptions;
 use crate::data::DataConfig;
-use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
     Controls, FamilyConfig, Generated, Generator, Metrics, ParamRow, Summary, TrainContext,
@@ -19,120 +16,13 @@ use crate::family::{
 };
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::stackgan::{
-    discriminator_loss, generator_loss, kl, Discriminator, GenOutput, StackGanConfig,
-    Stage1Generator, Stage2Generator,
+    discriminator_loss, generator_loss, kl, Discriminator, StackGanConfig, StackGanModel,
 };
+use crate::rng::{normal, step_seed};
 use crate::text::{AnyTextEncoder, TextEncoder};
 use serde::Serialize;
 use std::path::Path;
 use tch::{nn, Device, Tensor};
-
-/// The generator being trained or used.
-pub enum StackGenerator {
-    Stage1(Stage1Generator),
-    Stage2(Stage2Generator),
-}
-
-/// A StackGAN generator with its text encoder (all a user needs to generate).
-pub struct StackGanModel {
-    pub config: StackGanConfig,
-    pub stage: u8,
-    pub encoder: AnyTextEncoder,
-    pub g_vs: nn::VarStore,
-    pub g: StackGenerator,
-    pub device: Device,
-}
-
-impl StackGanModel {
-    pub fn new(config: StackGanConfig, stage: u8, encoder: AnyTextEncoder, device: Device) -> Self {
-        let g_vs = nn::VarStore::new(device);
-        let g = if stage == 1 {
-            StackGenerator::Stage1(Stage1Generator::new(g_vs.root(), &config))
-        } else {
-            StackGenerator::Stage2(Stage2Generator::new(g_vs.root(), &config))
-        };
-        Self {
-            config,
-            stage,
-            encoder,
-            g_vs,
-            g,
-            device,
-        }
-    }
-
-    /// Rebuilds the generator and text encoder of a StackGAN checkpoint.
-    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
-        ck.expect_model("stackgan")?;
-        let config: StackGanConfig = ck.json_meta("config")?;
-        let stage: u8 = ck
-            .meta("stage")?
-            .parse()
-            .map_err(|_| Error::Checkpoint("bad stage".into()))?;
-        let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
-        let mut m = Self::new(config, stage, encoder, device);
-        ck.load_into(&mut m.g_vs, "G")?;
-        Ok(m)
-    }
-
-    /// Metadata of a checkpoint of this model.
-    pub fn meta(&self) -> Result<std::collections::BTreeMap<String, String>> {
-        let mut meta = self.encoder.describe();
-        meta.insert("model".into(), "stackgan".into());
-        meta.insert("stage".into(), self.stage.to_string());
-        meta.insert(
-            "config".into(),
-            serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?,
-        );
-        meta.insert("versions".into(), versions());
-        meta.insert("device".into(), device_name(self.device));
-        Ok(meta)
-    }
-
-    /// Writes G and the text encoder: a checkpoint `generate` can use.
-    pub fn save(&self, path: &Path, step: i64) -> Result<()> {
-        let mut meta = self.meta()?;
-        meta.insert("step".into(), step.to_string());
-        let mut tensors = checkpoint::named(&self.g_vs, "G");
-        tensors.extend(self.encoder.tensors());
-        checkpoint::save(path, &meta, &tensors)
-    }
-
-    /// Forward pass with CA noise drawn from `seed` (`None`: CA means).
-    pub fn forward(
-        &self,
-        text: &Tensor,
-        noise: &Tensor,
-        ca_seed: Option<u64>,
-        train: bool,
-    ) -> GenOutput {
-        let b = text.size()[0];
-        let c = self.config.condition_dim;
-        let e1 = ca_seed.map(|s| normal(b, c, s ^ 0xCA1, self.device));
-        let e2 = ca_seed.map(|s| normal(b, c, s ^ 0xCA2, self.device));
-        match &self.g {
-            StackGenerator::Stage1(g) => g.forward_t(text, noise, e1.as_ref(), train),
-            StackGenerator::Stage2(g) => g.forward_t(text, noise, e1.as_ref(), e2.as_ref(), train),
-        }
-    }
-
-    /// Sentence embeddings of captions.
-    pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<crate::text::Encoded>)> {
-        tch::no_grad(|| {
-            let (f, e) = self.encoder.encode(captions)?;
-            Ok((f.sentence.to_device(self.device), e))
-        })
-    }
-
-    /// Images for captions (eval mode, CA mean). Returns (Stage-I if this is
-    /// a Stage-II model, final image).
-    pub fn generate(&self, captions: &[&str], seed: u64) -> Result<(Option<Tensor>, Tensor)> {
-        let (h, _) = self.embed(captions)?;
-        let z = normal(captions.len() as i64, self.config.z_dim, seed, self.device);
-        let o = tch::no_grad(|| self.forward(&h, &z, None, false));
-        Ok((o.stage1, o.image))
-    }
-}
 
 /// Losses of one step.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -388,15 +278,6 @@ impl FamilyConfig for StackGanRunConfig {
     }
 }
 
-/// A run folder or a checkpoint file -> the checkpoint file.
-pub fn checkpoint_file(p: &Path) -> std::path::PathBuf {
-    if p.is_dir() {
-        p.join("checkpoints").join("last.safetensors")
-    } else {
-        p.to_path_buf()
-    }
-}
-
 /// The family entry of StackGAN.
 pub struct StackGanFamily;
 
@@ -430,7 +311,7 @@ impl TypedFamily for StackGanFamily {
         let device = ctx.device;
         let mut config = rc.model.clone();
         let stage1_ck = if rc.stage == 2 {
-            let p = checkpoint_file(Path::new(&rc.stage1));
+            let p = checkpoint::checkpoint_file(Path::new(&rc.stage1));
             let ck = checkpoint::load(&p)?;
             let c1: StackGanConfig = ck.json_meta("config")?;
             if c1.preset != config.preset {

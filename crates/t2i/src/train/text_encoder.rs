@@ -2,11 +2,11 @@
 //! embedding loss (`text::gru::joint_embedding_loss`).
 
 use super::optim::Adam;
-use super::step_seed;
 use crate::checkpoint;
 use crate::data::shapes::{AttributeIndex, Shapes, Split};
 use crate::error::Result;
 use crate::imageio::images_to_tensor;
+use crate::rng::step_seed;
 use crate::text::gru::{joint_embedding_loss, JointImageEncoder};
 use crate::text::{GruEncoder, GruEncoderConfig, TextEncoder, Vocab};
 use rand::{Rng, SeedableRng};
