@@ -296,7 +296,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output PNG (grid with the caption under it).
-    #[arg(long, default_value = "samples.png")]
+    #[arg(short = 'o', long, default_value = "samples.png")]
     pub out: PathBuf,
     /// Also write one PNG per sample into this folder.
     #[arg(long)]
@@ -676,37 +676,12 @@ pub struct ImportArgs {
 }
 
 pub fn import(a: ImportArgs) -> Result<()> {
-    let device = tch::Device::Cpu;
-    let src = a.weights.display().to_string();
-    match a.model.as_str() {
-        "attngan" => {
-            let m = t2i::import::import_attngan(
-                &a.weights,
-                &a.text_encoder,
-                a.captions.as_deref(),
-                device,
-            )?;
-            m.save(&a.out, &format!("imported from {src}"), 0)?;
-            println!(
-                "imported AttnGAN G ({} stages, ngf {}, text {}) and text encoder ({} words) -> {}",
-                m.config.branch_num,
-                m.config.gf_dim,
-                m.config.text_dim,
-                m.text.vocab.len(),
-                a.out.display()
-            );
-        }
-        "stackgan" => {
-            let m = t2i::import::import_stackgan(&a.weights, &a.text_encoder, device)?;
-            m.save(&a.out, 0)?;
-            println!(
-                "imported StackGAN Stage-{} G ({}) -> {}",
-                if m.stage == 1 { "I" } else { "II" },
-                m.config.preset,
-                a.out.display()
-            );
-        }
-        other => bail!("cannot import '{other}' (use attngan or stackgan)"),
-    }
+    let line = family(&a.model)?.import(&t2i::family::ImportRequest {
+        weights: &a.weights,
+        text_encoder: &a.text_encoder,
+        captions: a.captions.as_deref(),
+        out: &a.out,
+    })?;
+    println!("{line}");
     Ok(())
 }

@@ -420,6 +420,22 @@ fn real_data_and_stackgan_commands_fail_clearly() {
         "unknown config field 'nope' (fields: ",
         &out_dir,
     );
+    let imp = tmp.path().join("imported.safetensors");
+    assert_clear_error(
+        &t2i(&[
+            "import",
+            "--model",
+            "gan-int-cls",
+            "--weights",
+            n,
+            "--text-encoder",
+            n,
+            "--out",
+            imp.to_str().unwrap(),
+        ]),
+        "no official weights to import for gan-int-cls",
+        &imp,
+    );
     let info = t2i(&["info", "--model", "stackgan", "--preset", "paper"]);
     let s = String::from_utf8_lossy(&info.stdout);
     for n in ["10301248", "5715713", "36591328", "71269122"] {

@@ -300,6 +300,18 @@ pub trait Generator {
     }
 }
 
+/// What `t2i import` converts: an official implementation's weights.
+pub struct ImportRequest<'a> {
+    /// The official generator (`netG_epoch_*.pth`, `bird_AttnGAN2.pth`...).
+    pub weights: &'a Path,
+    /// Its text encoder (official `.pth` or a t2i text-encoder checkpoint).
+    pub text_encoder: &'a Path,
+    /// The data set's `captions.pickle` (the official vocabulary), if needed.
+    pub captions: Option<&'a Path>,
+    /// The t2i checkpoint to write.
+    pub out: &'a Path,
+}
+
 /// Parameter counts of one network and its parts.
 pub type ParamRow = (String, i64, Vec<(String, i64)>);
 
@@ -359,6 +371,15 @@ pub trait Family: Sync {
         let _ = (config, device, repeats);
         Err(Error::Config(format!("no benchmark for {}", self.name())))
     }
+    /// Converts an official implementation's weights into a t2i checkpoint;
+    /// returns a line describing what was imported.
+    fn import(&self, req: &ImportRequest) -> Result<String> {
+        let _ = req;
+        Err(Error::Config(format!(
+            "no official weights to import for {}",
+            self.name()
+        )))
+    }
 }
 
 /// What a family implements: [`Family`] follows for it, with the config
@@ -412,6 +433,14 @@ pub trait TypedFamily: Sync {
         let _ = (config, device, repeats);
         Err(Error::Config(format!("no benchmark for {}", Self::NAME)))
     }
+    /// See [`Family::import`].
+    fn import(&self, req: &ImportRequest) -> Result<String> {
+        let _ = req;
+        Err(Error::Config(format!(
+            "no official weights to import for {}",
+            Self::NAME
+        )))
+    }
 }
 
 impl<F: TypedFamily> Family for F {
@@ -457,6 +486,9 @@ impl<F: TypedFamily> Family for F {
         repeats: usize,
     ) -> Result<Vec<(serde_json::Value, String)>> {
         TypedFamily::bench(self, &parse_table(config)?, device, repeats)
+    }
+    fn import(&self, req: &ImportRequest) -> Result<String> {
+        TypedFamily::import(self, req)
     }
 }
 

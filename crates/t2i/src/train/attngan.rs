@@ -15,8 +15,8 @@ use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, ParamRow, Summary,
-    TrainContext, Trainer, TypedFamily,
+    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, ImportRequest, Metrics,
+    ParamRow, Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::layers::ca::kl_loss;
@@ -495,6 +495,24 @@ impl TypedFamily for AttnGanFamily {
         let r = crate::bench::bench_attngan(c, device, repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
+    }
+    fn import(&self, req: &ImportRequest) -> Result<String> {
+        let src = req.weights.display();
+        let m = crate::import::import_attngan(
+            req.weights,
+            req.text_encoder,
+            req.captions,
+            Device::Cpu,
+        )?;
+        m.save(req.out, &format!("imported from {src}"), 0)?;
+        Ok(format!(
+            "imported AttnGAN G ({} stages, ngf {}, text {}) and text encoder ({} words) -> {}",
+            m.config.branch_num,
+            m.config.gf_dim,
+            m.config.text_dim,
+            m.text.vocab.len(),
+            req.out.display()
+        ))
     }
 }
 

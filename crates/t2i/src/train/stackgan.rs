@@ -11,8 +11,8 @@ use crate::data::images::LoadOptions;
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator, Metrics, ParamRow, Summary, TrainContext,
-    Trainer, TypedFamily,
+    Controls, FamilyConfig, Generated, Generator, ImportRequest, Metrics, ParamRow, Summary,
+    TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::stackgan::{
@@ -418,6 +418,16 @@ impl TypedFamily for StackGanFamily {
             out.push((v, r.table()));
         }
         Ok(out)
+    }
+    fn import(&self, req: &ImportRequest) -> Result<String> {
+        let m = crate::import::import_stackgan(req.weights, req.text_encoder, Device::Cpu)?;
+        m.save(req.out, 0)?;
+        Ok(format!(
+            "imported StackGAN Stage-{} G ({}) -> {}",
+            if m.stage == 1 { "I" } else { "II" },
+            m.config.preset,
+            req.out.display()
+        ))
     }
 }
 
