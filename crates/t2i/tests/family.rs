@@ -109,3 +109,105 @@ fn shared_flags_map_to_keys_or_are_refused() {
         }
     }
 }
+
+/// Every family trains through `train::run::train` with a `--set` and a
+/// shared flag, and the run's own `config.toml` holds both; a resume that
+/// changes a setting is refused and writes nothing.
+#[test]
+fn every_family_trains_with_set_and_records_it_in_config_toml() {
+    use t2i::data::shapes::{export_cub_layout, Shapes, ShapesConfig};
+    use t2i::train::run::{train, LoopOptions, StopFlag, TrainRequest};
+    let tmp = tempfile::tempdir().unwrap();
+    let cub = tmp.path().join("cub");
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: 64,
+        train_size: 40,
+        test_size: 10,
+        ..Default::default()
+    })
+    .unwrap();
+    export_cub_layout(&shapes, &cub).unwrap();
+    let cub = cub.display().to_string();
+    let run = |model: &str, out: &str, sets: &[String], resume: bool| {
+        let req = TrainRequest {
+            model: Some(model.to_string()),
+            preset: None,
+            flags: vec![("batch_size", "4".to_string())],
+            sets: sets.to_vec(),
+            out: tmp.path().join(out),
+            resume,
+            seed: None,
+            device: tch::Device::Cpu,
+            cache: tmp.path().join("cache"),
+            schedule: LoopOptions {
+                steps: 1,
+                max_seconds: 0,
+                log_every: 1,
+                sample_every: 0,
+                checkpoint_every: 0,
+                progress: false,
+            },
+            eval_samples: 0,
+        };
+        train(&req, &StopFlag::default())
+    };
+    let data_cub = format!("data.root={cub:?}");
+    let shapes_small = "data.train_size=60".to_string();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "gan-int-cls",
+            vec![
+                shapes_small.clone(),
+                "text.steps=2".into(),
+                "style_steps=1".into(),
+            ],
+        ),
+        ("stackgan", vec![shapes_small, "text.steps=2".into()]),
+        ("damsm", vec![data_cub.clone(), "eval_every=0".into()]),
+        ("classifier", vec![data_cub.clone()]),
+        (
+            "char-cnn-rnn",
+            vec![data_cub.clone(), "eval_every=0".into()],
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (model, mut sets) in cases {
+        let f = family(model).unwrap();
+        let key = f.flag_keys("lr")[0];
+        sets.push(format!("{key}=0.000123"));
+        let out = format!("run-{model}");
+        run(model, &out, &sets, false).unwrap_or_else(|e| panic!("{model}: {e}"));
+        runs.push((model, out, key));
+    }
+    // AttnGAN on the DAMSM just trained
+    let damsm = tmp.path().join("run-damsm/checkpoints/last.safetensors");
+    let sets = vec![
+        data_cub,
+        format!("damsm={:?}", damsm.display().to_string()),
+        "lr_g=0.000123".into(),
+    ];
+    run("attngan", "run-attngan", &sets, false).unwrap();
+    runs.push(("attngan", "run-attngan".into(), "lr_g"));
+    for (model, out, key) in runs {
+        let text = std::fs::read_to_string(tmp.path().join(&out).join("config.toml")).unwrap();
+        let saved: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(saved["model"].as_str(), Some(model));
+        let config = &saved["config"];
+        assert_eq!(config[key].as_float(), Some(0.000123), "{model}: {text}");
+        let batch = family(model).unwrap().flag_keys("batch_size")[0];
+        assert_eq!(config[batch].as_integer(), Some(4), "{model}");
+        assert!(tmp
+            .path()
+            .join(&out)
+            .join("checkpoints/last.safetensors")
+            .is_file());
+        // a changed setting on resume is refused, the config untouched
+        let e = run(model, &out, &[format!("{key}=0.5")], true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--resume cannot change"), "{model}: {e}");
+        let after = std::fs::read_to_string(tmp.path().join(&out).join("config.toml")).unwrap();
+        assert_eq!(after, text);
+    }
+}
