@@ -531,21 +531,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         if metrics.iter().any(|m| m == "shapes") {
             bail!("--metric shapes cannot be combined with data-set metrics");
         }
-        return crate::cub_cmds::eval_cub(&crate::cub_cmds::CubEval {
+        let cache = crate::cub_cmds::default_cache();
+        let e = t2i::eval::dataset::DatasetEval {
             checkpoint: &checkpoint,
             metrics,
             damsm: a.damsm.as_deref(),
             inception: a.inception.as_deref(),
             classifier: a.classifier.as_deref(),
-            root: a.data_root.as_deref(),
             split: &a.split,
             seed: a.seed,
-            out: &a.out,
-            device: &a.device,
+            device: parse_device(&a.device)?,
+            cache: &cache,
             num_samples: a.num_samples,
             samples_dir: a.samples_dir.clone(),
             flip_average: a.flip_average.then_some(true),
-        });
+        };
+        return crate::cub_cmds::eval_cub(&e, a.data_root.as_deref(), &a.out);
     }
     if a.samples == 0 {
         bail!("--samples must be at least 1");

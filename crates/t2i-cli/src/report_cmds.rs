@@ -178,17 +178,17 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
         } else {
             a.metric.split(',').map(|m| m.trim().to_string()).collect()
         };
-        let e = crate::cub_cmds::CubEval {
+        let cache = crate::cub_cmds::default_cache();
+        let e = t2i::eval::dataset::DatasetEval {
             checkpoint: &last,
             metrics: metrics.clone(),
             damsm: Some(&damsm),
             inception: a.inception.as_deref(),
             classifier: a.classifier.as_deref(),
-            root: Some(root),
             split: &a.split,
             seed: a.seed,
-            out: &out_dir.join("eval.json"),
-            device: &a.device,
+            device,
+            cache: &cache,
             num_samples: a.num_samples,
             flip_average: a.flip_average.then_some(true),
             samples_dir: Some(a.samples_dir.clone().unwrap_or_else(|| {
@@ -200,7 +200,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                 ))
             })),
         };
-        let (v, lines) = crate::cub_cmds::generated_metrics(&e, &ck, root, device, usize::MAX)?;
+        let (v, lines) = t2i::eval::dataset::generated_metrics(&e, &ck, root, usize::MAX)?;
         for l in &lines {
             println!("{l}");
         }
@@ -259,23 +259,21 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
             let pb = t2i::progress::bar(steps.len() as u64, "checkpoints", true);
             for (step, p) in &steps {
                 let cks = checkpoint::load(p)?;
-                let e = crate::cub_cmds::CubEval {
+                let e = t2i::eval::dataset::DatasetEval {
                     checkpoint: p,
                     metrics: vec!["r-precision".into()],
                     damsm: Some(&damsm),
                     inception: None,
                     classifier: None,
-                    root: Some(root),
                     split: &a.split,
                     seed: a.seed,
-                    out: &out_dir.join("eval.json"),
-                    device: &a.device,
+                    device,
+                    cache: &cache,
                     num_samples: 0,
                     samples_dir: None,
                     flip_average: a.flip_average.then_some(true),
                 };
-                let (v, _) =
-                    crate::cub_cmds::generated_metrics(&e, &cks, root, device, a.over_steps)?;
+                let (v, _) = t2i::eval::dataset::generated_metrics(&e, &cks, root, a.over_steps)?;
                 curve.push((
                     *step as f64,
                     v["r_precision"]["mean"].as_f64().unwrap_or(0.0),

@@ -1,0 +1,288 @@
+//! Metrics of a generator's samples on a data set in the CUB layout:
+//! R-precision, FID, KID and the Inception Score, with the feature network
+//! named in every figure. Samples can be kept in chunks on disk, so an
+//! interrupted evaluation resumes where it stopped.
+
+use crate::data::cub::CubSplit;
+use crate::data::images::{load_cub, LoadOptions};
+use crate::error::{Error, Result};
+use crate::train::damsm::DamsmTrainer;
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+/// What `eval` computes on a data set in the CUB layout.
+pub struct DatasetEval<'a> {
+    pub checkpoint: &'a Path,
+    /// Any of r-precision, fid, kid, is.
+    pub metrics: Vec<String>,
+    pub damsm: Option<&'a Path>,
+    pub inception: Option<&'a Path>,
+    /// The project's classifier (`train --model classifier`): feature network
+    /// of fid, kid and is without `inception`.
+    pub classifier: Option<&'a Path>,
+    pub split: &'a str,
+    pub seed: u64,
+    pub device: tch::Device,
+    /// Cache of prepared real images.
+    pub cache: &'a Path,
+    /// Samples to generate (0: one per image of the split); captions are
+    /// reused in turn when there are more samples than images.
+    pub num_samples: usize,
+    /// Keep generated samples here in chunks, so an interrupted evaluation
+    /// resumes where it stopped.
+    pub samples_dir: Option<PathBuf>,
+    /// R-precision: the DAMSM image encoder averages each image with its
+    /// mirror image (`image.flip_average`); `None` keeps the checkpoint's.
+    pub flip_average: Option<bool>,
+}
+
+/// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
+fn quantize(x: &Tensor) -> Tensor {
+    ((x + 1.0) * 127.5)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(Kind::Uint8)
+}
+
+/// Metrics of a generator checkpoint's samples for the first `limit`
+/// images of a split of a data set in the CUB layout at `root`: one image
+/// per real image, from one of its captions (chosen by `seed`).
+/// R-precision with the DAMSM `damsm`; FID / KID against the split's real
+/// images with Inception-v3 (pytorch-fid's weights), the project's
+/// classifier, or else the DAMSM image encoder (labelled so); IS needs
+/// Inception or the classifier. Returns JSON and one printable line per
+/// metric.
+pub fn generated_metrics(
+    e: &DatasetEval,
+    ck: &crate::checkpoint::Checkpoint,
+    root: &Path,
+    limit: usize,
+) -> Result<(serde_json::Value, Vec<String>)> {
+    let device = e.device;
+    let cfg = |m: &str| Error::Config(m.to_string());
+    use crate::eval::stats;
+    use rand::{Rng, SeedableRng};
+    let (checkpoint, split, seed) = (e.checkpoint, e.split, e.seed);
+    let wants = |m: &str| e.metrics.iter().any(|x| x == m);
+    let own_features = e.inception.is_none() && e.classifier.is_none();
+    if (wants("r-precision") || (wants("fid") || wants("kid")) && own_features) && e.damsm.is_none()
+    {
+        return Err(cfg("scoring a generator's samples needs --damsm CHECKPOINT (r-precision, and fid/kid without --inception or --classifier)"));
+    }
+    if wants("is") && own_features {
+        return Err(cfg("the Inception Score needs --inception PATH (pytorch-fid's pt_inception-2015-12-05-*.pth) or --classifier CHECKPOINT (t2i train --model classifier)"));
+    }
+    let classifier = match (e.inception, e.classifier) {
+        (None, Some(p)) => Some(crate::train::classifier::ClassifierModel::load(p, device)?),
+        _ => None,
+    };
+    let kind = ck.meta("model")?.to_string();
+    let g = crate::family::load_generator(ck, device)?;
+    let generate = |c: &[&str], s: u64| -> Result<Tensor> { Ok(g.generate(c, s)?.images) };
+    let damsm = e
+        .damsm
+        .map(|p| -> Result<DamsmTrainer> {
+            let mut t = DamsmTrainer::from_checkpoint(&crate::checkpoint::load(p)?, device)?;
+            if let Some(on) = e.flip_average {
+                t.set_flip_average(on);
+            }
+            Ok(t)
+        })
+        .transpose()?;
+    let inception = e
+        .inception
+        .map(|p| crate::models::inception::load(p, crate::models::inception::Variant::Fid, device))
+        .transpose()?;
+    let sp = CubSplit::parse(split).ok_or_else(|| cfg(&format!("unknown split '{split}'")))?;
+    let cub = crate::data::cub::Cub::open(root, sp, crate::data::cub::CaptionLayout::Auto)?;
+    eprintln!("{}", cub.report);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n_rec = cub.records.len();
+    let n = if e.num_samples == 0 {
+        n_rec
+    } else {
+        e.num_samples
+    }
+    .min(limit);
+    let recs: Vec<&crate::data::cub::CubRecord> = (0..n).map(|i| &cub.records[i % n_rec]).collect();
+    let caps: Vec<String> = recs
+        .iter()
+        .map(|r| r.captions[rng.gen_range(0..r.captions.len())].clone())
+        .collect();
+    let classes: Vec<i64> = recs.iter().map(|r| r.class as i64).collect();
+    if let Some(d) = &e.samples_dir {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let pb = crate::progress::bar(caps.len() as u64, "generating", true);
+    let mut imgs = Vec::new();
+    let mut reused = 0usize;
+    for (k, chunk) in caps.chunks(50).enumerate() {
+        let file = e
+            .samples_dir
+            .as_ref()
+            .map(|d| d.join(format!("chunk-{k:05}.safetensors")));
+        let cached = file
+            .as_ref()
+            .filter(|f| f.is_file())
+            .and_then(|f| Tensor::read_safetensors(f).ok())
+            .and_then(|v| v.into_iter().find(|(n, _)| n == "images").map(|(_, t)| t))
+            .filter(|t| t.size()[0] == chunk.len() as i64);
+        let x = match cached {
+            Some(t) => {
+                reused += chunk.len();
+                t
+            }
+            None => {
+                let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                let x = quantize(
+                    &generate(&c, seed.wrapping_add(k as u64))?.to_device(tch::Device::Cpu),
+                );
+                if let Some(f) = &file {
+                    let tmp = f.with_extension("tmp");
+                    Tensor::write_safetensors(&[("images", &x)], &tmp)
+                        .map_err(|e| cfg(&format!("writing {}: {e}", tmp.display())))?;
+                    std::fs::rename(&tmp, f).map_err(|e| Error::io(f, e))?;
+                }
+                x
+            }
+        };
+        imgs.push(x);
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    if reused > 0 {
+        eprintln!(
+            "reused {reused} samples from {}",
+            e.samples_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let images = Tensor::cat(&imgs, 0).to_kind(Kind::Float) / 127.5 - 1.0;
+    let size = images.size()[2];
+    let mut v = serde_json::json!({
+        "images": "generated",
+        "generator": checkpoint.display().to_string(),
+        "model": kind,
+        "step": ck.meta("step")?,
+        "damsm": e.damsm.map(|p| p.display().to_string()),
+        "damsm_flip_average": damsm.as_ref().map(|t| t.config.image.flip_average),
+        "inception": e.inception.map(|p| p.display().to_string()),
+        "classifier": e.classifier.map(|p| p.display().to_string()),
+        "split": split,
+        "seed": seed,
+        "samples": caps.len(),
+    });
+    let mut lines = Vec::new();
+    if wants("r-precision") {
+        let d = damsm
+            .as_ref()
+            .ok_or_else(|| cfg("r-precision needs --damsm"))?;
+        let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+        let r = d.generated_r_precision(&images, &refs, &classes, seed)?;
+        v["r_precision"] = serde_json::to_value(r).map_err(|e| cfg(&e.to_string()))?;
+        v["r_precision_protocol"] = serde_json::json!("one sample per image of the split from one of its captions; that caption among 1 true + 99 captions of other classes by DAMSM sentence/image cosine; 10 folds");
+        lines.push(format!(
+            "R-precision (DAMSM {}): {:.2}% +- {:.2}",
+            e.damsm.map(|p| p.display().to_string()).unwrap_or_default(),
+            100.0 * r.mean,
+            100.0 * r.std
+        ));
+    }
+    if wants("fid") || wants("kid") || wants("is") {
+        // the split's real images, box-cropped and centred at the samples' size
+        let (real, _) = load_cub(
+            root,
+            sp,
+            &LoadOptions {
+                size,
+                cache: Some(e.cache),
+                augment: false,
+                progress: true,
+            },
+        )?;
+        let n = real.captions.len();
+        let mut r = crate::data::prepare::ImageBatcher::rng(0, 0);
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(200) {
+            let idx: Vec<usize> = (start..(start + 200).min(n)).collect();
+            parts.extend(real.images.batch(&idx, &mut r, tch::Device::Cpu).pop());
+        }
+        let real_imgs = Tensor::cat(&parts, 0);
+        let (name, fake_f, real_f, probs) = match (&inception, &classifier) {
+            (None, Some(c)) => {
+                let (f, p) = c.features(&images, 100);
+                let (rf, _) = c.features(&real_imgs, 100);
+                (
+                    format!(
+                        "{} (trained by t2i on this data set's training classes, held-out accuracy {:.1}%; not comparable to Inception figures)",
+                        c.label(),
+                        100.0 * c.val_accuracy
+                    ),
+                    f,
+                    rf,
+                    Some(p),
+                )
+            }
+            (Some((_, net)), _) => {
+                let pb = crate::progress::bar(2, "inception features", true);
+                let f = net.features(&images, 50);
+                pb.inc(1);
+                let rf = net.features(&real_imgs, 50);
+                pb.finish_and_clear();
+                (
+                    "Inception-v3 (pytorch-fid weights)".to_string(),
+                    f.pool,
+                    rf.pool,
+                    Some(f.logits.softmax(1, Kind::Double)),
+                )
+            }
+            (None, None) => {
+                let d = damsm
+                    .as_ref()
+                    .ok_or_else(|| cfg("fid/kid need --inception, --classifier or --damsm"))?;
+                (
+                    format!(
+                        "DAMSM image encoder {} (trained by t2i on this data set; not comparable to Inception FID)",
+                        e.damsm.map(|p| p.display().to_string()).unwrap_or_default()
+                    ),
+                    d.encode_image_tensor(&images),
+                    d.encode_image_tensor(&real_imgs),
+                    None,
+                )
+            }
+        };
+        let label = match (&inception, &classifier) {
+            (Some(_), _) => "",
+            (None, Some(_)) => "CLS-",
+            (None, None) => "DAMSM-",
+        };
+        v["feature_network"] = serde_json::json!(name);
+        v["real_images"] = serde_json::json!(real_imgs.size()[0]);
+        if wants("fid") {
+            let f = stats::fid(&fake_f, &real_f)?;
+            v[format!("{}fid", label.to_lowercase().replace('-', "_"))] = serde_json::json!(f);
+            lines.push(format!("{label}FID: {f:.3}   (features: {name})"));
+        }
+        if wants("kid") {
+            let (m, s) = stats::kid(&fake_f, &real_f, 1000, 100, seed)?;
+            v[format!("{}kid", label.to_lowercase().replace('-', "_"))] =
+                serde_json::json!({"mean": m, "std": s, "subset_size": 1000, "subsets": 100});
+            lines.push(format!("{label}KID: {m:.5} +- {s:.5}"));
+        }
+        if wants("is") {
+            let p = probs
+                .ok_or_else(|| cfg("the Inception Score needs --inception or --classifier"))?;
+            let (m, s) = stats::inception_score(&p, 10)?;
+            let key = if label.is_empty() {
+                "inception_score".to_string()
+            } else {
+                format!("{}is", label.to_lowercase().replace('-', "_"))
+            };
+            v[key] = serde_json::json!({"mean": m, "std": s, "splits": 10});
+            lines.push(format!("{label}IS: {m:.3} +- {s:.3}   (classes: {name})"));
+        }
+    }
+    Ok((v, lines))
+}
