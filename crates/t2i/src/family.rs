@@ -356,7 +356,7 @@ pub trait Family: Sync {
     fn parameter_counts(&self, config: &Table) -> Result<(String, Vec<ParamRow>)> {
         let _ = config;
         Err(Error::Config(format!(
-            "no parameter counts for {}",
+            "{}'s sizes come from the data set it trains on (vocabulary, classes): its parameter counts are those of a run's checkpoint",
             self.name()
         )))
     }
@@ -419,7 +419,7 @@ pub trait TypedFamily: Sync {
     fn parameter_counts(&self, config: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
         let _ = config;
         Err(Error::Config(format!(
-            "no parameter counts for {}",
+            "{}'s sizes come from the data set it trains on (vocabulary, classes): its parameter counts are those of a run's checkpoint",
             Self::NAME
         )))
     }
