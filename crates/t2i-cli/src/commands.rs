@@ -516,7 +516,23 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         if a.samples == 0 {
             bail!("--samples must be at least 1");
         }
-        return crate::report_cmds::eval_run(&a, run);
+        let o = t2i::eval::run_report::RunEvalOptions {
+            device: parse_device(&a.device)?,
+            cache: crate::cub_cmds::default_cache(),
+            seed: a.seed,
+            samples: a.samples,
+            metric: a.metric.clone(),
+            data_root: a.data_root.clone(),
+            damsm: a.damsm.clone(),
+            split: a.split.clone(),
+            inception: a.inception.clone(),
+            classifier: a.classifier.clone(),
+            num_samples: a.num_samples,
+            samples_dir: a.samples_dir.clone(),
+            flip_average: a.flip_average,
+            over_steps: a.over_steps,
+        };
+        return Ok(t2i::eval::run_report::eval_run(&o, run)?);
     }
     let checkpoint = a
         .checkpoint
@@ -555,7 +571,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let checkpoint = t2i::checkpoint::checkpoint_file(&checkpoint);
     let ck = t2i::checkpoint::load(&checkpoint)?;
     let g = load_generator(&ck, device)?;
-    let data = shapes_data(&ck)?;
+    let data = t2i::eval::shapes::shapes_data(&ck)?;
     let mut summary = t2i::eval::shapes::evaluate(g.as_ref(), &data, a.samples, a.seed)?;
     summary["checkpoint"] = serde_json::json!(checkpoint.display().to_string());
     summary["step"] = serde_json::json!(ck.meta("step")?);
@@ -565,15 +581,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     println!("wrote {}", a.out.display());
     Ok(())
-}
-
-/// The shapes data set a checkpoint was trained on (its `data` metadata,
-/// else the default set).
-pub fn shapes_data(ck: &t2i::checkpoint::Checkpoint) -> Result<ShapesConfig> {
-    match ck.meta.get("data") {
-        Some(d) => toml::from_str(d).context("checkpoint data config"),
-        None => Ok(ShapesConfig::default()),
-    }
 }
 
 #[derive(Args)]

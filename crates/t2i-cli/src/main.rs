@@ -3,7 +3,6 @@
 mod commands;
 mod cub_cmds;
 mod demo;
-mod report_cmds;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

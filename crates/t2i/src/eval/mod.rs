@@ -6,5 +6,6 @@
 pub mod dataset;
 pub mod report;
 pub mod rprecision;
+pub mod run_report;
 pub mod shapes;
 pub mod stats;

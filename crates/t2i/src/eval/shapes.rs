@@ -408,3 +408,15 @@ pub fn style_auroc(model: &dyn Generator, shapes: &Shapes, n: usize) -> Result<O
     }
     Ok(super::stats::auroc(&scores, &labels))
 }
+
+/// The shapes data set a checkpoint was trained on (its `data` metadata,
+/// else the default set).
+pub fn shapes_data(
+    ck: &crate::checkpoint::Checkpoint,
+) -> Result<crate::data::shapes::ShapesConfig> {
+    match ck.meta.get("data") {
+        Some(d) => toml::from_str(d)
+            .map_err(|e| crate::Error::Checkpoint(format!("checkpoint data config: {e}"))),
+        None => Ok(Default::default()),
+    }
+}

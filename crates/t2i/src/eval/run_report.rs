@@ -1,17 +1,42 @@
-//! `eval --run RUN`: the metrics of a run's last checkpoint and of each
+//! A run's evaluation report (`t2i eval --run RUN`): the metrics of a run's last checkpoint and of each
 //! saved checkpoint (metric against step), its training curves and sample
 //! grids per caption, written to `RUN/eval/` as `eval.json` and
 //! `report.html`.
 
-use crate::commands::EvalArgs;
-use anyhow::{bail, Context, Result};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
+use crate::error::{Error, Result};
+use crate::eval::report::{read_metrics_jsonl, smooth, Plot, Report};
+use crate::imageio::{grid, tensor_to_images};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use t2i::checkpoint::{self, Checkpoint};
-use t2i::data::shapes::{Shapes, ShapesConfig, Split};
-use t2i::eval::report::{read_metrics_jsonl, smooth, Plot, Report};
-use t2i::imageio::{grid, tensor_to_images};
 use tch::{Device, Tensor};
+
+/// What `t2i eval --run` takes besides the run folder.
+#[derive(Debug, Clone)]
+pub struct RunEvalOptions {
+    pub device: tch::Device,
+    /// Cache of prepared real images.
+    pub cache: PathBuf,
+    /// Noise seed.
+    pub seed: u64,
+    /// Generated samples per split (shapes).
+    pub samples: usize,
+    /// `shapes` or a list of data-set metrics (a CUB run).
+    pub metric: String,
+    /// The real data set's folder (a CUB run).
+    pub data_root: Option<PathBuf>,
+    /// The evaluator's DAMSM (a CUB run; default: the run's).
+    pub damsm: Option<PathBuf>,
+    pub split: String,
+    pub inception: Option<PathBuf>,
+    pub classifier: Option<PathBuf>,
+    pub num_samples: usize,
+    pub samples_dir: Option<PathBuf>,
+    pub flip_average: bool,
+    /// R-precision of each saved checkpoint on the first N test captions.
+    pub over_steps: usize,
+}
 
 /// A run's checkpoints by step (`step-N.safetensors`), ascending.
 fn step_checkpoints(run: &Path) -> Vec<(i64, PathBuf)> {
@@ -42,18 +67,18 @@ fn pct(v: &Value) -> String {
 
 /// Images for `n` samples of one caption.
 fn samples(ck: &Checkpoint, caption: &str, n: i64, seed: u64, device: Device) -> Result<Tensor> {
-    let g = t2i::family::load_generator(ck, device)?;
+    let g = crate::family::load_generator(ck, device)?;
     Ok(g.generate(&vec![caption; n as usize], seed)?.images)
 }
 
-pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
-    let device = t2i::device::parse_device(&a.device)?;
+pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
+    let device = a.device;
     let last = run.join("checkpoints").join("last.safetensors");
     if !last.is_file() {
-        bail!(
+        return Err(Error::Config(format!(
             "{} has no checkpoints/last.safetensors: not a run folder",
             run.display()
-        );
+        )));
     }
     let ck = checkpoint::load(&last)?;
     let model = ck.meta("model")?.to_string();
@@ -68,23 +93,22 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
         .and_then(|d| d.get("name"))
         .and_then(|n| n.as_str())
         .is_none_or(|n| n == "shapes");
-    t2i::family::load_generator(&ck, device).with_context(|| {
-        format!(
-            "eval --run scores generators; {} is a {model} run",
+    if let Err(e) = crate::family::load_generator(&ck, device) {
+        return Err(Error::Config(format!(
+            "eval --run scores generators; {} is a {model} run: {e}",
             run.display()
-        )
-    })?;
+        )));
+    }
     let out_dir = run.join("eval");
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let mut report = Report {
         title: format!("t2i evaluation: {model} run {}", run.display()),
         notes: vec![
             format!("checkpoint {} (step {})", last.display(), ck.meta("step")?),
             format!(
                 "versions {}; device {}",
-                t2i::versions(),
-                t2i::device::device_name(device)
+                crate::versions(),
+                crate::device::device_name(device)
             ),
             format!(
                 "command: t2i {}",
@@ -101,10 +125,10 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
     let mut curve = Vec::new();
     let sample_caps: Vec<String>;
     if on_shapes {
-        let data: ShapesConfig = crate::commands::shapes_data(&ck)?;
+        let data: ShapesConfig = crate::eval::shapes::shapes_data(&ck)?;
         let score = |ck: &Checkpoint, n: usize| -> Result<Value> {
-            let g = t2i::family::load_generator(ck, device)?;
-            Ok(t2i::eval::shapes::evaluate(g.as_ref(), &data, n, a.seed)?)
+            let g = crate::family::load_generator(ck, device)?;
+            crate::eval::shapes::evaluate(g.as_ref(), &data, n, a.seed)
         };
         let v = score(&ck, a.samples)?;
         let protocol = v["protocol"].as_str().unwrap_or_default().to_string();
@@ -139,7 +163,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
             ));
         }
         result["metrics"] = v;
-        let pb = t2i::progress::bar(steps.len() as u64, "checkpoints", true);
+        let pb = crate::progress::bar(steps.len() as u64, "checkpoints", true);
         for (step, p) in &steps {
             let v = score(&checkpoint::load(p)?, a.samples.min(200))?;
             curve.push((*step as f64, v["held_in"]["joint"].as_f64().unwrap_or(0.0)));
@@ -166,20 +190,22 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
         let root = a
             .data_root
             .as_deref()
-            .context("--data-root is required to evaluate a CUB run")?;
+            .ok_or_else(|| Error::Config("--data-root is required to evaluate a CUB run".into()))?;
         let ck_damsm = ck.meta("damsm").ok().map(PathBuf::from);
         let damsm = a
             .damsm
             .clone()
             .or(ck_damsm.filter(|p| p.is_file()))
-            .context("--damsm CHECKPOINT is required (the evaluator's DAMSM)")?;
+            .ok_or_else(|| {
+                Error::Config("--damsm CHECKPOINT is required (the evaluator's DAMSM)".into())
+            })?;
         let metrics: Vec<String> = if a.metric == "shapes" {
             vec!["r-precision".into(), "fid".into(), "kid".into()]
         } else {
             a.metric.split(',').map(|m| m.trim().to_string()).collect()
         };
-        let cache = crate::cub_cmds::default_cache();
-        let e = t2i::eval::dataset::DatasetEval {
+        let cache = a.cache.clone();
+        let e = crate::eval::dataset::DatasetEval {
             checkpoint: &last,
             metrics: metrics.clone(),
             damsm: Some(&damsm),
@@ -200,7 +226,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                 ))
             })),
         };
-        let (v, lines) = t2i::eval::dataset::generated_metrics(&e, &ck, root, usize::MAX)?;
+        let (v, lines) = crate::eval::dataset::generated_metrics(&e, &ck, root, usize::MAX)?;
         for l in &lines {
             println!("{l}");
         }
@@ -256,10 +282,10 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
         }
         result["metrics"] = v;
         if metrics.iter().any(|m| m == "r-precision") && a.over_steps > 0 {
-            let pb = t2i::progress::bar(steps.len() as u64, "checkpoints", true);
+            let pb = crate::progress::bar(steps.len() as u64, "checkpoints", true);
             for (step, p) in &steps {
                 let cks = checkpoint::load(p)?;
-                let e = t2i::eval::dataset::DatasetEval {
+                let e = crate::eval::dataset::DatasetEval {
                     checkpoint: p,
                     metrics: vec!["r-precision".into()],
                     damsm: Some(&damsm),
@@ -273,7 +299,7 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                     samples_dir: None,
                     flip_average: a.flip_average.then_some(true),
                 };
-                let (v, _) = t2i::eval::dataset::generated_metrics(&e, &cks, root, a.over_steps)?;
+                let (v, _) = crate::eval::dataset::generated_metrics(&e, &cks, root, a.over_steps)?;
                 curve.push((
                     *step as f64,
                     v["r_precision"]["mean"].as_f64().unwrap_or(0.0),
@@ -293,10 +319,10 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
                 });
             }
         }
-        let test = t2i::data::cub::Cub::open(
+        let test = crate::data::cub::Cub::open(
             root,
-            t2i::data::cub::CubSplit::Test,
-            t2i::data::cub::CaptionLayout::Auto,
+            crate::data::cub::CubSplit::Test,
+            crate::data::cub::CaptionLayout::Auto,
         )?;
         sample_caps = test
             .records
@@ -359,12 +385,14 @@ pub fn eval_run(a: &EvalArgs, run: &Path) -> Result<()> {
     }
     result["captions"] = json!(sample_caps);
     let json_path = out_dir.join("eval.json");
-    t2i::imageio::write_atomic(
+    crate::imageio::write_atomic(
         &json_path,
-        serde_json::to_string_pretty(&result)?.as_bytes(),
+        serde_json::to_string_pretty(&result)
+            .map_err(|e| Error::Config(e.to_string()))?
+            .as_bytes(),
     )?;
     let html_path = out_dir.join("report.html");
-    t2i::imageio::write_atomic(&html_path, report.html()?.as_bytes())?;
+    crate::imageio::write_atomic(&html_path, report.html()?.as_bytes())?;
     for (m, v, _) in &report.table {
         println!("{m}: {v}");
     }
