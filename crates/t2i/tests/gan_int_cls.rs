@@ -79,7 +79,7 @@ fn layer_shapes_of_both_presets() {
         assert!(x.abs().max().double_value(&[]) <= 1.0);
         assert_eq!(d.forward_t(&x, &h, true).size(), vec![2]);
         let f = d.features_t(&x, true);
-        let l = d.contrastive_loss(&f, &h, 0.1);
+        let l = d.contrastive_loss(&f, &h, None, 0.1);
         assert_eq!(l.is_some(), c.contrastive_weight > 0.0);
         if let Some(l) = l {
             assert!(l.double_value(&[]).is_finite());
@@ -185,12 +185,12 @@ fn losses_match_hand_computed_values() {
     let tau = 0.1;
     let e = Tensor::eye(3, (Kind::Float, Device::Cpu));
     let want = -((1.0f64 / tau).exp() / ((1.0f64 / tau).exp() + 2.0)).ln();
-    assert!(close(&contrastive_loss(&(&e * 5.0), &e, tau), want));
+    assert!(close(&contrastive_loss(&(&e * 5.0), &e, None, tau), want));
     // swapping two sentences makes those two rows pick cos 0 over cos 1
     let swapped = e.index_select(0, &Tensor::from_slice(&[1i64, 0, 2]));
     let wrong = -(1.0f64 / ((1.0f64 / tau).exp() + 2.0)).ln();
     assert!(close(
-        &contrastive_loss(&e, &swapped, tau),
+        &contrastive_loss(&e, &swapped, None, tau),
         (2.0 * wrong + want) / 3.0
     ));
     // an extra candidate (a hard negative, `contrastive_hard`) joins every
@@ -201,7 +201,7 @@ fn losses_match_hand_computed_values() {
     let row0 = -(big / (2.0 * big + 2.0)).ln();
     let rest = -(big / (big + 3.0)).ln();
     assert!(close(
-        &contrastive_loss(&e, &extra, tau),
+        &contrastive_loss(&e, &extra, None, tau),
         (row0 + 2.0 * rest) / 3.0
     ));
 }

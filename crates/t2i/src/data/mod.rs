@@ -12,6 +12,7 @@ pub mod mhp;
 pub mod oxford;
 pub mod prepare;
 pub mod shapes;
+pub mod shapes_text;
 
 pub use layout::DataError;
 
@@ -30,6 +31,12 @@ pub struct DataConfig {
     pub train_size: usize,
     /// Shapes: objects per image at most (1 or 2).
     pub max_objects: u8,
+    /// Shapes: probability that each caption after an image's first leaves
+    /// attributes out ("a green triangle", "a red one"); see
+    /// `shapes::ShapesConfig::partial_captions`. Runs made before it existed
+    /// read 0.
+    #[serde(default)]
+    pub partial_captions: f64,
 }
 
 impl DataConfig {
@@ -40,6 +47,7 @@ impl DataConfig {
             root: String::new(),
             train_size,
             max_objects: 1,
+            partial_captions: 0.5,
         }
     }
 
@@ -66,6 +74,12 @@ impl DataConfig {
                 return Err(format!(
                     "data.max_objects must be 1 or 2, got {}",
                     self.max_objects
+                ));
+            }
+            if !(0.0..=1.0).contains(&self.partial_captions) {
+                return Err(format!(
+                    "data.partial_captions must be in [0, 1], got {}",
+                    self.partial_captions
                 ));
             }
             if self.train_size < 10 {

@@ -5,10 +5,11 @@
 //! the text never names (the "style"). Every image carries boxes and
 //! keypoints, and the analytic checker (`data::checker`) reads images back.
 
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+pub use super::shapes_text::{read_caption, write_caption, CaptionSpec, Mention};
 
 /// Object colours: clearly distinct hues (RGB, 0-255).
 pub const COLOURS: [(&str, [u8; 3]); 8] = [
@@ -90,8 +91,14 @@ pub struct ShapesConfig {
     pub max_objects: u8,
     /// Probability that the background is a vertical gradient.
     pub gradient_prob: f32,
-    /// Captions written per image.
+    /// Captions written per image. The first names every attribute of
+    /// every object (the evaluation's captions).
     pub captions_per_image: usize,
+    /// Probability that each further caption leaves attributes out ("a
+    /// green triangle", "a triangle", "a red one", "two red circles"), as
+    /// people write them. Data sets saved before it existed read 0.
+    #[serde(default)]
+    pub partial_captions: f64,
     /// Colour-shape pairs that never appear in training (StyleT2I's test).
     pub held_out: Vec<(String, String)>,
     /// Images in the training split.
@@ -109,6 +116,7 @@ impl Default for ShapesConfig {
             max_objects: 1,
             gradient_prob: 0.3,
             captions_per_image: 5,
+            partial_captions: 0.5,
             held_out: vec![
                 ("red".into(), "triangle".into()),
                 ("green".into(), "square".into()),
@@ -197,6 +205,8 @@ pub struct ShapesSample {
     /// RGB bytes, row-major, `size * size * 3`.
     pub pixels: Vec<u8>,
     pub captions: Vec<String>,
+    /// What each caption names (parallel to `captions`).
+    pub specs: Vec<CaptionSpec>,
 }
 
 impl ShapesSample {
@@ -271,10 +281,8 @@ pub enum ShapesError {
     MaxObjects(u8),
     #[error("unknown colour-shape pair in held_out: {0} {1}")]
     HeldOut(String, String),
-}
-
-fn pick<'a>(rng: &mut ChaCha8Rng, words: &[&'a str]) -> &'a str {
-    words.choose(rng).copied().unwrap_or("")
+    #[error("shapes partial_captions must be between 0 and 1, got {0}")]
+    Partial(f64),
 }
 
 impl Shapes {
@@ -284,6 +292,9 @@ impl Shapes {
         }
         if !(1..=2).contains(&config.max_objects) {
             return Err(ShapesError::MaxObjects(config.max_objects));
+        }
+        if !(0.0..=1.0).contains(&config.partial_captions) {
+            return Err(ShapesError::Partial(config.partial_captions));
         }
         let mut held_out = Vec::new();
         for (c, s) in &config.held_out {
@@ -326,15 +337,23 @@ impl Shapes {
         let background = rng.gen_range(0..BACKGROUNDS.len());
         let gradient = rng.gen::<f32>() < self.config.gradient_prob;
         let pixels = render(self.config.image_size, &objects, background, gradient);
-        let captions = (0..self.config.captions_per_image)
-            .map(|_| caption(&mut rng, &objects))
-            .collect();
+        let (captions, specs) = (0..self.config.captions_per_image)
+            .map(|k| {
+                let partial = if k == 0 {
+                    0.0
+                } else {
+                    self.config.partial_captions
+                };
+                write_caption(&mut rng, &objects, partial)
+            })
+            .unzip();
         ShapesSample {
             objects,
             background,
             gradient,
             pixels,
             captions,
+            specs,
         }
     }
 
@@ -436,83 +455,6 @@ pub fn render(size: u32, objects: &[ShapeObject], background: usize, gradient: b
         }
     }
     px
-}
-
-fn position_phrase(rng: &mut ChaCha8Rng, position: usize) -> String {
-    let name = POSITIONS[position];
-    match position {
-        4 => pick(
-            rng,
-            &[
-                "in the centre",
-                "in the middle",
-                "at the center",
-                "in the center",
-            ],
-        )
-        .into(),
-        0 | 2 | 6 | 8 => {
-            let (v, h) = name.split_once(' ').unwrap_or((name, ""));
-            let v = if rng.gen_bool(0.5) {
-                v
-            } else if v == "top" {
-                "upper"
-            } else {
-                "lower"
-            };
-            let tmpl = pick(
-                rng,
-                &[
-                    "in the {} {}",
-                    "at the {} {}",
-                    "in the {} {} corner",
-                    "near the {} {}",
-                ],
-            );
-            tmpl.replacen("{}", v, 1).replacen("{}", h, 1)
-        }
-        1 | 7 => {
-            let pre = pick(rng, &["at the", "near the", "along the"]);
-            format!("{pre} {name}")
-        }
-        _ => {
-            let pre = pick(rng, &["on the", "at the", "to the"]);
-            let side = pick(rng, &["", " side"]);
-            format!("{pre} {name}{side}")
-        }
-    }
-}
-
-fn object_phrase(rng: &mut ChaCha8Rng, o: &ShapeObject) -> String {
-    let size = if o.size == 0 {
-        pick(rng, &["small", "little", "tiny"])
-    } else {
-        pick(rng, &["large", "big", "huge"])
-    };
-    let shape = match o.shape {
-        0 => pick(rng, &["circle", "disc", "ball", "round shape"]),
-        1 => pick(rng, &["square", "box", "block"]),
-        _ => pick(rng, &["triangle", "triangle", "pyramid"]),
-    };
-    let colour = COLOURS[o.colour].0;
-    let pos = position_phrase(rng, o.position);
-    match rng.gen_range(0..4) {
-        0 => format!("a {size} {colour} {shape} {pos}"),
-        1 => format!("a {colour} {shape} {pos} that is {size}"),
-        2 => format!("{pos} a {size} {colour} {shape}"),
-        _ => format!("one {size} {colour} {shape} {pos}"),
-    }
-}
-
-/// One caption naming every object's colour, shape, size and position.
-pub fn caption(rng: &mut ChaCha8Rng, objects: &[ShapeObject]) -> String {
-    let parts: Vec<String> = objects.iter().map(|o| object_phrase(rng, o)).collect();
-    let body = parts.join(" and ");
-    match rng.gen_range(0..3) {
-        0 => body,
-        1 => format!("there is {body}"),
-        _ => format!("this picture shows {body}"),
-    }
 }
 
 /// Writes the data set to `out` in the CUB-200-2011 layout with AttnGAN's
@@ -636,11 +578,31 @@ mod tests {
     #[test]
     fn captions_name_attributes() {
         let ds = Shapes::new(ShapesConfig::default()).unwrap();
-        let s = ds.sample(Split::Test, 3);
-        let o = s.objects[0];
-        for c in &s.captions {
-            assert!(c.contains(COLOURS[o.colour].0), "{c}");
+        let (mut partial, mut total) = (0, 0);
+        for i in 0..200 {
+            let s = ds.sample(Split::Test, i);
+            assert!(s.specs[0].is_full(), "{}", s.captions[0]);
+            let o = s.objects[0];
+            assert!(s.captions[0].contains(COLOURS[o.colour].0));
+            for (c, spec) in s.captions.iter().zip(&s.specs) {
+                assert!(spec.describes(&s.objects), "{c}");
+                assert_eq!(&read_caption(c), spec, "{c}");
+                total += 1;
+                partial += usize::from(!spec.is_full());
+            }
         }
+        // caption 0 always full, the other four partial half the time
+        let share = partial as f64 / total as f64;
+        assert!((0.3..0.5).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn old_configs_read_without_partial_captions() {
+        let old = "image_size = 32\nmax_objects = 1\nseed = 3\n";
+        let c: ShapesConfig = toml::from_str(old).unwrap();
+        assert_eq!(c.partial_captions, 0.0);
+        assert_eq!(c.captions_per_image, 5);
+        assert_eq!(ShapesConfig::default().partial_captions, 0.5);
     }
 
     #[test]

@@ -164,8 +164,21 @@ pub fn control(
         .collect()
 }
 
-/// Generates one image per caption of the first `n` images of `split`
-/// (caption `k % captions` of image `k`, noise from `seed`) and scores them.
+/// The `k`-th of a sample's captions that name every attribute (cycling;
+/// the first caption always does).
+pub fn full_caption(s: &crate::data::shapes::ShapesSample, k: usize) -> &str {
+    let full: Vec<usize> = (0..s.captions.len())
+        .filter(|&i| s.specs[i].is_full())
+        .collect();
+    match full.as_slice() {
+        [] => &s.captions[0],
+        f => &s.captions[f[k % f.len()]],
+    }
+}
+
+/// Generates one image per image of the first `n` images of `split` (for
+/// image `k`, the `k`-th of its captions that name every attribute, see
+/// [`full_caption`]; noise from `seed`) and scores them.
 pub fn shapes_accuracy(
     model: &dyn Generator,
     shapes: &Shapes,
@@ -196,7 +209,7 @@ pub fn stage_accuracy(
         let caps: Vec<&str> = samples
             .iter()
             .enumerate()
-            .map(|(j, s)| s.captions[(k + j) % s.captions.len()].as_str())
+            .map(|(j, s)| full_caption(s, k + j))
             .collect();
         let out = model.generate(&caps, seed.wrapping_add(k as u64))?;
         let mut stages = vec![(tensor_to_images(&out.images), &mut tally)];

@@ -588,22 +588,35 @@ impl Discriminator {
     /// # Shapes
     /// `f`: `[batch, ch, 4, 4]`, `h`: `[batch + k, text_dim]` (the batch's own
     /// sentences first, then `k` extra candidates) -> scalar
-    pub fn contrastive_loss(&self, f: &Tensor, h: &Tensor, tau: f64) -> Option<Tensor> {
+    pub fn contrastive_loss(
+        &self,
+        f: &Tensor,
+        h: &Tensor,
+        exclude: Option<&Tensor>,
+        tau: f64,
+    ) -> Option<Tensor> {
         let head = self.to_sentence.as_ref()?;
         let v = f.flatten(1, -1).apply(head); // [batch, text_dim]
-        Some(contrastive_loss(&v, h, tau))
+        Some(contrastive_loss(&v, h, exclude, tau))
     }
 }
 
 /// Image-to-sentence InfoNCE: `mean_i -log softmax_j(cos(v_i, h_j) / tau)_i`.
 /// Row `i` of `h` is image `i`'s own sentence; rows past the batch are
-/// extra candidates that belong to no image.
+/// extra candidates that belong to no image. Candidates marked in
+/// `exclude` (other sentences that also describe image `i`) are left out
+/// of image `i`'s softmax.
 ///
 /// # Shapes
-/// `v`: `[batch, d]`, `h`: `[batch + k, d]` -> scalar
-pub fn contrastive_loss(v: &Tensor, h: &Tensor, tau: f64) -> Tensor {
+/// `v`: `[batch, d]`, `h`: `[batch + k, d]`, `exclude`: `[batch, batch + k]`
+/// bool -> scalar
+pub fn contrastive_loss(v: &Tensor, h: &Tensor, exclude: Option<&Tensor>, tau: f64) -> Tensor {
     let norm = |x: &Tensor| x / (x.norm_scalaropt_dim(2, [1i64].as_slice(), true) + 1e-8);
-    let logits = norm(v).matmul(&norm(h).tr()) / tau; // [batch, batch]
+    let logits = norm(v).matmul(&norm(h).tr()) / tau; // [batch, batch + k]
+    let logits = match exclude {
+        Some(m) => logits.masked_fill(m, f64::NEG_INFINITY),
+        None => logits,
+    };
     let n = v.size()[0];
     let target = Tensor::arange(n, (Kind::Int64, v.device()));
     logits.cross_entropy_for_logits(&target)

@@ -66,10 +66,10 @@ impl CharCnnRnnConfig {
 }
 
 /// Character indices of a caption (1-based into [`ALPHABET`], 0 for any
-/// other character), lowercased and cut at [`MAX_CHARS`].
+/// other character), normalised ([`crate::text::vocab::normalise`]:
+/// accents dropped, lowercase) and cut at [`MAX_CHARS`].
 pub fn char_ids(caption: &str) -> Vec<i64> {
-    caption
-        .to_lowercase()
+    crate::text::vocab::normalise(caption)
         .chars()
         .take(MAX_CHARS)
         .map(|c| ALPHABET.find(c).map_or(0, |i| i as i64 + 1))
@@ -139,8 +139,7 @@ impl CharCnnRnn {
                 });
             }
             let mut v = char_ids(c);
-            let unknown: Vec<String> = c
-                .to_lowercase()
+            let unknown: Vec<String> = crate::text::vocab::normalise(c)
                 .chars()
                 .take(MAX_CHARS)
                 .filter(|ch| !ALPHABET.contains(*ch))

@@ -200,17 +200,21 @@ impl EmbeddedImages {
         (resize_all(&x, sizes), emb)
     }
 
-    /// A random batch of matching-aware pairs (GAN-INT-CLS): images in
-    /// [-1, 1], their right sentence vectors and wrong ones from another
-    /// class; with probability `hard` the wrong image differs only in colour
-    /// or only in shape (shapes data only). `([b, 3, s, s], [b, D], [b, D])`
-    pub fn pairs(&self, seed: u64, step: i64, b: i64, hard: f64) -> (Tensor, Tensor, Tensor) {
+    /// A random batch of matching-aware pairs (GAN-INT-CLS): images, their
+    /// right sentence vectors and wrong ones from another class; with
+    /// probability `hard` the wrong image differs only in colour or only
+    /// in shape (shapes data only). On shapes a wrong caption never
+    /// describes the image (a partial caption of another image may:
+    /// "a circle" fits every circle), and [`Pairs::also_right`] marks the
+    /// batch's other captions that do.
+    pub fn pairs(&self, seed: u64, step: i64, b: i64, hard: f64) -> Pairs {
         let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step) ^ 0xDA7A);
         let n = self.classes.len();
         let c = self.per_image() as usize;
         let mut idx = Vec::with_capacity(b as usize);
         let mut right = Vec::with_capacity(b as usize);
         let mut wrong = Vec::with_capacity(b as usize);
+        let mut full = Vec::with_capacity(b as usize);
         for _ in 0..b {
             let i = rng.gen_range(0..n);
             let hard_j = if hard > 0.0 && rng.gen_bool(hard) {
@@ -230,14 +234,78 @@ impl EmbeddedImages {
                     }
                 },
             };
+            let mut kw = rng.gen_range(0..c);
+            if let Some(s) = &self.shapes {
+                // caption 0 names everything, so it never describes image i
+                let fits = |k: usize| s.samples[j].specs[k].describes(&s.samples[i].objects);
+                if fits(kw) {
+                    kw = (0..4)
+                        .map(|_| rng.gen_range(0..c))
+                        .find(|&k| !fits(k))
+                        .unwrap_or(0);
+                }
+            }
             idx.push(i);
             right.push((i * c + rng.gen_range(0..c)) as i64);
-            wrong.push((j * c + rng.gen_range(0..c)) as i64);
+            wrong.push((j * c + kw) as i64);
+            let kf = match &self.shapes {
+                Some(s) => {
+                    let f: Vec<usize> = (0..c)
+                        .filter(|&k| s.samples[i].specs[k].is_full())
+                        .collect();
+                    f.get(rng.gen_range(0..f.len().max(1)))
+                        .copied()
+                        .unwrap_or(0)
+                }
+                None => right[right.len() - 1] as usize - i * c,
+            };
+            full.push((i * c + kf) as i64);
         }
         let dev = self.embeddings.device();
-        let x = self.images(&idx, seed, step, dev);
-        (x, self.rows(&right, dev), self.rows(&wrong, dev))
+        let also_right = self.shapes.as_ref().map(|s| {
+            let spec = |flat: i64| &s.samples[flat as usize / c].specs[flat as usize % c];
+            let cands: Vec<i64> = right.iter().chain(&wrong).copied().collect();
+            let v: Vec<bool> = idx
+                .iter()
+                .enumerate()
+                .flat_map(|(a, &i)| {
+                    cands
+                        .iter()
+                        .enumerate()
+                        .map(move |(k, &f)| k != a && spec(f).describes(&s.samples[i].objects))
+                })
+                .collect();
+            Tensor::from_slice(&v).view([b, 2 * b]).to_device(dev)
+        });
+        Pairs {
+            images: self.images(&idx, seed, step, dev),
+            right: self.rows(&right, dev),
+            wrong: self.rows(&wrong, dev),
+            full: self.rows(&full, dev),
+            also_right,
+        }
     }
+}
+
+/// A batch of matching-aware pairs ([`EmbeddedImages::pairs`]).
+pub struct Pairs {
+    /// Real images in [-1, 1]. `[b, 3, s, s]`
+    pub images: Tensor,
+    /// A sentence vector of each image's own captions. `[b, D]`
+    pub right: Tensor,
+    /// A sentence vector of a caption that does not describe the image.
+    /// `[b, D]`
+    pub wrong: Tensor,
+    /// A sentence vector of a caption of each image that names everything
+    /// in it (on real data sets, the `right` one): what a reconstruction of
+    /// the image is conditioned on, so the noise has only the style to carry.
+    /// `[b, D]`
+    pub full: Tensor,
+    /// True where a candidate sentence (the `right` rows, then the `wrong`
+    /// rows) also describes image `i` although it is not image `i`'s own:
+    /// contrastive terms must not push those apart. `None` where the data
+    /// set cannot tell (real data sets). `[b, 2 b]` bool
+    pub also_right: Option<Tensor>,
 }
 
 /// The image at each side of `sizes` (antialiased bilinear).

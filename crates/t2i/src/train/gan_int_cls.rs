@@ -140,15 +140,16 @@ impl Trainer {
         self.set_lr();
         let c = self.model.config.clone();
         let v = c.variant;
-        let (x, h, hw) = self
+        let batch = self
             .data
             .pairs(self.seed, self.step, c.batch_size, c.hard_negative_prob);
+        let (x, h, hw) = (&batch.images, &batch.right, &batch.wrong);
         let dev = self.model.device;
         let seed = step_seed(self.seed, self.step);
         let z = crate::rng::normal(c.batch_size, c.z_dim, seed, dev);
-        let fake = self.model.g.forward_t(&z, &h, true); // [batch, 3, s, s]
+        let fake = self.model.g.forward_t(&z, h, true); // [batch, 3, s, s]
         let (h_int, fake_int) = if v.int() {
-            let hi = interpolate_text(&h, c.int_beta);
+            let hi = interpolate_text(h, c.int_beta);
             let z2 = crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x1A7, dev);
             let f = self.model.g.forward_t(&z2, &hi, true);
             (Some(hi), Some(f))
@@ -158,10 +159,10 @@ impl Trainer {
 
         // D: real/right, real/wrong, fake/right (+ interpolated fake)
         // the real images go through D's image path once for both texts
-        let f_real = self.d.features_t(&x, true);
-        let s_r = self.d.head_t(&f_real, &h, true);
-        let s_w = v.cls().then(|| self.d.head_t(&f_real, &hw, true));
-        let s_f = self.d.forward_t(&fake.detach(), &h, true);
+        let f_real = self.d.features_t(x, true);
+        let s_r = self.d.head_t(&f_real, h, true);
+        let s_w = v.cls().then(|| self.d.head_t(&f_real, hw, true));
+        let s_f = self.d.forward_t(&fake.detach(), h, true);
         let s_i = match (&fake_int, &h_int) {
             (Some(f), Some(hi)) => Some(self.d.forward_t(&f.detach(), hi, true)),
             _ => None,
@@ -173,12 +174,22 @@ impl Trainer {
         };
         // the contrastive term's candidates: the batch's sentences, and with
         // `contrastive_hard` each item's mismatching one
-        let cands = if c.contrastive_hard {
-            Tensor::cat(&[&h, &hw], 0) // [2 batch, text_dim]
+        let (cands, exclude) = if c.contrastive_hard {
+            (
+                Tensor::cat(&[h, hw], 0),
+                batch.also_right.as_ref().map(Tensor::shallow_clone),
+            ) // [2 batch, text_dim]
         } else {
-            h.shallow_clone()
+            let ex = batch
+                .also_right
+                .as_ref()
+                .map(|m| m.narrow(1, 0, c.batch_size));
+            (h.shallow_clone(), ex)
         };
-        if let Some(l) = self.d.contrastive_loss(&f_real, &cands, CONTRASTIVE_TAU) {
+        if let Some(l) = self
+            .d
+            .contrastive_loss(&f_real, &cands, exclude.as_ref(), CONTRASTIVE_TAU)
+        {
             loss_d += l * c.contrastive_weight;
         }
         self.opt_d.zero_grad();
@@ -187,7 +198,7 @@ impl Trainer {
 
         // G: make D call the fakes real
         let f_fake = self.d.features_t(&fake, true);
-        let s_f2 = self.d.head_t(&f_fake, &h, true);
+        let s_f2 = self.d.head_t(&f_fake, h, true);
         let s_i2 = match (&fake_int, &h_int) {
             (Some(f), Some(hi)) => Some(self.d.forward_t(f, hi, true)),
             _ => None,
@@ -197,11 +208,14 @@ impl Trainer {
         } else {
             generator_loss(v, &s_f2, s_i2.as_ref())
         };
-        if let Some(l) = self.d.contrastive_loss(&f_fake, &cands, CONTRASTIVE_TAU) {
+        if let Some(l) = self
+            .d
+            .contrastive_loss(&f_fake, &cands, exclude.as_ref(), CONTRASTIVE_TAU)
+        {
             loss_g += l * c.contrastive_weight;
         }
         if c.rank_weight > 0.0 {
-            let s_fw = self.d.head_t(&f_fake, &hw, true); // [batch]
+            let s_fw = self.d.head_t(&f_fake, hw, true); // [batch]
             loss_g += (s_fw - &s_f2).softplus().mean(Kind::Float) * c.rank_weight;
         }
         if c.match_weight > 0.0 {
@@ -209,8 +223,9 @@ impl Trainer {
                 let v = theta.forward_t(&fake, false); // [batch, text_dim]
                                                        // AttnGAN's DAMSM loss on G (eq. 11-12, image to text) with
                                                        // the mismatching sentences as extra candidates
-                let all = Tensor::cat(&[&h, &hw], 0); // [2 batch, text_dim]
-                loss_g += contrastive_loss(&v, &all, CONTRASTIVE_TAU) * c.match_weight;
+                let all = Tensor::cat(&[h, hw], 0); // [2 batch, text_dim]
+                let ex = batch.also_right.as_ref();
+                loss_g += contrastive_loss(&v, &all, ex, CONTRASTIVE_TAU) * c.match_weight;
             }
         }
         if c.diversity_weight > 0.0 {
@@ -230,7 +245,7 @@ impl Trainer {
         }
         if c.recon_weight > 0.0 {
             // the real images drawn back from their captions and S's style
-            let mu = self.model.s.forward_t(&x, true); // [batch, z_dim]
+            let mu = self.model.s.forward_t(x, true); // [batch, z_dim]
             let z_r = if c.recon_kl > 0.0 {
                 let kl = mu
                     .square()
@@ -240,8 +255,10 @@ impl Trainer {
             } else {
                 mu
             };
-            let x_rec = self.model.g.forward_t(&z_r, &h, true); // [batch, 3, s, s]
-            loss_g += (x_rec - &x).abs().mean(Kind::Float) * c.recon_weight;
+            // with a caption that names everything: a partial one would
+            // teach G to take the object's shape or place from S's style
+            let x_rec = self.model.g.forward_t(&z_r, &batch.full, true); // [batch, 3, s, s]
+            loss_g += (x_rec - x).abs().mean(Kind::Float) * c.recon_weight;
         }
         let s_learns = c.style_learns_with_g();
         if s_learns {
@@ -298,7 +315,10 @@ impl Trainer {
         let pb = crate::progress::bar(steps as u64, "style encoder", progress);
         let mut last = f64::NAN;
         for k in 0..steps {
-            let (_, h, _) = self.data.pairs(self.seed ^ 0x57, k, c.batch_size, 0.0);
+            let h = self
+                .data
+                .pairs(self.seed ^ 0x57, k, c.batch_size, 0.0)
+                .right;
             let z = crate::rng::normal(
                 c.batch_size,
                 c.z_dim,
@@ -438,7 +458,7 @@ impl Trainer {
         let seed = self.seed ^ 0x57A4D;
         tch::no_grad(|| {
             for k in 0..STANDING_BATCHES {
-                let (_, h, _) = self.data.pairs(seed, k, c.batch_size, 0.0);
+                let h = self.data.pairs(seed, k, c.batch_size, 0.0).right;
                 let z = crate::rng::normal(
                     c.batch_size,
                     c.z_dim,
@@ -523,7 +543,9 @@ impl FamilyConfig for GanIntClsRunConfig {
             text: TextPhase {
                 encoder: String::new(),
                 steps: 800,
-                hard: 0.0,
+                // pairs that differ only in colour or shape: with the
+                // matching critic, the best probe of its set (experiments.md)
+                hard: if name == "tiny-plus" { 0.5 } else { 0.0 },
             },
             style_steps: 600,
         })
@@ -613,6 +635,7 @@ impl TypedFamily for GanIntClsFamily {
                 image_size: rc.model.image_size as u32,
                 max_objects: rc.data.max_objects,
                 train_size: rc.data.train_size,
+                partial_captions: rc.data.partial_captions,
                 seed: ctx.seed,
                 ..Default::default()
             }),

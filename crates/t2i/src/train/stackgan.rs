@@ -327,6 +327,7 @@ impl TypedFamily for StackGanFamily {
         let shapes_cfg = crate::data::shapes::ShapesConfig {
             image_size: config.stage2_size as u32,
             train_size: rc.data.train_size,
+            partial_captions: rc.data.partial_captions,
             seed: ctx.seed,
             ..Default::default()
         };

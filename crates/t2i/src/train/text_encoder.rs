@@ -3,7 +3,7 @@
 
 use super::optim::Adam;
 use crate::checkpoint;
-use crate::data::shapes::{AttributeIndex, Shapes, Split};
+use crate::data::shapes::{AttributeIndex, CaptionSpec, ShapeObject, Shapes, Split};
 use crate::error::Result;
 use crate::imageio::images_to_tensor;
 use crate::rng::step_seed;
@@ -12,7 +12,7 @@ use crate::text::{GruEncoder, GruEncoderConfig, TextEncoder, Vocab};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 /// Options of the encoder training.
 #[derive(Debug, Clone)]
@@ -77,7 +77,6 @@ pub fn train_shapes_encoder(
     let mut opt_t = Adam::new(&encoder.vs, opts.lr, 0.9, 0.999);
     let mut opt_i = Adam::new(&img_vs, opts.lr, 0.9, 0.999);
     let size = shapes.config.image_size;
-    let classes: Vec<String> = samples.iter().map(|s| s.class_key()).collect();
     let index = AttributeIndex::new(&samples);
     let pairs = ((opts.batch_size as f64 * opts.hard_fraction) / 2.0).round() as usize;
     let pb = crate::progress::bar(opts.steps as u64, "text encoder", opts.progress);
@@ -90,14 +89,27 @@ pub fn train_shapes_encoder(
                 idx[2 * k + 1] = j;
             }
         }
+        let chosen: Vec<usize> = idx
+            .iter()
+            .map(|&i| rng.gen_range(0..samples[i].captions.len()))
+            .collect();
         let caps: Vec<&str> = idx
             .iter()
-            .map(|&i| samples[i].captions[rng.gen_range(0..samples[i].captions.len())].as_str())
+            .zip(&chosen)
+            .map(|(&i, &k)| samples[i].captions[k].as_str())
             .collect();
         let imgs: Vec<&[u8]> = idx.iter().map(|&i| samples[i].pixels.as_slice()).collect();
         let x = images_to_tensor(&imgs, size).to_device(device);
-        let same = same_class(
-            &idx.iter().map(|&i| classes[i].as_str()).collect::<Vec<_>>(),
+        // a partial caption ("a red one") describes every image that has
+        // what it names: those pairs are positives, not negatives
+        let same = describes_matrix(
+            &idx.iter()
+                .map(|&i| &samples[i].objects[..])
+                .collect::<Vec<_>>(),
+            &idx.iter()
+                .zip(&chosen)
+                .map(|(&i, &k)| &samples[i].specs[k])
+                .collect::<Vec<_>>(),
             device,
         );
         let (ids, _) = encoder.ids(&caps)?;
@@ -150,15 +162,19 @@ pub fn train_shapes_encoder(
     })
 }
 
-/// `[batch, batch]` matrix with 1 where two items share a class.
-pub fn same_class(keys: &[&str], device: Device) -> Tensor {
-    let n = keys.len();
-    let v: Vec<f32> = (0..n * n)
-        .map(|k| f32::from(keys[k / n] == keys[k % n]))
+/// `[scenes, specs]` float matrix with 1 where the caption `specs[j]`
+/// describes the scene `scenes[i]` (its own image always does).
+pub fn describes_matrix(
+    scenes: &[&[ShapeObject]],
+    specs: &[&CaptionSpec],
+    device: Device,
+) -> Tensor {
+    let (n, m) = (scenes.len(), specs.len());
+    let v: Vec<f32> = (0..n * m)
+        .map(|k| f32::from(specs[k % m].describes(scenes[k / m])))
         .collect();
     Tensor::from_slice(&v)
-        .view([n as i64, n as i64])
-        .to_kind(Kind::Float)
+        .view([n as i64, m as i64])
         .to_device(device)
 }
 
