@@ -284,7 +284,7 @@ pub fn run_training(req: &TrainRequest) -> Result<()> {
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Checkpoint file (a run's checkpoints/last.safetensors).
+    /// A checkpoint file, or a run folder (its checkpoints/last.safetensors).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The caption.
@@ -358,7 +358,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
     }
     let device = parse_device(&a.device)?;
-    let path = t2i::checkpoint::checkpoint_file(&a.checkpoint);
+    let path = t2i::checkpoint::checkpoint_file(&a.checkpoint)?;
     let ck = t2i::checkpoint::load(&path)?;
     let g = load_generator(&ck, device)?;
     let ctl = g.controls();
@@ -448,7 +448,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Checkpoint file.
+    /// A checkpoint file, or a run folder (its last checkpoint).
     #[arg(long, required_unless_present = "run")]
     pub checkpoint: Option<PathBuf>,
     /// A run folder: evaluate its last checkpoint and each saved checkpoint,
@@ -544,6 +544,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .checkpoint
         .clone()
         .context("--checkpoint or --run is required")?;
+    let checkpoint = t2i::checkpoint::checkpoint_file(&checkpoint)?;
     let metrics: Vec<String> = a.metric.split(',').map(|m| m.trim().to_string()).collect();
     let known = ["shapes", "r-precision", "fid", "kid", "is"];
     if let Some(m) = metrics.iter().find(|m| !known.contains(&m.as_str())) {
@@ -574,7 +575,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         bail!("--samples must be at least 1");
     }
     let device = parse_device(&a.device)?;
-    let checkpoint = t2i::checkpoint::checkpoint_file(&checkpoint);
     let ck = t2i::checkpoint::load(&checkpoint)?;
     let g = load_generator(&ck, device)?;
     let data = t2i::eval::shapes::shapes_data(&ck)?;

@@ -231,10 +231,17 @@ pub fn copy_from(vars: Vec<(String, Tensor)>, ck: &Checkpoint, prefix: &str) -> 
 }
 
 /// A run folder or a checkpoint file -> the checkpoint file.
-pub fn checkpoint_file(p: &Path) -> std::path::PathBuf {
-    if p.is_dir() {
-        p.join("checkpoints").join("last.safetensors")
+pub fn checkpoint_file(p: &Path) -> Result<std::path::PathBuf> {
+    if !p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    let last = p.join("checkpoints").join("last.safetensors");
+    if last.is_file() {
+        Ok(last)
     } else {
-        p.to_path_buf()
+        Err(Error::Checkpoint(format!(
+            "{} is a folder but not a run folder with a checkpoint (no checkpoints/last.safetensors); give a run folder or a .safetensors file",
+            p.display()
+        )))
     }
 }

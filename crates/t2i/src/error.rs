@@ -10,10 +10,12 @@ pub enum Error {
     Io { path: String, cause: std::io::Error },
     #[error("{0}")]
     Checkpoint(String),
-    #[error("caption {caption:?}: {source}")]
+    /// Named `problem`, not `source`: the message already says it, and a
+    /// source would print it twice in an error chain.
+    #[error("caption {caption:?}: {problem}")]
     Caption {
         caption: String,
-        source: crate::text::CaptionError,
+        problem: crate::text::CaptionError,
     },
     #[error("{0}")]
     Config(String),

@@ -147,6 +147,27 @@ pub fn changed_keys(old: &Table, new: &Table) -> Vec<(String, String, String)> {
     out
 }
 
+/// The config keys of the shared flags for a family whose config names them
+/// as GAN-INT-CLS does (`lr`, `batch_size`, `ngf`, `ndf`, `image_size`, the
+/// `data` table and the `text` phase); a family's `flag_keys` may fall back
+/// to it.
+pub fn standard_flag_keys(flag: &str) -> &'static [&'static str] {
+    match flag {
+        "lr" => &["lr"],
+        "batch_size" => &["batch_size"],
+        "ngf" => &["ngf"],
+        "ndf" => &["ndf"],
+        "image_size" => &["image_size"],
+        "data" => &["data.name"],
+        "data_root" => &["data.root"],
+        "train_size" => &["data.train_size"],
+        "text_encoder" => &["text.encoder"],
+        "text_steps" => &["text.steps"],
+        "text_hard" => &["text.hard"],
+        _ => &[],
+    }
+}
+
 /// What a family's trainer is built with besides its config.
 pub struct TrainContext<'a> {
     /// The run folder (a family may write files beside its checkpoints,
@@ -252,6 +273,21 @@ pub struct Controls {
     pub attention: bool,
     /// Earlier stages' images.
     pub stages: bool,
+    /// Drawing inside a given box (GAWWN).
+    pub boxes: bool,
+    /// Drawing parts at given keypoints, and completing missing ones (GAWWN).
+    pub keypoints: bool,
+}
+
+/// Where a layout-conditioned model (GAWWN) draws one image: fractions of
+/// the image, origin at the top left.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// `[x, y, w, h]`.
+    Box([f32; 4]),
+    /// One entry per part of [`Generator::part_names`]: `(x, y)` when
+    /// given; missing ones are completed by the model's keypoint generator.
+    Keypoints(Vec<Option<[f32; 2]>>),
 }
 
 fn unsupported(family: &str, what: &str) -> Error {
@@ -292,6 +328,27 @@ pub trait Generator {
     fn style_codes(&self, images: &Tensor) -> Result<Option<Tensor>> {
         let _ = images;
         Ok(None)
+    }
+    /// Part names of a keypoint model, in the order of
+    /// [`Layout::Keypoints`] (empty otherwise).
+    fn part_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// One image per caption, drawn where the caption's layout says.
+    fn generate_at(&self, captions: &[&str], layouts: &[Layout], seed: u64) -> Result<Generated> {
+        let _ = (captions, layouts, seed);
+        Err(unsupported(self.family(), "boxes and keypoints"))
+    }
+    /// A full set of keypoints for a caption from the given ones (GAWWN's
+    /// G_k; the given ones are kept exactly); noise from `seed`.
+    fn complete_keypoints(
+        &self,
+        caption: &str,
+        given: &[Option<[f32; 2]>],
+        seed: u64,
+    ) -> Result<Vec<[f32; 2]>> {
+        let _ = (caption, given, seed);
+        Err(unsupported(self.family(), "keypoint completion"))
     }
     /// The attention maps of the first sample for `caption`, as a figure.
     fn attention_figure(&self, caption: &str, seed: u64, top_words: usize) -> Result<Rgb> {
@@ -496,6 +553,7 @@ impl<F: TypedFamily> Family for F {
 pub fn families() -> &'static [&'static dyn Family] {
     &[
         &crate::train::gan_int_cls::GanIntClsFamily,
+        &crate::train::gawwn::GawwnFamily,
         &crate::train::char_cnn_rnn::CharCnnRnnFamily,
         &crate::train::stackgan::StackGanFamily,
         &crate::train::damsm::DamsmFamily,

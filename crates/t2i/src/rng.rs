@@ -26,3 +26,14 @@ pub fn normal(rows: i64, cols: i64, seed: u64, device: tch::Device) -> tch::Tens
         .view([rows, cols])
         .to_device(device)
 }
+
+/// Uniform noise in [0, 1) with the shape of `like`, drawn on the CPU from
+/// `seed` as [`normal`] is.
+pub fn uniform_like(like: &tch::Tensor, seed: u64) -> tch::Tensor {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..like.numel()).map(|_| rng.gen::<f32>()).collect();
+    tch::Tensor::from_slice(&v)
+        .view(like.size().as_slice())
+        .to_device(like.device())
+}

@@ -37,6 +37,10 @@ pub const SHAPES: [&str; 3] = ["circle", "square", "triangle"];
 /// Size names; the object's side is `SIZE_FRACTIONS[i] * canvas`.
 pub const SIZES: [&str; 2] = ["small", "large"];
 pub const SIZE_FRACTIONS: [f32; 2] = [0.34, 0.5];
+/// Range of an object's side, as a fraction of the canvas, with
+/// `continuous_layout`; sides from the midpoint of [`SIZE_FRACTIONS`] up are
+/// "large".
+pub const CONTINUOUS_SIDES: (f32, f32) = (0.25, 0.65);
 /// Coarse positions on a 3x3 grid, row-major.
 pub const POSITIONS: [&str; 9] = [
     "top left",
@@ -99,6 +103,13 @@ pub struct ShapesConfig {
     /// people write them. Data sets saved before it existed read 0.
     #[serde(default)]
     pub partial_captions: f64,
+    /// Object sizes and centres drawn continuously over the canvas (side
+    /// [`CONTINUOUS_SIDES`] of the canvas, centre anywhere the object fits)
+    /// instead of two sizes inside a 3x3 grid cell, so boxes of any size and
+    /// place exist (GAWWN); the caption's size and position words follow the
+    /// drawn box as the checker reads it.
+    #[serde(default)]
+    pub continuous_layout: bool,
     /// Colour-shape pairs that never appear in training (StyleT2I's test).
     pub held_out: Vec<(String, String)>,
     /// Images in the training split.
@@ -117,6 +128,7 @@ impl Default for ShapesConfig {
             gradient_prob: 0.3,
             captions_per_image: 5,
             partial_captions: 0.5,
+            continuous_layout: false,
             held_out: vec![
                 ("red".into(), "triangle".into()),
                 ("green".into(), "square".into()),
@@ -179,6 +191,15 @@ impl ShapeObject {
                 [cx + r, cy],
             ],
         }
+    }
+    /// The box `[x, y, w, h]` as fractions of a canvas of `size` pixels.
+    pub fn box_fraction(&self, size: f32) -> [f32; 4] {
+        let [x0, y0, x1, y1] = self.bbox();
+        [x0 / size, y0 / size, (x1 - x0) / size, (y1 - y0) / size]
+    }
+    /// [`ShapeObject::keypoints`] as fractions of a canvas of `size` pixels.
+    pub fn keypoint_fractions(&self, size: f32) -> [[f32; 2]; 5] {
+        self.keypoints().map(|p| [p[0] / size, p[1] / size])
     }
     /// Whether the pixel centre `(px, py)` lies inside the object.
     pub fn contains(&self, px: f32, py: f32) -> bool {
@@ -381,6 +402,14 @@ impl Shapes {
             let mut objects: Vec<ShapeObject> = Vec::with_capacity(n);
             for i in 0..n {
                 let (colour, shape) = self.colour_shape(rng, split, i == 0);
+                if self.config.continuous_layout {
+                    let o = continuous_object(rng, size, colour, shape);
+                    if objects.iter().any(|p| overlaps(p, &o)) {
+                        continue 'retry;
+                    }
+                    objects.push(o);
+                    continue;
+                }
                 let size_i = rng.gen_range(0..SIZES.len());
                 let r = (SIZE_FRACTIONS[size_i] * size / 2.0).round();
                 let position = rng.gen_range(0..POSITIONS.len());
@@ -407,18 +436,45 @@ impl Shapes {
                     cy,
                     r,
                 };
-                let gap = 2.0;
-                let overlaps = objects.iter().any(|p| {
-                    p.position == position
-                        || ((p.cx - cx).abs() < p.r + r + gap && (p.cy - cy).abs() < p.r + r + gap)
-                });
-                if overlaps {
+                if objects.iter().any(|p| overlaps(p, &o)) {
                     continue 'retry;
                 }
                 objects.push(o);
             }
             return objects;
         }
+    }
+}
+
+/// Whether two objects share a grid cell (their captions could not tell
+/// them apart) or come within 2 pixels of each other.
+fn overlaps(a: &ShapeObject, b: &ShapeObject) -> bool {
+    let gap = 2.0;
+    a.position == b.position
+        || ((a.cx - b.cx).abs() < a.r + b.r + gap && (a.cy - b.cy).abs() < a.r + b.r + gap)
+}
+
+/// An object of any size in [`CONTINUOUS_SIDES`] anywhere it fits on a
+/// canvas of side `size`; its size and position names are what the checker
+/// would read from its box.
+fn continuous_object(rng: &mut ChaCha8Rng, size: f32, colour: usize, shape: usize) -> ShapeObject {
+    let (lo, hi) = CONTINUOUS_SIDES;
+    let r = (rng.gen_range(lo..=hi) * size / 2.0).round().max(2.0);
+    let margin = 1.0;
+    let cx = rng.gen_range(r + margin..=size - r - margin);
+    let cy = rng.gen_range(r + margin..=size - r - margin);
+    let threshold = (SIZE_FRACTIONS[0] + SIZE_FRACTIONS[1]) / 2.0 * size;
+    let cell = size / 3.0;
+    let col = ((cx / cell) as usize).min(2);
+    let row = ((cy / cell) as usize).min(2);
+    ShapeObject {
+        colour,
+        shape,
+        size: usize::from(2.0 * r >= threshold),
+        position: row * 3 + col,
+        cx,
+        cy,
+        r,
     }
 }
 

@@ -164,6 +164,35 @@ pub fn control(
         .collect()
 }
 
+/// Images of `captions` for `samples`: a layout-conditioned model (GAWWN)
+/// is given each sample's first object's box or keypoints, so its scores
+/// measure drawing there; other models draw from the text alone.
+pub fn generate_for(
+    model: &dyn Generator,
+    samples: &[crate::data::shapes::ShapesSample],
+    captions: &[&str],
+    seed: u64,
+) -> Result<crate::family::Generated> {
+    use crate::family::Layout;
+    let ctl = model.controls();
+    if !(ctl.boxes || ctl.keypoints) {
+        return model.generate(captions, seed);
+    }
+    let size = model.image_size() as f32;
+    let layouts: Vec<Layout> = samples
+        .iter()
+        .map(|s| {
+            let o = &s.objects[0];
+            if ctl.boxes {
+                Layout::Box(o.box_fraction(size))
+            } else {
+                Layout::Keypoints(o.keypoint_fractions(size).map(Some).to_vec())
+            }
+        })
+        .collect();
+    model.generate_at(captions, &layouts, seed)
+}
+
 /// The `k`-th of a sample's captions that name every attribute (cycling;
 /// the first caption always does).
 pub fn full_caption(s: &crate::data::shapes::ShapesSample, k: usize) -> &str {
@@ -211,7 +240,7 @@ pub fn stage_accuracy(
             .enumerate()
             .map(|(j, s)| full_caption(s, k + j))
             .collect();
-        let out = model.generate(&caps, seed.wrapping_add(k as u64))?;
+        let out = generate_for(model, &samples, &caps, seed.wrapping_add(k as u64))?;
         let mut stages = vec![(tensor_to_images(&out.images), &mut tally)];
         if let Some(f) = &out.first_stage {
             let s = size as i64;

@@ -249,6 +249,22 @@ impl<'a> Seq<'a> {
         self.seq = self.seq.add(conv2d(q, cin, cout, k, s, pad, bias, init));
         self
     }
+    /// Transposed convolution `k x k`, stride `s`, padding `pad` (biased).
+    pub fn deconv(mut self, cin: i64, cout: i64, k: i64, s: i64, pad: i64) -> Self {
+        let q = self.next();
+        let init = self.init;
+        self.seq = self
+            .seq
+            .add(conv_transpose2d(q, cin, cout, k, s, pad, true, init));
+        self
+    }
+    /// Fully connected layer (biased).
+    pub fn linear(mut self, din: i64, dout: i64) -> Self {
+        let q = self.next();
+        let init = self.init;
+        self.seq = self.seq.add(linear(q, din, dout, true, init));
+        self
+    }
     /// BatchNorm over `c` channels (any rank).
     pub fn bn(mut self, c: i64) -> Self {
         let q = self.next();

@@ -5,5 +5,6 @@ pub mod classifier;
 pub mod damsm;
 pub mod efficientnet;
 pub mod gan_int_cls;
+pub mod gawwn;
 pub mod inception;
 pub mod stackgan;

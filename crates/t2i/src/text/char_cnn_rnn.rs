@@ -135,7 +135,7 @@ impl CharCnnRnn {
             if c.trim().is_empty() {
                 return Err(Error::Caption {
                     caption: c.to_string(),
-                    source: CaptionError::Empty,
+                    problem: CaptionError::Empty,
                 });
             }
             let mut v = char_ids(c);

@@ -236,9 +236,9 @@ impl RnnEncoder {
             .map(|c| {
                 self.vocab
                     .encode(c, self.config.max_words)
-                    .map_err(|source| Error::Caption {
+                    .map_err(|problem| Error::Caption {
                         caption: c.to_string(),
-                        source,
+                        problem,
                     })
             })
             .collect::<Result<_>>()?;

@@ -110,9 +110,9 @@ impl GruEncoder {
             .map(|c| {
                 self.vocab
                     .encode(c, self.config.max_len)
-                    .map_err(|source| Error::Caption {
+                    .map_err(|problem| Error::Caption {
                         caption: c.to_string(),
-                        source,
+                        problem,
                     })
             })
             .collect::<Result<_>>()?;

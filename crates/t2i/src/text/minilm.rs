@@ -225,7 +225,7 @@ impl MiniLm {
             if c.trim().is_empty() {
                 return Err(Error::Caption {
                     caption: c.to_string(),
-                    source: CaptionError::Empty,
+                    problem: CaptionError::Empty,
                 });
             }
         }

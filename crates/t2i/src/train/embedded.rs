@@ -38,6 +38,9 @@ pub struct EmbeddedImages {
     /// Class of each image: wrong captions come from other classes.
     pub classes: Vec<usize>,
     shapes: Option<ShapesIndex>,
+    /// Where each image's object is (GAWWN): boxes `[n, 4]` or keypoints
+    /// `[n, K, 3]`, returned with each batch ([`Pairs::layout`]).
+    layouts: Option<Tensor>,
 }
 
 /// Embeds the first k captions of every image (k: the fewest any image has)
@@ -100,6 +103,7 @@ impl EmbeddedImages {
                 samples,
                 by_attributes,
             }),
+            layouts: None,
         })
     }
 
@@ -113,6 +117,7 @@ impl EmbeddedImages {
             captions: data.captions,
             classes: data.classes.iter().map(|&c| c as usize).collect(),
             shapes: None,
+            layouts: None,
         })
     }
 
@@ -131,11 +136,24 @@ impl EmbeddedImages {
             classes: (0..captions.len()).collect(),
             captions,
             shapes: None,
+            layouts: None,
         })
     }
 
     pub fn len(&self) -> usize {
         self.captions.len()
+    }
+
+    /// Attaches each image's layout (boxes `[n, 4]` or keypoints
+    /// `[n, K, 3]`), returned with every batch of [`EmbeddedImages::pairs`].
+    pub fn with_layouts(mut self, layouts: Tensor) -> Self {
+        self.layouts = Some(layouts);
+        self
+    }
+
+    /// The shapes samples behind the images (shapes data only).
+    pub fn shapes_samples(&self) -> Option<&[ShapesSample]> {
+        self.shapes.as_ref().map(|s| s.samples.as_slice())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -277,7 +295,13 @@ impl EmbeddedImages {
                 .collect();
             Tensor::from_slice(&v).view([b, 2 * b]).to_device(dev)
         });
+        let layout = self.layouts.as_ref().map(|l| {
+            let ii: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            l.index_select(0, &Tensor::from_slice(&ii).to_device(l.device()))
+                .to_device(dev)
+        });
         Pairs {
+            layout,
             images: self.images(&idx, seed, step, dev),
             right: self.rows(&right, dev),
             wrong: self.rows(&wrong, dev),
@@ -306,6 +330,8 @@ pub struct Pairs {
     /// contrastive terms must not push those apart. `None` where the data
     /// set cannot tell (real data sets). `[b, 2 b]` bool
     pub also_right: Option<Tensor>,
+    /// The images' layouts when attached ([`EmbeddedImages::with_layouts`]).
+    pub layout: Option<Tensor>,
 }
 
 /// The image at each side of `sizes` (antialiased bilinear).

@@ -5,7 +5,7 @@
 use super::ema::WeightAverage;
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
-use super::text_encoder::{train_and_save, TextPhase, TextTrainOptions};
+use super::text_encoder::TextPhase;
 use crate::checkpoint::buffers;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::shapes::{Shapes, ShapesConfig, Split};
@@ -601,21 +601,10 @@ impl TypedFamily for GanIntClsFamily {
     const PRESETS: &'static [&'static str] = &["tiny", "tiny-plus", "paper"];
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
-            "lr" => &["lr"],
-            "batch_size" => &["batch_size"],
-            "ngf" => &["ngf"],
-            "ndf" => &["ndf"],
-            "image_size" => &["image_size"],
             "variant" => &["variant"],
-            "data" => &["data.name"],
-            "data_root" => &["data.root"],
-            "train_size" => &["data.train_size"],
             "max_objects" => &["data.max_objects"],
-            "text_encoder" => &["text.encoder"],
-            "text_steps" => &["text.steps"],
-            "text_hard" => &["text.hard"],
             "style_steps" => &["style_steps"],
-            _ => &[],
+            f => crate::family::standard_flag_keys(f),
         }
     }
     fn trainer(
@@ -644,33 +633,16 @@ impl TypedFamily for GanIntClsFamily {
         let model = match (resume, &shapes) {
             (Some(ck), _) => GanIntClsModel::from_checkpoint(ck, device)?,
             (None, shapes) => {
-                let encoder = match (rc.text.encoder.as_str(), shapes) {
-                    ("", Some(shapes)) => {
+                let encoder = match shapes {
+                    Some(shapes) => {
                         let enc_cfg = if rc.model.preset == "paper" {
                             GruEncoderConfig::paper()
                         } else {
                             GruEncoderConfig::tiny()
                         };
-                        let topts = TextTrainOptions {
-                            steps: rc.text.steps,
-                            seed: ctx.seed,
-                            hard_fraction: rc.text.hard,
-                            progress: ctx.progress,
-                            ..Default::default()
-                        };
-                        let path = ctx.run.root.join("text_encoder.safetensors");
-                        let t = train_and_save(shapes, enc_cfg, &topts, device, &path)?;
-                        if ctx.progress {
-                            eprintln!(
-                                "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
-                                t.final_loss,
-                                100.0 * t.test_retrieval,
-                                path.display()
-                            );
-                        }
-                        AnyTextEncoder::Gru(t.encoder)
+                        super::text_encoder::shapes_or_given(&rc.text, shapes, enc_cfg, ctx)?
                     }
-                    (p, _) => AnyTextEncoder::load(Path::new(p), device)?,
+                    None => AnyTextEncoder::load(Path::new(&rc.text.encoder), device)?,
                 };
                 let mut mc = rc.model.clone();
                 mc.text_dim = encoder.sentence_dim();
@@ -820,6 +792,7 @@ impl FamilyGenerator for GanIntClsModel {
             style_transfer: self.style_trained,
             attention: false,
             stages: false,
+            ..Controls::default()
         }
     }
     fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {

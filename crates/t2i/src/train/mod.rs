@@ -10,6 +10,7 @@ pub mod damsm;
 pub mod ema;
 pub mod embedded;
 pub mod gan_int_cls;
+pub mod gawwn;
 pub mod optim;
 pub mod run;
 pub mod stackgan;

@@ -311,7 +311,7 @@ impl TypedFamily for StackGanFamily {
         let device = ctx.device;
         let mut config = rc.model.clone();
         let stage1_ck = if rc.stage == 2 {
-            let p = checkpoint::checkpoint_file(Path::new(&rc.stage1));
+            let p = checkpoint::checkpoint_file(Path::new(&rc.stage1))?;
             let ck = checkpoint::load(&p)?;
             let c1: StackGanConfig = ck.json_meta("config")?;
             if c1.preset != config.preset {

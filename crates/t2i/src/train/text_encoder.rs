@@ -178,6 +178,38 @@ pub fn describes_matrix(
         .to_device(device)
 }
 
+/// The text encoder a shapes run uses: the one `phase.encoder` names, or
+/// one trained now (`phase.steps`, `phase.hard`) and saved as
+/// `text_encoder.safetensors` in the run folder, its image side beside it.
+pub fn shapes_or_given(
+    phase: &TextPhase,
+    shapes: &Shapes,
+    config: GruEncoderConfig,
+    ctx: &crate::family::TrainContext,
+) -> Result<crate::text::AnyTextEncoder> {
+    if !phase.encoder.is_empty() {
+        return crate::text::AnyTextEncoder::load(std::path::Path::new(&phase.encoder), ctx.device);
+    }
+    let opts = TextTrainOptions {
+        steps: phase.steps,
+        seed: ctx.seed,
+        hard_fraction: phase.hard,
+        progress: ctx.progress,
+        ..Default::default()
+    };
+    let path = ctx.run.root.join("text_encoder.safetensors");
+    let t = train_and_save(shapes, config, &opts, ctx.device, &path)?;
+    if ctx.progress {
+        eprintln!(
+            "text encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
+            t.final_loss,
+            100.0 * t.test_retrieval,
+            path.display()
+        );
+    }
+    Ok(crate::text::AnyTextEncoder::Gru(t.encoder))
+}
+
 /// Where [`train_and_save`] puts the image side theta(v) of an encoder
 /// saved at `text_path` (`text_encoder.safetensors` ->
 /// `text_encoder.image.safetensors`): the fixed matching critic of

@@ -1,0 +1,562 @@
+//! Training GAWWN (Reed et al. 2016, "Learning What and Where to Draw"):
+//! the box- or keypoint-conditional G and D with the matching-aware loss,
+//! and for keypoint models the keypoint generator G_k against D_k
+//! (`models::gawwn`). Shapes data with continuous object sizes and places.
+
+use super::embedded::EmbeddedImages;
+use super::optim::Adam;
+use super::text_encoder::TextPhase;
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
+use crate::data::DataConfig;
+use crate::error::{Error, Result};
+use crate::family::{
+    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Layout, Metrics, Summary,
+    TrainContext, Trainer as FamilyTrainer, TypedFamily,
+};
+use crate::imageio::{grid, tensor_to_images};
+use crate::models::gawwn::{
+    discriminator_loss, generator_loss, Condition, Discriminator, GawwnConfig, GawwnModel,
+    KeypointDiscriminator, SHAPES_PARTS,
+};
+use crate::rng::step_seed;
+use crate::text::{GruEncoderConfig, TextEncoder};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// `t2i train --model gawwn`: the networks and what the run does around
+/// them (its text encoder first).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GawwnRunConfig {
+    /// The networks and the objective (saved in every checkpoint).
+    #[serde(flatten)]
+    pub model: GawwnConfig,
+    /// The data set.
+    pub data: DataConfig,
+    /// The text encoder phase before the GAN.
+    pub text: TextPhase,
+}
+
+impl FamilyConfig for GawwnRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        Some(Self {
+            model: GawwnConfig::preset(name)?,
+            data: DataConfig::shapes(10_000),
+            text: TextPhase {
+                encoder: String::new(),
+                steps: 800,
+                hard: 0.5,
+            },
+        })
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.model.validate()?;
+        self.data.validate(&["shapes"])?;
+        if self.model.batch_size < 2 {
+            return Err(format!(
+                "batch_size must be at least 2, got {}",
+                self.model.batch_size
+            ));
+        }
+        if !(self.model.lr > 0.0 && self.model.lr < 1.0) {
+            return Err(format!("lr must be in (0, 1), got {}", self.model.lr));
+        }
+        Ok(())
+    }
+}
+
+/// Layout tensors of layouts: boxes `[n, 4]` or keypoints `[n, K, 3]`
+/// (missing keypoints zero, with the switches `[n, K]` of the given ones).
+fn layout_tensors(
+    layouts: &[Layout],
+    condition: Condition,
+    parts: i64,
+    device: Device,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let n = layouts.len() as i64;
+    match condition {
+        Condition::Box => {
+            let mut v = Vec::with_capacity(layouts.len() * 4);
+            for l in layouts {
+                match l {
+                    Layout::Box(b) => v.extend_from_slice(b),
+                    Layout::Keypoints(_) => {
+                        return Err(Error::Config(
+                            "this GAWWN model draws in boxes: give a box, not keypoints".into(),
+                        ))
+                    }
+                }
+            }
+            Ok((Tensor::from_slice(&v).view([n, 4]).to_device(device), None))
+        }
+        Condition::Keypoints => {
+            let mut v = Vec::new();
+            let mut s = Vec::new();
+            for l in layouts {
+                let Layout::Keypoints(kp) = l else {
+                    return Err(Error::Config(
+                        "this GAWWN model draws parts at keypoints: give keypoints, not a box"
+                            .into(),
+                    ));
+                };
+                if kp.len() as i64 != parts {
+                    return Err(Error::Config(format!(
+                        "{} keypoints given, the model has {parts} parts",
+                        kp.len()
+                    )));
+                }
+                for p in kp {
+                    match p {
+                        Some([x, y]) => {
+                            v.extend_from_slice(&[*x, *y, 1.0]);
+                            s.push(1.0f32);
+                        }
+                        None => {
+                            v.extend_from_slice(&[0.0, 0.0, 0.0]);
+                            s.push(0.0);
+                        }
+                    }
+                }
+            }
+            Ok((
+                Tensor::from_slice(&v).view([n, parts, 3]).to_device(device),
+                Some(Tensor::from_slice(&s).view([n, parts]).to_device(device)),
+            ))
+        }
+    }
+}
+
+/// G, D (and G_k, D_k), their optimisers and the data.
+struct Trainer {
+    model: GawwnModel,
+    d_vs: nn::VarStore,
+    d: Discriminator,
+    dk_vs: nn::VarStore,
+    dk: Option<KeypointDiscriminator>,
+    opt_g: Adam,
+    opt_d: Adam,
+    opt_gk: Adam,
+    opt_dk: Adam,
+    step: i64,
+    seed: u64,
+    data: EmbeddedImages,
+    data_config: ShapesConfig,
+    /// Test captions and layouts of the sample grids.
+    sample: (Vec<String>, Vec<Layout>),
+}
+
+fn bce(s: &Tensor, target: f64) -> Tensor {
+    s.binary_cross_entropy_with_logits::<Tensor>(
+        &s.full_like(target),
+        None,
+        None,
+        tch::Reduction::Mean,
+    )
+}
+
+impl Trainer {
+    fn train_step(&mut self) -> Metrics {
+        let c = self.model.config.clone();
+        let b = self.data.pairs(self.seed, self.step, c.batch_size, 0.0);
+        let layout = b.layout.as_ref().expect("layouts attached");
+        let dev = self.model.device;
+        let seed = step_seed(self.seed, self.step);
+        let z = crate::rng::normal(c.batch_size, c.z_dim, seed, dev);
+        let fake = self.model.g.forward_t(&z, &b.right, layout, true); // [batch, 3, s, s]
+
+        // D: real/right, real/wrong (cls_weight), fake/right (1 - cls_weight)
+        let s_r = self.d.forward_t(&b.images, &b.right, layout, true);
+        let s_w = self.d.forward_t(&b.images, &b.wrong, layout, true);
+        let s_f = self.d.forward_t(&fake.detach(), &b.right, layout, true);
+        let loss_d = discriminator_loss(&s_r, &s_w, &s_f, c.cls_weight);
+        self.opt_d.zero_grad();
+        loss_d.backward();
+        self.opt_d.step();
+
+        // G: D should call the fakes real
+        let s_f2 = self.d.forward_t(&fake, &b.right, layout, true);
+        let loss_g = generator_loss(&s_f2);
+        self.opt_g.zero_grad();
+        loss_g.backward();
+        self.opt_g.step();
+        let prob = |s: &Tensor| s.sigmoid().mean(Kind::Float).double_value(&[]);
+        let mut m = vec![
+            ("loss_d".to_string(), loss_d.double_value(&[])),
+            ("loss_g".to_string(), loss_g.double_value(&[])),
+            ("d_real".to_string(), prob(&s_r)),
+            ("d_wrong".to_string(), prob(&s_w)),
+            ("d_fake".to_string(), prob(&s_f)),
+        ];
+        if let (Some(gk), Some(dk)) = (&self.model.gk, &self.dk) {
+            // G_k: each visible keypoint given with P = keypoint_keep_prob
+            let vis = layout.select(2, 2).gt(0.5).to_kind(Kind::Float); // [batch, K]
+            let real = layout * vis.unsqueeze(-1);
+            let keep = crate::rng::uniform_like(&vis, seed ^ 0x6B)
+                .lt(c.keypoint_keep_prob)
+                .to_kind(Kind::Float)
+                * &vis;
+            let given = &real * keep.unsqueeze(-1);
+            let zk = crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x6B6B, dev);
+            let kfake = gk.forward_t(&zk, &b.right, &given, &keep, true);
+            let loss_dk = bce(&dk.forward_t(&real, &b.right, true), 1.0)
+                + bce(&dk.forward_t(&kfake.detach(), &b.right, true), 0.0);
+            self.opt_dk.zero_grad();
+            loss_dk.backward();
+            self.opt_dk.step();
+            let loss_gk = bce(&dk.forward_t(&kfake, &b.right, true), 1.0);
+            self.opt_gk.zero_grad();
+            loss_gk.backward();
+            self.opt_gk.step();
+            m.push(("loss_dk".into(), loss_dk.double_value(&[])));
+            m.push(("loss_gk".into(), loss_gk.double_value(&[])));
+        }
+        self.step += 1;
+        m
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let m = &self.model;
+        let mut meta = m.encoder.describe();
+        meta.insert("model".into(), "gawwn".into());
+        meta.insert(
+            "config".into(),
+            toml::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert(
+            "data".into(),
+            toml::to_string(&self.data_config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert(
+            "parts".into(),
+            serde_json::to_string(&m.parts).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        meta.insert("versions".into(), crate::versions());
+        meta.insert("device".into(), crate::device::device_name(m.device));
+        let mut tensors = checkpoint::named(&m.g_vs, "G");
+        tensors.extend(checkpoint::named(&self.d_vs, "D"));
+        tensors.extend(m.encoder.tensors());
+        tensors.extend(self.opt_g.state("optim.G"));
+        tensors.extend(self.opt_d.state("optim.D"));
+        if m.gk.is_some() {
+            tensors.extend(checkpoint::named(&m.gk_vs, "Gk"));
+            tensors.extend(checkpoint::named(&self.dk_vs, "Dk"));
+            tensors.extend(self.opt_gk.state("optim.Gk"));
+            tensors.extend(self.opt_dk.state("optim.Dk"));
+        }
+        checkpoint::save(path, &meta, &tensors)
+    }
+
+    /// Restores D, D_k, the optimisers and the step (the model part was
+    /// loaded with [`GawwnModel::from_checkpoint`]).
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        ck.load_into(&mut self.d_vs, "D")?;
+        let bad = |e: String| Error::Checkpoint(e);
+        self.opt_g.load_state("optim.G", &ck.tensors).map_err(bad)?;
+        self.opt_d.load_state("optim.D", &ck.tensors).map_err(bad)?;
+        if self.dk.is_some() {
+            ck.load_into(&mut self.dk_vs, "Dk")?;
+            self.opt_gk
+                .load_state("optim.Gk", &ck.tensors)
+                .map_err(bad)?;
+            self.opt_dk
+                .load_state("optim.Dk", &ck.tensors)
+                .map_err(bad)?;
+        }
+        self.step = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step in checkpoint".into()))?;
+        Ok(())
+    }
+
+    /// A grid: each sample caption with its test layout, 8 noises, the
+    /// layout drawn over each image.
+    fn sample_grid(&self) -> Result<crate::imageio::Rgb> {
+        let (caps, layouts) = &self.sample;
+        let mut rows = Vec::new();
+        for (cap, layout) in caps.iter().zip(layouts) {
+            let c8 = vec![cap.as_str(); 8];
+            let l8 = vec![layout.clone(); 8];
+            let out = self.model.generate_at(&c8, &l8, 7)?;
+            let mut imgs = tensor_to_images(&out.images);
+            for img in &mut imgs {
+                draw_layout(img, layout);
+            }
+            rows.push((imgs, Some(cap.clone())));
+        }
+        Ok(grid(&rows, 2))
+    }
+}
+
+/// Draws a layout over an image: a box's outline, or a dot per given
+/// keypoint (yellow; white for completed ones is the caller's choice).
+pub fn draw_layout(img: &mut crate::imageio::Rgb, layout: &Layout) {
+    let (w, h) = (img.width as i64, img.height as i64);
+    let mut put = |x: i64, y: i64, c: [u8; 3]| {
+        if (0..w).contains(&x) && (0..h).contains(&y) {
+            let i = ((y * w + x) * 3) as usize;
+            img.data[i..i + 3].copy_from_slice(&c);
+        }
+    };
+    let yellow = [255, 230, 0];
+    match layout {
+        Layout::Box([x, y, bw, bh]) => {
+            let x0 = (x * w as f32).round() as i64;
+            let y0 = (y * h as f32).round() as i64;
+            let x1 = ((x + bw) * w as f32).round() as i64 - 1;
+            let y1 = ((y + bh) * h as f32).round() as i64 - 1;
+            for xx in x0..=x1 {
+                put(xx, y0, yellow);
+                put(xx, y1, yellow);
+            }
+            for yy in y0..=y1 {
+                put(x0, yy, yellow);
+                put(x1, yy, yellow);
+            }
+        }
+        Layout::Keypoints(kp) => {
+            for [x, y] in kp.iter().flatten() {
+                let (px, py) = ((x * w as f32) as i64, (y * h as f32) as i64);
+                put(px, py, yellow);
+            }
+        }
+    }
+}
+
+impl GawwnModel {
+    /// Fills missing keypoints of each layout with G_k (noise from `seed`).
+    fn complete_layouts(&self, t: &Tensor, layouts: &[Layout], seed: u64) -> Result<Tensor> {
+        let (given, switch) = layout_tensors(
+            layouts,
+            self.config.condition,
+            self.config.parts,
+            self.device,
+        )?;
+        match switch {
+            Some(s) => self.complete(t, &given, &s, seed),
+            None => Ok(given),
+        }
+    }
+}
+
+impl FamilyGenerator for GawwnModel {
+    fn family(&self) -> &'static str {
+        "gawwn"
+    }
+    fn image_size(&self) -> i64 {
+        self.config.image_size
+    }
+    fn controls(&self) -> Controls {
+        Controls {
+            interpolate: false,
+            style_transfer: false,
+            attention: false,
+            stages: false,
+            boxes: self.config.condition == Condition::Box,
+            keypoints: self.config.condition == Condition::Keypoints,
+        }
+    }
+    fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
+        Ok(self.encoder.encode(&[caption])?.1.remove(0).unknown)
+    }
+    /// Without a layout: a box model draws in the middle half of the image;
+    /// a keypoint model draws at keypoints G_k makes from the text alone.
+    fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
+        let layout = match self.config.condition {
+            Condition::Box => Layout::Box([0.25, 0.25, 0.5, 0.5]),
+            Condition::Keypoints => Layout::Keypoints(vec![None; self.parts.len()]),
+        };
+        self.generate_at(captions, &vec![layout; captions.len()], seed)
+    }
+    fn part_names(&self) -> Vec<String> {
+        match self.config.condition {
+            Condition::Box => Vec::new(),
+            Condition::Keypoints => self.parts.clone(),
+        }
+    }
+    fn generate_at(&self, captions: &[&str], layouts: &[Layout], seed: u64) -> Result<Generated> {
+        if layouts.len() != captions.len() {
+            return Err(Error::Config(format!(
+                "{} layouts for {} captions",
+                layouts.len(),
+                captions.len()
+            )));
+        }
+        let t = self.embed(captions)?;
+        let layout = self.complete_layouts(&t, layouts, seed)?;
+        let z = self.noise(captions.len() as i64, seed);
+        Ok(Generated {
+            images: self.draw(&z, &t, &layout).to_device(Device::Cpu),
+            first_stage: None,
+        })
+    }
+    fn complete_keypoints(
+        &self,
+        caption: &str,
+        given: &[Option<[f32; 2]>],
+        seed: u64,
+    ) -> Result<Vec<[f32; 2]>> {
+        let t = self.embed(&[caption])?;
+        let kp = self.complete_layouts(&t, &[Layout::Keypoints(given.to_vec())], seed)?;
+        let v: Vec<f32> = Vec::try_from(kp.to_device(Device::Cpu).view([-1]))?;
+        Ok(v.chunks(3).map(|p| [p[0], p[1]]).collect())
+    }
+}
+
+/// The family entry of GAWWN.
+pub struct GawwnFamily;
+
+impl TypedFamily for GawwnFamily {
+    type Config = GawwnRunConfig;
+    const NAME: &'static str = "gawwn";
+    const ABOUT: &'static str =
+        "GAWWN (Reed et al. 2016): what and where to draw, from boxes or keypoints; keypoint generator G_k";
+    const PRESETS: &'static [&'static str] = &["tiny", "paper"];
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        crate::family::standard_flag_keys(flag)
+    }
+    fn trainer(
+        &self,
+        rc: Self::Config,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn FamilyTrainer>> {
+        let device = ctx.device;
+        let shapes_cfg = match resume {
+            Some(ck) => toml::from_str::<ShapesConfig>(ck.meta("data")?)
+                .map_err(|e| Error::Checkpoint(format!("checkpoint data config: {e}")))?,
+            None => ShapesConfig {
+                image_size: rc.model.image_size as u32,
+                max_objects: 1,
+                train_size: rc.data.train_size,
+                partial_captions: rc.data.partial_captions,
+                continuous_layout: true,
+                seed: ctx.seed,
+                ..Default::default()
+            },
+        };
+        let shapes = Shapes::new(shapes_cfg.clone())?;
+        let model = match resume {
+            Some(ck) => GawwnModel::from_checkpoint(ck, device)?,
+            None => {
+                let encoder = super::text_encoder::shapes_or_given(
+                    &rc.text,
+                    &shapes,
+                    GruEncoderConfig::tiny(),
+                    ctx,
+                )?;
+                let mut mc = rc.model.clone();
+                mc.text_dim = encoder.sentence_dim();
+                mc.parts = SHAPES_PARTS.len() as i64;
+                tch::manual_seed(ctx.seed as i64); // reproducible initial weights
+                let parts = SHAPES_PARTS.iter().map(|s| s.to_string()).collect();
+                GawwnModel::new(mc, encoder, parts, device)
+            }
+        };
+        let c = model.config.clone();
+        let size = c.image_size as f32;
+        let data = EmbeddedImages::shapes(&shapes, Split::Train, &model.encoder, device)?;
+        let samples = data.shapes_samples().unwrap_or_default();
+        let layouts = match c.condition {
+            Condition::Box => {
+                let v: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| s.objects[0].box_fraction(size))
+                    .collect();
+                Tensor::from_slice(&v).view([-1, 4])
+            }
+            Condition::Keypoints => {
+                let v: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| {
+                        s.objects[0]
+                            .keypoint_fractions(size)
+                            .iter()
+                            .flat_map(|p| [p[0], p[1], 1.0])
+                            .collect::<Vec<f32>>()
+                    })
+                    .collect();
+                Tensor::from_slice(&v).view([-1, c.parts, 3])
+            }
+        };
+        let data = data.with_layouts(layouts.to_device(device));
+        let sample = (0..6)
+            .map(|i| {
+                let s = shapes.sample(Split::Test, i);
+                let o = &s.objects[0];
+                let layout = match c.condition {
+                    Condition::Box => Layout::Box(o.box_fraction(size)),
+                    Condition::Keypoints => {
+                        Layout::Keypoints(o.keypoint_fractions(size).map(Some).to_vec())
+                    }
+                };
+                (s.captions[0].clone(), layout)
+            })
+            .unzip();
+        let d_vs = nn::VarStore::new(device);
+        let d = Discriminator::new(d_vs.root(), &c);
+        let dk_vs = nn::VarStore::new(device);
+        let dk = (c.condition == Condition::Keypoints)
+            .then(|| KeypointDiscriminator::new(dk_vs.root(), &c));
+        let adam = |vs: &nn::VarStore| Adam::new(vs, c.lr, c.beta1, 0.999);
+        let mut t = Trainer {
+            opt_g: adam(&model.g_vs),
+            opt_d: adam(&d_vs),
+            opt_gk: adam(&model.gk_vs),
+            opt_dk: adam(&dk_vs),
+            model,
+            d_vs,
+            d,
+            dk_vs,
+            dk,
+            step: 0,
+            seed: ctx.seed,
+            data,
+            data_config: shapes_cfg,
+            sample,
+        };
+        if let Some(ck) = resume {
+            t.restore(ck)?;
+        }
+        Ok(Box::new(t))
+    }
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
+        Ok(Box::new(GawwnModel::from_checkpoint(ck, device)?))
+    }
+}
+
+impl FamilyTrainer for Trainer {
+    fn step(&self) -> i64 {
+        self.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        Ok(Trainer::train_step(self))
+    }
+    fn lr(&self) -> f64 {
+        self.opt_g.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        Trainer::save(self, path)
+    }
+    fn sample_grid(&self) -> Result<Option<crate::imageio::Rgb>> {
+        Ok(Some(Trainer::sample_grid(self)?))
+    }
+    fn finish(
+        &mut self,
+        _ctx: &TrainContext,
+        interrupted: bool,
+        eval_samples: usize,
+    ) -> Result<Summary> {
+        if interrupted || eval_samples == 0 {
+            return Ok(Summary::default());
+        }
+        let value =
+            crate::eval::shapes::evaluate(&self.model, &self.data_config, eval_samples, 99)?;
+        let lines = crate::eval::shapes::summary_lines(&value);
+        Ok(Summary { value, lines })
+    }
+}
