@@ -753,6 +753,65 @@ pub fn mean_prob(s: &Tensor) -> f64 {
 }
 
 /// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
+/// Noise size of the text prior.
+pub const PRIOR_Z: i64 = 16;
+
+/// The text prior (beyond the paper): a sampler of full-caption sentence
+/// vectors given a caption's, `P(h, u) = h + f(h, u)`, u ~ N(0, I), f an MLP.
+/// A caption that leaves attributes out ("a green triangle") describes many
+/// images; G, conditioned on its single sentence vector, draws their
+/// average (a faint blob). P picks one of the full descriptions the caption
+/// allows, and G draws that. Trained after the GAN by implicit maximum
+/// likelihood (IMLE, Li & Malik 2018): of several samples for a caption, the
+/// one nearest the full caption of the same image is pulled to it
+/// ([`prior_loss`]), so the samples cover every description, and a caption
+/// that names everything maps to itself.
+pub struct TextPrior {
+    f: nn::SequentialT,
+}
+
+impl TextPrior {
+    pub fn new(p: nn::Path, text_dim: i64) -> Self {
+        let f = crate::layers::Seq::new(p / "f", InitKind::PyTorch)
+            .linear(text_dim + PRIOR_Z, 256)
+            .act(|x| x.relu())
+            .linear(256, 256)
+            .act(|x| x.relu())
+            .linear(256, text_dim)
+            .done();
+        Self { f }
+    }
+    /// # Shapes
+    /// `h`: `[n, text_dim]`, `u`: `[n, PRIOR_Z]` -> `[n, text_dim]`
+    pub fn forward_t(&self, h: &Tensor, u: &Tensor, train: bool) -> Tensor {
+        h + self.f.forward_t(&Tensor::cat(&[h, u], 1), train)
+    }
+}
+
+/// IMLE loss of the text prior: for each caption vector `h` and the full
+/// caption vector `full` of the same image, the squared distance of the
+/// nearest of the `samples` draws `P(h, u_k)`.
+///
+/// # Shapes
+/// `h`, `full`: `[b, d]`, `u`: `[samples * b, PRIOR_Z]` -> scalar
+pub fn prior_loss(
+    prior: &TextPrior,
+    h: &Tensor,
+    full: &Tensor,
+    u: &Tensor,
+    samples: i64,
+) -> Tensor {
+    let (b, d) = (h.size()[0], h.size()[1]);
+    let pred = prior
+        .forward_t(&h.repeat([samples, 1]), u, true)
+        .view([samples, b, d]);
+    let dist =
+        (pred - full.unsqueeze(0))
+            .square()
+            .sum_dim_intlist([2i64].as_slice(), false, Kind::Float); // [samples, b]
+    dist.amin([0i64].as_slice(), false).mean(Kind::Float)
+}
+
 pub struct GanIntClsModel {
     pub config: GanIntClsConfig,
     pub encoder: AnyTextEncoder,
@@ -762,6 +821,10 @@ pub struct GanIntClsModel {
     pub s: StyleEncoder,
     /// Whether S has been trained.
     pub style_trained: bool,
+    pub p_vs: nn::VarStore,
+    /// The text prior ([`TextPrior`]), applied when trained.
+    pub prior: TextPrior,
+    pub prior_trained: bool,
     pub device: Device,
 }
 
@@ -771,6 +834,8 @@ impl GanIntClsModel {
         let g = Generator::new(g_vs.root(), &config);
         let s_vs = nn::VarStore::new(device);
         let s = StyleEncoder::new(s_vs.root(), &config);
+        let p_vs = nn::VarStore::new(device);
+        let prior = TextPrior::new(p_vs.root(), config.text_dim);
         Self {
             config,
             encoder,
@@ -779,6 +844,9 @@ impl GanIntClsModel {
             s_vs,
             s,
             style_trained: false,
+            p_vs,
+            prior,
+            prior_trained: false,
             device,
         }
     }
@@ -811,6 +879,10 @@ impl GanIntClsModel {
         }
         ck.load_into(&mut m.s_vs, "S")?;
         m.style_trained = ck.meta("style_trained")? == "true";
+        if ck.meta.get("prior_trained").is_some_and(|v| v == "true") {
+            ck.load_into(&mut m.p_vs, "P")?;
+            m.prior_trained = true;
+        }
         Ok(m)
     }
 
@@ -820,6 +892,23 @@ impl GanIntClsModel {
             let (f, enc) = self.encoder.encode(captions)?;
             Ok((f.sentence, enc))
         })
+    }
+
+    /// What G is conditioned on for `captions`: their sentence vectors, or
+    /// with a trained text prior, a full description each caption allows,
+    /// drawn with noise from `seed`. `[n, text_dim]`
+    pub fn condition(&self, captions: &[&str], seed: u64) -> crate::Result<Tensor> {
+        let (h, _) = self.embed(captions)?;
+        Ok(self.apply_prior(&h, seed))
+    }
+
+    /// The text prior applied to sentence vectors (unchanged without one).
+    pub fn apply_prior(&self, h: &Tensor, seed: u64) -> Tensor {
+        if !self.prior_trained {
+            return h.shallow_clone();
+        }
+        let u = crate::rng::normal(h.size()[0], PRIOR_Z, seed ^ 0x9E1, self.device);
+        tch::no_grad(|| self.prior.forward_t(&h.to_device(self.device), &u, false))
     }
 
     /// Noise for `n` samples from `seed`, drawn on the CPU so that it is the

@@ -341,6 +341,32 @@ impl Trainer {
         last
     }
 
+    /// Trains the text prior ([`crate::models::gan_int_cls::TextPrior`]) on
+    /// the training captions: each caption against a full caption of the
+    /// same image (IMLE, 64 draws per caption). Returns the last loss.
+    pub fn train_prior(&mut self, steps: i64, progress: bool) -> f64 {
+        use crate::models::gan_int_cls::{prior_loss, PRIOR_Z};
+        let (b, draws) = (64, 64);
+        let mut opt = Adam::new(&self.model.p_vs, 1e-3, 0.9, 0.999);
+        let pb = crate::progress::bar(steps as u64, "text prior", progress);
+        let mut last = f64::NAN;
+        for k in 0..steps {
+            let seed = step_seed(self.seed ^ 0x9E1, k);
+            let batch = self.data.pairs(seed, k, b, 0.0);
+            let u = crate::rng::normal(draws * b, PRIOR_Z, seed, self.model.device);
+            let loss = prior_loss(&self.model.prior, &batch.right, &batch.full, &u, draws);
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            last = loss.double_value(&[]);
+            pb.set_message(format!("IMLE {last:.4}"));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        self.model.prior_trained = true;
+        last
+    }
+
     /// Writes a checkpoint with everything needed to resume or generate.
     pub fn save(&self, path: &Path) -> Result<()> {
         let m = &self.model;
@@ -365,7 +391,11 @@ impl Trainer {
         meta.insert("versions".into(), versions());
         meta.insert("device".into(), device_name(m.device));
         meta.insert("style_trained".into(), m.style_trained.to_string());
+        meta.insert("prior_trained".into(), m.prior_trained.to_string());
         let mut tensors = checkpoint::named(&m.g_vs, "G");
+        if m.prior_trained {
+            tensors.extend(checkpoint::named(&m.p_vs, "P"));
+        }
         if let Some(a) = &self.g_avg {
             tensors.extend(a.named("G_avg"));
             let standing = self.generating(|| {
@@ -516,7 +546,7 @@ pub fn style_transfer(
 ) -> Result<Tensor> {
     let x = images_to_tensor(query, size).to_device(model.device);
     let s = model.style(&x);
-    let (h, _) = model.embed(captions)?;
+    let h = model.condition(captions, 0)?;
     Ok(model.generate(&s, &h))
 }
 
@@ -533,6 +563,12 @@ pub struct GanIntClsRunConfig {
     pub text: TextPhase,
     /// Style-encoder steps after the GAN (sec. 4.4).
     pub style_steps: i64,
+    /// Text-prior steps after the GAN (shapes; 0: none; runs made before
+    /// it existed read 0): generation then draws one full description of
+    /// a caption that leaves attributes out, not their average
+    /// (`models::gan_int_cls::TextPrior`).
+    #[serde(default)]
+    pub prior_steps: i64,
 }
 
 impl FamilyConfig for GanIntClsRunConfig {
@@ -548,6 +584,7 @@ impl FamilyConfig for GanIntClsRunConfig {
                 hard: if name == "tiny-plus" { 0.5 } else { 0.0 },
             },
             style_steps: 600,
+            prior_steps: 3000,
         })
     }
 
@@ -599,6 +636,10 @@ impl TypedFamily for GanIntClsFamily {
     const ABOUT: &'static str =
         "GAN-INT-CLS (Reed et al. 2016): matching-aware D, manifold interpolation, style encoder";
     const PRESETS: &'static [&'static str] = &["tiny", "tiny-plus", "paper"];
+    fn resumable_keys(&self) -> &'static [&'static str] {
+        // the phases after the GAN may be added on a resume
+        &["style_steps", "prior_steps"]
+    }
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
             "variant" => &["variant"],
@@ -689,6 +730,7 @@ impl TypedFamily for GanIntClsFamily {
             t,
             sample_captions,
             style_steps: rc.style_steps,
+            prior_steps: rc.prior_steps,
             progress: ctx.progress,
         }))
     }
@@ -722,6 +764,7 @@ struct GanIntClsRun {
     t: Trainer,
     sample_captions: Vec<String>,
     style_steps: i64,
+    prior_steps: i64,
     progress: bool,
 }
 
@@ -766,6 +809,14 @@ impl FamilyTrainer for GanIntClsRun {
             ));
             self.t.save(&ctx.run.last_checkpoint())?;
         }
+        if self.prior_steps > 0 && !self.t.model.prior_trained && self.t.data_config.is_some() {
+            let l = self.t.train_prior(self.prior_steps, self.progress);
+            lines.push(format!(
+                "text prior: {} steps, IMLE loss {l:.4}",
+                self.prior_steps
+            ));
+            self.t.save(&ctx.run.last_checkpoint())?;
+        }
         self.t.finish();
         let Some(data) = self.t.data_config.as_ref().filter(|_| eval_samples > 0) else {
             return Ok(Summary {
@@ -799,7 +850,7 @@ impl FamilyGenerator for GanIntClsModel {
         Ok(self.embed(&[caption])?.1.remove(0).unknown)
     }
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
-        let (h, _) = self.embed(captions)?;
+        let h = self.condition(captions, seed)?;
         let z = self.noise(captions.len() as i64, seed);
         Ok(Generated {
             images: self.generate(&z, &h).to_device(Device::Cpu),
@@ -807,13 +858,13 @@ impl FamilyGenerator for GanIntClsModel {
         })
     }
     fn interpolate(&self, from: &str, to: &str, steps: i64, seed: u64) -> Result<Tensor> {
-        let (h, _) = self.embed(&[from, to])?;
+        let h = self.condition(&[from, to], seed)?;
         let z = self.noise(1, seed).repeat([steps, 1]);
         let hs = lerp_rows(&h.get(0).unsqueeze(0), &h.get(1).unsqueeze(0), steps);
         Ok(self.generate(&z, &hs).to_device(Device::Cpu))
     }
     fn noise_interpolate(&self, caption: &str, steps: i64, seed: u64) -> Result<Tensor> {
-        let (h, _) = self.embed(&[caption])?;
+        let h = self.condition(&[caption], seed)?;
         let z = self.noise(2, seed);
         let zs = lerp_rows(&z.get(0).unsqueeze(0), &z.get(1).unsqueeze(0), steps);
         Ok(self
@@ -827,7 +878,7 @@ impl FamilyGenerator for GanIntClsModel {
             ));
         }
         let s = self.style(query);
-        let (h, _) = self.embed(captions)?;
+        let h = self.condition(captions, 0)?;
         Ok(self.generate(&s, &h).to_device(Device::Cpu))
     }
     fn style_codes(&self, images: &Tensor) -> Result<Option<Tensor>> {

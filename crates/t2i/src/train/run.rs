@@ -328,7 +328,9 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         (None, None) => fam.presets()[0].to_string(),
     };
     let base = match &saved {
-        Some(s) => s.config.clone(),
+        // read through the typed config, so fields added since the run was
+        // made appear with their defaults
+        Some(s) => fam.check(&s.config)?,
         None => fam.config(&preset)?,
     };
     let mut sets = Vec::new();
