@@ -10,7 +10,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
     /// Minutes of GAN training.
-    #[arg(long, default_value_t = 3.5)]
+    #[arg(long, default_value_t = 3.8)]
     pub minutes: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
