@@ -196,7 +196,54 @@ fn bad_inputs_give_one_clear_error() {
         "no word of the caption",
         &out_png,
     );
+    let out = gen("zebra giraffe", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("no word of the caption").count(), 1, "{err}");
     assert_clear_error(&gen("a red circle", &["-n", "0"]), "-n", &out_png);
+    assert_clear_error(&gen("a red circle", &["-n", "100000000"]), "-n", &out_png);
+    // a run folder stands for its last checkpoint; another folder is refused
+    let run = run_dir().display().to_string();
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &run,
+        "--text",
+        "A Red Circle.",
+        "--device",
+        "cpu",
+        "-o",
+        o,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&out_png).unwrap();
+    let not_run = dir.path().to_str().unwrap().to_string();
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &not_run,
+        "--text",
+        "a red circle",
+        "-o",
+        o,
+    ]);
+    assert_clear_error(&out, "not a run folder", &out_png);
+    let caps = dir.path().join("caps.txt");
+    std::fs::write(&caps, "# nothing\n\n").unwrap();
+    let json = dir.path().join("caps.json");
+    let out = t2i(&[
+        "eval",
+        "--checkpoint",
+        &run,
+        "--captions",
+        caps.to_str().unwrap(),
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert_clear_error(&out, "no caption", &json);
     let missing = dir.path().join("missing.safetensors");
     let out = t2i(&[
         "generate",
