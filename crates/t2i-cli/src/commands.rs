@@ -37,8 +37,8 @@ pub fn data_shapes(
 /// Shared model/preset selection.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model family: gan-int-cls, char-cnn-rnn, stackgan, damsm, attngan or
-    /// classifier (default gan-int-cls; on --resume, the run's).
+    /// Model family (`t2i info` lists them; default gan-int-cls; on
+    /// --resume, the run's).
     #[arg(long)]
     pub model: Option<String>,
     /// Preset (default: the family's first, e.g. tiny; on --resume, the
@@ -320,6 +320,25 @@ pub struct GenerateArgs {
     /// AttnGAN: words shown in the attention figure (most attended first).
     #[arg(long, default_value_t = 6)]
     pub top_words: usize,
+    /// GAWWN box models: draw the object in this box, `x,y,w,h` (top-left
+    /// corner, width, height) in fractions of the image, or in pixels with a
+    /// `px` suffix (`8,8,32,24px`). Default: the middle half.
+    #[arg(long = "box", value_name = "X,Y,W,H", allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// GAWWN keypoint models: parts at these places, `name=x,y;name=x,y`
+    /// (fractions, or pixels with `px`); `t2i info` lists the part names.
+    /// Parts not given are drawn as not visible unless --complete-keypoints.
+    #[arg(long, value_name = "NAME=X,Y;...", allow_hyphen_values = true)]
+    pub keypoints: Option<String>,
+    /// GAWWN keypoint models: fill the parts not given with the keypoint
+    /// generator G_k (its own proposal per sample) and write all keypoints to
+    /// OUT with the extension .keypoints.json.
+    #[arg(long)]
+    pub complete_keypoints: bool,
+    /// GAWWN: N images of the same caption and noise, the box (or the
+    /// keypoints) moving from the left edge to the right edge.
+    #[arg(long, value_name = "N", conflicts_with_all = ["interpolate", "noise_interpolate", "style_from"])]
+    pub box_sweep: Option<i64>,
     #[arg(long, default_value = "auto")]
     pub device: String,
 }
@@ -372,9 +391,78 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     need(ctl.attention || !a.attention, "--attention")?;
     need(ctl.interpolate || !interpolating, "interpolation")?;
     need(ctl.style_transfer || a.style_from.is_none(), "--style-from")?;
+    need(ctl.boxes || a.bbox.is_none(), "--box")?;
+    need(
+        ctl.keypoints || (a.keypoints.is_none() && !a.complete_keypoints),
+        "--keypoints and --complete-keypoints",
+    )?;
+    need(
+        ctl.boxes || ctl.keypoints || a.box_sweep.is_none(),
+        "--box-sweep",
+    )?;
+    if let Some(k) = a.box_sweep {
+        if !(2..=MAX_IMAGES).contains(&k) {
+            bail!("--box-sweep must be in 2..={MAX_IMAGES}, got {k}");
+        }
+    }
+    let size = g.image_size();
+    let request = t2i::placement::Request {
+        bbox: a
+            .bbox
+            .as_deref()
+            .map(|b| t2i::placement::parse_box(b, size))
+            .transpose()?,
+        keypoints: a
+            .keypoints
+            .as_deref()
+            .map(|k| t2i::placement::parse_keypoints(k, &g.part_names(), size))
+            .transpose()?,
+        complete: a.complete_keypoints,
+        sweep: a.box_sweep.map(|k| k as usize),
+    };
     warn_unknown(g.as_ref(), &a.text)?;
     let mut singles = None;
-    let (images, label) = if let Some(t2) = &a.interpolate {
+    let mut keypoints_json = None;
+    let (images, label) = if ctl.boxes || ctl.keypoints {
+        let placed = t2i::placement::generate(g.as_ref(), &a.text, &request, a.n as usize, a.seed)?;
+        singles = Some(placed.images.shallow_clone());
+        let mut imgs = tensor_to_images(&placed.images);
+        for (img, l) in imgs.iter_mut().zip(&placed.layouts) {
+            t2i::placement::draw(img, l, Some(&placed.given));
+        }
+        if placed.completed {
+            let parts = g.part_names();
+            let samples: Vec<_> = placed
+                .layouts
+                .iter()
+                .filter_map(|l| match l {
+                    t2i::family::Layout::Keypoints(kp) => {
+                        Some(t2i::placement::keypoints_json(&parts, kp, &placed.given))
+                    }
+                    t2i::family::Layout::Box(_) => None,
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "caption": a.text,
+                "seed": a.seed,
+                "units": "fractions of the image, origin top left",
+                "samples": samples,
+            });
+            keypoints_json = Some((a.out.with_extension("keypoints.json"), doc));
+        }
+        let what = match (a.box_sweep, ctl.boxes) {
+            (Some(_), true) => " (box sweep)",
+            (Some(_), false) => " (keypoint sweep)",
+            _ => "",
+        };
+        (
+            t2i::imageio::images_to_tensor(
+                &imgs.iter().map(|i| i.data.as_slice()).collect::<Vec<_>>(),
+                size as u32,
+            ),
+            format!("{}{what}", a.text),
+        )
+    } else if let Some(t2) = &a.interpolate {
         warn_unknown(g.as_ref(), t2)?;
         (
             g.interpolate(&a.text, t2, a.steps, a.seed)?,
@@ -436,6 +524,11 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
     }
     println!("wrote {}", a.out.display());
+    if let Some((path, doc)) = keypoints_json {
+        let text = serde_json::to_string_pretty(&doc)?;
+        t2i::imageio::write_atomic(&path, text.as_bytes())?;
+        println!("wrote {} (the keypoints of each sample)", path.display());
+    }
     if let Some((path, fig)) = attention {
         fig.save(&path)?;
         println!(
@@ -612,9 +705,54 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 pub struct InfoArgs {
     #[command(flatten)]
     pub m: ModelArgs,
+    /// Change a setting of the preset before counting (`--set
+    /// condition=keypoints`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Describe a checkpoint (or a run folder's last one) instead: its
+    /// family, step, image size, controls and part names.
+    #[arg(long, conflicts_with_all = ["model", "preset", "sets"])]
+    pub checkpoint: Option<PathBuf>,
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
+    if let Some(c) = &a.checkpoint {
+        let path = t2i::checkpoint::checkpoint_file(c)?;
+        let ck = t2i::checkpoint::load(&path)?;
+        let g = load_generator(&ck, tch::Device::Cpu)?;
+        println!("{}", path.display());
+        println!("family    {}", g.family());
+        if let Ok(step) = ck.meta("step") {
+            println!("step      {step}");
+        }
+        println!("image     {0}x{0}", g.image_size());
+        let ctl = serde_json::to_value(g.controls())?;
+        let on: Vec<&str> = ctl
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, v)| v.as_bool() == Some(true))
+                    .map(|(k, _)| k.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "controls  {}",
+            if on.is_empty() {
+                "-".into()
+            } else {
+                on.join(", ")
+            }
+        );
+        let parts = g.part_names();
+        if !parts.is_empty() {
+            println!(
+                "parts     {} (for --keypoints name=x,y;...)",
+                parts.join(", ")
+            );
+        }
+        return Ok(());
+    }
     if a.m.model.is_none() {
         println!("families (t2i info --model NAME for parameter counts):");
         for f in families() {
@@ -629,12 +767,14 @@ pub fn info(a: InfoArgs) -> Result<()> {
     }
     let fam = family(a.m.model())?;
     let preset = a.m.preset.as_deref().unwrap_or(fam.presets()[0]);
-    let (head, rows) = fam.parameter_counts(&fam.config(preset)?)?;
+    let mut config = fam.config(preset)?;
+    t2i::family::apply_sets(&mut config, &a.sets)?;
+    let (head, rows) = fam.parameter_counts(&fam.check(&config)?)?;
     println!("{head}");
     for (net, total, parts) in rows {
-        println!("{net:<16} {total:>12}");
+        println!("{net:<28} {total:>12}");
         for (p, n) in parts {
-            println!("  {p:<14} {n:>12}");
+            println!("  {p:<26} {n:>12}");
         }
     }
     Ok(())
@@ -650,6 +790,9 @@ pub struct BenchArgs {
     /// Batch size of the training iteration (default: the preset's).
     #[arg(long)]
     pub batch_size: Option<i64>,
+    /// Change a setting of the preset (`--set condition=keypoints`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Also write the results as JSON here.
@@ -669,6 +812,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let sets: Vec<String> = keys.iter().map(|k| format!("{k}={b}")).collect();
         t2i::family::apply_sets(&mut config, &sets)?;
     }
+    t2i::family::apply_sets(&mut config, &a.sets)?;
+    let config = fam.check(&config)?;
     let device = parse_device(&a.device)?;
     let results = fam.bench(&config, device, a.repeats)?;
     for (_, table) in &results {

@@ -665,3 +665,134 @@ fn attngan_end_to_end_on_cub_layout_with_resumable_eval() {
         &tmp.path().join("e3.json"),
     );
 }
+
+/// A tiny GAWWN run of `condition` (box or keypoints).
+fn gawwn_run(condition: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("t2i-cli-gawwn-{condition}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let set = format!("condition={condition}");
+    let out = t2i(&[
+        "train",
+        "--model",
+        "gawwn",
+        "--out",
+        dir.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--text-steps",
+        "10",
+        "--train-size",
+        "100",
+        "--batch-size",
+        "4",
+        "--set",
+        &set,
+        "--eval-samples",
+        "0",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "gawwn train failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn gawwn_draws_at_boxes_and_keypoints_and_refuses_bad_layouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("g.png");
+    let p = png.to_str().unwrap();
+    let boxes = gawwn_run("box");
+    let b = boxes.to_str().unwrap();
+    let gen = |run: &str, extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--checkpoint",
+            run,
+            "--text",
+            "a red circle",
+            "-o",
+            p,
+        ];
+        args.extend_from_slice(extra);
+        t2i(&args)
+    };
+    for ok in [
+        &["--box", "0.1,0.2,0.5,0.5", "-n", "3"][..],
+        &["--box", "0,0,16,16px"],
+        &["--box-sweep", "4", "--box", "0,0.5,0.3,0.3"],
+    ] {
+        let out = gen(b, ok);
+        assert!(
+            out.status.success(),
+            "{ok:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(png.exists());
+        std::fs::remove_file(&png).unwrap();
+    }
+    for (bad, needle) in [
+        (&["--box", "0.8,0.1,0.5,0.5"][..], "not inside the image"),
+        (&["--box", "0.1,0.1,0,0.5"], "must be positive"),
+        (&["--box", "0.1,0.1,-0.2,0.5"], "must be positive"),
+        (&["--box", "0.1;0.1;0.2;0.5"], "expected 4 comma-separated"),
+        (&["--box", "a,b,c,d"], "is not a number"),
+        (&["--keypoints", "centre=0.5,0.5"], "--keypoints"),
+        (&["--box-sweep", "1"], "--box-sweep must be in"),
+    ] {
+        assert_clear_error(&gen(b, bad), needle, &png);
+    }
+
+    let kp = gawwn_run("keypoints");
+    let k = kp.to_str().unwrap();
+    let json = tmp.path().join("g.keypoints.json");
+    let out = gen(
+        k,
+        &[
+            "--keypoints",
+            "centre=0.5,0.4;Top=16,4px",
+            "--complete-keypoints",
+            "-n",
+            "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let first = &doc["samples"][0];
+    let centre = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["part"] == "centre")
+        .unwrap();
+    assert_eq!(centre["given"], true);
+    assert!((centre["x"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    assert!((centre["y"].as_f64().unwrap() - 0.4).abs() < 1e-6);
+    std::fs::remove_file(&png).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    for (bad, needle) in [
+        (
+            &["--keypoints", "beak=0.5,0.5"][..],
+            "unknown part \"beak\"",
+        ),
+        (&["--keypoints", "centre=0.5"], "expected 2 comma-separated"),
+        (&["--keypoints", "centre=1.2,0.5"], "outside the image"),
+        (&["--box", "0.1,0.1,0.5,0.5"], "--box"),
+    ] {
+        assert_clear_error(&gen(k, bad), needle, &png);
+        assert!(!json.exists());
+    }
+    let info = t2i(&["info", "--checkpoint", k]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("centre, top, bottom, left, right"));
+    let _ = std::fs::remove_dir_all(&boxes);
+    let _ = std::fs::remove_dir_all(&kp);
+}

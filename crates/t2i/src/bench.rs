@@ -42,7 +42,7 @@ pub fn parameter_counts(c: &GanIntClsConfig) -> Vec<ParamCount> {
 }
 
 /// Builds a network into a fresh var store and counts its parameters.
-fn count_built(name: &str, build: impl FnOnce(nn::Path)) -> ParamCount {
+pub fn count_built(name: &str, build: impl FnOnce(nn::Path)) -> ParamCount {
     let vs = nn::VarStore::new(Device::Cpu);
     build(vs.root());
     let (t, p) = count(&vs);
@@ -61,6 +61,13 @@ pub fn stackgan_parameter_counts(c: &crate::models::stackgan::StackGanConfig) ->
     ]
 }
 
+/// Waits for the GPU's queued work (timings must include it).
+pub fn sync(device: Device) {
+    if let Device::Cuda(_) = device {
+        tch::Cuda::synchronize(0);
+    }
+}
+
 /// Median and minimum of timings, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
@@ -69,7 +76,7 @@ pub struct Timing {
     pub repeats: usize,
 }
 
-fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
+pub fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
     for _ in 0..warmup {
         f();
     }
@@ -170,11 +177,7 @@ pub fn bench_gan_int_cls(
     let data = EmbeddedImages::shapes(&shapes, Split::Train, &encoder, device)?;
     let model = GanIntClsModel::new(c.clone(), AnyTextEncoder::Gru(encoder), device);
     let mut trainer = Trainer::new(model, data, Some(shapes.config.clone()), 0);
-    let sync = || {
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
-    };
+    let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 3, || {
         trainer.train_step();
         sync();
@@ -252,11 +255,7 @@ pub fn bench_stackgan(
     });
     let model = StackGanModel::new(c.clone(), stage, AnyTextEncoder::Gru(encoder), device);
     let mut t = StackGanTrainer::new(model, stage1.as_ref(), 0)?;
-    let sync = || {
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
-    };
+    let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 2, || {
         t.train_step(&data);
         sync();
@@ -337,11 +336,7 @@ pub fn bench_attngan(
         classes: (0..n as i64).map(|i| i % 4).collect(),
     };
     let mut t = AttnGanTrainer::new(c.clone(), &damsm, "random DAMSM tiny", 0, device)?;
-    let sync = || {
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
-    };
+    let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 2, || {
         t.train_step(&data);
         sync();

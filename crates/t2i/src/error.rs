@@ -21,6 +21,9 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Device(String),
+    /// A box or keypoints the model cannot draw at.
+    #[error("{0}")]
+    Layout(String),
     #[error("{0}")]
     Image(String),
     #[error("{0}")]

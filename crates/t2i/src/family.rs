@@ -286,7 +286,8 @@ pub enum Layout {
     /// `[x, y, w, h]`.
     Box([f32; 4]),
     /// One entry per part of [`Generator::part_names`]: `(x, y)` when
-    /// given; missing ones are completed by the model's keypoint generator.
+    /// given; missing ones are drawn as not visible (fill them first with
+    /// [`Generator::complete_keypoints`]).
     Keypoints(Vec<Option<[f32; 2]>>),
 }
 
@@ -340,13 +341,14 @@ pub trait Generator {
         Err(unsupported(self.family(), "boxes and keypoints"))
     }
     /// A full set of keypoints for a caption from the given ones (GAWWN's
-    /// G_k; the given ones are kept exactly); noise from `seed`.
+    /// G_k; the given ones are kept exactly; `None` where G_k says the part
+    /// is not visible); noise from `seed`.
     fn complete_keypoints(
         &self,
         caption: &str,
         given: &[Option<[f32; 2]>],
         seed: u64,
-    ) -> Result<Vec<[f32; 2]>> {
+    ) -> Result<Vec<Option<[f32; 2]>>> {
         let _ = (caption, given, seed);
         Err(unsupported(self.family(), "keypoint completion"))
     }

@@ -17,6 +17,7 @@ pub mod imageio;
 pub mod import;
 pub mod layers;
 pub mod models;
+pub mod placement;
 pub mod progress;
 pub mod pth;
 pub mod rng;

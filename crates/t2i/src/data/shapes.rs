@@ -463,18 +463,27 @@ fn continuous_object(rng: &mut ChaCha8Rng, size: f32, colour: usize, shape: usiz
     let margin = 1.0;
     let cx = rng.gen_range(r + margin..=size - r - margin);
     let cy = rng.gen_range(r + margin..=size - r - margin);
-    let threshold = (SIZE_FRACTIONS[0] + SIZE_FRACTIONS[1]) / 2.0 * size;
-    let cell = size / 3.0;
-    let col = ((cx / cell) as usize).min(2);
-    let row = ((cy / cell) as usize).min(2);
-    ShapeObject {
-        colour,
-        shape,
-        size: usize::from(2.0 * r >= threshold),
-        position: row * 3 + col,
-        cx,
-        cy,
-        r,
+    ShapeObject::placed(colour, shape, [cx, cy, r], size)
+}
+
+impl ShapeObject {
+    /// An object with centre `(cx, cy)` and half-side `r` (pixels of a
+    /// canvas of `size`), its size and position names those the checker
+    /// would read from its box.
+    pub fn placed(colour: usize, shape: usize, [cx, cy, r]: [f32; 3], size: f32) -> Self {
+        let threshold = (SIZE_FRACTIONS[0] + SIZE_FRACTIONS[1]) / 2.0 * size;
+        let cell = size / 3.0;
+        let col = ((cx / cell) as usize).min(2);
+        let row = ((cy / cell) as usize).min(2);
+        ShapeObject {
+            colour,
+            shape,
+            size: usize::from(2.0 * r >= threshold),
+            position: row * 3 + col,
+            cx,
+            cy,
+            r,
+        }
     }
 }
 

@@ -98,6 +98,12 @@ pub struct Control {
     /// Mean distance of the drawn keypoints to the requested ones, as a
     /// fraction of the canvas side; `None` when no object was found.
     pub keypoint_error: Option<f32>,
+    /// Distance of the drawn box's centre to the requested centre, as a
+    /// fraction of the canvas side; `None` when no object was found.
+    pub centre_error: Option<f32>,
+    /// Drawn height minus requested height (bottom minus top keypoint), as
+    /// a fraction of the canvas side; `None` when no object was found.
+    pub height_error: Option<f32>,
 }
 
 fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
@@ -137,6 +143,8 @@ pub fn control(
                 return Control {
                     iou: 0.0,
                     keypoint_error: None,
+                    centre_error: None,
+                    height_error: None,
                 };
             };
             used[i] = true;
@@ -156,9 +164,12 @@ pub fn control(
                 .sum::<f32>()
                 / 5.0
                 / size as f32;
+            let centre = ((drawn.cx - w.cx).powi(2) + (drawn.cy - w.cy).powi(2)).sqrt();
             Control {
                 iou: iou(w.bbox(), b),
                 keypoint_error: Some(err),
+                centre_error: Some(centre / size as f32),
+                height_error: Some(((b[3] - b[1]) - 2.0 * w.r) / size as f32),
             }
         })
         .collect()
@@ -296,7 +307,11 @@ pub fn evaluate(
     if let Some(f) = first {
         v["first_stage"] = json!(f);
     }
-    if model.controls().style_transfer {
+    let ctl = model.controls();
+    if ctl.boxes || ctl.keypoints {
+        v["control"] = json!(crate::eval::control::control_scores(model, data, n, seed)?);
+    }
+    if ctl.style_transfer {
         let k = n.clamp(2, 200);
         if let Some(auroc) = style_auroc(model, &shapes, k)? {
             v["style_transfer"] = json!(style_transfer_scores(model, &shapes, n.min(300))?);
@@ -344,11 +359,16 @@ pub fn summary_lines(v: &serde_json::Value) -> Vec<String> {
                 rows.join("  ")
             ));
         }
-        if let (Some(iou), Some(kp)) = (s["box_iou"].as_f64(), s["keypoint_error"].as_f64()) {
-            lines.push(format!(
-                "{:<10} control (GAWWN metrics, here from text alone): box IoU {iou:.3}, keypoint error {:.1}% of the side",
-                "",
-                100.0 * kp
+    }
+    if let Some(c) = v.get("control") {
+        let parse = |c: &Value| {
+            serde_json::from_value::<Vec<crate::eval::control::ControlScores>>(c.clone()).ok()
+        };
+        if let Some(scores) = parse(c) {
+            let untrained = v.get("untrained_control").and_then(parse);
+            lines.extend(crate::eval::control::summary_lines(
+                &scores,
+                untrained.as_deref(),
             ));
         }
     }

@@ -83,7 +83,7 @@ fn layout_tensors(
                 match l {
                     Layout::Box(b) => v.extend_from_slice(b),
                     Layout::Keypoints(_) => {
-                        return Err(Error::Config(
+                        return Err(Error::Layout(
                             "this GAWWN model draws in boxes: give a box, not keypoints".into(),
                         ))
                     }
@@ -96,13 +96,13 @@ fn layout_tensors(
             let mut s = Vec::new();
             for l in layouts {
                 let Layout::Keypoints(kp) = l else {
-                    return Err(Error::Config(
+                    return Err(Error::Layout(
                         "this GAWWN model draws parts at keypoints: give keypoints, not a box"
                             .into(),
                     ));
                 };
                 if kp.len() as i64 != parts {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Layout(format!(
                         "{} keypoints given, the model has {parts} parts",
                         kp.len()
                     )));
@@ -157,6 +157,74 @@ fn bce(s: &Tensor, target: f64) -> Tensor {
 }
 
 impl Trainer {
+    /// The networks around `model`, trained on the training split of
+    /// `shapes` (layouts of each image's first object).
+    fn new(model: GawwnModel, shapes: &Shapes, seed: u64) -> Result<Self> {
+        let device = model.device;
+        let c = model.config.clone();
+        let size = c.image_size as f32;
+        let data = EmbeddedImages::shapes(shapes, Split::Train, &model.encoder, device)?;
+        let samples = data.shapes_samples().unwrap_or_default();
+        let layouts = match c.condition {
+            Condition::Box => {
+                let v: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| s.objects[0].box_fraction(size))
+                    .collect();
+                Tensor::from_slice(&v).view([-1, 4])
+            }
+            Condition::Keypoints => {
+                let v: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| {
+                        s.objects[0]
+                            .keypoint_fractions(size)
+                            .iter()
+                            .flat_map(|p| [p[0], p[1], 1.0])
+                            .collect::<Vec<f32>>()
+                    })
+                    .collect();
+                Tensor::from_slice(&v).view([-1, c.parts, 3])
+            }
+        };
+        let data = data.with_layouts(layouts.to_device(device));
+        let sample = (0..6)
+            .map(|i| {
+                let s = shapes.sample(Split::Test, i);
+                let o = &s.objects[0];
+                let layout = match c.condition {
+                    Condition::Box => Layout::Box(o.box_fraction(size)),
+                    Condition::Keypoints => {
+                        Layout::Keypoints(o.keypoint_fractions(size).map(Some).to_vec())
+                    }
+                };
+                (s.captions[0].clone(), layout)
+            })
+            .unzip();
+        let d_vs = nn::VarStore::new(device);
+        let d = Discriminator::new(d_vs.root(), &c);
+        let dk_vs = nn::VarStore::new(device);
+        let dk = (c.condition == Condition::Keypoints)
+            .then(|| KeypointDiscriminator::new(dk_vs.root(), &c));
+        let adam = |vs: &nn::VarStore| Adam::new(vs, c.lr, c.beta1, 0.999);
+        Ok(Trainer {
+            opt_g: adam(&model.g_vs),
+            opt_d: adam(&d_vs),
+            opt_gk: adam(&model.gk_vs),
+            opt_dk: adam(&dk_vs),
+            model,
+            d_vs,
+            d,
+            dk_vs,
+            dk,
+            step: 0,
+            seed,
+            data,
+            data_config: shapes.config.clone(),
+            sample,
+        })
+    }
+
     fn train_step(&mut self) -> Metrics {
         let c = self.model.config.clone();
         let b = self.data.pairs(self.seed, self.step, c.batch_size, 0.0);
@@ -284,7 +352,7 @@ impl Trainer {
             let out = self.model.generate_at(&c8, &l8, 7)?;
             let mut imgs = tensor_to_images(&out.images);
             for img in &mut imgs {
-                draw_layout(img, layout);
+                crate::placement::draw(img, layout, None);
             }
             rows.push((imgs, Some(cap.clone())));
         }
@@ -292,39 +360,11 @@ impl Trainer {
     }
 }
 
-/// Draws a layout over an image: a box's outline, or a dot per given
-/// keypoint (yellow; white for completed ones is the caller's choice).
-pub fn draw_layout(img: &mut crate::imageio::Rgb, layout: &Layout) {
-    let (w, h) = (img.width as i64, img.height as i64);
-    let mut put = |x: i64, y: i64, c: [u8; 3]| {
-        if (0..w).contains(&x) && (0..h).contains(&y) {
-            let i = ((y * w + x) * 3) as usize;
-            img.data[i..i + 3].copy_from_slice(&c);
-        }
-    };
-    let yellow = [255, 230, 0];
-    match layout {
-        Layout::Box([x, y, bw, bh]) => {
-            let x0 = (x * w as f32).round() as i64;
-            let y0 = (y * h as f32).round() as i64;
-            let x1 = ((x + bw) * w as f32).round() as i64 - 1;
-            let y1 = ((y + bh) * h as f32).round() as i64 - 1;
-            for xx in x0..=x1 {
-                put(xx, y0, yellow);
-                put(xx, y1, yellow);
-            }
-            for yy in y0..=y1 {
-                put(x0, yy, yellow);
-                put(x1, yy, yellow);
-            }
-        }
-        Layout::Keypoints(kp) => {
-            for [x, y] in kp.iter().flatten() {
-                let (px, py) = ((x * w as f32) as i64, (y * h as f32) as i64);
-                put(px, py, yellow);
-            }
-        }
-    }
+/// `(x, y, visibility)` triples as keypoints (`None` where not visible).
+fn keypoint_list(v: &[f32]) -> Vec<Option<[f32; 2]>> {
+    v.chunks(3)
+        .map(|p| (p[2] > 0.5).then_some([p[0], p[1]]))
+        .collect()
 }
 
 impl GawwnModel {
@@ -366,11 +406,19 @@ impl FamilyGenerator for GawwnModel {
     /// Without a layout: a box model draws in the middle half of the image;
     /// a keypoint model draws at keypoints G_k makes from the text alone.
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
-        let layout = match self.config.condition {
-            Condition::Box => Layout::Box([0.25, 0.25, 0.5, 0.5]),
-            Condition::Keypoints => Layout::Keypoints(vec![None; self.parts.len()]),
+        let layouts: Vec<Layout> = match self.config.condition {
+            Condition::Box => vec![Layout::Box([0.25, 0.25, 0.5, 0.5]); captions.len()],
+            Condition::Keypoints => {
+                let t = self.embed(captions)?;
+                let none = vec![Layout::Keypoints(vec![None; self.parts.len()]); captions.len()];
+                let kp = self.complete_layouts(&t, &none, seed)?;
+                let v: Vec<f32> = Vec::try_from(kp.to_device(Device::Cpu).view([-1]))?;
+                v.chunks(3 * self.parts.len())
+                    .map(|k| Layout::Keypoints(keypoint_list(k)))
+                    .collect()
+            }
         };
-        self.generate_at(captions, &vec![layout; captions.len()], seed)
+        self.generate_at(captions, &layouts, seed)
     }
     fn part_names(&self) -> Vec<String> {
         match self.config.condition {
@@ -387,7 +435,12 @@ impl FamilyGenerator for GawwnModel {
             )));
         }
         let t = self.embed(captions)?;
-        let layout = self.complete_layouts(&t, layouts, seed)?;
+        let (layout, _) = layout_tensors(
+            layouts,
+            self.config.condition,
+            self.config.parts,
+            self.device,
+        )?;
         let z = self.noise(captions.len() as i64, seed);
         Ok(Generated {
             images: self.draw(&z, &t, &layout).to_device(Device::Cpu),
@@ -399,11 +452,11 @@ impl FamilyGenerator for GawwnModel {
         caption: &str,
         given: &[Option<[f32; 2]>],
         seed: u64,
-    ) -> Result<Vec<[f32; 2]>> {
+    ) -> Result<Vec<Option<[f32; 2]>>> {
         let t = self.embed(&[caption])?;
         let kp = self.complete_layouts(&t, &[Layout::Keypoints(given.to_vec())], seed)?;
         let v: Vec<f32> = Vec::try_from(kp.to_device(Device::Cpu).view([-1]))?;
-        Ok(v.chunks(3).map(|p| [p[0], p[1]]).collect())
+        Ok(keypoint_list(&v))
     }
 }
 
@@ -457,68 +510,7 @@ impl TypedFamily for GawwnFamily {
                 GawwnModel::new(mc, encoder, parts, device)
             }
         };
-        let c = model.config.clone();
-        let size = c.image_size as f32;
-        let data = EmbeddedImages::shapes(&shapes, Split::Train, &model.encoder, device)?;
-        let samples = data.shapes_samples().unwrap_or_default();
-        let layouts = match c.condition {
-            Condition::Box => {
-                let v: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| s.objects[0].box_fraction(size))
-                    .collect();
-                Tensor::from_slice(&v).view([-1, 4])
-            }
-            Condition::Keypoints => {
-                let v: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| {
-                        s.objects[0]
-                            .keypoint_fractions(size)
-                            .iter()
-                            .flat_map(|p| [p[0], p[1], 1.0])
-                            .collect::<Vec<f32>>()
-                    })
-                    .collect();
-                Tensor::from_slice(&v).view([-1, c.parts, 3])
-            }
-        };
-        let data = data.with_layouts(layouts.to_device(device));
-        let sample = (0..6)
-            .map(|i| {
-                let s = shapes.sample(Split::Test, i);
-                let o = &s.objects[0];
-                let layout = match c.condition {
-                    Condition::Box => Layout::Box(o.box_fraction(size)),
-                    Condition::Keypoints => {
-                        Layout::Keypoints(o.keypoint_fractions(size).map(Some).to_vec())
-                    }
-                };
-                (s.captions[0].clone(), layout)
-            })
-            .unzip();
-        let d_vs = nn::VarStore::new(device);
-        let d = Discriminator::new(d_vs.root(), &c);
-        let dk_vs = nn::VarStore::new(device);
-        let dk = (c.condition == Condition::Keypoints)
-            .then(|| KeypointDiscriminator::new(dk_vs.root(), &c));
-        let adam = |vs: &nn::VarStore| Adam::new(vs, c.lr, c.beta1, 0.999);
-        let mut t = Trainer {
-            opt_g: adam(&model.g_vs),
-            opt_d: adam(&d_vs),
-            opt_gk: adam(&model.gk_vs),
-            opt_dk: adam(&dk_vs),
-            model,
-            d_vs,
-            d,
-            dk_vs,
-            dk,
-            step: 0,
-            seed: ctx.seed,
-            data,
-            data_config: shapes_cfg,
-            sample,
-        };
+        let mut t = Trainer::new(model, &shapes, ctx.seed)?;
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -527,6 +519,135 @@ impl TypedFamily for GawwnFamily {
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
         Ok(Box::new(GawwnModel::from_checkpoint(ck, device)?))
     }
+    fn parameter_counts(
+        &self,
+        config: &Self::Config,
+    ) -> Result<(String, Vec<crate::family::ParamRow>)> {
+        use crate::bench::count_built;
+        use crate::models::gawwn::{Generator, KeypointCompleter};
+        let c = bench_config(&config.model);
+        let head = format!(
+            "gawwn ({} preset, {} model, {}x{}, M {}, {} parts, {}-d text)",
+            c.preset,
+            match c.condition {
+                Condition::Box => "box",
+                Condition::Keypoints => "keypoint",
+            },
+            c.image_size,
+            c.image_size,
+            c.map_size,
+            c.parts,
+            c.text_dim
+        );
+        let mut rows = vec![
+            count_built("generator G", |p| drop(Generator::new(p, &c))),
+            count_built("discriminator D", |p| drop(Discriminator::new(p, &c))),
+        ];
+        if c.condition == Condition::Keypoints {
+            rows.push(count_built("keypoint generator G_k", |p| {
+                drop(KeypointCompleter::new(p, &c))
+            }));
+            rows.push(count_built("keypoint discriminator D_k", |p| {
+                drop(KeypointDiscriminator::new(p, &c))
+            }));
+        }
+        Ok((head, rows))
+    }
+    fn bench(
+        &self,
+        config: &Self::Config,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let r = bench_gawwn(&bench_config(&config.model), device, repeats)?;
+        let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(vec![(v, r.table())])
+    }
+}
+
+/// A preset's networks as a run builds them: CUB's 15 parts and the
+/// char-CNN-RNN's 1024-d text for `paper`, shapes' 5 parts and a 128-d GRU
+/// for the others.
+fn bench_config(c: &GawwnConfig) -> GawwnConfig {
+    let paper = c.preset == "paper";
+    GawwnConfig {
+        parts: if paper { 15 } else { SHAPES_PARTS.len() as i64 },
+        text_dim: if paper { 1024 } else { 128 },
+        ..c.clone()
+    }
+}
+
+/// Times a GAWWN training iteration (D and G, and for keypoint models D_k
+/// and G_k) and generation, on shapes data with an untrained text encoder
+/// of `c.text_dim` (training uses captions embedded once before; generation
+/// includes encoding the caption).
+pub fn bench_gawwn(
+    c: &GawwnConfig,
+    device: Device,
+    repeats: usize,
+) -> Result<crate::bench::BenchReport> {
+    use crate::bench::{peak_rss_mib, time, BenchReport};
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: c.image_size as u32,
+        max_objects: 1,
+        continuous_layout: true,
+        train_size: (c.batch_size as usize * 4).max(256),
+        test_size: 64,
+        ..Default::default()
+    })?;
+    let caps: Vec<String> = (0..64)
+        .flat_map(|i| shapes.sample(Split::Train, i).captions)
+        .collect();
+    let vocab = crate::text::Vocab::build(caps.iter().map(String::as_str), 1);
+    let enc = crate::text::GruEncoder::new(
+        GruEncoderConfig {
+            sentence_dim: c.text_dim,
+            ..GruEncoderConfig::tiny()
+        },
+        vocab,
+        device,
+    );
+    let mc = GawwnConfig {
+        parts: SHAPES_PARTS.len() as i64,
+        ..c.clone()
+    };
+    let parts = SHAPES_PARTS.iter().map(|s| s.to_string()).collect();
+    let model = GawwnModel::new(mc, crate::text::AnyTextEncoder::Gru(enc), parts, device);
+    let mut t = Trainer::new(model, &shapes, 0)?;
+    let sync = || crate::bench::sync(device);
+    let train_step = time(repeats, 3, || {
+        t.train_step();
+        sync();
+    });
+    let m = &t.model;
+    let gen = |n: usize| {
+        let caps = vec![t.sample.0[0].as_str(); n];
+        let layouts = vec![t.sample.1[0].clone(); n];
+        move || {
+            let _ = m.generate_at(&caps, &layouts, 1);
+            sync();
+        }
+    };
+    let generate_batch1 = time(repeats * 3, 3, gen(1));
+    let generate_batch32 = time(repeats, 3, gen(32));
+    Ok(BenchReport {
+        model: format!(
+            "gawwn ({})",
+            match c.condition {
+                Condition::Box => "box",
+                Condition::Keypoints => "keypoints",
+            }
+        ),
+        preset: c.preset.clone(),
+        image_size: c.image_size,
+        batch_size: c.batch_size,
+        device: crate::device::device_name(device),
+        threads: tch::get_num_threads(),
+        train_step,
+        generate_batch1,
+        generate_batch32,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 impl FamilyTrainer for Trainer {
@@ -554,8 +675,19 @@ impl FamilyTrainer for Trainer {
         if interrupted || eval_samples == 0 {
             return Ok(Summary::default());
         }
-        let value =
+        let mut value =
             crate::eval::shapes::evaluate(&self.model, &self.data_config, eval_samples, 99)?;
+        // the same networks before training (initialised as the run was)
+        tch::manual_seed(self.seed as i64);
+        let fresh_vs = nn::VarStore::new(self.model.device);
+        let fresh = crate::models::gawwn::Generator::new(fresh_vs.root(), &self.model.config);
+        let trained_vs = std::mem::replace(&mut self.model.g_vs, fresh_vs);
+        let trained = std::mem::replace(&mut self.model.g, fresh);
+        let untrained =
+            crate::eval::control::control_scores(&self.model, &self.data_config, eval_samples, 99);
+        self.model.g_vs = trained_vs;
+        self.model.g = trained;
+        value["untrained_control"] = serde_json::json!(untrained?);
         let lines = crate::eval::shapes::summary_lines(&value);
         Ok(Summary { value, lines })
     }
