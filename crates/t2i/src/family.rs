@@ -561,6 +561,7 @@ pub fn families() -> &'static [&'static dyn Family] {
         &crate::train::damsm::DamsmFamily,
         &crate::train::attngan::AttnGanFamily,
         &crate::train::classifier::ClassifierFamily,
+        &crate::train::part_locator::PartLocatorFamily,
     ]
 }
 

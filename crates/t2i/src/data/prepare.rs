@@ -56,6 +56,63 @@ pub fn crop_box(bbox: [f32; 4], width: u32, height: u32) -> ([u32; 4], bool) {
     ([x1 as u32, y1 as u32, x2 as u32, y2 as u32], outside)
 }
 
+/// The size a `w` x `h` crop is resized to: shorter side to `side`, aspect
+/// kept (torchvision `Scale(int)`).
+fn resized(w: u32, h: u32, side: u32) -> (u32, u32) {
+    if w <= h {
+        (
+            side,
+            ((h as u64 * side as u64) / w as u64).max(side as u64) as u32,
+        )
+    } else {
+        (
+            ((w as u64 * side as u64) / h as u64).max(side as u64) as u32,
+            side,
+        )
+    }
+}
+
+/// Where a prepared `side` x `side` crop ([`load_crop`]) lies in its
+/// image: maps image pixels to fractions of the crop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropFrame {
+    /// Top-left corner of the box crop in image pixels.
+    origin: [f32; 2],
+    /// Resize factors (x, y).
+    scale: [f32; 2],
+    /// Offset of the centre crop in resized pixels.
+    offset: [f32; 2],
+    side: f32,
+}
+
+impl CropFrame {
+    /// The frame of the crop [`load_crop`] makes of a `width` x `height`
+    /// image with `bbox`.
+    pub fn new(bbox: Option<[f32; 4]>, width: u32, height: u32, side: u32) -> Self {
+        let [x1, y1, x2, y2] = match bbox {
+            Some(b) => crop_box(b, width, height).0,
+            None => [0, 0, width, height],
+        };
+        let (w, h) = (x2 - x1, y2 - y1);
+        let (nw, nh) = resized(w, h, side);
+        Self {
+            origin: [x1 as f32, y1 as f32],
+            scale: [nw as f32 / w as f32, nh as f32 / h as f32],
+            offset: [((nw - side) / 2) as f32, ((nh - side) / 2) as f32],
+            side: side as f32,
+        }
+    }
+
+    /// Image pixel `(x, y)` as fractions of the crop (outside [0, 1] when
+    /// cropped away).
+    pub fn map(&self, [x, y]: [f32; 2]) -> [f32; 2] {
+        [
+            ((x - self.origin[0]) * self.scale[0] - self.offset[0]) / self.side,
+            ((y - self.origin[1]) * self.scale[1] - self.offset[1]) / self.side,
+        ]
+    }
+}
+
 /// Decodes an image file and applies the box crop and resize to `side`.
 /// Returns the `side` x `side` crop and whether the box was outside.
 /// Without a box (flowers, COCO, faces) the whole image is used, as the
@@ -73,19 +130,7 @@ pub fn load_crop(
         None => ([0, 0, img.width(), img.height()], false),
     };
     let crop = image::imageops::crop_imm(&img, x1, y1, x2 - x1, y2 - y1).to_image();
-    // shorter side to `side`, aspect kept (torchvision Scale(int))
-    let (w, h) = (crop.width(), crop.height());
-    let (nw, nh) = if w <= h {
-        (
-            side,
-            ((h as u64 * side as u64) / w as u64).max(side as u64) as u32,
-        )
-    } else {
-        (
-            ((w as u64 * side as u64) / h as u64).max(side as u64) as u32,
-            side,
-        )
-    };
+    let (nw, nh) = resized(crop.width(), crop.height(), side);
     let resized = image::imageops::resize(&crop, nw, nh, FilterType::Triangle);
     let sq = image::imageops::crop_imm(&resized, (nw - side) / 2, (nh - side) / 2, side, side)
         .to_image();
@@ -352,6 +397,77 @@ fn read_cache(path: &Path, side: u32) -> Result<Prepared, DataError> {
     })
 }
 
+/// How one batch image was cut from its stored crop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Augmented {
+    /// Top-left corner of the cut, as fractions of the stored side.
+    pub offset: [f32; 2],
+    /// Stored side over cut side.
+    pub scale: f32,
+    /// Mirrored left-right.
+    pub flip: bool,
+}
+
+impl Augmented {
+    /// A point given as fractions of the stored crop, as fractions of the
+    /// batch image.
+    pub fn map(&self, [x, y]: [f32; 2]) -> [f32; 2] {
+        let x = (x - self.offset[0]) * self.scale;
+        let y = (y - self.offset[1]) * self.scale;
+        [if self.flip { 1.0 - x } else { x }, y]
+    }
+}
+
+/// Layouts given as fractions of the stored crops (boxes `[n, 4]` or
+/// keypoints `[n, K, 3]`), moved with each image's cut and flip: boxes are
+/// clipped to the image, keypoints cut away become invisible, and in a
+/// mirrored image keypoint `j` becomes keypoint `mirror[j]` (left and right
+/// parts swap).
+pub fn move_layouts(sel: &Tensor, cuts: &[Augmented], mirror: &[usize]) -> Tensor {
+    let shape = sel.size();
+    let v: Vec<f32> = Vec::try_from(
+        sel.to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .view([-1]),
+    )
+    .expect("f32 layouts");
+    let out: Vec<f32> = if shape.len() == 2 {
+        v.chunks(4)
+            .zip(cuts)
+            .flat_map(|(b, c)| {
+                let p = c.map([b[0], b[1]]).map(|t| t.clamp(0.0, 1.0));
+                let q = c.map([b[0] + b[2], b[1] + b[3]]).map(|t| t.clamp(0.0, 1.0));
+                let (x0, x1) = (p[0].min(q[0]), p[0].max(q[0]));
+                [x0, p[1], x1 - x0, q[1] - p[1]]
+            })
+            .collect()
+    } else {
+        let k = shape[1] as usize;
+        v.chunks(3 * k)
+            .zip(cuts)
+            .flat_map(|(kp, c)| {
+                let mut moved = vec![0f32; 3 * k];
+                for j in 0..k {
+                    let p = &kp[3 * j..3 * j + 3];
+                    let to = if c.flip {
+                        mirror.get(j).copied().unwrap_or(j)
+                    } else {
+                        j
+                    };
+                    let [x, y] = c.map([p[0], p[1]]);
+                    let inside = (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y);
+                    if p[2] > 0.5 && inside {
+                        moved[3 * to..3 * to + 3].copy_from_slice(&[x, y, 1.0]);
+                    }
+                }
+                moved
+            })
+            .collect()
+    };
+    Tensor::from_slice(&out).view(shape.as_slice())
+}
+
 /// Training batches: random `size` crop, random flip, values in [-1, 1],
 /// one tensor per resolution of `sizes` (largest = crop size).
 pub struct ImageBatcher {
@@ -376,8 +492,21 @@ impl ImageBatcher {
         device: Device,
         augment: bool,
     ) -> Vec<Tensor> {
+        self.batch_with_crops(idx, rng, device, augment).0
+    }
+
+    /// As [`ImageBatcher::batch_aug`], with the crop and flip of each image
+    /// (to move annotations with them).
+    pub fn batch_with_crops(
+        &self,
+        idx: &[usize],
+        rng: &mut ChaCha8Rng,
+        device: Device,
+        augment: bool,
+    ) -> (Vec<Tensor>, Vec<Augmented>) {
         let crop = *self.sizes.last().unwrap_or(&64);
         let side = self.prepared.side as i64;
+        let mut augs = Vec::with_capacity(idx.len());
         let imgs: Vec<Tensor> = idx
             .iter()
             .map(|&i| {
@@ -391,6 +520,11 @@ impl ImageBatcher {
                 } else {
                     ((side - crop) / 2, (side - crop) / 2, false)
                 };
+                augs.push(Augmented {
+                    offset: [ox as f32 / side as f32, oy as f32 / side as f32],
+                    scale: side as f32 / crop as f32,
+                    flip,
+                });
                 let c = img.narrow(0, oy, crop).narrow(1, ox, crop);
                 if flip {
                     c.flip([1])
@@ -405,7 +539,8 @@ impl ImageBatcher {
             .to_kind(Kind::Float)
             / 127.5
             - 1.0; // [batch, 3, crop, crop]
-        self.sizes
+        let out = self
+            .sizes
             .iter()
             .map(|&s| {
                 if s == crop {
@@ -414,11 +549,63 @@ impl ImageBatcher {
                     x.internal_upsample_bilinear2d_aa([s, s], false, None, None)
                 }
             })
-            .collect()
+            .collect();
+        (out, augs)
     }
 
     /// A reproducible generator for step `step` of a run seeded `seed`.
     pub fn rng(seed: u64, step: i64) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(crate::rng::step_seed(seed ^ 0xC0B, step))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_move_with_cut_and_flip() {
+        // stored side 76, cut 64 at (6, 0), mirrored
+        let cut = Augmented {
+            offset: [6.0 / 76.0, 0.0],
+            scale: 76.0 / 64.0,
+            flip: true,
+        };
+        let boxes =
+            Tensor::from_slice(&[6.0f32 / 76.0, 0.0, 32.0 / 76.0, 38.0 / 76.0]).view([1, 4]);
+        let b: Vec<f32> = Vec::try_from(move_layouts(&boxes, &[cut], &[]).view([-1])).unwrap();
+        // x from 0 to 0.5 of the cut, mirrored to 0.5..1
+        let want = [0.5, 0.0, 0.5, 38.0 / 64.0];
+        for (a, w) in b.iter().zip(want) {
+            assert!((a - w).abs() < 1e-5, "{b:?}");
+        }
+        // part 0 (left) becomes part 1 (right); a part cut away is invisible
+        let kp = Tensor::from_slice(&[
+            16.0f32 / 76.0,
+            0.5,
+            1.0, // left
+            0.0,
+            0.0,
+            0.0, // right: not visible
+            1.0 / 76.0,
+            0.5,
+            1.0, // outside the cut
+        ])
+        .view([1, 3, 3]);
+        let k: Vec<f32> = Vec::try_from(move_layouts(&kp, &[cut], &[1, 0, 2]).view([-1])).unwrap();
+        assert_eq!(&k[0..3], &[0.0, 0.0, 0.0]);
+        assert!(
+            (k[3] - (1.0 - 10.0 / 64.0)).abs() < 1e-5 && k[5] == 1.0,
+            "{k:?}"
+        );
+        assert_eq!(&k[6..9], &[0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn crop_frame_maps_the_box_crop() {
+        // a 200x100 image, box centred: crop 150x100 region, resized to 76
+        let f = CropFrame::new(Some([75.0, 25.0, 50.0, 50.0]), 200, 100, 76);
+        let [x, y] = f.map([100.0, 50.0]); // the box centre
+        assert!((x - 0.5).abs() < 0.02 && (y - 0.5).abs() < 0.02, "{x} {y}");
     }
 }

@@ -38,8 +38,9 @@ pub struct ControlScores {
     /// distance), in pixels of a 64x64 image (found objects).
     pub height_error_px64: f64,
     /// Correlation of drawn and requested heights (found objects): 1 when
-    /// the drawn extent follows the requested one exactly.
-    pub height_correlation: f64,
+    /// the drawn extent follows the requested one exactly; `None` when the
+    /// group asks for one size only.
+    pub height_correlation: Option<f64>,
 }
 
 /// The extreme boxes of a canvas of side `size`: each corner and the
@@ -153,10 +154,10 @@ impl Tally {
     }
 }
 
-fn correlation(p: &[(f64, f64)]) -> f64 {
+fn correlation(p: &[(f64, f64)]) -> Option<f64> {
     let n = p.len() as f64;
     if p.len() < 2 {
-        return f64::NAN;
+        return None;
     }
     let (mx, my) = (
         p.iter().map(|q| q.0).sum::<f64>() / n,
@@ -165,7 +166,7 @@ fn correlation(p: &[(f64, f64)]) -> f64 {
     let cov: f64 = p.iter().map(|q| (q.0 - mx) * (q.1 - my)).sum();
     let vx: f64 = p.iter().map(|q| (q.0 - mx).powi(2)).sum();
     let vy: f64 = p.iter().map(|q| (q.1 - my).powi(2)).sum();
-    cov / (vx * vy).sqrt().max(1e-12)
+    (vx > 1e-12 && vy > 1e-12).then(|| cov / (vx * vy).sqrt())
 }
 
 /// Scores a layout-conditioned `model` on `n` random boxes (or keypoint
@@ -255,14 +256,15 @@ pub fn summary_lines(scores: &[ControlScores], untrained: Option<&[ControlScores
             .map(|u| format!("{:.3}", u.box_iou))
             .unwrap_or_else(|| "-".into());
         lines.push(format!(
-            "{:<18} {:>7} {:>8.3} {:>6.1}% {:>10.2} {:>10.2} {:>8.3} {:>10}",
+            "{:<18} {:>7} {:>8.3} {:>6.1}% {:>10.2} {:>10.2} {:>8} {:>10}",
             s.group,
             s.samples,
             s.box_iou,
             100.0 * s.joint,
             s.centre_error_px64,
             s.height_error_px64,
-            s.height_correlation,
+            s.height_correlation
+                .map_or_else(|| "-".into(), |c| format!("{c:.3}")),
             base
         ));
     }
@@ -285,6 +287,8 @@ mod tests {
         for (_, [x, y, r]) in &b {
             assert!(x - r >= 1.0 && x + r <= 31.0 && y - r >= 1.0 && y + r <= 31.0);
         }
-        assert!((correlation(&[(1.0, 2.0), (2.0, 4.0), (3.0, 6.5)]) - 1.0).abs() < 0.01);
+        let c = correlation(&[(1.0, 2.0), (2.0, 4.0), (3.0, 6.5)]).unwrap();
+        assert!((c - 1.0).abs() < 0.01);
+        assert_eq!(correlation(&[(1.0, 2.0), (1.0, 4.0)]), None);
     }
 }

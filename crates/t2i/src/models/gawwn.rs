@@ -71,6 +71,11 @@ pub struct GawwnConfig {
     /// Probability that a keypoint is given to G_k in training (0.1: the
     /// reference code drops each with probability 0.9).
     pub keypoint_keep_prob: f64,
+    /// Probability that D's wrong caption belongs to an image that differs
+    /// only in colour or only in shape (shapes data; 0 in the paper): D must
+    /// check both, so G must draw both.
+    #[serde(default)]
+    pub hard_negative_prob: f64,
 }
 
 impl GawwnConfig {
@@ -93,10 +98,11 @@ impl GawwnConfig {
             beta1: 0.5,
             cls_weight: 0.5,
             keypoint_keep_prob: 0.1,
+            hard_negative_prob: 0.0,
         }
     }
     /// CPU preset: 32x32, M 8, narrow widths, 128-d text, batch 32, Adam
-    /// 5e-4 (as GAN-INT-CLS `tiny`).
+    /// 5e-4 (as GAN-INT-CLS `tiny`), hard negatives half the time.
     pub fn tiny() -> Self {
         Self {
             preset: "tiny".into(),
@@ -109,6 +115,7 @@ impl GawwnConfig {
             ndf: 32,
             batch_size: 32,
             lr: 5e-4,
+            hard_negative_prob: 0.5,
             ..Self::paper()
         }
     }
@@ -845,6 +852,9 @@ pub struct GawwnModel {
     pub gk: Option<KeypointCompleter>,
     /// Part names, in keypoint order.
     pub parts: Vec<String>,
+    /// Where a box model draws when no box is given: the training boxes'
+    /// mean `[x, y, w, h]`.
+    pub default_box: [f32; 4],
     pub device: Device,
 }
 
@@ -868,6 +878,7 @@ impl GawwnModel {
             gk_vs,
             gk,
             parts,
+            default_box: [0.25, 0.25, 0.5, 0.5],
             device,
         }
     }
@@ -882,6 +893,9 @@ impl GawwnModel {
         let parts: Vec<String> = ck.json_meta("parts")?;
         let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
         let mut m = Self::new(config, encoder, parts, device);
+        if ck.meta("default_box").is_ok() {
+            m.default_box = ck.json_meta("default_box")?;
+        }
         ck.load_into(&mut m.g_vs, "G")?;
         if m.gk.is_some() {
             ck.load_into(&mut m.gk_vs, "Gk")?;

@@ -7,4 +7,5 @@ pub mod efficientnet;
 pub mod gan_int_cls;
 pub mod gawwn;
 pub mod inception;
+pub mod part_locator;
 pub mod stackgan;

@@ -3,7 +3,7 @@
 //! set or from a real data set's prepared crops ([`CaptionedImages`]).
 
 use crate::data::images::CaptionedImages;
-use crate::data::prepare::ImageBatcher;
+use crate::data::prepare::{Augmented, ImageBatcher};
 use crate::data::shapes::{AttributeIndex, Shapes, ShapesSample, Split};
 use crate::error::Result;
 use crate::rng::step_seed;
@@ -39,8 +39,11 @@ pub struct EmbeddedImages {
     pub classes: Vec<usize>,
     shapes: Option<ShapesIndex>,
     /// Where each image's object is (GAWWN): boxes `[n, 4]` or keypoints
-    /// `[n, K, 3]`, returned with each batch ([`Pairs::layout`]).
+    /// `[n, K, 3]` as fractions of the stored image, returned with each
+    /// batch ([`Pairs::layout`]) moved with its crop and flip.
     layouts: Option<Tensor>,
+    /// For each keypoint, the keypoint it becomes in a mirrored image.
+    mirror: Vec<usize>,
 }
 
 /// Embeds the first k captions of every image (k: the fewest any image has)
@@ -104,6 +107,7 @@ impl EmbeddedImages {
                 by_attributes,
             }),
             layouts: None,
+            mirror: Vec::new(),
         })
     }
 
@@ -118,6 +122,7 @@ impl EmbeddedImages {
             classes: data.classes.iter().map(|&c| c as usize).collect(),
             shapes: None,
             layouts: None,
+            mirror: Vec::new(),
         })
     }
 
@@ -137,6 +142,7 @@ impl EmbeddedImages {
             captions,
             shapes: None,
             layouts: None,
+            mirror: Vec::new(),
         })
     }
 
@@ -145,10 +151,18 @@ impl EmbeddedImages {
     }
 
     /// Attaches each image's layout (boxes `[n, 4]` or keypoints
-    /// `[n, K, 3]`), returned with every batch of [`EmbeddedImages::pairs`].
-    pub fn with_layouts(mut self, layouts: Tensor) -> Self {
-        self.layouts = Some(layouts);
+    /// `[n, K, 3]`, fractions of the stored image), returned with every
+    /// batch of [`EmbeddedImages::pairs`]; `mirror` maps each keypoint to
+    /// the one it becomes when an image is flipped (empty for boxes).
+    pub fn with_layouts(mut self, layouts: Tensor, mirror: Vec<usize>) -> Self {
+        self.layouts = Some(layouts.to_device(Device::Cpu));
+        self.mirror = mirror;
         self
+    }
+
+    /// The attached layouts, as stored ([`EmbeddedImages::with_layouts`]).
+    pub fn layouts(&self) -> Option<&Tensor> {
+        self.layouts.as_ref()
     }
 
     /// The shapes samples behind the images (shapes data only).
@@ -167,20 +181,52 @@ impl EmbeddedImages {
 
     /// Images `idx` in [-1, 1] at their stored side. `[b, 3, s, s]`
     fn images(&self, idx: &[usize], seed: u64, step: i64, device: Device) -> Tensor {
+        self.images_cut(idx, seed, step, device).0
+    }
+
+    /// As [`EmbeddedImages::images`], with how each crop was cut (real data
+    /// sets).
+    fn images_cut(
+        &self,
+        idx: &[usize],
+        seed: u64,
+        step: i64,
+        device: Device,
+    ) -> (Tensor, Option<Vec<Augmented>>) {
         match &self.source {
             ImageSource::Crops(b) => {
                 let mut r = ImageBatcher::rng(seed, step);
-                b.batch(idx, &mut r, device).pop().expect("one size")
+                let (mut x, cuts) = b.batch_with_crops(idx, &mut r, device, b.augment);
+                (x.pop().expect("one size"), Some(cuts))
             }
             ImageSource::Fixed(t) => {
                 let ii: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-                t.index_select(0, &Tensor::from_slice(&ii).to_device(t.device()))
+                let x = t
+                    .index_select(0, &Tensor::from_slice(&ii).to_device(t.device()))
                     .to_device(device)
                     .to_kind(Kind::Float)
                     / 127.5
-                    - 1.0
+                    - 1.0;
+                (x, None)
             }
         }
+    }
+
+    /// The layouts of images `idx`, moved with their cuts. `[b, 4]` or
+    /// `[b, K, 3]`
+    fn layouts_of(
+        &self,
+        idx: &[usize],
+        cuts: Option<&[Augmented]>,
+        device: Device,
+    ) -> Option<Tensor> {
+        let l = self.layouts.as_ref()?;
+        let ii: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+        let sel = l.index_select(0, &Tensor::from_slice(&ii));
+        let Some(cuts) = cuts else {
+            return Some(sel.to_device(device));
+        };
+        Some(crate::data::prepare::move_layouts(&sel, cuts, &self.mirror).to_device(device))
     }
 
     /// Sentence vectors of flat caption indices (`image * k + caption`). `[b, D]`
@@ -295,14 +341,10 @@ impl EmbeddedImages {
                 .collect();
             Tensor::from_slice(&v).view([b, 2 * b]).to_device(dev)
         });
-        let layout = self.layouts.as_ref().map(|l| {
-            let ii: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-            l.index_select(0, &Tensor::from_slice(&ii).to_device(l.device()))
-                .to_device(dev)
-        });
+        let (images, cuts) = self.images_cut(&idx, seed, step, dev);
         Pairs {
-            layout,
-            images: self.images(&idx, seed, step, dev),
+            layout: self.layouts_of(&idx, cuts.as_deref(), dev),
+            images,
             right: self.rows(&right, dev),
             wrong: self.rows(&wrong, dev),
             full: self.rows(&full, dev),

@@ -53,7 +53,12 @@ impl FamilyConfig for GawwnRunConfig {
 
     fn validate(&self) -> std::result::Result<(), String> {
         self.model.validate()?;
-        self.data.validate(&["shapes"])?;
+        self.data.validate(&["shapes", "cub"])?;
+        if self.data.name == "cub" && self.text.encoder.is_empty() {
+            return Err(
+                "--data cub needs --text-encoder (a char-CNN-RNN run's text_encoder.safetensors: t2i train --model char-cnn-rnn --data cub)".into(),
+            );
+        }
         if self.model.batch_size < 2 {
             return Err(format!(
                 "batch_size must be at least 2, got {}",
@@ -128,6 +133,85 @@ fn layout_tensors(
     }
 }
 
+/// The data a run trains on.
+enum RunData {
+    /// The shapes data set (saved in the checkpoints: a resumed run makes
+    /// the same images).
+    Shapes(ShapesConfig),
+    /// A data set in the CUB layout.
+    Cub,
+}
+
+/// Captions and layouts of a sample grid's rows.
+type SampleSet = (Vec<String>, Vec<Layout>);
+
+/// The training split of shapes with each image's layout, and the sample
+/// grid's test captions and layouts.
+fn shapes_data(
+    model: &GawwnModel,
+    shapes: &Shapes,
+) -> Result<(EmbeddedImages, SampleSet)> {
+    let c = &model.config;
+    let size = c.image_size as f32;
+    let data = EmbeddedImages::shapes(shapes, Split::Train, &model.encoder, model.device)?;
+    let samples = data.shapes_samples().unwrap_or_default();
+    let layouts = match c.condition {
+        Condition::Box => {
+            let v: Vec<f32> = samples
+                .iter()
+                .flat_map(|s| s.objects[0].box_fraction(size))
+                .collect();
+            Tensor::from_slice(&v).view([-1, 4])
+        }
+        Condition::Keypoints => {
+            let v: Vec<f32> = samples
+                .iter()
+                .flat_map(|s| {
+                    s.objects[0]
+                        .keypoint_fractions(size)
+                        .iter()
+                        .flat_map(|p| [p[0], p[1], 1.0])
+                        .collect::<Vec<f32>>()
+                })
+                .collect();
+            Tensor::from_slice(&v).view([-1, c.parts, 3])
+        }
+    };
+    let data = data.with_layouts(layouts, Vec::new());
+    let sample = (0..6)
+        .map(|i| {
+            let s = shapes.sample(Split::Test, i);
+            let o = &s.objects[0];
+            let layout = match c.condition {
+                Condition::Box => Layout::Box(o.box_fraction(size)),
+                Condition::Keypoints => {
+                    Layout::Keypoints(o.keypoint_fractions(size).map(Some).to_vec())
+                }
+            };
+            (s.captions[0].clone(), layout)
+        })
+        .unzip();
+    Ok((data, sample))
+}
+
+/// A layout tensor's rows as [`Layout`]s (boxes `[n, 4]`, keypoints `[n,
+/// K, 3]`).
+fn layouts_from(t: &Tensor, condition: Condition) -> Result<Vec<Layout>> {
+    let v: Vec<f32> = Vec::try_from(t.to_device(Device::Cpu).contiguous().view([-1]))?;
+    Ok(match condition {
+        Condition::Box => v
+            .chunks(4)
+            .map(|b| Layout::Box([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Condition::Keypoints => {
+            let k = t.size()[1] as usize;
+            v.chunks(3 * k)
+                .map(|kp| Layout::Keypoints(keypoint_list(kp)))
+                .collect()
+        }
+    })
+}
+
 /// G, D (and G_k, D_k), their optimisers and the data.
 struct Trainer {
     model: GawwnModel,
@@ -142,9 +226,9 @@ struct Trainer {
     step: i64,
     seed: u64,
     data: EmbeddedImages,
-    data_config: ShapesConfig,
+    data_config: RunData,
     /// Test captions and layouts of the sample grids.
-    sample: (Vec<String>, Vec<Layout>),
+    sample: SampleSet,
 }
 
 fn bce(s: &Tensor, target: f64) -> Tensor {
@@ -159,48 +243,23 @@ fn bce(s: &Tensor, target: f64) -> Tensor {
 impl Trainer {
     /// The networks around `model`, trained on the training split of
     /// `shapes` (layouts of each image's first object).
-    fn new(model: GawwnModel, shapes: &Shapes, seed: u64) -> Result<Self> {
+    fn new(
+        model: GawwnModel,
+        data: EmbeddedImages,
+        data_config: RunData,
+        sample: SampleSet,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut model = model;
+        if let Some(boxes) = data
+            .layouts()
+            .filter(|_| model.config.condition == Condition::Box)
+        {
+            let m: Vec<f32> = Vec::try_from(boxes.mean_dim(0, false, Kind::Float))?;
+            model.default_box = [m[0], m[1], m[2], m[3]];
+        }
         let device = model.device;
         let c = model.config.clone();
-        let size = c.image_size as f32;
-        let data = EmbeddedImages::shapes(shapes, Split::Train, &model.encoder, device)?;
-        let samples = data.shapes_samples().unwrap_or_default();
-        let layouts = match c.condition {
-            Condition::Box => {
-                let v: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| s.objects[0].box_fraction(size))
-                    .collect();
-                Tensor::from_slice(&v).view([-1, 4])
-            }
-            Condition::Keypoints => {
-                let v: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| {
-                        s.objects[0]
-                            .keypoint_fractions(size)
-                            .iter()
-                            .flat_map(|p| [p[0], p[1], 1.0])
-                            .collect::<Vec<f32>>()
-                    })
-                    .collect();
-                Tensor::from_slice(&v).view([-1, c.parts, 3])
-            }
-        };
-        let data = data.with_layouts(layouts.to_device(device));
-        let sample = (0..6)
-            .map(|i| {
-                let s = shapes.sample(Split::Test, i);
-                let o = &s.objects[0];
-                let layout = match c.condition {
-                    Condition::Box => Layout::Box(o.box_fraction(size)),
-                    Condition::Keypoints => {
-                        Layout::Keypoints(o.keypoint_fractions(size).map(Some).to_vec())
-                    }
-                };
-                (s.captions[0].clone(), layout)
-            })
-            .unzip();
         let d_vs = nn::VarStore::new(device);
         let d = Discriminator::new(d_vs.root(), &c);
         let dk_vs = nn::VarStore::new(device);
@@ -220,14 +279,16 @@ impl Trainer {
             step: 0,
             seed,
             data,
-            data_config: shapes.config.clone(),
+            data_config,
             sample,
         })
     }
 
     fn train_step(&mut self) -> Metrics {
         let c = self.model.config.clone();
-        let b = self.data.pairs(self.seed, self.step, c.batch_size, 0.0);
+        let b = self
+            .data
+            .pairs(self.seed, self.step, c.batch_size, c.hard_negative_prob);
         let layout = b.layout.as_ref().expect("layouts attached");
         let dev = self.model.device;
         let seed = step_seed(self.seed, self.step);
@@ -292,13 +353,19 @@ impl Trainer {
             "config".into(),
             toml::to_string(&m.config).map_err(|e| Error::Config(e.to_string()))?,
         );
-        meta.insert(
-            "data".into(),
-            toml::to_string(&self.data_config).map_err(|e| Error::Config(e.to_string()))?,
-        );
+        if let RunData::Shapes(cfg) = &self.data_config {
+            meta.insert(
+                "data".into(),
+                toml::to_string(cfg).map_err(|e| Error::Config(e.to_string()))?,
+            );
+        }
         meta.insert(
             "parts".into(),
             serde_json::to_string(&m.parts).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert(
+            "default_box".into(),
+            serde_json::to_string(&m.default_box).map_err(|e| Error::Config(e.to_string()))?,
         );
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
@@ -403,11 +470,11 @@ impl FamilyGenerator for GawwnModel {
     fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
         Ok(self.encoder.encode(&[caption])?.1.remove(0).unknown)
     }
-    /// Without a layout: a box model draws in the middle half of the image;
+    /// Without a layout: a box model draws in the training boxes' mean box;
     /// a keypoint model draws at keypoints G_k makes from the text alone.
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
         let layouts: Vec<Layout> = match self.config.condition {
-            Condition::Box => vec![Layout::Box([0.25, 0.25, 0.5, 0.5]); captions.len()],
+            Condition::Box => vec![Layout::Box(self.default_box); captions.len()],
             Condition::Keypoints => {
                 let t = self.embed(captions)?;
                 let none = vec![Layout::Keypoints(vec![None; self.parts.len()]); captions.len()];
@@ -460,6 +527,62 @@ impl FamilyGenerator for GawwnModel {
     }
 }
 
+/// A fresh model of `rc` with `encoder`'s text and the data set's parts.
+fn new_model(
+    rc: &GawwnRunConfig,
+    encoder: crate::text::AnyTextEncoder,
+    parts: Vec<String>,
+    ctx: &TrainContext,
+) -> GawwnModel {
+    let mut mc = rc.model.clone();
+    mc.text_dim = encoder.sentence_dim();
+    mc.parts = parts.len() as i64;
+    tch::manual_seed(ctx.seed as i64); // reproducible initial weights
+    GawwnModel::new(mc, encoder, parts, ctx.device)
+}
+
+/// A run on a data set in the CUB layout: the training split's crops with
+/// random crop and flip, boxes and parts moved with them (left and right
+/// parts swapped in mirrored images), the text encoder given.
+fn cub_trainer(
+    rc: &GawwnRunConfig,
+    ctx: &TrainContext,
+    resume: Option<&Checkpoint>,
+) -> Result<Box<dyn FamilyTrainer>> {
+    use crate::data::cub::CubSplit;
+    let root = rc.data.root();
+    let opts = crate::data::images::LoadOptions {
+        augment: true,
+        ..ctx.loading(rc.model.image_size)
+    };
+    let cub = ctx.load_cub(root, CubSplit::Train, &opts)?;
+    let lay = crate::data::images::cub_layouts(root, CubSplit::Train, &cub.images.prepared)?;
+    let model = match resume {
+        Some(ck) => GawwnModel::from_checkpoint(ck, ctx.device)?,
+        None => {
+            let encoder =
+                crate::text::AnyTextEncoder::load(Path::new(&rc.text.encoder), ctx.device)?;
+            new_model(rc, encoder, lay.part_names.clone(), ctx)
+        }
+    };
+    let (layouts, mirror) = match model.config.condition {
+        Condition::Box => (lay.boxes, Vec::new()),
+        Condition::Keypoints => (lay.keypoints, lay.mirror),
+    };
+    let shown = layouts_from(
+        &layouts.narrow(0, 0, 6.min(layouts.size()[0])),
+        model.config.condition,
+    )?;
+    let captions = crate::data::images::test_captions(root, shown.len())?;
+    let data =
+        EmbeddedImages::crops(cub, &model.encoder, ctx.device)?.with_layouts(layouts, mirror);
+    let mut t = Trainer::new(model, data, RunData::Cub, (captions, shown), ctx.seed)?;
+    if let Some(ck) = resume {
+        t.restore(ck)?;
+    }
+    Ok(Box::new(t))
+}
+
 /// The family entry of GAWWN.
 pub struct GawwnFamily;
 
@@ -479,6 +602,9 @@ impl TypedFamily for GawwnFamily {
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn FamilyTrainer>> {
         let device = ctx.device;
+        if rc.data.name == "cub" {
+            return cub_trainer(&rc, ctx, resume);
+        }
         let shapes_cfg = match resume {
             Some(ck) => toml::from_str::<ShapesConfig>(ck.meta("data")?)
                 .map_err(|e| Error::Checkpoint(format!("checkpoint data config: {e}")))?,
@@ -502,15 +628,12 @@ impl TypedFamily for GawwnFamily {
                     GruEncoderConfig::tiny(),
                     ctx,
                 )?;
-                let mut mc = rc.model.clone();
-                mc.text_dim = encoder.sentence_dim();
-                mc.parts = SHAPES_PARTS.len() as i64;
-                tch::manual_seed(ctx.seed as i64); // reproducible initial weights
                 let parts = SHAPES_PARTS.iter().map(|s| s.to_string()).collect();
-                GawwnModel::new(mc, encoder, parts, device)
+                new_model(&rc, encoder, parts, ctx)
             }
         };
-        let mut t = Trainer::new(model, &shapes, ctx.seed)?;
+        let (data, sample) = shapes_data(&model, &shapes)?;
+        let mut t = Trainer::new(model, data, RunData::Shapes(shapes_cfg), sample, ctx.seed)?;
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -613,7 +736,14 @@ pub fn bench_gawwn(
     };
     let parts = SHAPES_PARTS.iter().map(|s| s.to_string()).collect();
     let model = GawwnModel::new(mc, crate::text::AnyTextEncoder::Gru(enc), parts, device);
-    let mut t = Trainer::new(model, &shapes, 0)?;
+    let (data, sample) = shapes_data(&model, &shapes)?;
+    let mut t = Trainer::new(
+        model,
+        data,
+        RunData::Shapes(shapes.config.clone()),
+        sample,
+        0,
+    )?;
     let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 3, || {
         t.train_step();
@@ -672,19 +802,21 @@ impl FamilyTrainer for Trainer {
         interrupted: bool,
         eval_samples: usize,
     ) -> Result<Summary> {
+        let RunData::Shapes(data) = &self.data_config else {
+            return Ok(Summary::default());
+        };
         if interrupted || eval_samples == 0 {
             return Ok(Summary::default());
         }
-        let mut value =
-            crate::eval::shapes::evaluate(&self.model, &self.data_config, eval_samples, 99)?;
+        let data = data.clone();
+        let mut value = crate::eval::shapes::evaluate(&self.model, &data, eval_samples, 99)?;
         // the same networks before training (initialised as the run was)
         tch::manual_seed(self.seed as i64);
         let fresh_vs = nn::VarStore::new(self.model.device);
         let fresh = crate::models::gawwn::Generator::new(fresh_vs.root(), &self.model.config);
         let trained_vs = std::mem::replace(&mut self.model.g_vs, fresh_vs);
         let trained = std::mem::replace(&mut self.model.g, fresh);
-        let untrained =
-            crate::eval::control::control_scores(&self.model, &self.data_config, eval_samples, 99);
+        let untrained = crate::eval::control::control_scores(&self.model, &data, eval_samples, 99);
         self.model.g_vs = trained_vs;
         self.model.g = trained;
         value["untrained_control"] = serde_json::json!(untrained?);

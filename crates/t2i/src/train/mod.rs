@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod gan_int_cls;
 pub mod gawwn;
 pub mod optim;
+pub mod part_locator;
 pub mod run;
 pub mod stackgan;
 pub mod text_encoder;
