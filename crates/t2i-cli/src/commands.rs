@@ -339,6 +339,10 @@ pub struct GenerateArgs {
     /// keypoints) moving from the left edge to the right edge.
     #[arg(long, value_name = "N", conflicts_with_all = ["interpolate", "noise_interpolate", "style_from"])]
     pub box_sweep: Option<i64>,
+    /// Show each sample this many times larger in the grid (nearest
+    /// neighbour; for small images).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub zoom: u32,
     #[arg(long, default_value = "auto")]
     pub device: String,
 }
@@ -508,7 +512,10 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     } else {
         None
     };
-    let imgs = tensor_to_images(&images);
+    let imgs: Vec<Rgb> = tensor_to_images(&images)
+        .iter()
+        .map(|i| i.zoom(a.zoom))
+        .collect();
     let cols = 8;
     let mut rows: Vec<(Vec<Rgb>, Option<String>)> =
         imgs.chunks(cols).map(|c| (c.to_vec(), None)).collect();
@@ -564,10 +571,12 @@ pub struct EvalArgs {
     pub out: PathBuf,
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// shapes (checker metrics of a GAN-INT-CLS or StackGAN checkpoint), or
-    /// a comma-separated list of r-precision, fid, kid, is (a generator's
-    /// samples for a data set's captions; r-precision alone also scores the
-    /// real images with a DAMSM checkpoint).
+    /// shapes (checker metrics of a shapes checkpoint; GAWWN's box and
+    /// keypoint control too), or a comma-separated list of r-precision, fid,
+    /// kid, is, control (a generator's samples for a data set's captions, a
+    /// GAWWN model's at the images' boxes or parts; control reads them with
+    /// --part-locator; r-precision alone also scores the real images with a
+    /// DAMSM checkpoint).
     #[arg(long, visible_alias = "metrics", default_value = "shapes")]
     pub metric: String,
     /// Folder of the real data set (r-precision, fid, kid, is).
@@ -602,6 +611,11 @@ pub struct EvalArgs {
     /// `image.flip_average` is on).
     #[arg(long)]
     pub flip_average: bool,
+    /// control: the part locator (`t2i train --model part-locator`) that
+    /// reads the box and parts of each sample (and of the real images, for
+    /// comparison).
+    #[arg(long)]
+    pub part_locator: Option<PathBuf>,
     /// A file of free-form captions (one per line, `#` comments): each is
     /// drawn --samples times and scored by the shapes checker on the
     /// attributes it names, beside the data set's full captions on the same
@@ -639,7 +653,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .context("--checkpoint or --run is required")?;
     let checkpoint = t2i::checkpoint::checkpoint_file(&checkpoint)?;
     let metrics: Vec<String> = a.metric.split(',').map(|m| m.trim().to_string()).collect();
-    let known = ["shapes", "r-precision", "fid", "kid", "is"];
+    let known = ["shapes", "r-precision", "fid", "kid", "is", "control"];
     if let Some(m) = metrics.iter().find(|m| !known.contains(&m.as_str())) {
         bail!("unknown metric '{m}' (available: {})", known.join(", "));
     }
@@ -661,6 +675,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             num_samples: a.num_samples,
             samples_dir: a.samples_dir.clone(),
             flip_average: a.flip_average.then_some(true),
+            part_locator: a.part_locator.as_deref(),
         };
         return crate::cub_cmds::eval_cub(&e, a.data_root.as_deref(), &a.out);
     }
@@ -768,8 +783,11 @@ pub fn info(a: InfoArgs) -> Result<()> {
     let fam = family(a.m.model())?;
     let preset = a.m.preset.as_deref().unwrap_or(fam.presets()[0]);
     let mut config = fam.config(preset)?;
-    t2i::family::apply_sets(&mut config, &a.sets)?;
-    let (head, rows) = fam.parameter_counts(&fam.check(&config)?)?;
+    if !a.sets.is_empty() {
+        t2i::family::apply_sets(&mut config, &a.sets)?;
+        config = fam.check(&config)?;
+    }
+    let (head, rows) = fam.parameter_counts(&config)?;
     println!("{head}");
     for (net, total, parts) in rows {
         println!("{net:<28} {total:>12}");
@@ -812,8 +830,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let sets: Vec<String> = keys.iter().map(|k| format!("{k}={b}")).collect();
         t2i::family::apply_sets(&mut config, &sets)?;
     }
-    t2i::family::apply_sets(&mut config, &a.sets)?;
-    let config = fam.check(&config)?;
+    if !a.sets.is_empty() {
+        t2i::family::apply_sets(&mut config, &a.sets)?;
+        config = fam.check(&config)?;
+    }
     let device = parse_device(&a.device)?;
     let results = fam.bench(&config, device, a.repeats)?;
     for (_, table) in &results {

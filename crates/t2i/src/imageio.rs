@@ -37,6 +37,25 @@ pub struct Rgb {
 }
 
 impl Rgb {
+    /// The image scaled up `k` times (nearest neighbour: pixels stay sharp).
+    pub fn zoom(&self, k: u32) -> Rgb {
+        if k <= 1 {
+            return self.clone();
+        }
+        let (w, h) = (self.width * k, self.height * k);
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let i = (((y / k) * self.width + x / k) * 3) as usize;
+                data.extend_from_slice(&self.data[i..i + 3]);
+            }
+        }
+        Rgb {
+            width: w,
+            height: h,
+            data,
+        }
+    }
     pub fn new(width: u32, height: u32, fill: [u8; 3]) -> Self {
         Self {
             width,

@@ -191,10 +191,12 @@ pub fn draw(img: &mut Rgb, layout: &Layout, given: Option<&[bool]>) {
     };
     match layout {
         Layout::Box([x, y, bw, bh]) => {
-            let x0 = (x * w as f32).round() as i64;
-            let y0 = (y * h as f32).round() as i64;
-            let x1 = (((x + bw) * w as f32).round() as i64 - 1).max(x0);
-            let y1 = (((y + bh) * h as f32).round() as i64 - 1).max(y0);
+            // the outline just outside the box (inside the canvas), so the
+            // drawn object's edge stays visible
+            let x0 = ((x * w as f32).round() as i64 - 1).max(0);
+            let y0 = ((y * h as f32).round() as i64 - 1).max(0);
+            let x1 = (((x + bw) * w as f32).round() as i64).clamp(x0, w - 1);
+            let y1 = (((y + bh) * h as f32).round() as i64).clamp(y0, h - 1);
             for xx in x0..=x1 {
                 put(xx, y0, GIVEN);
                 put(xx, y1, GIVEN);

@@ -114,6 +114,44 @@ pub fn mirror_parts(names: &[String]) -> Vec<usize> {
         .collect()
 }
 
+/// Where a record's bird is in its crop stored at `side` (the official box
+/// crop and resize), or with `cut` in the centre `cut` x `cut` of it (what
+/// an evaluation shows a model): the box `[x, y, w, h]` clipped to the
+/// image and each part (`None` where not visible or outside), as fractions.
+pub fn record_layout(
+    r: &super::cub::CubRecord,
+    side: u32,
+    cut: Option<u32>,
+) -> Result<([f32; 4], super::KeypointSet)> {
+    use super::prepare::{Augmented, CropFrame};
+    use crate::data::DataError;
+    let (w, h) = image::image_dimensions(&r.image)
+        .map_err(|e| DataError::Image(r.image.clone(), e.to_string()))?;
+    let frame = CropFrame::new(Some(r.bbox), w, h, side);
+    let centre = cut.map(|c| Augmented {
+        offset: [(side - c) as f32 / 2.0 / side as f32; 2],
+        scale: side as f32 / c as f32,
+        flip: false,
+    });
+    let map = |p: [f32; 2]| {
+        let q = frame.map(p);
+        centre.map_or(q, |c| c.map(q))
+    };
+    let [bx, by, bw, bh] = r.bbox;
+    let a = map([bx, by]).map(|v| v.clamp(0.0, 1.0));
+    let b = map([bx + bw, by + bh]).map(|v| v.clamp(0.0, 1.0));
+    let parts = r
+        .parts
+        .iter()
+        .map(|p| {
+            let [x, y] = map([p.x, p.y]);
+            let inside = (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y);
+            (p.visible && inside).then_some([x, y])
+        })
+        .collect();
+    Ok(([a[0], a[1], b[0] - a[0], b[1] - a[1]], parts))
+}
+
 /// The boxes and part locations of the images `prepared` holds of `split`
 /// (read from the folder `root` in the CUB layout).
 pub fn cub_layouts(
@@ -121,27 +159,16 @@ pub fn cub_layouts(
     split: CubSplit,
     prepared: &super::prepare::Prepared,
 ) -> Result<CubLayouts> {
-    use super::prepare::CropFrame;
-    use crate::data::DataError;
     let cub = Cub::open(root, split, CaptionLayout::Auto)?;
-    let side = prepared.side;
     let mut boxes = Vec::with_capacity(prepared.record.len() * 4);
     let mut kps = Vec::with_capacity(prepared.record.len() * 45);
     for &i in &prepared.record {
-        let r = &cub.records[i];
-        let (w, h) = image::image_dimensions(&r.image)
-            .map_err(|e| DataError::Image(r.image.clone(), e.to_string()))?;
-        let frame = CropFrame::new(Some(r.bbox), w, h, side);
-        let [bx, by, bw, bh] = r.bbox;
-        let a = frame.map([bx, by]).map(|v| v.clamp(0.0, 1.0));
-        let b = frame.map([bx + bw, by + bh]).map(|v| v.clamp(0.0, 1.0));
-        boxes.extend_from_slice(&[a[0], a[1], b[0] - a[0], b[1] - a[1]]);
-        for p in &r.parts {
-            let [x, y] = frame.map([p.x, p.y]);
-            let inside = (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y);
-            let vis = p.visible && inside;
-            kps.extend_from_slice(&if vis { [x, y, 1.0] } else { [0.0; 3] });
-        }
+        let (b, k) = record_layout(&cub.records[i], prepared.side, None)?;
+        boxes.extend_from_slice(&b);
+        kps.extend(k.iter().flat_map(|p| match p {
+            Some([x, y]) => [*x, *y, 1.0],
+            None => [0.0; 3],
+        }));
     }
     let n = prepared.record.len() as i64;
     let k = super::cub::NUM_PARTS as i64;

@@ -18,6 +18,10 @@ pub use layout::DataError;
 
 use serde::{Deserialize, Serialize};
 
+/// Part locations of one image, one entry per part (`None` where the part
+/// is not visible), as fractions of the image.
+pub type KeypointSet = Vec<Option<[f32; 2]>>;
+
 /// Which data set a run trains on (the `[data]` table of every family's
 /// config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

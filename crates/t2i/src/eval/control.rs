@@ -272,6 +272,144 @@ pub fn summary_lines(scores: &[ControlScores], untrained: Option<&[ControlScores
     lines
 }
 
+pub use crate::data::KeypointSet;
+
+/// How plausible the keypoint generator's completions are (sec. 3.3 of
+/// GAWWN): from one given keypoint of a real test set, G_k proposes the
+/// rest; a plausible proposal lies near some real set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompletionScores {
+    pub samples: usize,
+    /// Mean distance (fraction of the side, over the parts both sets have)
+    /// from a completed set to the nearest real test set.
+    pub completed: f64,
+    /// The same for sets of uniformly random points (the given keypoint
+    /// kept).
+    pub random: f64,
+    /// The same for the training sets' mean (the given keypoint kept).
+    pub training_mean: f64,
+    /// Mean distance between the completions of two noise vectors (the
+    /// parts not given): 0 would mean G_k ignores z.
+    pub across_z: f64,
+    /// Largest change of a given keypoint (0: kept exactly).
+    pub given_moved: f64,
+}
+
+/// Mean distance over the parts both sets have (`None` when none).
+fn set_distance(a: &[Option<[f32; 2]>], b: &[Option<[f32; 2]>]) -> Option<f64> {
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter_map(|(p, q)| {
+            let (p, q) = (p.as_ref()?, q.as_ref()?);
+            Some((((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)) as f64).sqrt())
+        })
+        .collect();
+    (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+}
+
+fn nearest(set: &[Option<[f32; 2]>], real: &[KeypointSet]) -> f64 {
+    real.iter()
+        .filter_map(|r| set_distance(set, r))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The mean of each part over `sets` (parts never visible left out).
+pub fn mean_set(sets: &[KeypointSet]) -> KeypointSet {
+    let k = sets.first().map_or(0, Vec::len);
+    (0..k)
+        .map(|j| {
+            let pts: Vec<[f32; 2]> = sets.iter().filter_map(|s| s[j]).collect();
+            (!pts.is_empty()).then(|| {
+                let n = pts.len() as f32;
+                [
+                    pts.iter().map(|p| p[0]).sum::<f32>() / n,
+                    pts.iter().map(|p| p[1]).sum::<f32>() / n,
+                ]
+            })
+        })
+        .collect()
+}
+
+/// Scores `model`'s keypoint generator: for each test set `real[i]` (with
+/// caption `captions[i]`), one of its visible keypoints is given (chosen
+/// from `seed`) and the rest completed twice (two noise seeds); distances
+/// go to the nearest of `real` other than `real[i]` itself.
+pub fn completion_scores(
+    model: &dyn Generator,
+    captions: &[String],
+    real: &[KeypointSet],
+    training_mean: &[Option<[f32; 2]>],
+    seed: u64,
+) -> Result<CompletionScores> {
+    use rand::Rng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut s = CompletionScores::default();
+    let (mut z_pairs, mut z_n) = (0.0, 0usize);
+    for (i, (cap, set)) in captions.iter().zip(real).enumerate() {
+        let visible: Vec<usize> = (0..set.len()).filter(|&j| set[j].is_some()).collect();
+        if visible.is_empty() {
+            continue;
+        }
+        let j = visible[rng.gen_range(0..visible.len())];
+        let mut given = vec![None; set.len()];
+        given[j] = set[j];
+        let others: Vec<KeypointSet> = real
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != i)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let a = model.complete_keypoints(cap, &given, seed.wrapping_add(2 * i as u64))?;
+        let b = model.complete_keypoints(cap, &given, seed.wrapping_add(2 * i as u64 + 1))?;
+        let g = set[j].unwrap_or_default();
+        let moved = a[j].map_or(1.0, |p| (p[0] - g[0]).abs().max((p[1] - g[1]).abs()));
+        s.given_moved = s.given_moved.max(moved as f64);
+        let rand_set: KeypointSet = (0..set.len())
+            .map(|k| {
+                if k == j {
+                    set[j]
+                } else {
+                    Some([rng.gen::<f32>(), rng.gen::<f32>()])
+                }
+            })
+            .collect();
+        let mut mean = training_mean.to_vec();
+        mean[j] = set[j];
+        s.completed += nearest(&a, &others);
+        s.random += nearest(&rand_set, &others);
+        s.training_mean += nearest(&mean, &others);
+        let mut rest_a = a.clone();
+        let mut rest_b = b.clone();
+        rest_a[j] = None;
+        rest_b[j] = None;
+        if let Some(d) = set_distance(&rest_a, &rest_b) {
+            z_pairs += d;
+            z_n += 1;
+        }
+        s.samples += 1;
+    }
+    let n = s.samples.max(1) as f64;
+    s.completed /= n;
+    s.random /= n;
+    s.training_mean /= n;
+    s.across_z = z_pairs / z_n.max(1) as f64;
+    Ok(s)
+}
+
+/// The line that shows [`completion_scores`].
+pub fn completion_line(c: &CompletionScores) -> String {
+    format!(
+        "G_k from one given keypoint ({} sets): distance to the nearest real set {:.1}% of the side (random sets {:.1}%, training mean {:.1}%); completions differ across z by {:.1}%; given keypoints moved by at most {:.2e}",
+        c.samples,
+        100.0 * c.completed,
+        100.0 * c.random,
+        100.0 * c.training_mean,
+        100.0 * c.across_z,
+        c.given_moved
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,9 @@ pub struct DatasetEval<'a> {
     /// R-precision: the DAMSM image encoder averages each image with its
     /// mirror image (`image.flip_average`); `None` keeps the checkpoint's.
     pub flip_average: Option<bool>,
+    /// `control` (GAWWN): the part locator (`train --model part-locator`)
+    /// that reads where the samples' birds are.
+    pub part_locator: Option<&'a Path>,
 }
 
 /// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
@@ -42,6 +45,136 @@ fn quantize(x: &Tensor) -> Tensor {
         .round()
         .clamp(0.0, 255.0)
         .to_kind(Kind::Uint8)
+}
+
+/// Where a layout-conditioned model drew, as the part locator reads it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LocatedControl {
+    pub samples: usize,
+    /// Mean IoU of the read box with the requested one.
+    pub box_iou: f64,
+    /// The same for the real images of those records (what the locator
+    /// reaches on real birds).
+    pub real_box_iou: f64,
+    /// Keypoint models: mean distance of the read to the requested parts
+    /// (fraction of the side).
+    pub part_error: Option<f64>,
+    pub real_part_error: Option<f64>,
+}
+
+/// Scores samples drawn at `layouts` (and the real images of `recs`) with
+/// the part locator.
+fn located_control(
+    locator: &crate::train::part_locator::PartLocatorModel,
+    images: &Tensor,
+    layouts: &[crate::family::Layout],
+    recs: &[&crate::data::cub::CubRecord],
+    size: i64,
+) -> Result<LocatedControl> {
+    use crate::family::Layout;
+    use crate::train::part_locator::box_iou;
+    let side = crate::data::prepare::load_side(size as u32);
+    let real: Vec<Tensor> = recs
+        .iter()
+        .map(|r| -> Result<Tensor> {
+            let (img, _) = crate::data::prepare::load_crop(&r.image, Some(r.bbox), side)?;
+            let o = (side as i64 - size) / 2;
+            Ok(
+                crate::imageio::images_to_tensor(&[img.as_raw().as_slice()], side)
+                    .narrow(2, o, size)
+                    .narrow(3, o, size),
+            )
+        })
+        .collect::<Result<_>>()?;
+    let real = Tensor::cat(&real, 0);
+    let score = |x: &Tensor| -> Result<(f64, Option<f64>)> {
+        let (b, p, _) = locator.locate(x);
+        let b: Vec<f32> = Vec::try_from(b.contiguous().view([-1]))?;
+        let p: Vec<f32> = Vec::try_from(p.contiguous().view([-1]))?;
+        let k = locator.config.parts as usize;
+        let (mut iou, mut err, mut err_n) = (0.0, 0.0, 0usize);
+        for (i, l) in layouts.iter().enumerate() {
+            let read = [b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]];
+            match l {
+                Layout::Box(want) => iou += box_iou(*want, read) as f64,
+                Layout::Keypoints(kp) => {
+                    for (j, q) in kp.iter().enumerate().take(k) {
+                        if let Some([x, y]) = q {
+                            let (px, py) = (p[2 * (i * k + j)], p[2 * (i * k + j) + 1]);
+                            err += (((px - x).powi(2) + (py - y).powi(2)) as f64).sqrt();
+                            err_n += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let n = layouts.len().max(1) as f64;
+        Ok((iou / n, (err_n > 0).then(|| err / err_n as f64)))
+    };
+    let (box_iou_gen, part_gen) = score(images)?;
+    let (box_iou_real, part_real) = score(&real)?;
+    // keypoint models are asked for parts, not a box: their box IoU is
+    // against the records' boxes
+    let (box_iou_gen, box_iou_real) = if matches!(layouts.first(), Some(Layout::Keypoints(_))) {
+        let boxes: Vec<Layout> = recs
+            .iter()
+            .map(|r| {
+                crate::data::images::record_layout(r, side, Some(size as u32))
+                    .map(|(b, _)| Layout::Box(b))
+            })
+            .collect::<Result<_>>()?;
+        let rescore = |x: &Tensor| -> Result<f64> {
+            let (b, _, _) = locator.locate(x);
+            let b: Vec<f32> = Vec::try_from(b.contiguous().view([-1]))?;
+            Ok(boxes
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match l {
+                    Layout::Box(w) => {
+                        box_iou(*w, [b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]) as f64
+                    }
+                    Layout::Keypoints(_) => 0.0,
+                })
+                .sum::<f64>()
+                / boxes.len().max(1) as f64)
+        };
+        (rescore(images)?, rescore(&real)?)
+    } else {
+        (box_iou_gen, box_iou_real)
+    };
+    Ok(LocatedControl {
+        samples: layouts.len(),
+        box_iou: box_iou_gen,
+        real_box_iou: box_iou_real,
+        part_error: part_gen,
+        real_part_error: part_real,
+    })
+}
+
+/// For a layout-conditioned generator, each record's box or parts in the
+/// generator's image (the official crop's centre); `None` for the others.
+pub fn record_layouts(
+    g: &dyn crate::family::Generator,
+    recs: &[&crate::data::cub::CubRecord],
+) -> Result<Option<Vec<crate::family::Layout>>> {
+    use crate::family::Layout;
+    let ctl = g.controls();
+    if !(ctl.boxes || ctl.keypoints) {
+        return Ok(None);
+    }
+    let size = g.image_size() as u32;
+    let side = crate::data::prepare::load_side(size);
+    recs.iter()
+        .map(|r| {
+            let (b, k) = crate::data::images::record_layout(r, side, Some(size))?;
+            Ok(if ctl.boxes {
+                Layout::Box(b)
+            } else {
+                Layout::Keypoints(k)
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// Metrics of a generator checkpoint's samples for the first `limit`
@@ -69,6 +202,11 @@ pub fn generated_metrics(
     {
         return Err(cfg("scoring a generator's samples needs --damsm CHECKPOINT (r-precision, and fid/kid without --inception or --classifier)"));
     }
+    if wants("control") && e.part_locator.is_none() {
+        return Err(cfg(
+            "control needs --part-locator CHECKPOINT (t2i train --model part-locator)",
+        ));
+    }
     if wants("is") && own_features {
         return Err(cfg("the Inception Score needs --inception PATH (pytorch-fid's pt_inception-2015-12-05-*.pth) or --classifier CHECKPOINT (t2i train --model classifier)"));
     }
@@ -78,7 +216,6 @@ pub fn generated_metrics(
     };
     let kind = ck.meta("model")?.to_string();
     let g = crate::family::load_generator(ck, device)?;
-    let generate = |c: &[&str], s: u64| -> Result<Tensor> { Ok(g.generate(c, s)?.images) };
     let damsm = e
         .damsm
         .map(|p| -> Result<DamsmTrainer> {
@@ -110,6 +247,14 @@ pub fn generated_metrics(
         .map(|r| r.captions[rng.gen_range(0..r.captions.len())].clone())
         .collect();
     let classes: Vec<i64> = recs.iter().map(|r| r.class as i64).collect();
+    // a layout-conditioned model (GAWWN) draws at each real image's box or parts
+    let layouts = record_layouts(g.as_ref(), &recs)?;
+    let generate = |c: &[&str], k: usize, s: u64| -> Result<Tensor> {
+        Ok(match &layouts {
+            Some(l) => g.generate_at(c, &l[k * 50..k * 50 + c.len()], s)?.images,
+            None => g.generate(c, s)?.images,
+        })
+    };
     if let Some(d) = &e.samples_dir {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
@@ -135,7 +280,7 @@ pub fn generated_metrics(
             None => {
                 let c: Vec<&str> = chunk.iter().map(String::as_str).collect();
                 let x = quantize(
-                    &generate(&c, seed.wrapping_add(k as u64))?.to_device(tch::Device::Cpu),
+                    &generate(&c, k, seed.wrapping_add(k as u64))?.to_device(tch::Device::Cpu),
                 );
                 if let Some(f) = &file {
                     let tmp = f.with_extension("tmp");
@@ -189,6 +334,55 @@ pub fn generated_metrics(
             100.0 * r.mean,
             100.0 * r.std
         ));
+    }
+    if wants("control") {
+        let path = e
+            .part_locator
+            .ok_or_else(|| cfg("control needs --part-locator"))?;
+        let layouts = layouts.as_ref().ok_or_else(|| {
+            cfg("control scores a model that draws at boxes or keypoints (GAWWN)")
+        })?;
+        let locator = crate::train::part_locator::PartLocatorModel::load(path, device)?;
+        let c = located_control(&locator, &images, layouts, &recs, size)?;
+        lines.push(format!(
+            "control read by the part locator {} (held-out real images: box IoU {:.3}, part error {:.1}%): samples' box IoU {:.3} (real test images at the same boxes {:.3}){}",
+            path.display(),
+            locator.held_out.map_or(f64::NAN, |h| h.box_iou),
+            100.0 * locator.held_out.map_or(f64::NAN, |h| h.part_error),
+            c.box_iou,
+            c.real_box_iou,
+            c.part_error.map_or(String::new(), |p| format!(
+                ", part error {:.1}% of the side (real {:.1}%)",
+                100.0 * p,
+                100.0 * c.real_part_error.unwrap_or(f64::NAN)
+            ))
+        ));
+        v["control"] = serde_json::to_value(c).map_err(|e| cfg(&e.to_string()))?;
+        v["part_locator"] = serde_json::json!(path.display().to_string());
+        if g.controls().keypoints {
+            use crate::eval::control::{completion_line, completion_scores, mean_set, KeypointSet};
+            let sets = |l: &[crate::family::Layout]| -> Vec<KeypointSet> {
+                l.iter()
+                    .filter_map(|x| match x {
+                        crate::family::Layout::Keypoints(k) => Some(k.clone()),
+                        crate::family::Layout::Box(_) => None,
+                    })
+                    .collect()
+            };
+            let train = crate::data::cub::Cub::open(
+                root,
+                CubSplit::Train,
+                crate::data::cub::CaptionLayout::Auto,
+            )?;
+            let train_recs: Vec<&crate::data::cub::CubRecord> = train.records.iter().collect();
+            let train_sets = sets(&record_layouts(g.as_ref(), &train_recs)?.unwrap_or_default());
+            let k = caps.len().min(200);
+            let real = sets(&layouts[..k]);
+            let comp =
+                completion_scores(g.as_ref(), &caps[..k], &real, &mean_set(&train_sets), seed)?;
+            lines.push(completion_line(&comp));
+            v["completion"] = serde_json::to_value(comp).map_err(|e| cfg(&e.to_string()))?;
+        }
     }
     if wants("fid") || wants("kid") || wants("is") {
         // the split's real images, box-cropped and centred at the samples' size

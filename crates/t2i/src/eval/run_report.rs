@@ -217,6 +217,7 @@ pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
             cache: &cache,
             num_samples: a.num_samples,
             flip_average: a.flip_average.then_some(true),
+            part_locator: None,
             samples_dir: Some(a.samples_dir.clone().unwrap_or_else(|| {
                 out_dir.join(format!(
                     "samples-step{}-seed{}-n{}",
@@ -298,6 +299,7 @@ pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
                     num_samples: 0,
                     samples_dir: None,
                     flip_average: a.flip_average.then_some(true),
+                    part_locator: None,
                 };
                 let (v, _) = crate::eval::dataset::generated_metrics(&e, &cks, root, a.over_steps)?;
                 curve.push((

@@ -311,6 +311,9 @@ pub fn evaluate(
     if ctl.boxes || ctl.keypoints {
         v["control"] = json!(crate::eval::control::control_scores(model, data, n, seed)?);
     }
+    if ctl.keypoints {
+        v["completion"] = json!(keypoint_completion(model, &shapes, n.min(200), seed)?);
+    }
     if ctl.style_transfer {
         let k = n.clamp(2, 200);
         if let Some(auroc) = style_auroc(model, &shapes, k)? {
@@ -323,6 +326,28 @@ pub fn evaluate(
         }
     }
     Ok(v)
+}
+
+/// G_k's completions of one keypoint of the first `n` test objects, against
+/// the test split's sets and the mean of the training split's.
+fn keypoint_completion(
+    model: &dyn Generator,
+    shapes: &Shapes,
+    n: usize,
+    seed: u64,
+) -> Result<crate::eval::control::CompletionScores> {
+    use crate::eval::control::{completion_scores, mean_set, KeypointSet};
+    let size = shapes.config.image_size as f32;
+    let set = |s: &crate::data::shapes::ShapesSample| -> KeypointSet {
+        s.objects[0].keypoint_fractions(size).map(Some).to_vec()
+    };
+    let test: Vec<_> = (0..n).map(|i| shapes.sample(Split::Test, i)).collect();
+    let train: Vec<KeypointSet> = (0..shapes.len(Split::Train).min(1000))
+        .map(|i| set(&shapes.sample(Split::Train, i)))
+        .collect();
+    let captions: Vec<String> = test.iter().map(|s| s.captions[0].clone()).collect();
+    let real: Vec<KeypointSet> = test.iter().map(set).collect();
+    completion_scores(model, &captions, &real, &mean_set(&train), seed)
 }
 
 /// The lines that show an [`evaluate`] result.
@@ -371,6 +396,12 @@ pub fn summary_lines(v: &serde_json::Value) -> Vec<String> {
                 untrained.as_deref(),
             ));
         }
+    }
+    if let Some(c) = v
+        .get("completion")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+    {
+        lines.push(crate::eval::control::completion_line(&c));
     }
     if let Some(a) = v.get("style_auroc") {
         lines.push(format!(
