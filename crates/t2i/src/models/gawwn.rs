@@ -76,13 +76,6 @@ pub struct GawwnConfig {
     /// check both, so G must draw both.
     #[serde(default)]
     pub hard_negative_prob: f64,
-    /// Weight of the fixed matching critic on G (AttnGAN's DAMSM loss with
-    /// the shapes text encoder's image side, as GAN-INT-CLS `tiny-plus`; 0
-    /// in the paper): G's images must be retrieved by their own captions.
-    /// A text encoder without an image side (CUB's char-CNN-RNN) trains
-    /// without it, and the run says so.
-    #[serde(default)]
-    pub match_weight: f64,
 }
 
 impl GawwnConfig {
@@ -106,12 +99,10 @@ impl GawwnConfig {
             cls_weight: 0.5,
             keypoint_keep_prob: 0.1,
             hard_negative_prob: 0.0,
-            match_weight: 0.0,
         }
     }
     /// CPU preset: 32x32, M 8, narrow widths, 128-d text, batch 32, Adam
-    /// 5e-4 (as GAN-INT-CLS `tiny`), hard negatives half the time, the
-    /// matching critic.
+    /// 5e-4 (as GAN-INT-CLS `tiny`), hard negatives half the time.
     pub fn tiny() -> Self {
         Self {
             preset: "tiny".into(),
@@ -125,7 +116,6 @@ impl GawwnConfig {
             batch_size: 32,
             lr: 5e-4,
             hard_negative_prob: 0.5,
-            match_weight: 1.0,
             ..Self::paper()
         }
     }

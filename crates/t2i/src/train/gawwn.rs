@@ -226,8 +226,6 @@ struct Trainer {
     data_config: RunData,
     /// Test captions and layouts of the sample grids.
     sample: SampleSet,
-    /// The fixed matching critic of `match_weight`.
-    matcher: Option<(nn::VarStore, crate::text::gru::JointImageEncoder)>,
 }
 
 fn bce(s: &Tensor, target: f64) -> Tensor {
@@ -280,7 +278,6 @@ impl Trainer {
             data,
             data_config,
             sample,
-            matcher: None,
         })
     }
 
@@ -306,16 +303,7 @@ impl Trainer {
 
         // G: D should call the fakes real
         let s_f2 = self.d.forward_t(&fake, &b.right, layout, true);
-        let mut loss_g = generator_loss(&s_f2);
-        if let Some((_, theta)) = &self.matcher {
-            // AttnGAN's DAMSM loss (eq. 11-12, image to text), the wrong
-            // sentences as extra candidates
-            let v = theta.forward_t(&fake, false); // [batch, text_dim]
-            let all = Tensor::cat(&[&b.right, &b.wrong], 0); // [2 batch, text_dim]
-            let matching =
-                crate::models::gan_int_cls::contrastive_loss(&v, &all, b.also_right.as_ref(), 0.1);
-            loss_g += matching * c.match_weight;
-        }
+        let loss_g = generator_loss(&s_f2);
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
@@ -642,13 +630,7 @@ impl TypedFamily for GawwnFamily {
             }
         };
         let (data, sample) = shapes_data(&model, &shapes)?;
-        let text_source = model.encoder.source().to_string();
         let mut t = Trainer::new(model, data, RunData::Shapes(shapes_cfg), sample, ctx.seed)?;
-        if t.model.config.match_weight > 0.0 {
-            let p = super::text_encoder::matching_image_path(Path::new(&text_source));
-            let (vs, enc) = super::text_encoder::load_matching_image(&p, device)?;
-            t.matcher = Some((vs, enc));
-        }
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
