@@ -342,6 +342,24 @@ pub fn completion_scores(
     training_mean: &[Option<[f32; 2]>],
     seed: u64,
 ) -> Result<CompletionScores> {
+    completion_scores_with(
+        |cap, given, s| model.complete_keypoints(cap, given, s),
+        captions,
+        real,
+        training_mean,
+        seed,
+    )
+}
+
+/// [`completion_scores`] of any completion function `complete(caption,
+/// given, noise seed)`.
+pub fn completion_scores_with(
+    complete: impl Fn(&str, &KeypointSet, u64) -> Result<KeypointSet>,
+    captions: &[String],
+    real: &[KeypointSet],
+    training_mean: &[Option<[f32; 2]>],
+    seed: u64,
+) -> Result<CompletionScores> {
     use rand::Rng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut s = CompletionScores::default();
@@ -360,8 +378,8 @@ pub fn completion_scores(
             .filter(|(k, _)| *k != i)
             .map(|(_, r)| r.clone())
             .collect();
-        let a = model.complete_keypoints(cap, &given, seed.wrapping_add(2 * i as u64))?;
-        let b = model.complete_keypoints(cap, &given, seed.wrapping_add(2 * i as u64 + 1))?;
+        let a = complete(cap, &given, seed.wrapping_add(2 * i as u64))?;
+        let b = complete(cap, &given, seed.wrapping_add(2 * i as u64 + 1))?;
         let g = set[j].unwrap_or_default();
         let moved = a[j].map_or(1.0, |p| (p[0] - g[0]).abs().max((p[1] - g[1]).abs()));
         s.given_moved = s.given_moved.max(moved as f64);

@@ -272,6 +272,15 @@ impl<'a> Seq<'a> {
         self.seq = self.seq.add(BatchNorm::new(q, c, init));
         self
     }
+    /// BatchNorm over `c` channels when `on`; otherwise nothing (the
+    /// index is still taken, so later layers keep their names).
+    pub fn bn_if(mut self, on: bool, c: i64) -> Self {
+        if on {
+            return self.bn(c);
+        }
+        self.idx += 1;
+        self
+    }
     /// A parameter-free layer (activation, upsampling) taking one index.
     pub fn act(mut self, f: fn(&Tensor) -> Tensor) -> Self {
         self.idx += 1;

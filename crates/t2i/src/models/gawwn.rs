@@ -76,6 +76,20 @@ pub struct GawwnConfig {
     /// check both, so G must draw both.
     #[serde(default)]
     pub hard_negative_prob: f64,
+    /// D_k normalises its hidden layers with BatchNorm, weights N(0, 0.02)
+    /// (the reference code). Off: no BatchNorm, PyTorch's default init; on
+    /// shapes the reference D_k wins at once and G_k learns nothing
+    /// (docs/experiments.md).
+    #[serde(default = "yes")]
+    pub dk_batch_norm: bool,
+    /// Weight of an L1 term that pulls G_k's drawn keypoints (those not
+    /// given) to the real set's (0 in the paper).
+    #[serde(default)]
+    pub gk_l1_weight: f64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl GawwnConfig {
@@ -99,10 +113,13 @@ impl GawwnConfig {
             cls_weight: 0.5,
             keypoint_keep_prob: 0.1,
             hard_negative_prob: 0.0,
+            dk_batch_norm: true,
+            gk_l1_weight: 0.0,
         }
     }
     /// CPU preset: 32x32, M 8, narrow widths, 128-d text, batch 32, Adam
-    /// 5e-4 (as GAN-INT-CLS `tiny`), hard negatives half the time.
+    /// 5e-4 (as GAN-INT-CLS `tiny`), hard negatives half the time; D_k
+    /// without BatchNorm and an L1 term for G_k.
     pub fn tiny() -> Self {
         Self {
             preset: "tiny".into(),
@@ -116,6 +133,8 @@ impl GawwnConfig {
             batch_size: 32,
             lr: 5e-4,
             hard_negative_prob: 0.5,
+            dk_batch_norm: false,
+            gk_l1_weight: 1.0,
             ..Self::paper()
         }
     }
@@ -770,14 +789,20 @@ pub struct KeypointDiscriminator {
 
 impl KeypointDiscriminator {
     pub fn new(p: nn::Path, c: &GawwnConfig) -> Self {
-        let (ndf, k3, init) = (c.ndf, c.parts * 3, InitKind::DcGan);
+        let bn = c.dk_batch_norm;
+        let init = if bn {
+            InitKind::DcGan
+        } else {
+            InitKind::PyTorch
+        };
+        let (ndf, k3) = (c.ndf, c.parts * 3);
         let branch = |name: &str, din: i64| {
             Seq::new(&p / name, init)
                 .linear(din, ndf * 4)
-                .bn(ndf * 4)
+                .bn_if(bn, ndf * 4)
                 .act(layers::lrelu)
                 .linear(ndf * 4, ndf * 2)
-                .bn(ndf * 2)
+                .bn_if(bn, ndf * 2)
                 .act(layers::lrelu)
                 .done()
         };
@@ -786,7 +811,7 @@ impl KeypointDiscriminator {
             text: branch("text", c.text_dim),
             head: Seq::new(&p / "head", init)
                 .linear(ndf * 4, ndf * 2)
-                .bn(ndf * 2)
+                .bn_if(bn, ndf * 2)
                 .act(layers::lrelu)
                 .linear(ndf * 2, 1)
                 .done(),

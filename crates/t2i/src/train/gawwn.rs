@@ -17,7 +17,7 @@ use crate::family::{
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::gawwn::{
     discriminator_loss, generator_loss, Condition, Discriminator, GawwnConfig, GawwnModel,
-    KeypointDiscriminator, SHAPES_PARTS,
+    KeypointCompleter, KeypointDiscriminator, SHAPES_PARTS,
 };
 use crate::rng::step_seed;
 use crate::text::{GruEncoderConfig, TextEncoder};
@@ -214,18 +214,83 @@ struct Trainer {
     model: GawwnModel,
     d_vs: nn::VarStore,
     d: Discriminator,
-    dk_vs: nn::VarStore,
-    dk: Option<KeypointDiscriminator>,
+    /// D_k and the optimisers of G_k and D_k (keypoint models).
+    keypoint_gan: Option<KeypointGan>,
     opt_g: Adam,
     opt_d: Adam,
-    opt_gk: Adam,
-    opt_dk: Adam,
     step: i64,
     seed: u64,
     data: EmbeddedImages,
     data_config: RunData,
     /// Test captions and layouts of the sample grids.
     sample: SampleSet,
+}
+
+/// The keypoint generator's adversarial training (`main_gen_keypoints.lua`):
+/// D_k and the optimisers of G_k and D_k.
+pub struct KeypointGan {
+    dk_vs: nn::VarStore,
+    dk: KeypointDiscriminator,
+    opt_gk: Adam,
+    opt_dk: Adam,
+    config: GawwnConfig,
+}
+
+impl KeypointGan {
+    /// D_k (fresh weights) and the optimisers of `gk_vs` (G_k's weights)
+    /// and D_k.
+    pub fn new(gk_vs: &nn::VarStore, c: &GawwnConfig, device: Device) -> Self {
+        let dk_vs = nn::VarStore::new(device);
+        let dk = KeypointDiscriminator::new(dk_vs.root(), c);
+        let adam = |vs: &nn::VarStore| Adam::new(vs, c.lr, c.beta1, 0.999);
+        Self {
+            opt_gk: adam(gk_vs),
+            opt_dk: adam(&dk_vs),
+            dk_vs,
+            dk,
+            config: c.clone(),
+        }
+    }
+
+    /// One D_k and one G_k update on the real sets `layout` (`[batch, K,
+    /// 3]`, visibility in the last column) with their sentence vectors `t`:
+    /// each visible keypoint is given to G_k with P = `keypoint_keep_prob`.
+    /// Returns D_k's and G_k's losses.
+    pub fn step(
+        &mut self,
+        gk: &KeypointCompleter,
+        layout: &Tensor,
+        t: &Tensor,
+        seed: u64,
+    ) -> (f64, f64) {
+        let c = &self.config;
+        let n = layout.size()[0];
+        let vis = layout.select(2, 2).gt(0.5).to_kind(Kind::Float); // [batch, K]
+        let real = layout * vis.unsqueeze(-1); // invisible parts all zero
+        let keep = crate::rng::uniform_like(&vis, seed ^ 0x6B)
+            .lt(c.keypoint_keep_prob)
+            .to_kind(Kind::Float)
+            * &vis;
+        let given = &real * keep.unsqueeze(-1);
+        let zk = crate::rng::normal(n, c.z_dim, seed ^ 0x6B6B, layout.device());
+        let kfake = gk.forward_t(&zk, t, &given, &keep, true); // [batch, K, 3]
+        let loss_dk = bce(&self.dk.forward_t(&real, t, true), 1.0)
+            + bce(&self.dk.forward_t(&kfake.detach(), t, true), 0.0);
+        self.opt_dk.zero_grad();
+        loss_dk.backward();
+        self.opt_dk.step();
+        let mut loss_gk = bce(&self.dk.forward_t(&kfake, t, true), 1.0);
+        if c.gk_l1_weight > 0.0 {
+            let drawn = keep.ones_like().g_sub(&keep).unsqueeze(-1); // [batch, K, 1]
+            let l1 = ((&kfake - &real).abs() * &drawn).sum(Kind::Float)
+                / (drawn.sum(Kind::Float) * 3.0 + 1.0);
+            loss_gk = loss_gk + l1 * c.gk_l1_weight;
+        }
+        self.opt_gk.zero_grad();
+        loss_gk.backward();
+        self.opt_gk.step();
+        (loss_dk.double_value(&[]), loss_gk.double_value(&[]))
+    }
 }
 
 fn bce(s: &Tensor, target: f64) -> Tensor {
@@ -259,20 +324,16 @@ impl Trainer {
         let c = model.config.clone();
         let d_vs = nn::VarStore::new(device);
         let d = Discriminator::new(d_vs.root(), &c);
-        let dk_vs = nn::VarStore::new(device);
-        let dk = (c.condition == Condition::Keypoints)
-            .then(|| KeypointDiscriminator::new(dk_vs.root(), &c));
+        let keypoint_gan = (c.condition == Condition::Keypoints)
+            .then(|| KeypointGan::new(&model.gk_vs, &c, device));
         let adam = |vs: &nn::VarStore| Adam::new(vs, c.lr, c.beta1, 0.999);
         Ok(Trainer {
             opt_g: adam(&model.g_vs),
             opt_d: adam(&d_vs),
-            opt_gk: adam(&model.gk_vs),
-            opt_dk: adam(&dk_vs),
             model,
             d_vs,
             d,
-            dk_vs,
-            dk,
+            keypoint_gan,
             step: 0,
             seed,
             data,
@@ -315,28 +376,10 @@ impl Trainer {
             ("d_wrong".to_string(), prob(&s_w)),
             ("d_fake".to_string(), prob(&s_f)),
         ];
-        if let (Some(gk), Some(dk)) = (&self.model.gk, &self.dk) {
-            // G_k: each visible keypoint given with P = keypoint_keep_prob
-            let vis = layout.select(2, 2).gt(0.5).to_kind(Kind::Float); // [batch, K]
-            let real = layout * vis.unsqueeze(-1);
-            let keep = crate::rng::uniform_like(&vis, seed ^ 0x6B)
-                .lt(c.keypoint_keep_prob)
-                .to_kind(Kind::Float)
-                * &vis;
-            let given = &real * keep.unsqueeze(-1);
-            let zk = crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x6B6B, dev);
-            let kfake = gk.forward_t(&zk, &b.right, &given, &keep, true);
-            let loss_dk = bce(&dk.forward_t(&real, &b.right, true), 1.0)
-                + bce(&dk.forward_t(&kfake.detach(), &b.right, true), 0.0);
-            self.opt_dk.zero_grad();
-            loss_dk.backward();
-            self.opt_dk.step();
-            let loss_gk = bce(&dk.forward_t(&kfake, &b.right, true), 1.0);
-            self.opt_gk.zero_grad();
-            loss_gk.backward();
-            self.opt_gk.step();
-            m.push(("loss_dk".into(), loss_dk.double_value(&[])));
-            m.push(("loss_gk".into(), loss_gk.double_value(&[])));
+        if let (Some(gk), Some(kg)) = (&self.model.gk, &mut self.keypoint_gan) {
+            let (loss_dk, loss_gk) = kg.step(gk, layout, &b.right, seed);
+            m.push(("loss_dk".into(), loss_dk));
+            m.push(("loss_gk".into(), loss_gk));
         }
         self.step += 1;
         m
@@ -373,11 +416,11 @@ impl Trainer {
         tensors.extend(m.encoder.tensors());
         tensors.extend(self.opt_g.state("optim.G"));
         tensors.extend(self.opt_d.state("optim.D"));
-        if m.gk.is_some() {
+        if let Some(kg) = &self.keypoint_gan {
             tensors.extend(checkpoint::named(&m.gk_vs, "Gk"));
-            tensors.extend(checkpoint::named(&self.dk_vs, "Dk"));
-            tensors.extend(self.opt_gk.state("optim.Gk"));
-            tensors.extend(self.opt_dk.state("optim.Dk"));
+            tensors.extend(checkpoint::named(&kg.dk_vs, "Dk"));
+            tensors.extend(kg.opt_gk.state("optim.Gk"));
+            tensors.extend(kg.opt_dk.state("optim.Dk"));
         }
         checkpoint::save(path, &meta, &tensors)
     }
@@ -389,14 +432,10 @@ impl Trainer {
         let bad = |e: String| Error::Checkpoint(e);
         self.opt_g.load_state("optim.G", &ck.tensors).map_err(bad)?;
         self.opt_d.load_state("optim.D", &ck.tensors).map_err(bad)?;
-        if self.dk.is_some() {
-            ck.load_into(&mut self.dk_vs, "Dk")?;
-            self.opt_gk
-                .load_state("optim.Gk", &ck.tensors)
-                .map_err(bad)?;
-            self.opt_dk
-                .load_state("optim.Dk", &ck.tensors)
-                .map_err(bad)?;
+        if let Some(kg) = &mut self.keypoint_gan {
+            ck.load_into(&mut kg.dk_vs, "Dk")?;
+            kg.opt_gk.load_state("optim.Gk", &ck.tensors).map_err(bad)?;
+            kg.opt_dk.load_state("optim.Dk", &ck.tensors).map_err(bad)?;
         }
         self.step = ck
             .meta("step")?
