@@ -86,6 +86,11 @@ pub struct GawwnConfig {
     /// given) to the real set's (0 in the paper).
     #[serde(default)]
     pub gk_l1_weight: f64,
+    /// Decay of the running average of G's weights that generates (0: the
+    /// trained weights generate, as in the paper); read with standing
+    /// batch-norm statistics.
+    #[serde(default)]
+    pub ema_decay: f64,
 }
 
 fn yes() -> bool {
@@ -115,6 +120,7 @@ impl GawwnConfig {
             hard_negative_prob: 0.0,
             dk_batch_norm: true,
             gk_l1_weight: 0.0,
+            ema_decay: 0.0,
         }
     }
     /// CPU preset: 32x32, M 8, narrow widths, 128-d text, batch 32, Adam
@@ -922,6 +928,11 @@ impl GawwnModel {
             m.default_box = ck.json_meta("default_box")?;
         }
         ck.load_into(&mut m.g_vs, "G")?;
+        if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
+            // the running average generates, with its own batch-norm statistics
+            crate::checkpoint::load_trainable(&m.g_vs, ck, "G_avg")?;
+            crate::checkpoint::load_buffers(&m.g_vs, ck, "G_avg")?;
+        }
         if m.gk.is_some() {
             ck.load_into(&mut m.gk_vs, "Gk")?;
         }

@@ -107,3 +107,38 @@ impl WeightAverage {
         r
     }
 }
+
+/// Batches of G's forward pass that re-estimate its batch-norm statistics
+/// (momentum 0.1: after 50 batches the old values keep a weight of 0.5%).
+pub const STANDING_BATCHES: i64 = 50;
+
+/// Re-estimates the batch-norm running statistics of `vs` for the weights
+/// it has now ("standing statistics", BigGAN, Brock et al. 2019, app.
+/// C.1): `forward(k)` runs G in training mode on batch `k` of
+/// [`STANDING_BATCHES`] (fixed seeds). A running average of G's weights
+/// needs them: the statistics tracked in training belong to the trained
+/// weights. Returns the statistics it replaced (for [`restore_buffers`]).
+pub fn set_standing_stats(
+    vs: &nn::VarStore,
+    mut forward: impl FnMut(i64),
+) -> Vec<(Tensor, Tensor)> {
+    let live = crate::checkpoint::buffers(vs)
+        .into_iter()
+        .map(|(_, b)| (b.copy(), b))
+        .collect();
+    tch::no_grad(|| {
+        for k in 0..STANDING_BATCHES {
+            forward(k);
+        }
+    });
+    live
+}
+
+/// Puts back batch-norm statistics saved by [`set_standing_stats`].
+pub fn restore_buffers(saved: Vec<(Tensor, Tensor)>) {
+    tch::no_grad(|| {
+        for (old, b) in saved {
+            b.shallow_clone().copy_(&old);
+        }
+    });
+}

@@ -2,7 +2,7 @@
 //! al. 2016) and the style encoder S (sec. 4.4), with run folders, resumable
 //! checkpoints and periodic sample grids.
 
-use super::ema::WeightAverage;
+use super::ema::{restore_buffers, set_standing_stats, WeightAverage};
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
 use super::text_encoder::TextPhase;
@@ -471,34 +471,19 @@ impl Trainer {
         }
     }
 
-    /// Re-estimates G's batch-norm running statistics for the weights G has
-    /// now ("standing statistics", BigGAN, Brock et al. 2019, app. C.1):
-    /// G in training mode over `STANDING_BATCHES` batches of training
-    /// captions and noise, all from fixed seeds. The running average of G's
-    /// weights needs them: the statistics tracked in training belong to the
-    /// trained weights, and the average read through them scored 3 points
-    /// lower on held-in joint accuracy (docs/BENCHMARKS.md, session 12).
-    /// Returns the statistics it replaced (for [`restore_buffers`]).
+    /// Standing batch-norm statistics of G for the weights it has now
+    /// ([`set_standing_stats`]): training captions and noise. The average
+    /// read through the trained weights' statistics scored 3 points lower
+    /// on held-in joint accuracy (docs/BENCHMARKS.md, session 12).
     fn set_standing_stats(&self) -> Vec<(Tensor, Tensor)> {
         let c = &self.model.config;
-        let live = buffers(&self.model.g_vs)
-            .into_iter()
-            .map(|(_, b)| (b.copy(), b))
-            .collect();
         let seed = self.seed ^ 0x57A4D;
-        tch::no_grad(|| {
-            for k in 0..STANDING_BATCHES {
-                let h = self.data.pairs(seed, k, c.batch_size, 0.0).right;
-                let z = crate::rng::normal(
-                    c.batch_size,
-                    c.z_dim,
-                    step_seed(seed, k),
-                    self.model.device,
-                );
-                let _ = self.model.g.forward_t(&z, &h, true);
-            }
-        });
-        live
+        set_standing_stats(&self.model.g_vs, |k| {
+            let h = self.data.pairs(seed, k, c.batch_size, 0.0).right;
+            let z =
+                crate::rng::normal(c.batch_size, c.z_dim, step_seed(seed, k), self.model.device);
+            let _ = self.model.g.forward_t(&z, &h, true);
+        })
     }
 
     /// Makes the live G the running average for good, with its standing
@@ -522,19 +507,6 @@ impl Trainer {
         }
         Ok(grid(&rows, 2))
     }
-}
-
-/// Batches of G's forward pass that re-estimate its batch-norm statistics
-/// (momentum 0.1: after 50 batches the old values keep a weight of 0.5%).
-const STANDING_BATCHES: i64 = 50;
-
-/// Puts back batch-norm statistics saved by `set_standing_stats`.
-fn restore_buffers(saved: Vec<(Tensor, Tensor)>) {
-    tch::no_grad(|| {
-        for (old, b) in saved {
-            b.shallow_clone().copy_(&old);
-        }
-    });
 }
 
 /// Style transfer (sec. 5.3): x^ = G(S(x_query), phi(t_new)).

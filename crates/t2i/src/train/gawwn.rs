@@ -3,6 +3,7 @@
 //! and for keypoint models the keypoint generator G_k against D_k
 //! (`models::gawwn`). Shapes data with continuous object sizes and places.
 
+use super::ema::{restore_buffers, set_standing_stats, WeightAverage};
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
 use super::text_encoder::TextPhase;
@@ -216,6 +217,8 @@ struct Trainer {
     d: Discriminator,
     /// D_k and the optimisers of G_k and D_k (keypoint models).
     keypoint_gan: Option<KeypointGan>,
+    /// Running average of G's weights (`ema_decay` > 0).
+    g_avg: Option<WeightAverage>,
     opt_g: Adam,
     opt_d: Adam,
     step: i64,
@@ -327,7 +330,10 @@ impl Trainer {
         let keypoint_gan = (c.condition == Condition::Keypoints)
             .then(|| KeypointGan::new(&model.gk_vs, &c, device));
         let adam = |vs: &nn::VarStore| Adam::new(vs, c.lr, c.beta1, 0.999);
+        let g_avg =
+            (c.ema_decay > 0.0).then(|| WeightAverage::with_warmup(&model.g_vs, c.ema_decay));
         Ok(Trainer {
+            g_avg,
             opt_g: adam(&model.g_vs),
             opt_d: adam(&d_vs),
             model,
@@ -368,6 +374,9 @@ impl Trainer {
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
+        if let Some(a) = &mut self.g_avg {
+            a.update();
+        }
         let prob = |s: &Tensor| s.sigmoid().mean(Kind::Float).double_value(&[]);
         let mut m = vec![
             ("loss_d".to_string(), loss_d.double_value(&[])),
@@ -412,6 +421,16 @@ impl Trainer {
         meta.insert("versions".into(), crate::versions());
         meta.insert("device".into(), crate::device::device_name(m.device));
         let mut tensors = checkpoint::named(&m.g_vs, "G");
+        if let Some(a) = &self.g_avg {
+            tensors.extend(a.named("G_avg"));
+            let standing = self.generating(|| {
+                checkpoint::buffers(&m.g_vs)
+                    .into_iter()
+                    .map(|(n, b)| (format!("G_avg.{n}"), b.copy()))
+                    .collect::<Vec<_>>()
+            });
+            tensors.extend(standing);
+        }
         tensors.extend(checkpoint::named(&self.d_vs, "D"));
         tensors.extend(m.encoder.tensors());
         tensors.extend(self.opt_g.state("optim.G"));
@@ -429,6 +448,12 @@ impl Trainer {
     /// loaded with [`GawwnModel::from_checkpoint`]).
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
         ck.load_into(&mut self.d_vs, "D")?;
+        if let Some(a) = &mut self.g_avg {
+            // the model was loaded with the average: the trained weights go on
+            ck.load_into(&mut self.model.g_vs, "G")?;
+            a.restore(ck, "G_avg")?;
+            a.updates = ck.meta("step")?.parse().unwrap_or(0);
+        }
         let bad = |e: String| Error::Checkpoint(e);
         self.opt_g.load_state("optim.G", &ck.tensors).map_err(bad)?;
         self.opt_d.load_state("optim.D", &ck.tensors).map_err(bad)?;
@@ -446,7 +471,40 @@ impl Trainer {
 
     /// A grid: each sample caption with its test layout, 8 noises, the
     /// layout drawn over each image.
+    /// Runs `f` with the generator that generates: the trained G, or with
+    /// `ema_decay` the running average of its weights with standing
+    /// batch-norm statistics; then puts the trained G back.
+    fn generating<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.g_avg {
+            Some(a) => a.with_average(|| {
+                let live = self.set_standing_stats();
+                let out = f();
+                restore_buffers(live);
+                out
+            }),
+            None => f(),
+        }
+    }
+
+    /// Standing statistics of G ([`set_standing_stats`]): training
+    /// captions, layouts and noise from fixed seeds.
+    fn set_standing_stats(&self) -> Vec<(Tensor, Tensor)> {
+        let c = &self.model.config;
+        let seed = self.seed ^ 0x57A4D;
+        set_standing_stats(&self.model.g_vs, |k| {
+            let b = self.data.pairs(seed, k, c.batch_size, 0.0);
+            let layout = b.layout.as_ref().expect("layouts attached");
+            let z =
+                crate::rng::normal(c.batch_size, c.z_dim, step_seed(seed, k), self.model.device);
+            let _ = self.model.g.forward_t(&z, &b.right, layout, true);
+        })
+    }
+
     fn sample_grid(&self) -> Result<crate::imageio::Rgb> {
+        self.generating(|| self.sample_grid_inner())
+    }
+
+    fn sample_grid_inner(&self) -> Result<crate::imageio::Rgb> {
         let (caps, layouts) = &self.sample;
         let mut rows = Vec::new();
         for (cap, layout) in caps.iter().zip(layouts) {
@@ -838,6 +896,11 @@ impl FamilyTrainer for Trainer {
         interrupted: bool,
         eval_samples: usize,
     ) -> Result<Summary> {
+        if let Some(a) = self.g_avg.take() {
+            // the average generates from here on, as from the saved checkpoint
+            a.apply();
+            let _ = self.set_standing_stats();
+        }
         let RunData::Shapes(data) = &self.data_config else {
             return Ok(Summary::default());
         };
