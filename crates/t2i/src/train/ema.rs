@@ -142,3 +142,23 @@ pub fn restore_buffers(saved: Vec<(Tensor, Tensor)>) {
         }
     });
 }
+
+/// Runs `f` with the generator that generates: the trained weights when
+/// `avg` is `None`, otherwise the running average with the standing
+/// statistics that `standing` sets (and returns the old ones of); then
+/// puts the trained weights and statistics back.
+pub fn generating<T>(
+    avg: Option<&WeightAverage>,
+    standing: impl FnOnce() -> Vec<(Tensor, Tensor)>,
+    f: impl FnOnce() -> T,
+) -> T {
+    match avg {
+        Some(a) => a.with_average(|| {
+            let live = standing();
+            let out = f();
+            restore_buffers(live);
+            out
+        }),
+        None => f(),
+    }
+}

@@ -2,7 +2,7 @@
 //! al. 2016) and the style encoder S (sec. 4.4), with run folders, resumable
 //! checkpoints and periodic sample grids.
 
-use super::ema::{restore_buffers, set_standing_stats, WeightAverage};
+use super::ema::{self, restore_buffers, set_standing_stats, WeightAverage};
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
 use super::text_encoder::TextPhase;
@@ -456,19 +456,9 @@ impl Trainer {
         self.generating(|| self.sample_grid_inner(captions, cols))
     }
 
-    /// Runs `f` with the generator that generates: the trained G, or with
-    /// `ema_decay` the running average of its weights with standing
-    /// statistics in its batch norm; then puts the trained G back.
+    /// Runs `f` with the generator that generates ([`ema::generating`]).
     fn generating<T>(&self, f: impl FnOnce() -> T) -> T {
-        match &self.g_avg {
-            Some(a) => a.with_average(|| {
-                let live = self.set_standing_stats();
-                let out = f();
-                restore_buffers(live);
-                out
-            }),
-            None => f(),
-        }
+        ema::generating(self.g_avg.as_ref(), || self.set_standing_stats(), f)
     }
 
     /// Standing batch-norm statistics of G for the weights it has now

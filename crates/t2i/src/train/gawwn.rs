@@ -3,7 +3,7 @@
 //! and for keypoint models the keypoint generator G_k against D_k
 //! (`models::gawwn`). Shapes data with continuous object sizes and places.
 
-use super::ema::{restore_buffers, set_standing_stats, WeightAverage};
+use super::ema::{self, set_standing_stats, WeightAverage};
 use super::embedded::EmbeddedImages;
 use super::optim::Adam;
 use super::text_encoder::TextPhase;
@@ -287,7 +287,7 @@ impl KeypointGan {
             let drawn = keep.ones_like().g_sub(&keep).unsqueeze(-1); // [batch, K, 1]
             let l1 = ((&kfake - &real).abs() * &drawn).sum(Kind::Float)
                 / (drawn.sum(Kind::Float) * 3.0 + 1.0);
-            loss_gk = loss_gk + l1 * c.gk_l1_weight;
+            loss_gk += l1 * c.gk_l1_weight;
         }
         self.opt_gk.zero_grad();
         loss_gk.backward();
@@ -469,21 +469,9 @@ impl Trainer {
         Ok(())
     }
 
-    /// A grid: each sample caption with its test layout, 8 noises, the
-    /// layout drawn over each image.
-    /// Runs `f` with the generator that generates: the trained G, or with
-    /// `ema_decay` the running average of its weights with standing
-    /// batch-norm statistics; then puts the trained G back.
+    /// Runs `f` with the generator that generates ([`ema::generating`]).
     fn generating<T>(&self, f: impl FnOnce() -> T) -> T {
-        match &self.g_avg {
-            Some(a) => a.with_average(|| {
-                let live = self.set_standing_stats();
-                let out = f();
-                restore_buffers(live);
-                out
-            }),
-            None => f(),
-        }
+        ema::generating(self.g_avg.as_ref(), || self.set_standing_stats(), f)
     }
 
     /// Standing statistics of G ([`set_standing_stats`]): training
@@ -500,6 +488,8 @@ impl Trainer {
         })
     }
 
+    /// A grid: each sample caption with its test layout, 8 noises, the
+    /// layout drawn over each image.
     fn sample_grid(&self) -> Result<crate::imageio::Rgb> {
         self.generating(|| self.sample_grid_inner())
     }
