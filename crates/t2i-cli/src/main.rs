@@ -3,6 +3,7 @@
 mod commands;
 mod cub_cmds;
 mod demo;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     /// Turn an official PyTorch generator (.pth, either pickle format) into
     /// a t2i checkpoint that `generate` and `eval` use.
     Import(commands::ImportArgs),
+    /// Serve a local web app and JSON HTTP API over trained models.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +130,7 @@ fn main() {
         Command::Info(a) => commands::info(a),
         Command::Bench(a) => commands::bench(a),
         Command::Import(a) => commands::import(a),
+        Command::Serve(a) => serve::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -295,8 +295,9 @@ fn unsupported(family: &str, what: &str) -> Error {
     Error::Config(format!("{family} models do not support {what}"))
 }
 
-/// A trained model that draws images from text.
-pub trait Generator {
+/// A trained model that draws images from text (`Send`: the server's
+/// workers take turns with one loaded model).
+pub trait Generator: Send {
     /// The family's name.
     fn family(&self) -> &'static str;
     /// Side of the final images.

@@ -123,14 +123,24 @@ impl Rgb {
     pub fn load(path: &Path, size: u32) -> Result<Rgb> {
         let img =
             image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+        Ok(Self::resized(img, size))
+    }
+    /// Decodes an encoded image (PNG or JPEG bytes) and resizes it to
+    /// `size x size`.
+    pub fn decode(bytes: &[u8], size: u32) -> Result<Rgb> {
+        let img = image::load_from_memory(bytes)
+            .map_err(|e| Error::Image(format!("not a PNG or JPEG image: {e}")))?;
+        Ok(Self::resized(img, size))
+    }
+    fn resized(img: image::DynamicImage, size: u32) -> Rgb {
         let img = img
             .resize_exact(size, size, image::imageops::FilterType::Triangle)
             .to_rgb8();
-        Ok(Rgb {
+        Rgb {
             width: size,
             height: size,
             data: img.into_raw(),
-        })
+        }
     }
 }
 
