@@ -101,6 +101,7 @@ pub fn load_models(runs: &[PathBuf], device: tch::Device) -> Result<Vec<Arc<Mode
                 // only the built-in shapes data set stores its generator
                 // settings (`max_objects`...) as the checkpoint's `data`
                 .or_else(|| data_meta.get("max_objects").map(|_| "shapes".into()))
+                .or_else(|| run_data_name(&file))
                 .unwrap_or_else(|| "unknown".into()),
             image_size: g.image_size(),
             controls: g.controls(),
@@ -121,6 +122,16 @@ pub fn load_models(runs: &[PathBuf], device: tch::Device) -> Result<Vec<Arc<Mode
         }));
     }
     Ok(models)
+}
+
+/// The data set named by the run folder's `config.toml` of a checkpoint in
+/// `RUN/checkpoints/`.
+fn run_data_name(checkpoint: &std::path::Path) -> Option<String> {
+    let run = checkpoint.parent()?.parent()?;
+    let text = std::fs::read_to_string(run.join("config.toml")).ok()?;
+    let v: toml::Value = toml::from_str(&text).ok()?;
+    let name = v.get("config")?.get("data")?.get("name")?.as_str()?;
+    Some(name.to_string())
 }
 
 /// The app: API routes, the page, JSON 404s, the body limit.
