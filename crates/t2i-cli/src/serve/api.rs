@@ -273,6 +273,20 @@ pub struct GenerateRequest {
     sweep: Option<usize>,
 }
 
+/// Keypoints given as part name -> `[x, y]`, checked by the library's
+/// parser as the CLI's `--keypoints` are.
+fn keypoint_map(
+    k: &BTreeMap<String, [f64; 2]>,
+    info: &ModelInfo,
+) -> Result<Vec<Option<[f32; 2]>>, ApiError> {
+    let text: Vec<String> = k.iter().map(|(p, [x, y])| format!("{p}={x},{y}")).collect();
+    lib(t2i::placement::parse_keypoints(
+        &text.join(";"),
+        &info.parts,
+        info.image_size,
+    ))
+}
+
 fn layout_json(parts: &[String], l: &Layout, given: &[bool]) -> Value {
     match l {
         Layout::Box(b) => json!({ "box": b }),
@@ -329,15 +343,7 @@ pub async fn generate(
             .transpose()
             .map_err(ApiError::from_library)?,
         keypoints: match &r.keypoints {
-            Some(k) if !k.is_empty() => {
-                let text: Vec<String> =
-                    k.iter().map(|(p, [x, y])| format!("{p}={x},{y}")).collect();
-                Some(lib(t2i::placement::parse_keypoints(
-                    &text.join(";"),
-                    &info.parts,
-                    size,
-                ))?)
-            }
+            Some(k) if !k.is_empty() => Some(keypoint_map(k, &info)?),
             _ => None,
         },
         complete: r.complete_keypoints,
@@ -552,16 +558,7 @@ pub async fn keypoints(
     let given = if r.keypoints.is_empty() {
         vec![None; info.parts.len()]
     } else {
-        let text: Vec<String> = r
-            .keypoints
-            .iter()
-            .map(|(p, [x, y])| format!("{p}={x},{y}"))
-            .collect();
-        lib(t2i::placement::parse_keypoints(
-            &text.join(";"),
-            &info.parts,
-            info.image_size,
-        ))?
+        keypoint_map(&r.keypoints, &info)?
     };
     let seed = r.seed;
     s.with_model(model, move |g| {
