@@ -816,9 +816,60 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Load-test a running `t2i serve` at this address (http://HOST:PORT)
+    /// instead of timing a model in-process.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: generation requests in the burst.
+    #[arg(long, default_value_t = 200, requires = "server")]
+    pub requests: usize,
+    /// With --server: requests open at once (default: all of them).
+    #[arg(long, requires = "server")]
+    pub concurrency: Option<usize>,
+    /// With --server: images per request.
+    #[arg(long, default_value_t = 1, requires = "server")]
+    pub images: usize,
+    /// With --server: the model id to ask (default: the server's first).
+    #[arg(long, requires = "server")]
+    pub server_model: Option<String>,
+    /// With --server: the caption (default: one for the model's data set).
+    #[arg(long, requires = "server")]
+    pub caption: Option<String>,
+}
+
+/// `t2i bench --server URL`: the load test of a running server.
+fn bench_server(a: &BenchArgs, url: &str) -> Result<()> {
+    const MAX_REQUESTS: usize = 100_000;
+    if a.requests > MAX_REQUESTS {
+        bail!("--requests {} is more than {MAX_REQUESTS}", a.requests);
+    }
+    let plan = crate::serve::load::LoadPlan {
+        addr: crate::serve::load::parse_addr(url)?,
+        model: a.server_model.clone(),
+        caption: a.caption.clone(),
+        requests: a.requests,
+        concurrency: a.concurrency.unwrap_or(a.requests).min(a.requests).max(1),
+        images: a.images,
+        timeout: std::time::Duration::from_secs(600),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = rt.block_on(crate::serve::load::run(plan))?;
+    println!("{report}");
+    if let Some(p) = &a.json {
+        t2i::imageio::write_atomic(p, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    if let Some(url) = &a.server {
+        return bench_server(&a, url);
+    }
     if a.repeats == 0 {
         bail!("--repeats must be at least 1");
     }

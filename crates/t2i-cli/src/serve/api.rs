@@ -223,8 +223,27 @@ fn millis(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
 
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness plus what an operator watches: the queue and the memory.
+pub async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "pool": s.pool.stats(),
+        "rss_mib": proc_status_mib("VmRSS:"),
+        "peak_rss_mib": proc_status_mib("VmHWM:"),
+    }))
+}
+
+/// A memory figure of this process from `/proc/self/status` (Linux), in MiB.
+fn proc_status_mib(key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: f64 = line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 pub async fn models(State(s): State<Arc<AppState>>) -> Json<Value> {

@@ -4,6 +4,7 @@
 //! in the binary.
 
 pub mod api;
+pub mod load;
 pub mod pool;
 
 use anyhow::{bail, Context, Result};

@@ -5,6 +5,7 @@
 
 use super::api::ApiError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -14,6 +15,28 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Worker threads and their job queue.
 pub struct Pool {
     tx: SyncSender<Job>,
+    stats: Arc<Counters>,
+}
+
+/// What the pool has done since the start (`GET /api/health`).
+#[derive(Default)]
+struct Counters {
+    /// Jobs accepted into the queue.
+    accepted: AtomicU64,
+    /// Jobs a worker finished (answered or skipped as too late).
+    finished: AtomicU64,
+    /// Jobs refused because the queue was full.
+    refused: AtomicU64,
+}
+
+/// A snapshot of the pool's counters.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PoolStats {
+    /// Jobs waiting or running now.
+    pub in_flight: u64,
+    pub finished: u64,
+    /// Requests answered 503 because the queue was full.
+    pub refused: u64,
 }
 
 fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
@@ -40,7 +63,23 @@ impl Pool {
                 .name(format!("t2i-worker-{i}"))
                 .spawn(move || worker(rx))?;
         }
-        Ok(Pool { tx })
+        Ok(Pool {
+            tx,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let finished = self.stats.finished.load(Ordering::Relaxed);
+        PoolStats {
+            in_flight: self
+                .stats
+                .accepted
+                .load(Ordering::Relaxed)
+                .saturating_sub(finished),
+            finished,
+            refused: self.stats.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` on a worker and waits for its answer until `deadline`.
@@ -51,6 +90,7 @@ impl Pool {
         F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     {
         let (done, answer) = tokio::sync::oneshot::channel();
+        let stats = self.stats.clone();
         let job: Job = Box::new(move || {
             let result = if Instant::now() >= deadline {
                 Err(ApiError::timeout())
@@ -59,13 +99,22 @@ impl Pool {
                     Err(ApiError::internal("generation failed (internal error)"))
                 })
             };
+            stats.finished.fetch_add(1, Ordering::Relaxed);
             let _ = done.send(result);
         });
+        // counted before the send so a fast worker never finishes more
+        // jobs than were accepted
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(ApiError::busy()),
+            Err(TrySendError::Full(_)) => {
+                self.stats.accepted.fetch_sub(1, Ordering::Relaxed);
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::busy());
+            }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(ApiError::internal("the worker pool has stopped"))
+                self.stats.accepted.fetch_sub(1, Ordering::Relaxed);
+                return Err(ApiError::internal("the worker pool has stopped"));
             }
         }
         match tokio::time::timeout_at(deadline.into(), answer).await {
