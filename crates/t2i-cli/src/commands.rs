@@ -89,8 +89,13 @@ pub struct TrainArgs {
     pub cache: Option<PathBuf>,
     #[arg(long, default_value_t = 500)]
     pub sample_every: i64,
+    /// A checkpoint (`checkpoints/step-N.safetensors` and `last`) every
+    /// this many steps (0: only at the end).
     #[arg(long, default_value_t = 1000)]
     pub checkpoint_every: i64,
+    /// Step checkpoints kept, the newest (0: all); `last` is always kept.
+    #[arg(long, default_value_t = 3)]
+    pub keep_checkpoints: usize,
     /// Score the model with the shapes checker at the end (samples per
     /// split; 0: skip).
     #[arg(long, default_value_t = 500)]
@@ -244,6 +249,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             log_every: 20,
             sample_every: a.sample_every,
             checkpoint_every: a.checkpoint_every,
+            keep_checkpoints: a.keep_checkpoints,
             progress: true,
         },
         eval_samples: a.eval_samples,

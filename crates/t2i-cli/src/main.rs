@@ -92,6 +92,14 @@ enum DataCommand {
 fn main() {
     // before libtorch starts its threads, which inherit the setting
     t2i::device::flush_denormals();
+    // a write beyond the file-size limit (`ulimit -f`) then fails with an
+    // error the tool reports, instead of killing the process mid-write
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any thread
+    // starts has no memory-safety conditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("T2I_LOG")

@@ -1,7 +1,9 @@
 //! Checkpoint files: one safetensors file holding every tensor a run needs
 //! (networks, text encoder, optimiser moments) and, in its metadata, the
 //! resolved config, vocabulary, text-encoder description, step and seed.
-//! Written to a temporary file and renamed, so a crash never leaves half a file.
+//! Written to a temporary file, synced and renamed, so a crash never leaves
+//! half a file; the metadata carry a SHA-256 of the tensors, checked on every
+//! load, and non-finite weights are never written.
 
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, TensorView};
@@ -12,6 +14,24 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 /// Metadata key naming the file format.
 pub const FORMAT_KEY: &str = "t2i.format";
 pub const FORMAT: &str = "t2i-checkpoint-1";
+/// Metadata key of the SHA-256 (hex) of the tensors: names and data in name
+/// order. Checkpoints written before it existed load without the check.
+pub const CHECKSUM_KEY: &str = "t2i.sha256";
+
+/// The checksum of named tensor data, as stored under [`CHECKSUM_KEY`].
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<(&str, &[u8])> = tensors.collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    for (name, data) in sorted {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
@@ -80,7 +100,7 @@ pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
         .collect()
 }
 
-fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
+fn to_bytes(name: &str, t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
     let t = t.detach().to_device(Device::Cpu).contiguous();
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
     let n = t.numel();
@@ -98,6 +118,11 @@ fn to_bytes(t: &Tensor) -> Result<(Dtype, Vec<usize>, Vec<u8>)> {
             let t = t.to_kind(Kind::Float);
             let mut v = vec![0f32; n];
             t.copy_data(&mut v, n);
+            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+                return Err(Error::Checkpoint(format!(
+                    "refusing to save {name}: it holds a non-finite value ({x})"
+                )));
+            }
             Ok((
                 Dtype::F32,
                 shape,
@@ -115,7 +140,7 @@ pub fn save(
 ) -> Result<()> {
     let mut owned = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let (dtype, shape, data) = to_bytes(t)?;
+        let (dtype, shape, data) = to_bytes(name, t)?;
         owned.push((name.clone(), dtype, shape, data));
     }
     let views: Vec<(String, TensorView)> = owned
@@ -130,12 +155,48 @@ pub fn save(
     let mut meta: HashMap<String, String> =
         meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     meta.insert(FORMAT_KEY.into(), FORMAT.into());
+    meta.insert(
+        CHECKSUM_KEY.into(),
+        checksum(owned.iter().map(|(n, _, _, b)| (n.as_str(), b.as_slice()))),
+    );
     let bytes =
         safetensors::serialize(views, &Some(meta)).map_err(|e| Error::Checkpoint(e.to_string()))?;
     crate::imageio::write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint; a missing, truncated or foreign file is a clear error.
+/// The size of a safetensors file and its metadata, read from its header
+/// alone (without the tensors).
+pub fn read_header(path: &Path) -> Result<(u64, BTreeMap<String, String>)> {
+    use std::io::Read;
+    let bad = |why: &str| Error::Checkpoint(format!("{}: {why}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n)
+        .map_err(|_| bad("too short for a safetensors file"))?;
+    let n = u64::from_le_bytes(n);
+    if n > size.saturating_sub(8) || n > 100 << 20 {
+        return Err(bad("header length beyond the file"));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header)
+        .map_err(|_| bad("truncated header"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|_| bad("the header is not JSON"))?;
+    let meta = v
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((size, meta))
+}
+
+/// Reads a checkpoint; a missing, truncated, damaged or foreign file is a
+/// clear error naming the file.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bad = |why: String| {
@@ -155,6 +216,16 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         .collect();
     if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
         return Err(bad("no t2i format marker".into()));
+    }
+    if let Some(want) = meta.get(CHECKSUM_KEY) {
+        let tensors = st.tensors();
+        let got = checksum(tensors.iter().map(|(n, v)| (n.as_str(), v.data())));
+        if &got != want {
+            return Err(Error::Checkpoint(format!(
+                "{} is damaged: its tensors do not match the checksum it was written with",
+                path.display()
+            )));
+        }
     }
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {

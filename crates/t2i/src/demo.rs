@@ -92,6 +92,7 @@ pub fn run(a: &DemoOptions) -> Result<()> {
             log_every: 20,
             sample_every: 500,
             checkpoint_every: 1000,
+            keep_checkpoints: 3,
             progress: true,
         },
         eval_samples: 0,

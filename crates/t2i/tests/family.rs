@@ -145,6 +145,7 @@ fn every_family_trains_with_set_and_records_it_in_config_toml() {
                 log_every: 1,
                 sample_every: 0,
                 checkpoint_every: 0,
+                keep_checkpoints: 3,
                 progress: false,
             },
             eval_samples: 0,

@@ -16,6 +16,8 @@ pub struct Adam {
     pub eps: f64,
     /// Number of updates taken.
     pub step: i64,
+    /// Updates skipped because a gradient was not finite.
+    pub skipped: i64,
     names: Vec<String>,
     params: Vec<Tensor>,
     m: Vec<Tensor>,
@@ -39,6 +41,7 @@ impl Adam {
             beta2,
             eps: 1e-8,
             step: 0,
+            skipped: 0,
             names,
             params,
             m,
@@ -55,9 +58,33 @@ impl Adam {
         }
     }
 
+    /// Whether every gradient is finite (one reduction per tensor, one sync).
+    fn gradients_finite(&self) -> bool {
+        let peaks: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|p| p.grad())
+            .filter(|g| g.defined())
+            .map(|g| g.abs().max())
+            .collect();
+        if peaks.is_empty() {
+            return true;
+        }
+        // NaN propagates through max, inf stays inf
+        Tensor::stack(&peaks, 0).max().double_value(&[]).is_finite()
+    }
+
     /// One update: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     /// p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
-    pub fn step(&mut self) {
+    /// A gradient with a NaN or an infinity skips the update (the weights
+    /// and moments stay as they were; `skipped` counts it); returns whether
+    /// the update was taken.
+    pub fn step(&mut self) -> bool {
+        if !self.gradients_finite() {
+            self.skipped += 1;
+            tracing::debug!("non-finite gradient: update skipped");
+            return false;
+        }
         self.step += 1;
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
@@ -79,6 +106,7 @@ impl Adam {
                 let _ = p.g_sub_(&(&*m / denom * (self.lr / bc1)));
             }
         });
+        true
     }
 
     /// Moments and step count, named under `prefix`.

@@ -38,6 +38,92 @@ impl RunDir {
             .join("checkpoints")
             .join(format!("step-{step:07}.safetensors"))
     }
+    fn checkpoints_dir(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// Saves `t` as `last.safetensors` (and, when `periodic`, as
+    /// `step-N.safetensors` too), then updates `checkpoints/manifest.json`
+    /// and keeps only the newest `keep` step files (0: all). A failed write
+    /// leaves the previous checkpoint as it was.
+    pub fn save_checkpoint(
+        &self,
+        t: &dyn crate::family::Trainer,
+        periodic: bool,
+        keep: usize,
+    ) -> Result<()> {
+        let last = self.last_checkpoint();
+        let step = t.step();
+        t.save(&last).map_err(|e| {
+            Error::Config(format!(
+                "cannot write the checkpoint of step {step}: {e}; the previous checkpoint ({}) is kept",
+                last.display()
+            ))
+        })?;
+        if periodic {
+            let bytes = std::fs::read(&last).map_err(|e| Error::io(&last, e))?;
+            crate::imageio::write_atomic(&self.checkpoint(step), &bytes)?;
+        }
+        let mut steps = self.step_checkpoints();
+        if keep > 0 && steps.len() > keep {
+            for (_, p) in steps.drain(..steps.len() - keep) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let mut files: Vec<serde_json::Value> = Vec::new();
+        for p in steps.iter().map(|(_, p)| p).chain([&last]) {
+            let (bytes, meta) = match crate::checkpoint::read_header(p) {
+                Ok(h) => h,
+                Err(_) => continue,
+            };
+            files.push(serde_json::json!({
+                "file": p.file_name().map(|n| n.to_string_lossy().to_string()),
+                "step": meta.get("step").and_then(|s| s.parse::<i64>().ok()),
+                "bytes": bytes,
+                "sha256": meta.get(crate::checkpoint::CHECKSUM_KEY),
+            }));
+        }
+        let manifest = serde_json::json!({ "checkpoints": files });
+        let text =
+            serde_json::to_string_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;
+        crate::imageio::write_atomic(
+            &self.checkpoints_dir().join("manifest.json"),
+            text.as_bytes(),
+        )
+    }
+
+    /// The `step-N.safetensors` files, oldest first.
+    fn step_checkpoints(&self) -> Vec<(i64, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(self.checkpoints_dir()) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(i64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                let step = n.strip_prefix("step-")?.strip_suffix(".safetensors")?;
+                Some((step.parse().ok()?, e.path()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The newest checkpoint that loads and matches its checksum: `last`,
+    /// else the step files from the newest. Damaged files are reported and
+    /// passed over; `None` when there is none.
+    pub fn newest_intact_checkpoint(&self) -> Option<(PathBuf, crate::checkpoint::Checkpoint)> {
+        let mut candidates = vec![self.last_checkpoint()];
+        candidates.extend(self.step_checkpoints().into_iter().rev().map(|(_, p)| p));
+        for p in candidates.into_iter().filter(|p| p.exists()) {
+            match crate::checkpoint::load(&p) {
+                Ok(ck) => return Some((p, ck)),
+                Err(e) => tracing::warn!("passing over a damaged checkpoint: {e}"),
+            }
+        }
+        None
+    }
+
     pub fn sample(&self, step: i64) -> PathBuf {
         self.root
             .join("samples")
@@ -110,6 +196,8 @@ pub struct LoopOptions {
     pub sample_every: i64,
     /// A checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: i64,
+    /// Step checkpoints kept (the newest; 0: all). `last` is always kept.
+    pub keep_checkpoints: usize,
     /// Progress bar on stderr.
     pub progress: bool,
 }
@@ -131,11 +219,15 @@ fn metrics_json(m: &crate::family::Metrics) -> serde_json::Map<String, serde_jso
         .collect()
 }
 
+/// Non-finite losses in a row after which the run loop stops.
+pub const MAX_BAD_STEPS: usize = 10;
+
 /// The one training loop of every family: runs `t` until `opts.steps`, the
 /// time limit or the stop flag; logs metrics, evaluates, writes sample
 /// grids and checkpoints; always ends with `last.safetensors` written. A
-/// non-finite metric stops the run with an error (the checkpoint before it
-/// stays the last one written).
+/// step with a non-finite metric is logged (its update was skipped by the
+/// optimiser); [`MAX_BAD_STEPS`] in a row stop the run with an error, and
+/// the last checkpoint written stays the last one.
 pub fn run_loop(
     t: &mut dyn crate::family::Trainer,
     name: &str,
@@ -150,6 +242,7 @@ pub fn run_loop(
         pb.set_position(t.step().max(0) as u64);
     }
     let (mut last, mut interrupted) = (Vec::new(), false);
+    let mut bad_streak = 0;
     while t.step() < opts.steps {
         if stop.is_set() {
             interrupted = true;
@@ -160,12 +253,23 @@ pub fn run_loop(
         }
         let m = t.train_step()?;
         let step = t.step();
+        // the optimisers skip an update whose gradient is not finite; the
+        // loop stops when that lasts (see `MAX_BAD_STEPS`)
         if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::Config(format!(
-                "{k} became non-finite ({v}) at step {step}; the last good checkpoint is {}",
-                run.last_checkpoint().display()
-            )));
+            bad_streak += 1;
+            pb.println(format!(
+                "step {step}: {k} is {v}; the update was skipped ({bad_streak} in a row)"
+            ));
+            if bad_streak >= MAX_BAD_STEPS {
+                pb.finish_and_clear();
+                return Err(Error::Config(format!(
+                    "training diverged: the loss was non-finite for {MAX_BAD_STEPS} steps in a row (up to step {step}); stopped without saving; the last good checkpoint is {} (try a lower --lr)",
+                    run.last_checkpoint().display()
+                )));
+            }
+            continue;
         }
+        bad_streak = 0;
         let shown: Vec<String> = m
             .iter()
             .take(3)
@@ -201,13 +305,12 @@ pub fn run_loop(
             }
         }
         if opts.checkpoint_every > 0 && step % opts.checkpoint_every == 0 {
-            t.save(&run.checkpoint(step))?;
-            t.save(&run.last_checkpoint())?;
+            run.save_checkpoint(t, true, opts.keep_checkpoints)?;
         }
         last = m;
     }
     pb.finish_and_clear();
-    t.save(&run.last_checkpoint())?;
+    run.save_checkpoint(t, false, opts.keep_checkpoints)?;
     if !interrupted {
         if let Some(g) = t.sample_grid()? {
             g.save(&run.sample(t.step()))?;
@@ -274,20 +377,22 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
     use crate::family::{apply_sets, changed_keys, family};
     let run_config = req.out.join("config.toml");
     let last = req.out.join("checkpoints").join("last.safetensors");
+    let mut notes = Vec::new();
     let saved: Option<RunHeader> = if req.resume {
-        if !last.exists() {
-            return Err(Error::Config(format!(
-                "nothing to resume: {} does not exist",
-                last.display()
-            )));
+        // a run killed before its first checkpoint (or before it wrote its
+        // config) starts again from the beginning: a script may always resume
+        if run_config.exists() {
+            let text =
+                std::fs::read_to_string(&run_config).map_err(|e| Error::io(&run_config, e))?;
+            Some(toml::from_str(&text).map_err(|e| {
+                Error::Config(format!(
+                    "{} is not a t2i run config: {e}",
+                    run_config.display()
+                ))
+            })?)
+        } else {
+            None
         }
-        let text = std::fs::read_to_string(&run_config).map_err(|e| Error::io(&run_config, e))?;
-        Some(toml::from_str(&text).map_err(|e| {
-            Error::Config(format!(
-                "{} is not a t2i run config: {e}",
-                run_config.display()
-            ))
-        })?)
     } else {
         if last.exists() {
             return Err(Error::Config(format!(
@@ -297,6 +402,42 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         }
         None
     };
+    let found = if req.resume {
+        for d in [req.out.clone(), req.out.join("checkpoints")] {
+            let n = crate::imageio::remove_stale_temporaries(&d);
+            if n > 0 {
+                notes.push(format!(
+                    "resume: removed {n} unfinished temporary file(s) in {}",
+                    d.display()
+                ));
+            }
+        }
+        let found = RunDir {
+            root: req.out.clone(),
+        }
+        .newest_intact_checkpoint();
+        match &found {
+            Some((p, _)) if p != &last => notes.push(format!(
+                "resume: {} is missing or damaged; resuming from {}",
+                last.display(),
+                p.display()
+            )),
+            Some(_) => {}
+            None => notes.push(format!(
+                "resume: no checkpoint in {} yet; starting the run from the beginning",
+                req.out.display()
+            )),
+        }
+        found
+    } else {
+        None
+    };
+    if saved.is_none() && found.is_some() {
+        return Err(Error::Config(format!(
+            "{} holds checkpoints but no config.toml: cannot resume it",
+            req.out.display()
+        )));
+    }
     if let Some(s) = &saved {
         for (what, asked, has) in [
             ("--model", req.model.as_deref(), s.model.as_str()),
@@ -348,7 +489,6 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
     let mut table = base.clone();
     apply_sets(&mut table, &sets)?;
     let table = fam.check(&table)?;
-    let mut notes = Vec::new();
     if saved.is_some() {
         let changed = changed_keys(&fam.check(&base)?, &table);
         let allowed = fam.resumable_keys();
@@ -390,16 +530,19 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         cache: req.cache.clone(),
         progress: req.schedule.progress,
     };
-    let ck = match saved {
-        Some(_) => Some(crate::checkpoint::load(&last)?),
-        None => None,
-    };
+    let ck = found.map(|(_, ck)| ck);
     let mut trainer = fam.trainer(&table, &ctx, ck.as_ref())?;
     if ck.is_some() {
         run.truncate_metrics(trainer.step())?;
         if req.schedule.progress {
             eprintln!("resuming {} at step {}", req.out.display(), trainer.step());
         }
+    } else {
+        run.truncate_metrics(0)?;
+        // the first checkpoint before any step: a run folder that cannot
+        // hold one fails here, not hours later, and a run killed from now
+        // on has something to resume
+        run.save_checkpoint(trainer.as_ref(), false, req.schedule.keep_checkpoints)?;
     }
     let report = run_loop(trainer.as_mut(), &name, &run, &req.schedule, stop)?;
     let summary = trainer.finish(&ctx, report.interrupted, req.eval_samples)?;
