@@ -887,10 +887,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let sets: Vec<String> = keys.iter().map(|k| format!("{k}={b}")).collect();
         t2i::family::apply_sets(&mut config, &sets)?;
     }
-    if !a.sets.is_empty() {
-        t2i::family::apply_sets(&mut config, &a.sets)?;
-        config = fam.check(&config)?;
-    }
+    t2i::family::apply_sets(&mut config, &a.sets)?;
+    config = fam.check(&config)?;
     let device = parse_device(&a.device)?;
     let results = fam.bench(&config, device, a.repeats)?;
     for (_, table) in &results {

@@ -100,6 +100,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    cap_address_space();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("T2I_LOG")
@@ -109,7 +110,95 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    // a panic (an allocation libtorch refused, a bug) reaches the user as
+    // one line and exit code 1, like any other error
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        eprintln!("error: {}", panic_line(msg));
+    }));
+    let result = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| std::process::exit(1));
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// On CPU, caps this process's address space at what it uses now plus the
+/// memory still available (and 1 GiB of headroom for reservations never
+/// touched): a request too big for the machine then fails as an allocation
+/// error, reported as "out of memory", instead of summoning the kernel's
+/// OOM killer. Not with CUDA, whose driver reserves large address ranges.
+fn cap_address_space() {
+    #[cfg(target_os = "linux")]
+    {
+        if tch::Cuda::is_available() {
+            return;
+        }
+        let vm_size = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|t| {
+                let l = t.lines().find(|l| l.starts_with("VmSize:"))?.to_string();
+                l["VmSize:".len()..]
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024);
+        let (Some(avail), Some(vm)) = (t2i::device::available_memory(), vm_size) else {
+            return;
+        };
+        let want = vm + avail + (1 << 30);
+        // SAFETY: getrlimit/setrlimit write and read the plain struct given.
+        unsafe {
+            let mut rl = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_AS, &mut rl) == 0 && want < rl.rlim_cur {
+                rl.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_AS, &rl);
+            }
+        }
+    }
+}
+
+/// One line for a panic message: libtorch's messages carry a C++ backtrace.
+fn panic_line(msg: &str) -> String {
+    // tch wraps libtorch's message (with escaped newlines) in its own
+    let inner = msg
+        .split_once("Torch(\"")
+        .map_or(msg, |(_, rest)| rest)
+        .split("\\n")
+        .next()
+        .unwrap_or(msg);
+    let first = inner
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown");
+    let lower = first.to_lowercase();
+    if lower.contains("out of memory") || lower.contains("can't allocate memory") {
+        let what = first
+            .split_once("you tried to allocate")
+            .map(|(_, b)| format!("an allocation of{}", b.split('.').next().unwrap_or(b)))
+            .unwrap_or_else(|| first.to_string());
+        format!(
+            "out of memory: {what} failed (use a smaller batch, fewer images or a smaller model)"
+        )
+    } else {
+        format!("internal error: {first}")
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Data {
             what:
                 DataCommand::Prepare {
@@ -139,9 +228,5 @@ fn main() {
         Command::Bench(a) => commands::bench(a),
         Command::Import(a) => commands::import(a),
         Command::Serve(a) => serve::run(a),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }

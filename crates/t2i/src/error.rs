@@ -26,7 +26,7 @@ pub enum Error {
     Layout(String),
     #[error("{0}")]
     Image(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Shapes(#[from] crate::data::shapes::ShapesError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

@@ -585,3 +585,20 @@ pub fn family(name: &str) -> Result<&'static dyn Family> {
 pub fn load_generator(ck: &Checkpoint, device: Device) -> Result<Box<dyn Generator>> {
     family(ck.meta("model")?)?.generator(ck, device)
 }
+
+/// The largest training batch any family accepts: bigger batches do not fit
+/// the memory of the machines t2i targets for any preset, and are refused
+/// before anything is allocated.
+pub const MAX_BATCH_SIZE: i64 = 4096;
+
+/// `batch_size` of a family's config: at least 2 (the matching-aware and
+/// contrastive losses pair samples within a batch), at most
+/// [`MAX_BATCH_SIZE`].
+pub fn check_batch_size(batch_size: i64) -> std::result::Result<(), String> {
+    if !(2..=MAX_BATCH_SIZE).contains(&batch_size) {
+        return Err(format!(
+            "batch_size must be in 2..={MAX_BATCH_SIZE}, got {batch_size}"
+        ));
+    }
+    Ok(())
+}

@@ -304,6 +304,13 @@ pub enum ShapesError {
     HeldOut(String, String),
     #[error("shapes partial_captions must be between 0 and 1, got {0}")]
     Partial(f64),
+    #[error("{images} shapes images of {size}x{size} need {need_gib:.1} GiB in memory, more than the {avail_gib:.1} GiB available: use a smaller train_size / test_size")]
+    TooLarge {
+        images: usize,
+        size: u32,
+        need_gib: f64,
+        avail_gib: f64,
+    },
 }
 
 impl Shapes {
@@ -316,6 +323,23 @@ impl Shapes {
         }
         if !(0.0..=1.0).contains(&config.partial_captions) {
             return Err(ShapesError::Partial(config.partial_captions));
+        }
+        // training holds every image as f32 RGB (the training split and the
+        // two test splits): refuse what cannot fit before allocating any
+        let images = config
+            .train_size
+            .saturating_add(config.test_size.saturating_mul(2));
+        let need = images as f64 * 3.0 * (config.image_size as f64).powi(2) * 4.0;
+        if let Some(avail) = crate::device::available_memory() {
+            if need > avail as f64 {
+                let gib = |b: f64| b / (1u64 << 30) as f64;
+                return Err(ShapesError::TooLarge {
+                    images,
+                    size: config.image_size,
+                    need_gib: gib(need),
+                    avail_gib: gib(avail as f64),
+                });
+            }
         }
         let mut held_out = Vec::new();
         for (c, s) in &config.held_out {

@@ -560,12 +560,7 @@ impl FamilyConfig for GanIntClsRunConfig {
                 self.data.name
             ));
         }
-        if m.batch_size < 2 {
-            return Err(format!(
-                "batch_size must be at least 2, got {}",
-                m.batch_size
-            ));
-        }
+        crate::family::check_batch_size(m.batch_size)?;
         if !(m.lr > 0.0 && m.lr < 1.0) {
             return Err(format!("lr must be in (0, 1), got {}", m.lr));
         }

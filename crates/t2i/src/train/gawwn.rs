@@ -60,12 +60,7 @@ impl FamilyConfig for GawwnRunConfig {
                 "--data cub needs --text-encoder (a char-CNN-RNN run's text_encoder.safetensors: t2i train --model char-cnn-rnn --data cub)".into(),
             );
         }
-        if self.model.batch_size < 2 {
-            return Err(format!(
-                "batch_size must be at least 2, got {}",
-                self.model.batch_size
-            ));
-        }
+        crate::family::check_batch_size(self.model.batch_size)?;
         if !(self.model.lr > 0.0 && self.model.lr < 1.0) {
             return Err(format!("lr must be in (0, 1), got {}", self.model.lr));
         }

@@ -171,12 +171,7 @@ impl FamilyConfig for PartLocatorRunConfig {
                 self.model.image_size
             ));
         }
-        if self.batch_size < 2 {
-            return Err(format!(
-                "batch_size must be at least 2, got {}",
-                self.batch_size
-            ));
-        }
+        crate::family::check_batch_size(self.batch_size as i64)?;
         if !(self.lr > 0.0 && self.lr < 1.0) {
             return Err(format!("lr must be in (0, 1), got {}", self.lr));
         }

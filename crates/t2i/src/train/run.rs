@@ -70,11 +70,18 @@ impl RunDir {
                 let _ = std::fs::remove_file(p);
             }
         }
+        self.write_manifest()
+    }
+
+    /// Writes `checkpoints/manifest.json`: each checkpoint file with its
+    /// step, size and the SHA-256 of its tensors.
+    pub fn write_manifest(&self) -> Result<()> {
+        let last = self.last_checkpoint();
+        let steps = self.step_checkpoints();
         let mut files: Vec<serde_json::Value> = Vec::new();
         for p in steps.iter().map(|(_, p)| p).chain([&last]) {
-            let (bytes, meta) = match crate::checkpoint::read_header(p) {
-                Ok(h) => h,
-                Err(_) => continue,
+            let Ok((bytes, meta)) = crate::checkpoint::read_header(p) else {
+                continue;
             };
             files.push(serde_json::json!({
                 "file": p.file_name().map(|n| n.to_string_lossy().to_string()),
@@ -403,7 +410,11 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         None
     };
     let found = if req.resume {
-        for d in [req.out.clone(), req.out.join("checkpoints")] {
+        for d in [
+            req.out.clone(),
+            req.out.join("checkpoints"),
+            req.out.join("samples"),
+        ] {
             let n = crate::imageio::remove_stale_temporaries(&d);
             if n > 0 {
                 notes.push(format!(
@@ -508,6 +519,7 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         );
     }
     let seed = saved.as_ref().map_or(req.seed.unwrap_or(0), |s| s.seed);
+    let existed = req.out.exists();
     let run = RunDir::create(&req.out)?;
     let header = RunHeader {
         model: name.clone(),
@@ -531,7 +543,16 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         progress: req.schedule.progress,
     };
     let ck = found.map(|(_, ck)| ck);
-    let mut trainer = fam.trainer(&table, &ctx, ck.as_ref())?;
+    let mut trainer = match fam.trainer(&table, &ctx, ck.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            // a new run that could not start leaves no folder behind
+            if !existed {
+                let _ = std::fs::remove_dir_all(&req.out);
+            }
+            return Err(e);
+        }
+    };
     if ck.is_some() {
         run.truncate_metrics(trainer.step())?;
         if req.schedule.progress {
@@ -546,6 +567,8 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
     }
     let report = run_loop(trainer.as_mut(), &name, &run, &req.schedule, stop)?;
     let summary = trainer.finish(&ctx, report.interrupted, req.eval_samples)?;
+    // later phases (style encoder, text prior) may have rewritten `last`
+    run.write_manifest()?;
     if !summary.value.is_null() {
         let s = serde_json::to_string_pretty(&summary.value)
             .map_err(|e| Error::Config(e.to_string()))?;

@@ -263,12 +263,7 @@ impl FamilyConfig for StackGanRunConfig {
             );
         }
         self.data.validate(&["shapes", "cub"])?;
-        if m.batch_size < 2 {
-            return Err(format!(
-                "batch_size must be at least 2, got {}",
-                m.batch_size
-            ));
-        }
+        crate::family::check_batch_size(m.batch_size)?;
         for (name, lr) in [("lr_g", m.lr_g), ("lr_d", m.lr_d)] {
             if !(lr > 0.0 && lr < 1.0) {
                 return Err(format!("{name} must be in (0, 1), got {lr}"));
