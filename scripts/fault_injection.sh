@@ -34,6 +34,7 @@ with open(sys.argv[1], "rb") as f:
 EOF
 }
 
+rm -rf "$WORK/ref" "$WORK/run"
 echo "reference run (uninterrupted) in $WORK/ref"
 start=$(date +%s)
 "$T2I" "${ARGS[@]}" --out "$WORK/ref" > "$WORK/ref.log" 2>&1

@@ -55,9 +55,13 @@ impl RunDir {
         let last = self.last_checkpoint();
         let step = t.step();
         t.save(&last).map_err(|e| {
+            let kept = if last.exists() {
+                format!("the previous checkpoint ({}) is kept", last.display())
+            } else {
+                "no checkpoint was written".to_string()
+            };
             Error::Config(format!(
-                "cannot write the checkpoint of step {step}: {e}; the previous checkpoint ({}) is kept",
-                last.display()
+                "cannot write the checkpoint of step {step}: {e}; {kept}"
             ))
         })?;
         if periodic {
@@ -563,7 +567,13 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         // the first checkpoint before any step: a run folder that cannot
         // hold one fails here, not hours later, and a run killed from now
         // on has something to resume
-        run.save_checkpoint(trainer.as_ref(), false, req.schedule.keep_checkpoints)?;
+        if let Err(e) = run.save_checkpoint(trainer.as_ref(), false, req.schedule.keep_checkpoints)
+        {
+            if !existed {
+                let _ = std::fs::remove_dir_all(&req.out);
+            }
+            return Err(e);
+        }
     }
     let report = run_loop(trainer.as_mut(), &name, &run, &req.schedule, stop)?;
     let summary = trainer.finish(&ctx, report.interrupted, req.eval_samples)?;
