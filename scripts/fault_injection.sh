@@ -20,7 +20,7 @@ SEED=${SEED:-1}
 export T2I_LOG=warn OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$WORK"
 
-ARGS=(train --steps 300 --checkpoint-every 10 --keep-checkpoints 2 --text-steps 200
+ARGS=(train --steps 300 --checkpoint-every 10 --keep-checkpoints 2 --text-steps 100 --set prior_steps=400
       --style-steps 100 --train-size 200 --batch-size 16 --eval-samples 0
       --sample-every 100 --device cpu --seed 7)
 

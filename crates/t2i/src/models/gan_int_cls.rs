@@ -829,6 +829,16 @@ pub struct GanIntClsModel {
 }
 
 impl GanIntClsModel {
+    /// Fresh initial weights for the text prior, drawn after seeding
+    /// libtorch's generator with `seed` (so they do not depend on what the
+    /// process drew before).
+    pub fn reset_prior(&mut self, seed: i64) {
+        tch::manual_seed(seed);
+        self.p_vs = nn::VarStore::new(self.device);
+        self.prior = TextPrior::new(self.p_vs.root(), self.config.text_dim);
+        self.prior_trained = false;
+    }
+
     pub fn new(config: GanIntClsConfig, encoder: AnyTextEncoder, device: Device) -> Self {
         let g_vs = nn::VarStore::new(device);
         let g = Generator::new(g_vs.root(), &config);

@@ -347,6 +347,9 @@ impl Trainer {
     pub fn train_prior(&mut self, steps: i64, progress: bool) -> f64 {
         use crate::models::gan_int_cls::{prior_loss, PRIOR_Z};
         let (b, draws) = (64, 64);
+        // the prior is saved only once trained: its initial weights come
+        // from the run's seed, so a resumed run trains the same prior
+        self.model.reset_prior((self.seed ^ 0x9E1) as i64);
         let mut opt = Adam::new(&self.model.p_vs, 1e-3, 0.9, 0.999);
         let pb = crate::progress::bar(steps as u64, "text prior", progress);
         let mut last = f64::NAN;

@@ -475,7 +475,9 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
     let name = match (&saved, &req.model) {
         (Some(s), _) => s.model.clone(),
         (None, Some(m)) => m.clone(),
-        (None, None) => return Err(Error::Config("--model is required".into())),
+        // a new run (also `--resume` of a run that never started) without
+        // `--model`: the first family of the registry, GAN-INT-CLS
+        (None, None) => crate::family::families()[0].name().to_string(),
     };
     let fam = family(&name)?;
     let preset = match (&saved, &req.preset) {
