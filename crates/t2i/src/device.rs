@@ -91,20 +91,6 @@ pub fn flush_denormals() -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn parse() {
-        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert!(parse_device("tpu").is_err());
-        if !tch::Cuda::is_available() {
-            let e = parse_device("cuda:0").unwrap_err().to_string();
-            assert!(e.contains("cuda"), "{e}");
-        }
-    }
-}
-
 /// Memory the system can still give this process (Linux `MemAvailable`),
 /// in bytes; `None` where it cannot be read.
 pub fn available_memory() -> Option<u64> {
@@ -118,4 +104,18 @@ pub fn available_memory() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parse() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+        if !tch::Cuda::is_available() {
+            let e = parse_device("cuda:0").unwrap_err().to_string();
+            assert!(e.contains("cuda"), "{e}");
+        }
+    }
 }
