@@ -178,6 +178,26 @@ mod tests {
     use tch::Device;
 
     #[test]
+    fn a_non_finite_gradient_skips_the_update() {
+        let vs = VarStore::new(Device::Cpu);
+        let w = vs.root().ones("w", &[3]);
+        let mut opt = Adam::new(&vs, 0.1, 0.9, 0.999);
+        for bad in [f64::NAN, f64::INFINITY] {
+            opt.zero_grad();
+            (&w * bad).sum(Kind::Float).backward();
+            assert!(!opt.step(), "a {bad} gradient must not be applied");
+            assert_eq!(Vec::<f32>::try_from(&w).unwrap(), vec![1.0; 3]);
+        }
+        assert_eq!((opt.step, opt.skipped), (0, 2));
+        opt.zero_grad();
+        (&w * 2.0).sum(Kind::Float).backward();
+        assert!(opt.step());
+        assert_eq!((opt.step, opt.skipped), (1, 2));
+        let after = Vec::<f32>::try_from(&w).unwrap();
+        assert!(after.iter().all(|x| (x - 0.9).abs() < 1e-5), "{after:?}");
+    }
+
+    #[test]
     fn matches_pytorch_adam_first_steps() {
         // torch.optim.Adam([p], lr=0.1) on loss = sum(p^2), p0 = [1, -2]:
         // step 1 moves every coordinate by lr against the gradient's sign.
