@@ -10,21 +10,15 @@
 //! Without chromedriver the test is skipped, unless `T2I_REQUIRE_FIXTURES`
 //! is set (CI), where it fails.
 
+mod common;
+
+use common::{t2i, Server};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn t2i(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_t2i"))
-        .args(args)
-        .env("T2I_LOG", "warn")
-        .output()
-        .expect("run t2i")
-}
 
 fn ok(args: &[&str]) {
     let out = t2i(args);
@@ -129,32 +123,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `t2i serve` on any free port; its address.
-fn serve(runs: &[&Path]) -> (Killed, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_t2i"));
-    cmd.arg("serve");
-    for r in runs {
-        cmd.arg("--run").arg(r);
-    }
-    let mut child = cmd
-        .args(["--port", "0", "--device", "cpu", "--workers", "1"])
-        .env("T2I_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start t2i serve");
-    let stdout = child.stdout.take().unwrap();
-    let child = Killed(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, url)
 }
 
 /// chromedriver on a free port, or None when it is not installed.
@@ -305,7 +273,8 @@ async fn the_page_generates_with_a_dragged_box_and_shows_attention_maps() {
     let shots = std::env::var_os("T2I_SCREENSHOT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp.path().join("screenshots"));
-    let (_server, url) = serve(&[&gawwn, &attngan]);
+    let server = Server::start(&[&gawwn, &attngan], &["--workers", "1"]);
+    let url = format!("http://{}/", server.addr);
     let id = |p: &Path| p.file_name().unwrap().to_string_lossy().to_string();
 
     let c = browser(&webdriver).await;

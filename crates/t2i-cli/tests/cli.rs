@@ -2,16 +2,12 @@
 //! clear error line (non-zero exit, no output file) for each bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn t2i(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_t2i"))
-        .args(args)
-        .env("T2I_LOG", "warn")
-        .output()
-        .expect("run t2i")
-}
+mod common;
+
+use common::t2i;
 
 /// One tiny trained run shared by the tests.
 fn run_dir() -> &'static PathBuf {

@@ -4,16 +4,11 @@
 //! big for the machine refused with one line. Random kills are exercised by
 //! `scripts/fault_injection.sh` (by hand; figures in docs/RELIABILITY.md).
 
+mod common;
+
+use common::t2i;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn t2i(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_t2i"))
-        .args(args)
-        .env("T2I_LOG", "warn")
-        .output()
-        .expect("run t2i")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

@@ -3,11 +3,14 @@
 //! for each bad request, 503 + Retry-After on a full queue, and a clean exit
 //! on Ctrl-C (SIGINT).
 
+mod common;
+
+use common::Server;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn t2i_train(dir: &PathBuf, extra: &[&str]) {
@@ -42,36 +45,7 @@ fn t2i_train(dir: &PathBuf, extra: &[&str]) {
     );
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
 impl Server {
-    fn start(runs: &[&PathBuf], extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_t2i"));
-        cmd.arg("serve");
-        for r in runs {
-            cmd.arg("--run").arg(r);
-        }
-        cmd.args(["--port", "0", "--device", "cpu"])
-            .args(extra)
-            .env("T2I_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("start t2i serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-
     /// One HTTP/1.1 request; returns status, headers (lower-case) and body.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
@@ -103,13 +77,6 @@ impl Server {
     fn get(&self, path: &str) -> (u16, Value) {
         let (status, _, b) = self.request("GET", path, b"");
         (status, serde_json::from_slice(&b).expect("a JSON answer"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
