@@ -199,6 +199,11 @@ pub fn read_header(path: &Path) -> Result<(u64, BTreeMap<String, String>)> {
 /// clear error naming the file.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, path)
+}
+
+/// Reads a checkpoint from its bytes; `path` names it in errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let bad = |why: String| {
         Error::Checkpoint(format!(
             "{} is not a valid t2i checkpoint: {why}",
@@ -206,8 +211,8 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         ))
     };
     let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("{e:?}")))?;
     let meta: BTreeMap<String, String> = header
         .metadata()
         .clone()

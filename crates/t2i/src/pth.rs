@@ -104,7 +104,11 @@ impl<'a> Machine<'a> {
     }
 
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        if self.pos + n > self.data.len() {
+        if self
+            .pos
+            .checked_add(n)
+            .is_none_or(|end| end > self.data.len())
+        {
             return Err(PthError::Format("truncated pickle".into()));
         }
         let s = &self.data[self.pos..self.pos + n];
@@ -124,12 +128,13 @@ impl<'a> Machine<'a> {
     }
     fn line(&mut self) -> R<String> {
         let start = self.pos;
-        while self.pos < self.data.len() && self.data[self.pos] != b'\n' {
-            self.pos += 1;
-        }
-        let s = String::from_utf8_lossy(&self.data[start..self.pos]).into_owned();
-        self.pos += 1;
-        Ok(s)
+        let rest = self.data.get(start..).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| PthError::Format("truncated pickle: a line has no end".into()))?;
+        self.pos = start + n + 1;
+        Ok(String::from_utf8_lossy(&rest[..n]).into_owned())
     }
     fn pop(&mut self) -> R<V> {
         self.stack
@@ -475,25 +480,62 @@ fn build(
         if !cache.contains_key(&key) {
             let bytes = storage(&key, kind)?;
             let n = bytes.len() / elem_size(kind);
-            let t = Tensor::from_data_size(&bytes, &[n as i64], kind);
+            let t = Tensor::from_data_size(&bytes[..n * elem_size(kind)], &[n as i64], kind);
             cache.insert(key.clone(), t);
         }
         let s = &cache[&key];
+        check_view(&name, s.numel(), &size, &stride, offset)?;
         let t = s
-            .as_strided(size.as_slice(), stride.as_slice(), offset)
-            .contiguous();
+            .f_as_strided(size.as_slice(), stride.as_slice(), offset)
+            .and_then(|t| t.f_contiguous())
+            .map_err(|e| PthError::Format(format!("{name}: {e}")))?;
         out.insert(name, t);
     }
     Ok(out)
 }
 
+/// Checks that a strided view (`size`, `stride`, `offset`) of a storage of
+/// `numel` elements stays inside it.
+fn check_view(name: &str, numel: usize, size: &[i64], stride: &[i64], offset: i64) -> R<()> {
+    let bad = |why: &str| Err(PthError::Format(format!("{name}: {why}")));
+    if size.len() != stride.len() {
+        return bad("size and stride differ in length");
+    }
+    if offset < 0 || size.iter().chain(stride).any(|&x| x < 0) {
+        return bad("negative size, stride or offset");
+    }
+    if size.contains(&0) {
+        return Ok(());
+    }
+    let mut last = offset as i128;
+    for (&n, &s) in size.iter().zip(stride) {
+        last += (n as i128 - 1) * s as i128;
+    }
+    if last >= numel as i128 {
+        return bad("the view runs past its storage");
+    }
+    let count: i128 = size.iter().map(|&n| n as i128).product();
+    // overlapping (stride-0) views are legal, but never far larger than
+    // their storage in a saved state_dict
+    if count > (numel as i128).max(1 << 24) {
+        return bad("the view has far more elements than its storage");
+    }
+    Ok(())
+}
+
 /// Reads every tensor of a `.pth` file (either format), by state_dict name.
 pub fn load(path: &Path) -> R<BTreeMap<String, Tensor>> {
     let bytes = std::fs::read(path)?;
+    load_bytes(&bytes, path)
+}
+
+/// Reads every tensor of the bytes of a `.pth` file; `path` names it in
+/// errors.
+pub fn load_bytes(bytes: &[u8], path: &Path) -> R<BTreeMap<String, Tensor>> {
     if bytes.starts_with(b"PK\x03\x04") {
-        load_zip(&bytes)
+        load_zip(bytes)
     } else if bytes.first() == Some(&0x80) {
-        load_legacy(&bytes)
+        load_legacy(bytes)
     } else {
         Err(PthError::Format(format!(
             "{} is neither a zip nor a legacy torch.save file",

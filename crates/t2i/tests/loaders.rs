@@ -17,43 +17,11 @@ fn write_jpg(path: &Path, seed: u32) {
     .unwrap();
 }
 
-/// A MATLAB v5 file holding double row vectors (uncompressed, little endian).
+#[path = "common/mat.rs"]
+mod mat;
+
 fn write_mat(path: &Path, arrays: &[(&str, Vec<f64>)]) {
-    let mut out = vec![b' '; 116];
-    out[..20].copy_from_slice(b"MATLAB 5.0 MAT-file,");
-    out.extend_from_slice(&[0u8; 8]); // subsystem offset
-    out.extend_from_slice(&0x0100u16.to_le_bytes());
-    out.extend_from_slice(b"IM");
-    let pad = |v: &mut Vec<u8>| {
-        while !v.len().is_multiple_of(8) {
-            v.push(0);
-        }
-    };
-    for (name, data) in arrays {
-        let mut body = Vec::new();
-        let tag = |b: &mut Vec<u8>, ty: u32, n: u32| {
-            b.extend_from_slice(&ty.to_le_bytes());
-            b.extend_from_slice(&n.to_le_bytes());
-        };
-        tag(&mut body, 6, 8); // array flags: mxDOUBLE_CLASS
-        body.extend_from_slice(&6u32.to_le_bytes());
-        body.extend_from_slice(&0u32.to_le_bytes());
-        tag(&mut body, 5, 8); // dimensions 1 x n
-        body.extend_from_slice(&1i32.to_le_bytes());
-        body.extend_from_slice(&(data.len() as i32).to_le_bytes());
-        tag(&mut body, 1, name.len() as u32);
-        body.extend_from_slice(name.as_bytes());
-        pad(&mut body);
-        tag(&mut body, 9, (8 * data.len()) as u32);
-        for x in data {
-            body.extend_from_slice(&x.to_le_bytes());
-        }
-        pad(&mut body);
-        out.extend_from_slice(&14u32.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-    }
-    fs::write(path, out).unwrap();
+    fs::write(path, mat::mat_file(arrays)).unwrap();
 }
 
 /// Oxford-102: 8 images of classes 1, 1, 2, 2, 3, 3, 1, 2. Image 2 is
