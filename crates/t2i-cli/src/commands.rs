@@ -68,7 +68,9 @@ pub struct TrainArgs {
     /// Training steps in all (default: 3000, or no limit with --minutes).
     #[arg(long)]
     pub steps: Option<i64>,
-    /// Stop training after this many minutes (0: no limit).
+    /// Stop the training loop after this many minutes (0: no limit); phases
+    /// before it (the shapes text encoder, `--text-steps`) and after it (the
+    /// style encoder) are not counted.
     #[arg(long, default_value_t = 0.0)]
     pub minutes: f64,
     /// Set a field of the family's config, e.g. `--set ema_decay=0.999`,

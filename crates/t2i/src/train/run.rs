@@ -592,3 +592,96 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         summary,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::{Metrics, Summary, TrainContext, Trainer};
+    use std::collections::BTreeMap;
+    use tch::Tensor;
+
+    /// A trainer whose loss is not finite at the steps `bad` says; its one
+    /// weight counts the good steps.
+    struct Flaky {
+        step: i64,
+        weight: f32,
+        bad: fn(i64) -> bool,
+    }
+
+    impl Trainer for Flaky {
+        fn step(&self) -> i64 {
+            self.step
+        }
+        fn train_step(&mut self) -> Result<Metrics> {
+            self.step += 1;
+            if (self.bad)(self.step) {
+                return Ok(vec![("loss".into(), f64::NAN)]);
+            }
+            self.weight += 1.0;
+            Ok(vec![("loss".into(), 1.0)])
+        }
+        fn lr(&self) -> f64 {
+            1e-3
+        }
+        fn save(&self, path: &Path) -> Result<()> {
+            let meta = BTreeMap::from([("step".to_string(), self.step.to_string())]);
+            crate::checkpoint::save(path, &meta, &[("w".into(), Tensor::from(self.weight))])
+        }
+        fn finish(&mut self, _: &TrainContext, _: bool, _: usize) -> Result<Summary> {
+            unreachable!("run_loop does not call finish")
+        }
+    }
+
+    fn options() -> LoopOptions {
+        LoopOptions {
+            steps: 40,
+            max_seconds: 0,
+            log_every: 1,
+            sample_every: 0,
+            checkpoint_every: 2,
+            keep_checkpoints: 0,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn ten_non_finite_losses_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path()).unwrap();
+        let mut t = Flaky {
+            step: 0,
+            weight: 0.0,
+            bad: |s| s > 5,
+        };
+        let e = run_loop(&mut t, "flaky", &run, &options(), &StopFlag::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("diverged") && e.contains("10 steps in a row"),
+            "{e}"
+        );
+        assert_eq!(t.step, 5 + MAX_BAD_STEPS as i64);
+        // the last checkpoint is the one of step 4, the last periodic one
+        // before the loss went bad
+        let ck = crate::checkpoint::load(&run.last_checkpoint()).unwrap();
+        assert_eq!(ck.meta("step").unwrap(), "4");
+        let w = f32::try_from(&ck.tensors["w"]).unwrap();
+        assert_eq!(w, 4.0);
+        assert!(!run.checkpoint(6).exists());
+    }
+
+    #[test]
+    fn scattered_non_finite_losses_do_not_stop_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path()).unwrap();
+        let mut t = Flaky {
+            step: 0,
+            weight: 0.0,
+            bad: |s| s % 3 == 0,
+        };
+        let r = run_loop(&mut t, "flaky", &run, &options(), &StopFlag::default()).unwrap();
+        assert_eq!(r.steps, 40);
+        let ck = crate::checkpoint::load(&run.last_checkpoint()).unwrap();
+        assert_eq!(ck.meta("step").unwrap(), "40");
+    }
+}
