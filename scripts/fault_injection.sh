@@ -2,7 +2,7 @@
 # Fault injection (run by hand, not by CI): trains `tiny` GAN-INT-CLS on
 # shapes once without interruption, then the same run again while killing it
 # with SIGKILL at random moments (in the text-encoder phase, between steps,
-# during checkpoint writes, in the style-encoder and prior phases), resuming
+# during checkpoint writes, in the style-encoder phase), resuming
 # each time with the same command plus --resume. Passes when the final
 # weights of both runs are equal bit for bit (the SHA-256 of every tensor
 # that each checkpoint carries) and no temporary file is left behind.
@@ -20,7 +20,7 @@ SEED=${SEED:-1}
 export T2I_LOG=warn OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$WORK"
 
-ARGS=(train --steps 300 --checkpoint-every 10 --keep-checkpoints 2 --text-steps 100 --set prior_steps=400
+ARGS=(train --steps 300 --checkpoint-every 10 --keep-checkpoints 2 --text-steps 100
       --style-steps 100 --train-size 200 --batch-size 16 --eval-samples 0
       --sample-every 100 --device cpu --seed 7)
 
@@ -55,7 +55,7 @@ want=$(tensor_sha "$WORK/ref/checkpoints/last.safetensors")
 i=0
 while [ "$i" -lt "$KILLS" ]; do
     # kill times spread over the whole run (text encoder, steps, checkpoint
-    # writes, style encoder, prior), measured from this process's start
+    # writes, style encoder), measured from this process's start
     ms=$(( (RANDOM * 32768 + RANDOM) % (took * 1000 + 1) ))
     "$T2I" "${ARGS[@]}" --out "$WORK/run" "${resume[@]}" > "$WORK/attempt.log" 2>&1 &
     pid=$!

@@ -497,6 +497,15 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     } else {
         let caps = vec![a.text.as_str(); a.n as usize];
         let out = g.generate(&caps, a.seed)?;
+        if let Some(drawn) = &out.drawn_as {
+            // the model completed a caption that leaves attributes out
+            for (i, d) in drawn.iter().enumerate().take(8) {
+                eprintln!("sample {i} drawn as: {d}");
+            }
+            if drawn.len() > 8 {
+                eprintln!("({} more samples)", drawn.len() - 8);
+            }
+        }
         singles = Some(out.images.shallow_clone());
         let shown = match &out.first_stage {
             Some(first) => {

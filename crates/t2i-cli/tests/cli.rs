@@ -108,7 +108,25 @@ fn generate_is_reproducible_and_lists_unknown_words() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stderr).contains("zebra"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("zebra"));
+        // the caption leaves the position out: each sample is drawn from a
+        // full caption that keeps what it names
+        let drawn: Vec<&str> = err.lines().filter(|l| l.contains(" drawn as: ")).collect();
+        assert_eq!(drawn.len(), 3, "{err}");
+        for l in drawn {
+            let spec = t2i::data::shapes::read_caption(l.split(" drawn as: ").nth(1).unwrap());
+            assert!(spec.is_full(), "{l}");
+            assert_eq!(
+                (
+                    spec.objects[0].colour,
+                    spec.objects[0].shape,
+                    spec.objects[0].size
+                ),
+                (Some(0), Some(0), Some(0)),
+                "{l}"
+            );
+        }
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert_eq!(std::fs::read_dir(&each).unwrap().count(), 3);

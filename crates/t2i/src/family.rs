@@ -259,6 +259,10 @@ pub struct Generated {
     /// The first stage's images of a multi-stage model (shown beside the
     /// final ones). `[n, 3, s, s]`
     pub first_stage: Option<Tensor>,
+    /// The caption each image was drawn from, when the model completed a
+    /// caption that leaves attributes out (GAN-INT-CLS on shapes); `None`
+    /// when every image was drawn from the caption as given.
+    pub drawn_as: Option<Vec<String>>,
 }
 
 /// What a generator can do besides drawing samples (the CLI and the server

@@ -112,6 +112,7 @@ impl Generator for Oracle {
         Ok(Generated {
             images: t2i::imageio::images_to_tensor(&refs, size),
             first_stage: None,
+            drawn_as: None,
         })
     }
 }

@@ -402,6 +402,7 @@ pub async fn generate(
                 "seed": seed,
                 "images": data_urls(&out.images)?,
                 "first_stage": stages,
+                "drawn_as": out.drawn_as,
                 "unknown_words": unknown,
                 "ms": millis(start),
             })))

@@ -286,6 +286,10 @@ impl AttributeIndex {
     }
 }
 
+/// Scenes drawn at most by [`Shapes::complete_caption`] (a caption that
+/// names colour and shape of two objects fits about one scene in 600).
+const COMPLETION_TRIES: usize = 20_000;
+
 /// The shapes data set generator.
 #[derive(Debug, Clone)]
 pub struct Shapes {
@@ -400,6 +404,33 @@ impl Shapes {
             captions,
             specs,
         }
+    }
+
+    /// A full caption for a partial one: a scene drawn from the training
+    /// distribution among those the caption describes (what it names kept,
+    /// every attribute it leaves out drawn as the data set draws it; a
+    /// held-out colour-shape pair from the held-out test scenes), written as
+    /// the data set writes full captions. `None` when the caption names
+    /// everything already, names nothing, or no scene fits it (more objects
+    /// than the data set has); deterministic for `seed`.
+    pub fn complete_caption(&self, caption: &str, seed: u64) -> Option<String> {
+        let spec = read_caption(caption);
+        let n = spec.objects.len();
+        if n == 0 || n > self.config.max_objects as usize || spec.is_full() {
+            return None;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636f_6d70_6c65_7465);
+        // a held-out pair ("a red triangle") is completed from the held-out
+        // test scenes: its colour and shape kept, the rest drawn as usual
+        for split in [Split::Train, Split::HeldOut] {
+            for _ in 0..COMPLETION_TRIES {
+                let objects = self.place_objects(&mut rng, split, n);
+                if spec.describes(&objects) {
+                    return Some(write_caption(&mut rng, &objects, 0.0).0);
+                }
+            }
+        }
+        None
     }
 
     /// A colour-shape pair allowed in `split` (`first` is the first object).
@@ -640,6 +671,52 @@ pub fn export_cub_layout(shapes: &Shapes, out: &std::path::Path) -> crate::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_captions_complete_to_full_ones_that_keep_what_they_name() {
+        let ds = Shapes::new(ShapesConfig {
+            max_objects: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let green = COLOURS.iter().position(|c| c.0 == "green");
+        let triangle = SHAPES.iter().position(|s| *s == "triangle");
+        let mut sizes = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let full = ds.complete_caption("A Green Triangle.", seed).unwrap();
+            let spec = read_caption(&full);
+            assert!(spec.is_full(), "{full}");
+            assert_eq!(spec.objects.len(), 1, "{full}");
+            assert_eq!(
+                (spec.objects[0].colour, spec.objects[0].shape),
+                (green, triangle)
+            );
+            sizes.insert(spec.objects[0].size);
+            assert_eq!(ds.complete_caption("A Green Triangle.", seed), Some(full));
+        }
+        // the attributes left out vary with the seed
+        assert_eq!(sizes.len(), 2);
+        let two = ds.complete_caption("two red circles", 3).unwrap();
+        let spec = read_caption(&two);
+        assert!(spec.is_full() && spec.objects.len() == 2, "{two}");
+        let red_one = read_caption(&ds.complete_caption("a red one", 5).unwrap());
+        assert_eq!(red_one.objects[0].colour, Some(0));
+        // a held-out pair keeps its colour and shape
+        let held = read_caption(&ds.complete_caption("a red triangle", 1).unwrap());
+        assert!(held.is_full());
+        assert_eq!(
+            (held.objects[0].colour, held.objects[0].shape),
+            (Some(0), triangle)
+        );
+        // nothing to complete: a full caption, no known word
+        assert_eq!(
+            ds.complete_caption("a small red circle at the top left", 1),
+            None
+        );
+        assert_eq!(ds.complete_caption("hello", 1), None);
+        let one = Shapes::new(ShapesConfig::default()).unwrap();
+        assert_eq!(one.complete_caption("two red circles", 1), None);
+    }
 
     #[test]
     fn deterministic_and_held_out_respected() {

@@ -753,65 +753,6 @@ pub fn mean_prob(s: &Tensor) -> f64 {
 }
 
 /// A usable GAN-INT-CLS model: text encoder, generator and style encoder.
-/// Noise size of the text prior.
-pub const PRIOR_Z: i64 = 16;
-
-/// The text prior (beyond the paper): a sampler of full-caption sentence
-/// vectors given a caption's, `P(h, u) = h + f(h, u)`, u ~ N(0, I), f an MLP.
-/// A caption that leaves attributes out ("a green triangle") describes many
-/// images; G, conditioned on its single sentence vector, draws their
-/// average (a faint blob). P picks one of the full descriptions the caption
-/// allows, and G draws that. Trained after the GAN by implicit maximum
-/// likelihood (IMLE, Li & Malik 2018): of several samples for a caption, the
-/// one nearest the full caption of the same image is pulled to it
-/// ([`prior_loss`]), so the samples cover every description, and a caption
-/// that names everything maps to itself.
-pub struct TextPrior {
-    f: nn::SequentialT,
-}
-
-impl TextPrior {
-    pub fn new(p: nn::Path, text_dim: i64) -> Self {
-        let f = crate::layers::Seq::new(p / "f", InitKind::PyTorch)
-            .linear(text_dim + PRIOR_Z, 256)
-            .act(|x| x.relu())
-            .linear(256, 256)
-            .act(|x| x.relu())
-            .linear(256, text_dim)
-            .done();
-        Self { f }
-    }
-    /// # Shapes
-    /// `h`: `[n, text_dim]`, `u`: `[n, PRIOR_Z]` -> `[n, text_dim]`
-    pub fn forward_t(&self, h: &Tensor, u: &Tensor, train: bool) -> Tensor {
-        h + self.f.forward_t(&Tensor::cat(&[h, u], 1), train)
-    }
-}
-
-/// IMLE loss of the text prior: for each caption vector `h` and the full
-/// caption vector `full` of the same image, the squared distance of the
-/// nearest of the `samples` draws `P(h, u_k)`.
-///
-/// # Shapes
-/// `h`, `full`: `[b, d]`, `u`: `[samples * b, PRIOR_Z]` -> scalar
-pub fn prior_loss(
-    prior: &TextPrior,
-    h: &Tensor,
-    full: &Tensor,
-    u: &Tensor,
-    samples: i64,
-) -> Tensor {
-    let (b, d) = (h.size()[0], h.size()[1]);
-    let pred = prior
-        .forward_t(&h.repeat([samples, 1]), u, true)
-        .view([samples, b, d]);
-    let dist =
-        (pred - full.unsqueeze(0))
-            .square()
-            .sum_dim_intlist([2i64].as_slice(), false, Kind::Float); // [samples, b]
-    dist.amin([0i64].as_slice(), false).mean(Kind::Float)
-}
-
 pub struct GanIntClsModel {
     pub config: GanIntClsConfig,
     pub encoder: AnyTextEncoder,
@@ -821,31 +762,19 @@ pub struct GanIntClsModel {
     pub s: StyleEncoder,
     /// Whether S has been trained.
     pub style_trained: bool,
-    pub p_vs: nn::VarStore,
-    /// The text prior ([`TextPrior`]), applied when trained.
-    pub prior: TextPrior,
-    pub prior_trained: bool,
+    /// The shapes data set the model was trained on, whose caption grammar
+    /// completes a partial caption ([`GanIntClsModel::condition`]); `None`
+    /// on other data sets.
+    pub shapes: Option<crate::data::shapes::Shapes>,
     pub device: Device,
 }
 
 impl GanIntClsModel {
-    /// Fresh initial weights for the text prior, drawn after seeding
-    /// libtorch's generator with `seed` (so they do not depend on what the
-    /// process drew before).
-    pub fn reset_prior(&mut self, seed: i64) {
-        tch::manual_seed(seed);
-        self.p_vs = nn::VarStore::new(self.device);
-        self.prior = TextPrior::new(self.p_vs.root(), self.config.text_dim);
-        self.prior_trained = false;
-    }
-
     pub fn new(config: GanIntClsConfig, encoder: AnyTextEncoder, device: Device) -> Self {
         let g_vs = nn::VarStore::new(device);
         let g = Generator::new(g_vs.root(), &config);
         let s_vs = nn::VarStore::new(device);
         let s = StyleEncoder::new(s_vs.root(), &config);
-        let p_vs = nn::VarStore::new(device);
-        let prior = TextPrior::new(p_vs.root(), config.text_dim);
         Self {
             config,
             encoder,
@@ -854,9 +783,7 @@ impl GanIntClsModel {
             s_vs,
             s,
             style_trained: false,
-            p_vs,
-            prior,
-            prior_trained: false,
+            shapes: None,
             device,
         }
     }
@@ -889,9 +816,11 @@ impl GanIntClsModel {
         }
         ck.load_into(&mut m.s_vs, "S")?;
         m.style_trained = ck.meta("style_trained")? == "true";
-        if ck.meta.get("prior_trained").is_some_and(|v| v == "true") {
-            ck.load_into(&mut m.p_vs, "P")?;
-            m.prior_trained = true;
+        if let Some(data) = ck.meta.get("data") {
+            let bad = |e: String| crate::Error::Checkpoint(format!("checkpoint data config: {e}"));
+            let config = toml::from_str(data).map_err(|e| bad(e.to_string()))?;
+            m.shapes =
+                Some(crate::data::shapes::Shapes::new(config).map_err(|e| bad(e.to_string()))?);
         }
         Ok(m)
     }
@@ -904,21 +833,36 @@ impl GanIntClsModel {
         })
     }
 
-    /// What G is conditioned on for `captions`: their sentence vectors, or
-    /// with a trained text prior, a full description each caption allows,
-    /// drawn with noise from `seed`. `[n, text_dim]`
+    /// What G is conditioned on for `captions`: their sentence vectors. On
+    /// shapes, a caption that leaves attributes out is first completed to a
+    /// full description it allows ([`GanIntClsModel::completed`]). `[n, text_dim]`
     pub fn condition(&self, captions: &[&str], seed: u64) -> crate::Result<Tensor> {
-        let (h, _) = self.embed(captions)?;
-        Ok(self.apply_prior(&h, seed))
+        let full = self.completed(captions, seed);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let (h, _) = self.embed(&refs)?;
+        Ok(h)
     }
 
-    /// The text prior applied to sentence vectors (unchanged without one).
-    pub fn apply_prior(&self, h: &Tensor, seed: u64) -> Tensor {
-        if !self.prior_trained {
-            return h.shallow_clone();
-        }
-        let u = crate::rng::normal(h.size()[0], PRIOR_Z, seed ^ 0x9E1, self.device);
-        tch::no_grad(|| self.prior.forward_t(&h.to_device(self.device), &u, false))
+    /// The captions G is conditioned on: on shapes, each caption that leaves
+    /// attributes out ("a green triangle") becomes a full description of a
+    /// training scene it describes, the unnamed attributes drawn from the
+    /// data set with `seed` and the caption's index
+    /// ([`crate::data::shapes::Shapes::complete_caption`]); other captions,
+    /// and every caption on other data sets, unchanged.
+    pub fn completed(&self, captions: &[&str], seed: u64) -> Vec<String> {
+        captions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let draw = seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(i as u64);
+                self.shapes
+                    .as_ref()
+                    .and_then(|s| s.complete_caption(c, draw))
+                    .unwrap_or_else(|| c.to_string())
+            })
+            .collect()
     }
 
     /// Noise for `n` samples from `seed`, drawn on the CPU so that it is the

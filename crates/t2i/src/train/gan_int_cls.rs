@@ -341,35 +341,6 @@ impl Trainer {
         last
     }
 
-    /// Trains the text prior ([`crate::models::gan_int_cls::TextPrior`]) on
-    /// the training captions: each caption against a full caption of the
-    /// same image (IMLE, 64 draws per caption). Returns the last loss.
-    pub fn train_prior(&mut self, steps: i64, progress: bool) -> f64 {
-        use crate::models::gan_int_cls::{prior_loss, PRIOR_Z};
-        let (b, draws) = (64, 64);
-        // the prior is saved only once trained: its initial weights come
-        // from the run's seed, so a resumed run trains the same prior
-        self.model.reset_prior((self.seed ^ 0x9E1) as i64);
-        let mut opt = Adam::new(&self.model.p_vs, 1e-3, 0.9, 0.999);
-        let pb = crate::progress::bar(steps as u64, "text prior", progress);
-        let mut last = f64::NAN;
-        for k in 0..steps {
-            let seed = step_seed(self.seed ^ 0x9E1, k);
-            let batch = self.data.pairs(seed, k, b, 0.0);
-            let u = crate::rng::normal(draws * b, PRIOR_Z, seed, self.model.device);
-            let loss = prior_loss(&self.model.prior, &batch.right, &batch.full, &u, draws);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            last = loss.double_value(&[]);
-            pb.set_message(format!("IMLE {last:.4}"));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        self.model.prior_trained = true;
-        last
-    }
-
     /// Writes a checkpoint with everything needed to resume or generate.
     pub fn save(&self, path: &Path) -> Result<()> {
         let m = &self.model;
@@ -394,11 +365,7 @@ impl Trainer {
         meta.insert("versions".into(), versions());
         meta.insert("device".into(), device_name(m.device));
         meta.insert("style_trained".into(), m.style_trained.to_string());
-        meta.insert("prior_trained".into(), m.prior_trained.to_string());
         let mut tensors = checkpoint::named(&m.g_vs, "G");
-        if m.prior_trained {
-            tensors.extend(checkpoint::named(&m.p_vs, "P"));
-        }
         if let Some(a) = &self.g_avg {
             tensors.extend(a.named("G_avg"));
             let standing = self.generating(|| {
@@ -528,12 +495,6 @@ pub struct GanIntClsRunConfig {
     pub text: TextPhase,
     /// Style-encoder steps after the GAN (sec. 4.4).
     pub style_steps: i64,
-    /// Text-prior steps after the GAN (shapes; 0: none; runs made before
-    /// it existed read 0): generation then draws one full description of
-    /// a caption that leaves attributes out, not their average
-    /// (`models::gan_int_cls::TextPrior`).
-    #[serde(default)]
-    pub prior_steps: i64,
 }
 
 impl FamilyConfig for GanIntClsRunConfig {
@@ -549,7 +510,6 @@ impl FamilyConfig for GanIntClsRunConfig {
                 hard: if name == "tiny-plus" { 0.5 } else { 0.0 },
             },
             style_steps: 600,
-            prior_steps: 3000,
         })
     }
 
@@ -598,7 +558,7 @@ impl TypedFamily for GanIntClsFamily {
     const PRESETS: &'static [&'static str] = &["tiny", "tiny-plus", "paper"];
     fn resumable_keys(&self) -> &'static [&'static str] {
         // the phases after the GAN may be added on a resume
-        &["style_steps", "prior_steps"]
+        &["style_steps"]
     }
     fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
         match flag {
@@ -631,7 +591,7 @@ impl TypedFamily for GanIntClsFamily {
             }),
         };
         let shapes = shapes_cfg.clone().map(Shapes::new).transpose()?;
-        let model = match (resume, &shapes) {
+        let mut model = match (resume, &shapes) {
             (Some(ck), _) => GanIntClsModel::from_checkpoint(ck, device)?,
             (None, shapes) => {
                 let encoder = match shapes {
@@ -651,6 +611,7 @@ impl TypedFamily for GanIntClsFamily {
                 GanIntClsModel::new(mc, encoder, device)
             }
         };
+        model.shapes = shapes.clone();
         let text_source = model.encoder.source().to_string();
         let (data, sample_captions) = match &shapes {
             Some(shapes) => {
@@ -690,7 +651,6 @@ impl TypedFamily for GanIntClsFamily {
             t,
             sample_captions,
             style_steps: rc.style_steps,
-            prior_steps: rc.prior_steps,
             progress: ctx.progress,
         }))
     }
@@ -724,7 +684,6 @@ struct GanIntClsRun {
     t: Trainer,
     sample_captions: Vec<String>,
     style_steps: i64,
-    prior_steps: i64,
     progress: bool,
 }
 
@@ -769,14 +728,6 @@ impl FamilyTrainer for GanIntClsRun {
             ));
             self.t.save(&ctx.run.last_checkpoint())?;
         }
-        if self.prior_steps > 0 && !self.t.model.prior_trained && self.t.data_config.is_some() {
-            let l = self.t.train_prior(self.prior_steps, self.progress);
-            lines.push(format!(
-                "text prior: {} steps, IMLE loss {l:.4}",
-                self.prior_steps
-            ));
-            self.t.save(&ctx.run.last_checkpoint())?;
-        }
         self.t.finish();
         let Some(data) = self.t.data_config.as_ref().filter(|_| eval_samples > 0) else {
             return Ok(Summary {
@@ -810,11 +761,15 @@ impl FamilyGenerator for GanIntClsModel {
         Ok(self.embed(&[caption])?.1.remove(0).unknown)
     }
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
-        let h = self.condition(captions, seed)?;
+        let full = self.completed(captions, seed);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let (h, _) = self.embed(&refs)?;
         let z = self.noise(captions.len() as i64, seed);
+        let changed = full.iter().zip(captions).any(|(f, c)| f != c);
         Ok(Generated {
             images: self.generate(&z, &h).to_device(Device::Cpu),
             first_stage: None,
+            drawn_as: changed.then_some(full),
         })
     }
     fn interpolate(&self, from: &str, to: &str, steps: i64, seed: u64) -> Result<Tensor> {

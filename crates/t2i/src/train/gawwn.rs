@@ -591,6 +591,7 @@ impl FamilyGenerator for GawwnModel {
         Ok(Generated {
             images: self.draw(&z, &t, &layout).to_device(Device::Cpu),
             first_stage: None,
+            drawn_as: None,
         })
     }
     fn complete_keypoints(
