@@ -127,6 +127,16 @@ fn serves_every_control_and_refuses_bad_requests() {
     assert_eq!(png_count(&a["images"]), 3);
     let (_, b) = server.post("/api/generate", &req);
     assert_eq!(a["images"], b["images"]);
+    // "a red circle" leaves size and position out: each image says what it
+    // was drawn as
+    let drawn = a["drawn_as"].as_array().unwrap();
+    assert_eq!(drawn.len(), 3);
+    for d in drawn {
+        let spec = t2i::data::shapes::read_caption(d.as_str().unwrap());
+        assert!(spec.is_full(), "{d}");
+        let first = spec.objects[0];
+        assert_eq!((first.colour, first.shape), (Some(0), Some(0)), "{d}");
+    }
     let (status, i) = server.post(
         "/api/interpolate",
         &json!({"model": "gic", "caption": "a red circle", "to": "a blue square", "steps": 4}),

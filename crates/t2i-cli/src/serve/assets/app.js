@@ -237,7 +237,9 @@ async function generate() {
     out.innerHTML = "";
     r.images.forEach((url, i) => {
       const layout = r.layouts ? r.layouts[i] : null;
-      out.appendChild(sampleFigure(url, layout, `${caption} ${i + 1}`));
+      // a caption that leaves attributes out is drawn as a full one
+      const label = r.drawn_as ? `${i + 1}: ${r.drawn_as[i]}` : `${caption} ${i + 1}`;
+      out.appendChild(sampleFigure(url, layout, label));
     });
     if (r.completed && r.layouts && r.layouts[0] && r.layouts[0].keypoints) {
       completed = {};
