@@ -145,7 +145,7 @@ pub fn run(a: &DemoOptions) -> Result<()> {
         ));
     }
     files.push((
-        "Short captions, as people type them (what a caption leaves out, the model chooses)".into(),
+        "Short captions, as people type them: what a caption leaves out is drawn from the data set, so each of the 8 samples completes it differently (t2i generate prints each sample's full caption)".into(),
         save(&grid(&rows, 2), dir, "short_captions.png")?,
     ));
     let pairs = [
