@@ -91,6 +91,42 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<V>,
     memo: HashMap<u32, V>,
+    /// Values that may still be made or copied (see [`MAX_NODES`]).
+    budget: usize,
+}
+
+/// Deepest nesting of containers a pickle may build: a state_dict nests a
+/// few levels; a crafted file could nest until dropping or walking the value
+/// overflows the stack.
+const MAX_DEPTH: usize = 64;
+/// Values a pickle may make or copy from its memo: a crafted file that
+/// copies a value into itself again and again would double it each time.
+const MAX_NODES: usize = 1 << 22;
+
+impl V {
+    /// Containers nested in `self`, `self` included (bounded by
+    /// [`MAX_DEPTH`] for every value the machine holds).
+    fn depth(&self) -> usize {
+        match self {
+            V::Tuple(v) | V::List(v) => 1 + v.iter().map(V::depth).max().unwrap_or(0),
+            V::Dict(d) => {
+                1 + d
+                    .iter()
+                    .map(|(k, v)| k.depth().max(v.depth()))
+                    .max()
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+    /// Values in `self`, `self` included.
+    fn nodes(&self) -> usize {
+        match self {
+            V::Tuple(v) | V::List(v) => 1 + v.iter().map(V::nodes).sum::<usize>(),
+            V::Dict(d) => 1 + d.iter().map(|(k, v)| k.nodes() + v.nodes()).sum::<usize>(),
+            _ => 1,
+        }
+    }
 }
 
 impl<'a> Machine<'a> {
@@ -100,6 +136,7 @@ impl<'a> Machine<'a> {
             pos: 0,
             stack: Vec::new(),
             memo: HashMap::new(),
+            budget: MAX_NODES,
         }
     }
 
@@ -155,6 +192,42 @@ impl<'a> Machine<'a> {
         self.stack
             .last_mut()
             .ok_or_else(|| PthError::Format("pickle stack underflow".into()))
+    }
+
+    /// Charges `n` values to the budget.
+    fn spend(&mut self, n: usize) -> R<()> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
+            PthError::Format(format!("the pickle builds more than {MAX_NODES} values"))
+        })?;
+        Ok(())
+    }
+    /// Pushes a container built from `items`, refusing one nested deeper
+    /// than [`MAX_DEPTH`].
+    fn push_nested(&mut self, v: V) -> R<()> {
+        if v.depth() > MAX_DEPTH {
+            return Err(PthError::Format(format!(
+                "the pickle nests containers deeper than {MAX_DEPTH}"
+            )));
+        }
+        self.spend(1)?;
+        self.stack.push(v);
+        Ok(())
+    }
+    /// Checks that `v` may go inside a container.
+    fn check_child(v: &V) -> R<()> {
+        if v.depth() + 1 > MAX_DEPTH {
+            return Err(PthError::Format(format!(
+                "the pickle nests containers deeper than {MAX_DEPTH}"
+            )));
+        }
+        Ok(())
+    }
+    /// A copy of the top value for the memo.
+    fn memo_top(&mut self, k: u32) -> R<()> {
+        let v = self.top()?.clone();
+        self.spend(v.nodes())?;
+        self.memo.insert(k, v);
+        Ok(())
     }
 
     /// Runs until STOP and returns the value.
@@ -250,50 +323,42 @@ impl<'a> Machine<'a> {
                 b'}' => self.stack.push(V::Dict(vec![])),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(V::Tuple(items));
+                    self.push_nested(V::Tuple(items))?;
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(V::List(items));
+                    self.push_nested(V::List(items))?;
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let pairs = items
-                        .chunks(2)
-                        .filter(|c| c.len() == 2)
-                        .map(|c| (c[0].clone(), c[1].clone()))
-                        .collect();
-                    self.stack.push(V::Dict(pairs));
+                    self.push_nested(V::Dict(pairs(items)))?;
                 }
                 0x85 => {
                     let a = self.pop()?;
-                    self.stack.push(V::Tuple(vec![a]));
+                    self.push_nested(V::Tuple(vec![a]))?;
                 }
                 0x86 => {
                     let b = self.pop()?;
                     let a = self.pop()?;
-                    self.stack.push(V::Tuple(vec![a, b]));
+                    self.push_nested(V::Tuple(vec![a, b]))?;
                 }
                 0x87 => {
                     let c = self.pop()?;
                     let b = self.pop()?;
                     let a = self.pop()?;
-                    self.stack.push(V::Tuple(vec![a, b, c]));
+                    self.push_nested(V::Tuple(vec![a, b, c]))?;
                 }
                 b'q' => {
                     let k = self.u8()? as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    self.memo_top(k)?;
                 }
                 b'r' => {
                     let k = self.u32()?;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    self.memo_top(k)?;
                 }
                 0x94 => {
                     let k = self.memo.len() as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    self.memo_top(k)?;
                 }
                 b'h' => {
                     let k = self.u8()? as u32;
@@ -331,28 +396,29 @@ impl<'a> Machine<'a> {
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
+                    Self::check_child(&k)?;
+                    Self::check_child(&v)?;
                     if let V::Dict(d) = self.top()? {
                         d.push((k, v));
                     }
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
+                    items.iter().try_for_each(Self::check_child)?;
                     if let V::Dict(d) = self.top()? {
-                        for c in items.chunks(2) {
-                            if c.len() == 2 {
-                                d.push((c[0].clone(), c[1].clone()));
-                            }
-                        }
+                        d.extend(pairs(items));
                     }
                 }
                 b'a' => {
                     let v = self.pop()?;
+                    Self::check_child(&v)?;
                     if let V::List(l) = self.top()? {
                         l.push(v);
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
+                    items.iter().try_for_each(Self::check_child)?;
                     if let V::List(l) = self.top()? {
                         l.extend(items);
                     }
@@ -371,14 +437,26 @@ impl<'a> Machine<'a> {
     }
 
     fn get(&mut self, k: u32) -> R<()> {
-        let v = self
+        let n = self
             .memo
             .get(&k)
-            .cloned()
-            .ok_or_else(|| PthError::Format(format!("pickle memo {k} missing")))?;
+            .ok_or_else(|| PthError::Format(format!("pickle memo {k} missing")))?
+            .nodes();
+        self.spend(n)?;
+        let v = self.memo[&k].clone();
         self.stack.push(v);
         Ok(())
     }
+}
+
+/// Key-value pairs of a flat list (an odd last item is dropped).
+fn pairs(items: Vec<V>) -> Vec<(V, V)> {
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
 }
 
 /// `('storage', torch.FloatStorage, key, location, numel[, view])`.
