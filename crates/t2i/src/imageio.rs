@@ -152,15 +152,17 @@ impl Rgb {
     }
     /// Reads an image file and resizes it to `size x size`.
     pub fn load(path: &Path, size: u32) -> Result<Rgb> {
-        let img =
-            image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+        let img = read_image(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
         Ok(Self::resized(img, size))
     }
     /// Decodes an encoded image (PNG or JPEG bytes) and resizes it to
     /// `size x size`.
     pub fn decode(bytes: &[u8], size: u32) -> Result<Rgb> {
-        let img = image::load_from_memory(bytes)
-            .map_err(|e| Error::Image(format!("not a PNG or JPEG image: {e}")))?;
+        let img = decode_image(bytes).map_err(|e| {
+            Error::Image(format!(
+                "cannot read the image (PNG or JPEG, at most {MAX_IMAGE_SIDE} pixels a side): {e}"
+            ))
+        })?;
         Ok(Self::resized(img, size))
     }
     fn resized(img: image::DynamicImage, size: u32) -> Rgb {
@@ -276,4 +278,32 @@ mod tests {
         assert!(g.save(&dir.path().join("missing/x.png")).is_err());
         assert!(!dir.path().join("missing").exists());
     }
+}
+
+/// The largest image side t2i decodes: a file that declares more (a
+/// 15,000-pixel JPEG header on a few bytes) is refused before its pixels are
+/// allocated.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+fn limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(MAX_IMAGE_SIDE);
+    l.max_image_height = Some(MAX_IMAGE_SIDE);
+    l.max_alloc = Some(256 << 20);
+    l
+}
+
+/// Decodes an image file (format from its content), at most
+/// [`MAX_IMAGE_SIDE`] pixels on a side.
+pub fn read_image(path: &Path) -> std::result::Result<image::DynamicImage, image::ImageError> {
+    let mut r = image::ImageReader::open(path)?.with_guessed_format()?;
+    r.limits(limits());
+    r.decode()
+}
+
+/// Decodes encoded image bytes, at most [`MAX_IMAGE_SIDE`] pixels on a side.
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, image::ImageError> {
+    let mut r = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    r.limits(limits());
+    r.decode()
 }

@@ -36,3 +36,19 @@ fn pth_pickle_that_doubles_through_its_memo() {
     let e = t2i::pth::load_bytes(&data, Path::new("x.pth")).unwrap_err();
     assert!(e.to_string().contains("more than"), "{e}");
 }
+
+#[test]
+fn jpeg_header_declaring_a_huge_image_is_refused_before_decoding() {
+    // a 12x10 JPEG whose frame header claims 15114 x 9740 pixels: decoding
+    // it took 1.2 GB in dataset_index
+    let img = image::RgbImage::from_pixel(12, 10, image::Rgb([200, 30, 30]));
+    let mut jpg = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut jpg, image::ImageFormat::Jpeg).unwrap();
+    let mut jpg = jpg.into_inner();
+    let sof = jpg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+    jpg[sof + 5..sof + 9].copy_from_slice(&[0x26, 0x0c, 0x3b, 0x0a]);
+    let e = t2i::imageio::decode_image(&jpg).unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("limit"), "{e}");
+    let e = t2i::imageio::Rgb::decode(&jpg, 32).unwrap_err().to_string();
+    assert!(e.contains("at most 8192 pixels a side"), "{e}");
+}

@@ -122,7 +122,7 @@ pub fn load_crop(
     bbox: Option<[f32; 4]>,
     side: u32,
 ) -> Result<(RgbImage, bool), DataError> {
-    let img = image::open(path)
+    let img = crate::imageio::read_image(path)
         .map_err(|e| DataError::Image(path.to_path_buf(), e.to_string()))?
         .to_rgb8();
     let ([x1, y1, x2, y2], outside) = match bbox {
