@@ -263,23 +263,6 @@ pub fn grid(rows: &[(Vec<Rgb>, Option<String>)], pad: u32) -> Rgb {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn round_trip_and_grid() {
-        let px: Vec<u8> = (0..32 * 32 * 3).map(|i| (i % 256) as u8).collect();
-        let t = images_to_tensor(&[&px], 32);
-        assert_eq!(t.size(), vec![1, 3, 32, 32]);
-        assert_eq!(tensor_to_images(&t)[0].data, px);
-        let g = grid(&[(tensor_to_images(&t), Some("a red circle".into()))], 2);
-        assert!(g.png().unwrap().len() > 100);
-        let dir = tempfile::tempdir().unwrap();
-        assert!(g.save(&dir.path().join("missing/x.png")).is_err());
-        assert!(!dir.path().join("missing").exists());
-    }
-}
-
 /// The largest image side t2i decodes: a file that declares more (a
 /// 15,000-pixel JPEG header on a few bytes) is refused before its pixels are
 /// allocated.
@@ -306,4 +289,21 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, im
     let mut r = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
     r.limits(limits());
     r.decode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn round_trip_and_grid() {
+        let px: Vec<u8> = (0..32 * 32 * 3).map(|i| (i % 256) as u8).collect();
+        let t = images_to_tensor(&[&px], 32);
+        assert_eq!(t.size(), vec![1, 3, 32, 32]);
+        assert_eq!(tensor_to_images(&t)[0].data, px);
+        let g = grid(&[(tensor_to_images(&t), Some("a red circle".into()))], 2);
+        assert!(g.png().unwrap().len() > 100);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(g.save(&dir.path().join("missing/x.png")).is_err());
+        assert!(!dir.path().join("missing").exists());
+    }
 }
