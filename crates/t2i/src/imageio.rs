@@ -158,11 +158,8 @@ impl Rgb {
     /// Decodes an encoded image (PNG or JPEG bytes) and resizes it to
     /// `size x size`.
     pub fn decode(bytes: &[u8], size: u32) -> Result<Rgb> {
-        let img = decode_image(bytes).map_err(|e| {
-            Error::Image(format!(
-                "cannot read the image (PNG or JPEG, at most {MAX_IMAGE_SIDE} pixels a side): {e}"
-            ))
-        })?;
+        let img = decode_image(bytes)
+            .map_err(|e| Error::Image(format!("cannot read the image (PNG or JPEG): {e}")))?;
         Ok(Self::resized(img, size))
     }
     fn resized(img: image::DynamicImage, size: u32) -> Rgb {
@@ -277,18 +274,33 @@ fn limits() -> image::Limits {
 }
 
 /// Decodes an image file (format from its content), at most
-/// [`MAX_IMAGE_SIDE`] pixels on a side.
-pub fn read_image(path: &Path) -> std::result::Result<image::DynamicImage, image::ImageError> {
-    let mut r = image::ImageReader::open(path)?.with_guessed_format()?;
-    r.limits(limits());
-    r.decode()
+/// [`MAX_IMAGE_SIDE`] pixels on a side; the error is one line.
+pub fn read_image(path: &Path) -> std::result::Result<image::DynamicImage, String> {
+    let decode = || {
+        let mut r = image::ImageReader::open(path)?.with_guessed_format()?;
+        r.limits(limits());
+        r.decode()
+    };
+    decode().map_err(describe)
 }
 
 /// Decodes encoded image bytes, at most [`MAX_IMAGE_SIDE`] pixels on a side.
-pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, image::ImageError> {
-    let mut r = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
-    r.limits(limits());
-    r.decode()
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    let decode = || {
+        let mut r = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+        r.limits(limits());
+        r.decode()
+    };
+    decode().map_err(describe)
+}
+
+fn describe(e: image::ImageError) -> String {
+    match e {
+        image::ImageError::Limits(_) => format!(
+            "the image is too large (t2i reads images of at most {MAX_IMAGE_SIDE} pixels a side)"
+        ),
+        e => e.to_string(),
+    }
 }
 
 #[cfg(test)]

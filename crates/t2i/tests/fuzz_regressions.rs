@@ -47,8 +47,11 @@ fn jpeg_header_declaring_a_huge_image_is_refused_before_decoding() {
     let mut jpg = jpg.into_inner();
     let sof = jpg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
     jpg[sof + 5..sof + 9].copy_from_slice(&[0x26, 0x0c, 0x3b, 0x0a]);
-    let e = t2i::imageio::decode_image(&jpg).unwrap_err().to_string();
-    assert!(e.to_lowercase().contains("limit"), "{e}");
+    let e = t2i::imageio::decode_image(&jpg).unwrap_err();
+    assert!(e.contains("too large") && e.contains("8192"), "{e}");
     let e = t2i::imageio::Rgb::decode(&jpg, 32).unwrap_err().to_string();
-    assert!(e.contains("at most 8192 pixels a side"), "{e}");
+    assert!(
+        e.contains("cannot read the image") && e.contains("too large"),
+        "{e}"
+    );
 }

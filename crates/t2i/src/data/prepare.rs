@@ -123,7 +123,7 @@ pub fn load_crop(
     side: u32,
 ) -> Result<(RgbImage, bool), DataError> {
     let img = crate::imageio::read_image(path)
-        .map_err(|e| DataError::Image(path.to_path_buf(), e.to_string()))?
+        .map_err(|e| DataError::Image(path.to_path_buf(), e))?
         .to_rgb8();
     let ([x1, y1, x2, y2], outside) = match bbox {
         Some(b) => crop_box(b, img.width(), img.height()),
