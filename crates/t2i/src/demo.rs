@@ -21,8 +21,14 @@ use tch::Tensor;
 pub const PRESET: &str = "tiny-plus";
 /// The demo's changes to the preset, each measured to score higher in the
 /// demo's minutes (docs/experiments.md): half the preset's batch and the
-/// GAN-CLS objective (no interpolated captions), so 2.8 times the steps.
-pub const SETS: [&str; 2] = ["batch_size=16", "variant=gan-cls"];
+/// GAN-CLS objective (no interpolated captions), so 2.8 times the steps, and
+/// only full training captions (a partial caption is completed before it is
+/// drawn, so G need not learn partial ones).
+pub const SETS: [&str; 3] = [
+    "batch_size=16",
+    "variant=gan-cls",
+    "data.partial_captions=0",
+];
 
 /// Captions a person would type first, drawn on the demo's page.
 const SHORT_CAPTIONS: [&str; 5] = [

@@ -674,19 +674,20 @@ fn load_legacy(bytes: &[u8]) -> R<BTreeMap<String, Tensor>> {
     let mut blobs: HashMap<String, Vec<u8>> = HashMap::new();
     for k in keys {
         let V::Str(key) = k else { continue };
-        if pos + 8 > bytes.len() {
+        if pos.saturating_add(8) > bytes.len() {
             return Err(PthError::Format("truncated storage data".into()));
         }
         let mut a = [0u8; 8];
         a.copy_from_slice(&bytes[pos..pos + 8]);
         let n = u64::from_le_bytes(a) as usize;
         pos += 8;
-        let size = n * elem_size(*kinds.get(&key).unwrap_or(&Kind::Float));
-        if pos + size > bytes.len() {
-            return Err(PthError::Format("truncated storage data".into()));
-        }
-        blobs.insert(key, bytes[pos..pos + size].to_vec());
-        pos += size;
+        let end = n
+            .checked_mul(elem_size(*kinds.get(&key).unwrap_or(&Kind::Float)))
+            .and_then(|size| pos.checked_add(size))
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| PthError::Format("truncated storage data".into()))?;
+        blobs.insert(key, bytes[pos..end].to_vec());
+        pos = end;
     }
     let mut storage = |key: &str, _k: Kind| -> R<Vec<u8>> {
         blobs

@@ -55,3 +55,13 @@ fn jpeg_header_declaring_a_huge_image_is_refused_before_decoding() {
         "{e}"
     );
 }
+
+#[test]
+fn pth_legacy_storage_size_that_overflows() {
+    // a legacy file whose storage claims a huge element count: the byte count
+    // wrapped and the slice bounds crossed (found by pth_reader)
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz/pth-storage-size-overflow.pth");
+    let e = t2i::pth::load(&path).unwrap_err();
+    assert!(e.to_string().contains("truncated storage data"), "{e}");
+}
