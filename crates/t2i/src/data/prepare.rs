@@ -59,6 +59,8 @@ pub fn crop_box(bbox: [f32; 4], width: u32, height: u32) -> ([u32; 4], bool) {
 /// The size a `w` x `h` crop is resized to: shorter side to `side`, aspect
 /// kept (torchvision `Scale(int)`).
 fn resized(w: u32, h: u32, side: u32) -> (u32, u32) {
+    // an empty crop (a zero-sized image) resizes like a 1-pixel one
+    let (w, h) = (w.max(1), h.max(1));
     if w <= h {
         (
             side,
@@ -97,7 +99,7 @@ impl CropFrame {
         let (nw, nh) = resized(w, h, side);
         Self {
             origin: [x1 as f32, y1 as f32],
-            scale: [nw as f32 / w as f32, nh as f32 / h as f32],
+            scale: [nw as f32 / w.max(1) as f32, nh as f32 / h.max(1) as f32],
             offset: [((nw - side) / 2) as f32, ((nh - side) / 2) as f32],
             side: side as f32,
         }
@@ -125,6 +127,12 @@ pub fn load_crop(
     let img = crate::imageio::read_image(path)
         .map_err(|e| DataError::Image(path.to_path_buf(), e))?
         .to_rgb8();
+    if img.width() == 0 || img.height() == 0 {
+        return Err(DataError::Image(
+            path.to_path_buf(),
+            "the image has no pixels".into(),
+        ));
+    }
     let ([x1, y1, x2, y2], outside) = match bbox {
         Some(b) => crop_box(b, img.width(), img.height()),
         None => ([0, 0, img.width(), img.height()], false),
@@ -562,6 +570,20 @@ impl ImageBatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_images_and_boxes_do_not_divide_by_zero() {
+        // found by the dataset_index fuzz target (a division by zero in a
+        // preparing thread)
+        assert_eq!(resized(0, 0, 8), (8, 8));
+        assert_eq!(resized(0, 5, 8), (8, 40));
+        for (w, h) in [(0, 0), (0, 7), (7, 0)] {
+            let f = CropFrame::new(Some([1.0, 1.0, 0.0, 0.0]), w, h, 8);
+            let _ = f.map([0.0, 0.0]);
+            let f = CropFrame::new(None, w, h, 8);
+            let _ = f.map([0.0, 0.0]);
+        }
+    }
 
     #[test]
     fn layouts_move_with_cut_and_flip() {
