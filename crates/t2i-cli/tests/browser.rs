@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{t2i, Server};
+use common::{t2i, tiny_train, Server};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -42,25 +42,11 @@ impl Drop for Killed {
 /// A GAWWN box model and an AttnGAN model, trained for a few steps.
 fn tiny_models(dir: &Path) -> (PathBuf, PathBuf) {
     let p = |s: &str| dir.join(s).display().to_string();
-    ok(&[
-        "train",
-        "--model",
-        "gawwn",
-        "--out",
-        &p("gawwn-box"),
-        "--steps",
-        "3",
-        "--text-steps",
-        "10",
-        "--train-size",
-        "100",
-        "--batch-size",
-        "4",
-        "--eval-samples",
-        "0",
-        "--device",
-        "cpu",
-    ]);
+    let o = tiny_train(
+        &dir.join("gawwn-box"),
+        &["--model", "gawwn", "--steps", "3"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // AttnGAN trains on the CUB layout: the shapes data set written as one
     ok(&[
         "data",

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 mod common;
 
-use common::t2i;
+use common::{t2i, tiny_train};
 
 /// One tiny trained run shared by the tests.
 fn run_dir() -> &'static PathBuf {
@@ -686,27 +686,7 @@ fn gawwn_run(condition: &str) -> PathBuf {
         std::env::temp_dir().join(format!("t2i-cli-gawwn-{condition}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let set = format!("condition={condition}");
-    let out = t2i(&[
-        "train",
-        "--model",
-        "gawwn",
-        "--out",
-        dir.to_str().unwrap(),
-        "--steps",
-        "3",
-        "--text-steps",
-        "10",
-        "--train-size",
-        "100",
-        "--batch-size",
-        "4",
-        "--set",
-        &set,
-        "--eval-samples",
-        "0",
-        "--device",
-        "cpu",
-    ]);
+    let out = tiny_train(&dir, &["--model", "gawwn", "--steps", "3", "--set", &set]);
     assert!(
         out.status.success(),
         "gawwn train failed: {}",

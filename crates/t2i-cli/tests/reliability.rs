@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::t2i;
+use common::{t2i, tiny_train};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -21,27 +21,9 @@ fn ok(o: Output) -> Output {
 
 /// A tiny GAN-INT-CLS run on shapes with these extra arguments.
 fn train(out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--out",
-        out.to_str().unwrap(),
-        "--text-steps",
-        "10",
-        "--style-steps",
-        "0",
-        "--train-size",
-        "100",
-        "--batch-size",
-        "4",
-        "--eval-samples",
-        "0",
-        "--sample-every",
-        "0",
-        "--device",
-        "cpu",
-    ];
+    let mut args = vec!["--style-steps", "0", "--sample-every", "0"];
     args.extend_from_slice(extra);
-    t2i(&args)
+    tiny_train(out, &args)
 }
 
 /// The SHA-256 of a checkpoint's tensors, from its header.

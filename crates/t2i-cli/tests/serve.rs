@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Server;
+use common::{tiny_train, Server};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,29 +15,9 @@ use std::time::{Duration, Instant};
 
 fn t2i_train(dir: &PathBuf, extra: &[&str]) {
     let _ = std::fs::remove_dir_all(dir);
-    let mut args = vec![
-        "train",
-        "--out",
-        dir.to_str().unwrap(),
-        "--steps",
-        "3",
-        "--text-steps",
-        "10",
-        "--train-size",
-        "100",
-        "--batch-size",
-        "4",
-        "--eval-samples",
-        "0",
-        "--device",
-        "cpu",
-    ];
+    let mut args = vec!["--steps", "3"];
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_t2i"))
-        .args(&args)
-        .env("T2I_LOG", "warn")
-        .output()
-        .expect("run t2i");
+    let out = tiny_train(dir, &args);
     assert!(
         out.status.success(),
         "train failed: {}",

@@ -15,6 +15,28 @@ pub fn t2i(args: &[&str]) -> Output {
         .expect("run t2i")
 }
 
+/// `t2i train` of a tiny run on shapes into `out` (10 text-encoder steps,
+/// 100 images, batch 4, no summary, CPU) with `extra` arguments.
+pub fn tiny_train(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--text-steps",
+        "10",
+        "--train-size",
+        "100",
+        "--batch-size",
+        "4",
+        "--eval-samples",
+        "0",
+        "--device",
+        "cpu",
+    ];
+    args.extend_from_slice(extra);
+    t2i(&args)
+}
+
 /// A `t2i serve` on a free loopback port, killed when dropped.
 pub struct Server {
     pub child: Child,
