@@ -837,10 +837,19 @@ impl GanIntClsModel {
     /// shapes, a caption that leaves attributes out is first completed to a
     /// full description it allows ([`GanIntClsModel::completed`]). `[n, text_dim]`
     pub fn condition(&self, captions: &[&str], seed: u64) -> crate::Result<Tensor> {
+        Ok(self.condition_drawn(captions, seed)?.0)
+    }
+
+    /// [`GanIntClsModel::condition`] and the captions it drew.
+    pub fn condition_drawn(
+        &self,
+        captions: &[&str],
+        seed: u64,
+    ) -> crate::Result<(Tensor, Vec<String>)> {
         let full = self.completed(captions, seed);
         let refs: Vec<&str> = full.iter().map(String::as_str).collect();
         let (h, _) = self.embed(&refs)?;
-        Ok(h)
+        Ok((h, full))
     }
 
     /// The captions G is conditioned on: on shapes, each caption that leaves

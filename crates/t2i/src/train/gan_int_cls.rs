@@ -761,9 +761,7 @@ impl FamilyGenerator for GanIntClsModel {
         Ok(self.embed(&[caption])?.1.remove(0).unknown)
     }
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
-        let full = self.completed(captions, seed);
-        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-        let (h, _) = self.embed(&refs)?;
+        let (h, full) = self.condition_drawn(captions, seed)?;
         let z = self.noise(captions.len() as i64, seed);
         let changed = full.iter().zip(captions).any(|(f, c)| f != c);
         Ok(Generated {
