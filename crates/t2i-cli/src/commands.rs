@@ -358,6 +358,20 @@ pub struct GenerateArgs {
 /// At most this many images per `generate` call.
 const MAX_IMAGES: i64 = 1024;
 
+/// Tells which full caption each sample was drawn as, when the model
+/// completed a caption that leaves attributes out.
+fn print_drawn_as(text: &str, drawn: Option<&[String]>) {
+    let Some(drawn) = drawn.filter(|d| d.iter().any(|c| c != text)) else {
+        return;
+    };
+    for (i, d) in drawn.iter().enumerate().take(8) {
+        eprintln!("sample {i} drawn as: {d}");
+    }
+    if drawn.len() > 8 {
+        eprintln!("({} more samples)", drawn.len() - 8);
+    }
+}
+
 fn warn_unknown(g: &dyn t2i::family::Generator, caption: &str) -> Result<()> {
     let unknown = g.unknown_words(caption)?;
     if !unknown.is_empty() {
@@ -442,6 +456,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         for (img, l) in imgs.iter_mut().zip(&placed.layouts) {
             t2i::placement::draw(img, l, Some(&placed.given));
         }
+        print_drawn_as(&a.text, placed.drawn_as.as_deref());
         if placed.completed {
             let parts = g.part_names();
             let samples: Vec<_> = placed
@@ -497,15 +512,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     } else {
         let caps = vec![a.text.as_str(); a.n as usize];
         let out = g.generate(&caps, a.seed)?;
-        if let Some(drawn) = &out.drawn_as {
-            // the model completed a caption that leaves attributes out
-            for (i, d) in drawn.iter().enumerate().take(8) {
-                eprintln!("sample {i} drawn as: {d}");
-            }
-            if drawn.len() > 8 {
-                eprintln!("({} more samples)", drawn.len() - 8);
-            }
-        }
+        print_drawn_as(&a.text, out.drawn_as.as_deref());
         singles = Some(out.images.shallow_clone());
         let shown = match &out.first_stage {
             Some(first) => {

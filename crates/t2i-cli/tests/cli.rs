@@ -728,6 +728,19 @@ fn gawwn_draws_at_boxes_and_keypoints_and_refuses_bad_layouts() {
         );
         assert!(png.exists());
         std::fs::remove_file(&png).unwrap();
+        // the caption leaves size and position out: each sample is drawn as
+        // the full caption of a red circle at the requested box
+        let err = String::from_utf8_lossy(&out.stderr);
+        let drawn: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.split_once(" drawn as: ").map(|(_, d)| d))
+            .collect();
+        assert!(!drawn.is_empty(), "{ok:?}: no 'drawn as' line in {err}");
+        for d in drawn {
+            let full = t2i::data::shapes::read_caption(d);
+            assert!(full.is_full(), "{d}");
+            assert_eq!(full.objects[0].colour, Some(0), "{d}");
+        }
     }
     for (bad, needle) in [
         (&["--box", "0.8,0.1,0.5,0.5"][..], "not inside the image"),

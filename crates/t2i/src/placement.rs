@@ -272,6 +272,11 @@ pub struct Placed {
     pub given: Vec<bool>,
     /// Whether keypoints were completed by G_k.
     pub completed: bool,
+    /// The full caption each image was conditioned on, when the model
+    /// completed a caption that leaves attributes out ([`Generated::drawn_as`]).
+    ///
+    /// [`Generated::drawn_as`]: crate::family::Generated::drawn_as
+    pub drawn_as: Option<Vec<String>>,
 }
 
 /// Draws `n` images of `caption` at the layout of `request` (or the sweep's
@@ -342,24 +347,28 @@ pub fn generate(
         (layouts, given, complete)
     };
     debug_assert_eq!(layouts.len(), count);
-    let images = if request.sweep.is_some() {
+    let (images, drawn_as) = if request.sweep.is_some() {
         // one call per image: each gets the first noise vector of `seed`
         let each = layouts
             .iter()
-            .map(|l| {
-                Ok(g.generate_at(&[caption], std::slice::from_ref(l), seed)?
-                    .images)
-            })
+            .map(|l| g.generate_at(&[caption], std::slice::from_ref(l), seed))
             .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&each, 0)
+        let images = Tensor::cat(&each.iter().map(|o| &o.images).collect::<Vec<_>>(), 0);
+        let drawn: Option<Vec<String>> = each
+            .into_iter()
+            .map(|o| o.drawn_as.and_then(|mut d| d.pop()))
+            .collect();
+        (images, drawn)
     } else {
-        g.generate_at(&vec![caption; count], &layouts, seed)?.images
+        let out = g.generate_at(&vec![caption; count], &layouts, seed)?;
+        (out.images, out.drawn_as)
     };
     Ok(Placed {
         images,
         layouts,
         given,
         completed,
+        drawn_as,
     })
 }
 

@@ -386,6 +386,7 @@ pub async fn generate(
                 "images": data_urls(&out.images)?,
                 "layouts": layouts,
                 "completed": out.completed,
+                "drawn_as": out.drawn_as,
                 "unknown_words": unknown,
                 "ms": millis(start),
             })))

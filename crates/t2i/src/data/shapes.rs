@@ -422,7 +422,7 @@ impl Shapes {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636f_6d70_6c65_7465);
         // a held-out pair ("a red triangle") is completed from the held-out
         // test scenes: its colour and shape kept, the rest drawn as usual
-        for split in [Split::Train, Split::HeldOut] {
+        for split in self.completion_splits() {
             for _ in 0..COMPLETION_TRIES {
                 let objects = self.place_objects(&mut rng, split, n);
                 if spec.describes(&objects) {
@@ -431,6 +431,53 @@ impl Shapes {
             }
         }
         None
+    }
+
+    /// [`Shapes::complete_caption`] for one object drawn at a given place:
+    /// `[cx, cy, r]` in pixels of the data set's canvas (a box or keypoints
+    /// the user gave). The caption's colour and shape are kept, those it
+    /// leaves out drawn from the training pairs (a held-out pair stays as
+    /// named); its size and position words are those the data set writes
+    /// for an object at that place, whatever the caption said, as the
+    /// place decides them. `None` for a full caption, one that names no or
+    /// more than one object, or a place outside the canvas.
+    pub fn complete_caption_at(
+        &self,
+        caption: &str,
+        [cx, cy, r]: [f32; 3],
+        seed: u64,
+    ) -> Option<String> {
+        let spec = read_caption(caption);
+        let size = self.config.image_size as f32;
+        let inside = |v: f32| v.is_finite() && (0.0..=size).contains(&v);
+        if spec.objects.len() != 1 || spec.is_full() || !inside(cx) || !inside(cy) || !inside(r) {
+            return None;
+        }
+        let mut want = spec.objects[0];
+        want.size = None;
+        want.position = None;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636f_6d70_6c65_7465);
+        for split in self.completion_splits() {
+            // 12 pairs: the tries find an allowed one that fits almost surely
+            for _ in 0..200 {
+                let (colour, shape) = self.colour_shape(&mut rng, split, true);
+                let o = ShapeObject::placed(colour, shape, [cx, cy, r], size);
+                if want.describes(&o) {
+                    return Some(write_caption(&mut rng, &[o], 0.0).0);
+                }
+            }
+        }
+        None
+    }
+
+    /// The splits a completion draws from: the training scenes, then the
+    /// held-out ones when there are held-out pairs.
+    fn completion_splits(&self) -> Vec<Split> {
+        let mut v = vec![Split::Train];
+        if !self.held_out.is_empty() {
+            v.push(Split::HeldOut);
+        }
+        v
     }
 
     /// A colour-shape pair allowed in `split` (`first` is the first object).
@@ -714,6 +761,36 @@ mod tests {
             None
         );
         assert_eq!(ds.complete_caption("hello", 1), None);
+        // at a given place: colour and shape kept, size and position from the place
+        let small_top_left = [5.0, 5.0, 3.0];
+        for seed in 0..20 {
+            let c = ds
+                .complete_caption_at("a green triangle", small_top_left, seed)
+                .unwrap();
+            let m = read_caption(&c).objects[0];
+            assert_eq!((m.colour, m.shape), (green, triangle), "{c}");
+            assert_eq!((m.size, m.position), (Some(0), Some(0)), "{c}");
+        }
+        let big = ds
+            .complete_caption_at("a small circle at the top", [32.0, 40.0, 20.0], 2)
+            .unwrap();
+        let m = read_caption(&big).objects[0];
+        assert_eq!((m.size, m.position), (Some(1), Some(4)), "{big}");
+        assert_eq!(m.shape, SHAPES.iter().position(|s| *s == "circle"));
+        assert!(read_caption(
+            &ds.complete_caption_at("a red triangle", [20.0, 20.0, 8.0], 1)
+                .unwrap()
+        )
+        .is_full());
+        assert_eq!(ds.complete_caption_at("hello", [20.0, 20.0, 8.0], 1), None);
+        assert_eq!(
+            ds.complete_caption_at("two red circles", [20.0, 20.0, 8.0], 1),
+            None
+        );
+        assert_eq!(
+            ds.complete_caption_at("a red one", [f32::NAN, 20.0, 8.0], 1),
+            None
+        );
         let one = Shapes::new(ShapesConfig::default()).unwrap();
         assert_eq!(one.complete_caption("two red circles", 1), None);
     }

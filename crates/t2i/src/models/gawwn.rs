@@ -91,6 +91,20 @@ pub struct GawwnConfig {
     /// batch-norm statistics.
     #[serde(default)]
     pub ema_decay: f64,
+    /// Weight of a ranking term in G's loss on D's matching-aware score
+    /// (as GAN-INT-CLS's `rank_weight`): `softplus(s(G(z, t), t^) - s(G(z,
+    /// t), t))`, the fake must match its own text better than D's wrong
+    /// text t^ (often differing only in shape with `hard_negative_prob`).
+    /// Realism cancels in the difference. 0 (the paper) turns it off.
+    #[serde(default)]
+    pub rank_weight: f64,
+    /// Box models: D's local path reads the box's pixels resampled to the
+    /// whole image size through its own image body, instead of cropping
+    /// the shared body's M x M features to the box (the paper). A small
+    /// box then covers all M x M cells of the local path, not one or two.
+    /// Off in `paper`.
+    #[serde(default)]
+    pub local_zoom: bool,
 }
 
 fn yes() -> bool {
@@ -121,6 +135,8 @@ impl GawwnConfig {
             dk_batch_norm: true,
             gk_l1_weight: 0.0,
             ema_decay: 0.0,
+            rank_weight: 0.0,
+            local_zoom: false,
         }
     }
     /// CPU preset: 32x32, M 8, narrow widths, 128-d text, batch 32, Adam
@@ -140,7 +156,7 @@ impl GawwnConfig {
             lr: 5e-4,
             hard_negative_prob: 0.5,
             dk_batch_norm: false,
-            gk_l1_weight: 1.0,
+            gk_l1_weight: 100.0,
             ..Self::paper()
         }
     }
@@ -587,6 +603,8 @@ pub struct Discriminator {
     config: GawwnConfig,
     /// Shared image body to M x M (`imgGlobalD`).
     body: nn::SequentialT,
+    /// `local_zoom`: the local path's own body, on the box's pixels.
+    zoom_body: Option<nn::SequentialT>,
     /// Text to `nt` with LeakyReLU (`prep_txt_d`).
     text: nn::Linear,
     /// Local path: image and text features joined (3x3).
@@ -639,6 +657,8 @@ impl Discriminator {
         Self {
             config: c.clone(),
             body: image_body(&p / "body", c),
+            zoom_body: (c.local_zoom && c.condition == Condition::Box)
+                .then(|| image_body(&p / "zoom_body", c)),
             text: layers::linear(&p / "text", c.text_dim, nt, true, init),
             local_join: Seq::new(&p / "local_join", init)
                 .conv(ndf * 2 + nt, ndf * 2, 3, 1, 1, true)
@@ -679,14 +699,19 @@ impl Discriminator {
         let m = self.config.map_size;
         let f = self.body.forward_t(x, train); // [batch, ndf*2, M, M]
         let tp = layers::lrelu(&t.apply(&self.text)); // [batch, nt]
-        let joined = self
-            .local_join
-            .forward_t(&Tensor::cat(&[&f, &replicate(&tp, m)], 1), train);
+        let join = |f: &Tensor| {
+            self.local_join
+                .forward_t(&Tensor::cat(&[f, &replicate(&tp, m)], 1), train)
+        };
         let (local, global_text) = match self.config.condition {
             Condition::Box => {
                 let (crop, place) = box_transforms(layout);
-                // the box's features at the grid's scale
-                let local = warp(&joined, &crop);
+                let local = match &self.zoom_body {
+                    // the box's pixels at the image's scale
+                    Some(zoom) => join(&zoom.forward_t(&warp(x, &crop), train)),
+                    // the box's features at the grid's scale
+                    None => warp(&join(&f), &crop),
+                };
                 let spatial = warp(&replicate(&tp, m), &place);
                 let gt = self
                     .global_text
@@ -697,7 +722,7 @@ impl Discriminator {
             }
             Condition::Keypoints => {
                 let maps = keypoint_maps(layout, m);
-                let local = Tensor::cat(&[&joined * keypoint_mask(&maps), maps], 1);
+                let local = Tensor::cat(&[join(&f) * keypoint_mask(&maps), maps], 1);
                 (local, replicate(&tp, 4))
             }
         };
@@ -886,6 +911,10 @@ pub struct GawwnModel {
     /// Where a box model draws when no box is given: the training boxes'
     /// mean `[x, y, w, h]`.
     pub default_box: [f32; 4],
+    /// The shapes data set the model was trained on, whose caption grammar
+    /// completes a partial caption at the requested place
+    /// ([`GawwnModel::completed`]); `None` on other data sets.
+    pub shapes: Option<crate::data::shapes::Shapes>,
     pub device: Device,
 }
 
@@ -910,6 +939,7 @@ impl GawwnModel {
             gk,
             parts,
             default_box: [0.25, 0.25, 0.5, 0.5],
+            shapes: None,
             device,
         }
     }
@@ -936,7 +966,46 @@ impl GawwnModel {
         if m.gk.is_some() {
             ck.load_into(&mut m.gk_vs, "Gk")?;
         }
+        if let Some(data) = ck.meta.get("data") {
+            let bad = |e: String| crate::Error::Checkpoint(format!("checkpoint data config: {e}"));
+            let config = toml::from_str(data).map_err(|e| bad(e.to_string()))?;
+            m.shapes =
+                Some(crate::data::shapes::Shapes::new(config).map_err(|e| bad(e.to_string()))?);
+        }
         Ok(m)
+    }
+
+    /// The captions G is conditioned on: on shapes, a caption that leaves
+    /// attributes out ("a green triangle") becomes the full caption the data
+    /// set writes for such an object at `place` (`[cx, cy, r]` as fractions
+    /// of the image: the box's or keypoints' centre and half-side), the
+    /// unnamed colour or shape drawn with `seed` and the caption's index
+    /// ([`crate::data::shapes::Shapes::complete_caption_at`]). Other
+    /// captions, and every caption on other data sets, unchanged.
+    pub fn completed(
+        &self,
+        captions: &[&str],
+        places: &[Option<[f32; 3]>],
+        seed: u64,
+    ) -> Vec<String> {
+        captions
+            .iter()
+            .zip(places)
+            .enumerate()
+            .map(|(i, (c, place))| {
+                let draw = seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(i as u64);
+                self.shapes
+                    .as_ref()
+                    .zip(*place)
+                    .and_then(|(s, p)| {
+                        let size = s.config.image_size as f32;
+                        s.complete_caption_at(c, p.map(|v| v * size), draw)
+                    })
+                    .unwrap_or_else(|| c.to_string())
+            })
+            .collect()
     }
 
     /// Sentence vectors of captions. `[n, text_dim]`
