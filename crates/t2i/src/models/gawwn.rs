@@ -91,20 +91,6 @@ pub struct GawwnConfig {
     /// batch-norm statistics.
     #[serde(default)]
     pub ema_decay: f64,
-    /// Weight of a ranking term in G's loss on D's matching-aware score
-    /// (as GAN-INT-CLS's `rank_weight`): `softplus(s(G(z, t), t^) - s(G(z,
-    /// t), t))`, the fake must match its own text better than D's wrong
-    /// text t^ (often differing only in shape with `hard_negative_prob`).
-    /// Realism cancels in the difference. 0 (the paper) turns it off.
-    #[serde(default)]
-    pub rank_weight: f64,
-    /// Box models: D's local path reads the box's pixels resampled to the
-    /// whole image size through its own image body, instead of cropping
-    /// the shared body's M x M features to the box (the paper). A small
-    /// box then covers all M x M cells of the local path, not one or two.
-    /// Off in `paper`.
-    #[serde(default)]
-    pub local_zoom: bool,
 }
 
 fn yes() -> bool {
@@ -135,8 +121,6 @@ impl GawwnConfig {
             dk_batch_norm: true,
             gk_l1_weight: 0.0,
             ema_decay: 0.0,
-            rank_weight: 0.0,
-            local_zoom: false,
         }
     }
     /// CPU preset: 32x32, M 8, narrow widths, 128-d text, batch 32, Adam
@@ -603,8 +587,6 @@ pub struct Discriminator {
     config: GawwnConfig,
     /// Shared image body to M x M (`imgGlobalD`).
     body: nn::SequentialT,
-    /// `local_zoom`: the local path's own body, on the box's pixels.
-    zoom_body: Option<nn::SequentialT>,
     /// Text to `nt` with LeakyReLU (`prep_txt_d`).
     text: nn::Linear,
     /// Local path: image and text features joined (3x3).
@@ -657,8 +639,6 @@ impl Discriminator {
         Self {
             config: c.clone(),
             body: image_body(&p / "body", c),
-            zoom_body: (c.local_zoom && c.condition == Condition::Box)
-                .then(|| image_body(&p / "zoom_body", c)),
             text: layers::linear(&p / "text", c.text_dim, nt, true, init),
             local_join: Seq::new(&p / "local_join", init)
                 .conv(ndf * 2 + nt, ndf * 2, 3, 1, 1, true)
@@ -706,12 +686,8 @@ impl Discriminator {
         let (local, global_text) = match self.config.condition {
             Condition::Box => {
                 let (crop, place) = box_transforms(layout);
-                let local = match &self.zoom_body {
-                    // the box's pixels at the image's scale
-                    Some(zoom) => join(&zoom.forward_t(&warp(x, &crop), train)),
-                    // the box's features at the grid's scale
-                    None => warp(&join(&f), &crop),
-                };
+                // the box's features at the grid's scale
+                let local = warp(&join(&f), &crop);
                 let spatial = warp(&replicate(&tp, m), &place);
                 let gt = self
                     .global_text

@@ -378,11 +378,7 @@ impl Trainer {
 
         // G: D should call the fakes real
         let s_f2 = self.d.forward_t(&fake, &b.right, layout, true);
-        let mut loss_g = generator_loss(&s_f2);
-        if c.rank_weight > 0.0 {
-            let s_fw = self.d.forward_t(&fake, &b.wrong, layout, true);
-            loss_g += (s_fw - &s_f2).softplus().mean(Kind::Float) * c.rank_weight;
-        }
+        let loss_g = generator_loss(&s_f2);
         self.opt_g.zero_grad();
         loss_g.backward();
         self.opt_g.step();
