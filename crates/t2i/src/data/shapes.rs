@@ -470,6 +470,17 @@ impl Shapes {
         None
     }
 
+    /// The shapes data set a checkpoint's run trained on (its `data`
+    /// entry), `None` for runs on other data sets.
+    pub fn of_checkpoint(ck: &crate::checkpoint::Checkpoint) -> crate::Result<Option<Self>> {
+        let Some(data) = ck.meta.get("data") else {
+            return Ok(None);
+        };
+        let bad = |e: String| crate::Error::Checkpoint(format!("checkpoint data config: {e}"));
+        let config = toml::from_str(data).map_err(|e| bad(e.to_string()))?;
+        Ok(Some(Self::new(config).map_err(|e| bad(e.to_string()))?))
+    }
+
     /// The splits a completion draws from: the training scenes, then the
     /// held-out ones when there are held-out pairs.
     fn completion_splits(&self) -> Vec<Split> {
@@ -587,6 +598,13 @@ impl ShapeObject {
             r,
         }
     }
+}
+
+/// The seed that completes caption `index` of a request with noise seed
+/// `seed` ([`Shapes::complete_caption`], [`Shapes::complete_caption_at`]).
+pub fn completion_seed(seed: u64, index: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index as u64)
 }
 
 /// The background colour of row `y` (top colour, darkening to the bottom for

@@ -816,12 +816,7 @@ impl GanIntClsModel {
         }
         ck.load_into(&mut m.s_vs, "S")?;
         m.style_trained = ck.meta("style_trained")? == "true";
-        if let Some(data) = ck.meta.get("data") {
-            let bad = |e: String| crate::Error::Checkpoint(format!("checkpoint data config: {e}"));
-            let config = toml::from_str(data).map_err(|e| bad(e.to_string()))?;
-            m.shapes =
-                Some(crate::data::shapes::Shapes::new(config).map_err(|e| bad(e.to_string()))?);
-        }
+        m.shapes = crate::data::shapes::Shapes::of_checkpoint(ck)?;
         Ok(m)
     }
 
@@ -863,9 +858,7 @@ impl GanIntClsModel {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let draw = seed
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    .wrapping_add(i as u64);
+                let draw = crate::data::shapes::completion_seed(seed, i);
                 self.shapes
                     .as_ref()
                     .and_then(|s| s.complete_caption(c, draw))

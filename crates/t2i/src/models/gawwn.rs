@@ -679,15 +679,14 @@ impl Discriminator {
         let m = self.config.map_size;
         let f = self.body.forward_t(x, train); // [batch, ndf*2, M, M]
         let tp = layers::lrelu(&t.apply(&self.text)); // [batch, nt]
-        let join = |f: &Tensor| {
-            self.local_join
-                .forward_t(&Tensor::cat(&[f, &replicate(&tp, m)], 1), train)
-        };
+        let joined = self
+            .local_join
+            .forward_t(&Tensor::cat(&[&f, &replicate(&tp, m)], 1), train);
         let (local, global_text) = match self.config.condition {
             Condition::Box => {
                 let (crop, place) = box_transforms(layout);
                 // the box's features at the grid's scale
-                let local = warp(&join(&f), &crop);
+                let local = warp(&joined, &crop);
                 let spatial = warp(&replicate(&tp, m), &place);
                 let gt = self
                     .global_text
@@ -698,7 +697,7 @@ impl Discriminator {
             }
             Condition::Keypoints => {
                 let maps = keypoint_maps(layout, m);
-                let local = Tensor::cat(&[join(&f) * keypoint_mask(&maps), maps], 1);
+                let local = Tensor::cat(&[&joined * keypoint_mask(&maps), maps], 1);
                 (local, replicate(&tp, 4))
             }
         };
@@ -942,12 +941,7 @@ impl GawwnModel {
         if m.gk.is_some() {
             ck.load_into(&mut m.gk_vs, "Gk")?;
         }
-        if let Some(data) = ck.meta.get("data") {
-            let bad = |e: String| crate::Error::Checkpoint(format!("checkpoint data config: {e}"));
-            let config = toml::from_str(data).map_err(|e| bad(e.to_string()))?;
-            m.shapes =
-                Some(crate::data::shapes::Shapes::new(config).map_err(|e| bad(e.to_string()))?);
-        }
+        m.shapes = crate::data::shapes::Shapes::of_checkpoint(ck)?;
         Ok(m)
     }
 
@@ -969,9 +963,7 @@ impl GawwnModel {
             .zip(places)
             .enumerate()
             .map(|(i, (c, place))| {
-                let draw = seed
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    .wrapping_add(i as u64);
+                let draw = crate::data::shapes::completion_seed(seed, i);
                 self.shapes
                     .as_ref()
                     .zip(*place)

@@ -278,9 +278,9 @@ impl KeypointGan {
         let given = &real * keep.unsqueeze(-1);
         let zk = crate::rng::normal(n, c.z_dim, seed ^ 0x6B6B, layout.device());
         let kfake = gk.forward_t(&zk, t, &given, &keep, true); // [batch, K, 3]
-                                                               // D_k sees a generated part as real ones are written: its place
-                                                               // scaled by its visibility, so an invisible part is (0, 0, 0) too
         let v = kfake.narrow(2, 2, 1);
+        // D_k sees a generated part as real ones are written: its place
+        // scaled by its visibility, so an invisible part is (0, 0, 0) too
         let kshown = Tensor::cat(&[kfake.narrow(2, 0, 2) * &v, v], 2);
         let loss_dk = bce(&self.dk.forward_t(&real, t, true), 1.0)
             + bce(&self.dk.forward_t(&kshown.detach(), t, true), 0.0);
