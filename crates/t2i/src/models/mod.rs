@@ -9,3 +9,4 @@ pub mod gawwn;
 pub mod inception;
 pub mod part_locator;
 pub mod stackgan;
+pub mod stylegan2;
