@@ -565,6 +565,7 @@ pub fn families() -> &'static [&'static dyn Family] {
         &crate::train::stackgan::StackGanFamily,
         &crate::train::damsm::DamsmFamily,
         &crate::train::attngan::AttnGanFamily,
+        &crate::train::stylegan2::StyleGan2Family,
         &crate::train::classifier::ClassifierFamily,
         &crate::train::part_locator::PartLocatorFamily,
     ]

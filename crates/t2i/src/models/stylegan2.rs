@@ -134,23 +134,23 @@ fn kernel_buffer(p: &nn::Path, k: &[f64], gain: f64) -> Tensor {
 /// `x`: [batch, c, h, w] -> [batch, c, (h*up + pad0 + pad1 - k)/down + 1, ...]
 pub fn upfirdn2d(x: &Tensor, kernel: &Tensor, up: i64, down: i64, pad: (i64, i64)) -> Tensor {
     let (n, c, h, w) = x.size4().expect("upfirdn2d takes [batch, c, h, w]");
-    let mut out = x.reshape([n * c, 1, h, w]);
+    let mut out = x.shallow_clone();
     if up > 1 {
-        // [n*c, 1, h, 1, w, 1] padded to [.., h, up, w, up]
+        // [n, c, h, 1, w, 1] padded to [.., h, up, w, up]
         out = out
-            .reshape([n * c, 1, h, 1, w, 1])
+            .reshape([n, c, h, 1, w, 1])
             .constant_pad_nd([0, up - 1, 0, 0, 0, up - 1])
-            .reshape([n * c, 1, h * up, w * up]);
+            .reshape([n, c, h * up, w * up]);
     }
     out = out.constant_pad_nd([pad.0, pad.1, pad.0, pad.1]);
     let kk = kernel.size()[0];
+    // one depthwise filter per channel
     let weight = kernel
         .flip([0, 1])
         .reshape([1, 1, kk, kk])
+        .expand([c, 1, kk, kk], false)
         .to_kind(out.kind());
-    let out = out.conv2d(&weight, None::<Tensor>, [down, down], [0, 0], [1, 1], 1);
-    let (oh, ow) = (out.size()[2], out.size()[3]);
-    out.reshape([n, c, oh, ow])
+    out.conv2d(&weight, None::<Tensor>, [down, down], [0, 0], [1, 1], c)
 }
 
 /// `leaky_relu(x + bias, 0.2) * sqrt(2)` with a per-channel bias
@@ -287,58 +287,55 @@ impl ModulatedConv2d {
     /// # Shapes
     /// `x`: [batch, in, h, w], `style`: [batch, style_dim] ->
     /// [batch, out, h', w'] (h' = 2h, h or h/2)
+    ///
+    /// Computed as StyleGAN2's non-fused form (the official code's
+    /// `fused_modconv=False`): the input scaled by the style, one
+    /// convolution with the shared weights for the whole batch, the output
+    /// scaled by the demodulation coefficients. It equals the reference's
+    /// per-sample grouped convolution and is several times faster on CPUs.
     pub fn forward(&self, x: &Tensor, style: &Tensor) -> Tensor {
-        let (b, cin, h, w) = x.size4().expect("[batch, c, h, w]");
+        let (b, cin, _, _) = x.size4().expect("[batch, c, h, w]");
         let cout = self.weight.size()[1];
         let k = self.kernel;
-        let s = self.modulation.forward(style).reshape([b, 1, cin, 1, 1]);
-        let modulated = &self.weight * self.scale * s; // [b, out, in, k, k], eq. 1
-        let weight = if self.demodulate {
-            // eq. 3
-            let sq = modulated.square();
-            let demod =
-                (sq.sum_dim_intlist([2i64, 3, 4].as_slice(), false, Kind::Float) + 1e-8).rsqrt(); // [b, out]
-            &modulated * demod.reshape([b, cout, 1, 1, 1])
-        } else {
-            modulated
-        };
-        match self.resample {
+        let s = self.modulation.forward(style); // [b, in], eq. 1
+        let weight = (&self.weight * self.scale).reshape([cout, cin, k, k]);
+        let x = x * s.reshape([b, cin, 1, 1]);
+        let out = match self.resample {
             Resample::Up => {
-                let x = x.reshape([1, b * cin, h, w]);
-                let weight = weight.transpose(1, 2).reshape([b * cin, cout, k, k]); // [b*in, out, k, k]
-                let out =
-                    x.conv_transpose2d(&weight, None::<Tensor>, [2, 2], [0, 0], [0, 0], b, [1, 1]);
-                let (oh, ow) = (out.size()[2], out.size()[3]);
+                let out = x.conv_transpose2d(
+                    &weight.transpose(0, 1), // [in, out, k, k]
+                    None::<Tensor>,
+                    [2, 2],
+                    [0, 0],
+                    [0, 0],
+                    1,
+                    [1, 1],
+                );
                 let (kern, pad) = self.blur.as_ref().expect("an up-sampling blur");
-                upfirdn2d(&out.reshape([b, cout, oh, ow]), kern, 1, 1, *pad)
+                upfirdn2d(&out, kern, 1, 1, *pad)
             }
             Resample::Down => {
                 let (kern, pad) = self.blur.as_ref().expect("a down-sampling blur");
-                let x = upfirdn2d(x, kern, 1, 1, *pad);
-                let (hh, ww) = (x.size()[2], x.size()[3]);
-                let out = x.reshape([1, b * cin, hh, ww]).conv2d(
-                    &weight.reshape([b * cout, cin, k, k]),
+                upfirdn2d(&x, kern, 1, 1, *pad).conv2d(
+                    &weight,
                     None::<Tensor>,
                     [2, 2],
                     [0, 0],
                     [1, 1],
-                    b,
-                );
-                let (oh, ow) = (out.size()[2], out.size()[3]);
-                out.reshape([b, cout, oh, ow])
+                    1,
+                )
             }
-            Resample::Keep => {
-                let out = x.reshape([1, b * cin, h, w]).conv2d(
-                    &weight.reshape([b * cout, cin, k, k]),
-                    None::<Tensor>,
-                    [1, 1],
-                    [k / 2, k / 2],
-                    [1, 1],
-                    b,
-                );
-                out.reshape([b, cout, h, w])
-            }
+            Resample::Keep => x.conv2d(&weight, None::<Tensor>, [1, 1], [k / 2, k / 2], [1, 1], 1),
+        };
+        if !self.demodulate {
+            return out;
         }
+        // eq. 3: 1/sqrt(sum_{i,k} (w_{o,i,k} s_i)^2 + eps) per sample and output
+        let w2 = weight
+            .square()
+            .sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float); // [out, in]
+        let demod = (s.square().matmul(&w2.tr()) + 1e-8).rsqrt(); // [b, out]
+        out * demod.reshape([b, cout, 1, 1])
     }
 }
 

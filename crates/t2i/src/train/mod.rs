@@ -15,4 +15,5 @@ pub mod optim;
 pub mod part_locator;
 pub mod run;
 pub mod stackgan;
+pub mod stylegan2;
 pub mod text_encoder;
