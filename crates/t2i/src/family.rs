@@ -566,6 +566,7 @@ pub fn families() -> &'static [&'static dyn Family] {
         &crate::train::damsm::DamsmFamily,
         &crate::train::attngan::AttnGanFamily,
         &crate::train::stylegan2::StyleGan2Family,
+        &crate::train::style_t2i::StyleT2IFamily,
         &crate::train::classifier::ClassifierFamily,
         &crate::train::part_locator::PartLocatorFamily,
     ]

@@ -9,4 +9,5 @@ pub mod gawwn;
 pub mod inception;
 pub mod part_locator;
 pub mod stackgan;
+pub mod style_t2i;
 pub mod stylegan2;

@@ -15,5 +15,6 @@ pub mod optim;
 pub mod part_locator;
 pub mod run;
 pub mod stackgan;
+pub mod style_t2i;
 pub mod stylegan2;
 pub mod text_encoder;

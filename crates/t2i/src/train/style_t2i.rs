@@ -1,0 +1,527 @@
+//! StyleT2I training (Li et al., CVPR 2022, sec. 4): a frozen StyleGAN2
+//! backbone (a `stylegan2` checkpoint) and a frozen joint image-text
+//! encoder; the Text-to-Direction network learns sentence directions with
+//! the CLIP-guided contrastive loss (sec. 4.1, image i against texts j of
+//! the batch, image-to-text cross-entropy as the reference `train.py`) and
+//! the norm penalty (sec. 4.2, `relu(||s|| - threshold)`).
+//!
+//! The joint encoder of the losses is an in-domain contrastive encoder
+//! trained by the run (a GRU sentence encoder and a small convolutional
+//! image encoder, `text_encoder.rs`), since no CLIP weights reach this
+//! machine; the shapes results are scored by the analytic checker, a
+//! different model.
+
+use super::optim::Adam;
+use super::text_encoder::{
+    load_matching_image, matching_image_path, train_and_save, TextPhase, TextTrainOptions,
+};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
+use crate::data::DataConfig;
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::eval::shapes::full_caption;
+use crate::family::{
+    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, Summary,
+    TrainContext, Trainer, TypedFamily,
+};
+use crate::imageio::{grid, tensor_to_images, Rgb};
+use crate::models::style_t2i::{DirectionConfig, TextToDirection};
+use crate::models::stylegan2::{Generator, StyleGan2Config};
+use crate::rng::step_seed;
+use crate::text::gru::JointImageEncoder;
+use crate::text::{AnyTextEncoder, GruEncoderConfig, TextEncoder};
+use crate::train::stylegan2::{mean_latent, sample_noise, sample_z};
+use crate::versions;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// `t2i train --model styleT2I`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StyleT2IRunConfig {
+    pub preset: String,
+    /// The `stylegan2` checkpoint of the backbone (trained on the same data
+    /// set's training split).
+    pub backbone: String,
+    /// The joint encoder of the losses: a trained one, or the run's own.
+    pub text: TextPhase,
+    /// Hidden width of T2D.
+    pub hidden: i64,
+    /// Linear layers of T2D.
+    pub layers: i64,
+    /// Sentences per step.
+    pub batch_size: i64,
+    /// Adam learning rate of T2D.
+    pub lr: f64,
+    /// w is pulled toward the mean w by this factor before the direction is
+    /// added (0.5 in the reference).
+    pub truncation: f64,
+    /// Scale of the cosine logits of the contrastive loss (CLIP's learned
+    /// 100; 1/tau of the run's encoder, which trained at tau 0.1).
+    pub logit_scale: f64,
+    /// Norm-penalty weight (`lambda_direction_norm_penalty`, 1).
+    pub norm_weight: f64,
+    /// Directions longer than this are penalised
+    /// (`direction_norm_penalty_threshold`).
+    pub norm_threshold: f64,
+    /// The data set (shapes).
+    pub data: DataConfig,
+}
+
+impl FamilyConfig for StyleT2IRunConfig {
+    fn preset(name: &str) -> Option<Self> {
+        (name == "tiny").then(|| Self {
+            preset: name.into(),
+            backbone: String::new(),
+            text: TextPhase {
+                encoder: String::new(),
+                steps: 800,
+                hard: 0.5,
+            },
+            hidden: 512,
+            layers: 3,
+            batch_size: 16,
+            lr: 1e-3,
+            truncation: 0.5,
+            logit_scale: 10.0,
+            norm_weight: 1.0,
+            norm_threshold: 8.0,
+            data: DataConfig {
+                partial_captions: 0.0,
+                ..DataConfig::shapes(10_000)
+            },
+        })
+    }
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.backbone.is_empty() {
+            return Err(
+                "styleT2I needs its backbone: --set backbone=RUN/checkpoints/last.safetensors (train one with --model stylegan2)"
+                    .into(),
+            );
+        }
+        self.data.validate(&["shapes"])?;
+        crate::family::check_batch_size(self.batch_size)?;
+        if self.layers < 2 || !(1..=8192).contains(&self.hidden) {
+            return Err("layers must be >= 2 and hidden in 1..=8192".into());
+        }
+        if !(self.lr > 0.0 && self.lr < 1.0) {
+            return Err(format!("lr must be in (0, 1), got {}", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.truncation) {
+            return Err(format!(
+                "truncation must be in [0, 1], got {}",
+                self.truncation
+            ));
+        }
+        if self.logit_scale <= 0.0 || self.norm_weight < 0.0 || self.norm_threshold < 0.0 {
+            return Err("logit_scale must be > 0, norm_weight and norm_threshold >= 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// The frozen backbone of a `stylegan2` checkpoint (its `g_ema`).
+fn load_backbone(
+    ck: &Checkpoint,
+    prefix: &str,
+    device: Device,
+) -> Result<(nn::VarStore, Generator)> {
+    let config: StyleGan2Config = ck.json_meta("backbone")?;
+    let mut vs = nn::VarStore::new(device);
+    let g = Generator::new(&vs.root(), &config);
+    ck.load_into(&mut vs, prefix)?;
+    vs.freeze();
+    Ok((vs, g))
+}
+
+/// A StyleT2I model: backbone, text encoder and T2D.
+pub struct StyleT2IModel {
+    pub g_vs: nn::VarStore,
+    pub g: Generator,
+    pub text: AnyTextEncoder,
+    pub t2d_vs: nn::VarStore,
+    pub t2d: TextToDirection,
+    /// Truncation centre. `[1, style_dim]`
+    pub w_mean: Tensor,
+    pub truncation: f64,
+    pub shapes: Option<Shapes>,
+}
+
+impl StyleT2IModel {
+    /// Truncated w of sample `i` of a request with `seed`. `[1, style_dim]`
+    fn w_of(&self, seed: u64, i: usize) -> Tensor {
+        let z = sample_z(seed, i, self.g.config.style_dim, self.g_vs.device());
+        let w = self.g.mapping(&z);
+        &self.w_mean + (w - &self.w_mean) * self.truncation
+    }
+
+    /// One image per caption. `[n, 3, s, s]`
+    pub fn draw(&self, captions: &[&str], seed: u64) -> Result<Tensor> {
+        let (feats, enc) = self.text.encode(captions)?;
+        for (c, e) in captions.iter().zip(&enc) {
+            if e.ids.iter().all(|&id| id <= 1) {
+                return Err(Error::Config(format!(
+                    "no word of '{c}' is in the model's vocabulary: nothing to draw"
+                )));
+            }
+        }
+        tch::no_grad(|| {
+            let imgs: Vec<Tensor> = (0..captions.len())
+                .map(|i| {
+                    let w = self.w_of(seed, i);
+                    let t = feats.sentence.narrow(0, i as i64, 1);
+                    let s = self.t2d.forward(&t, &w); // [1, n_latent, style_dim]
+                    let lat = self.g.broadcast(&w) + s;
+                    self.g.synthesis(&lat, &sample_noise(&self.g, seed, i))
+                })
+                .collect();
+            Ok(Tensor::cat(&imgs, 0))
+        })
+    }
+
+    pub fn from_checkpoint(ck: &Checkpoint, device: Device) -> Result<Self> {
+        ck.expect_model("styleT2I")?;
+        let (g_vs, g) = load_backbone(ck, "g_ema", device)?;
+        let text = AnyTextEncoder::from_checkpoint(ck, device)?;
+        let dc: DirectionConfig = ck.json_meta("t2d")?;
+        let mut t2d_vs = nn::VarStore::new(device);
+        let t2d = TextToDirection::new(&t2d_vs.root(), &dc);
+        ck.load_into(&mut t2d_vs, "t2d")?;
+        t2d_vs.freeze();
+        let truncation = ck
+            .meta("truncation")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad truncation".into()))?;
+        let w_mean = mean_latent(&g);
+        let shapes = Shapes::of_checkpoint(ck)?;
+        Ok(Self {
+            g_vs,
+            g,
+            text,
+            t2d_vs,
+            t2d,
+            w_mean,
+            truncation,
+            shapes,
+        })
+    }
+}
+
+/// The T2D training.
+pub struct StyleT2ITrainer {
+    rc: StyleT2IRunConfig,
+    model: StyleT2IModel,
+    /// Image side of the joint encoder (frozen, eval mode).
+    _img_vs: nn::VarStore,
+    img_enc: JointImageEncoder,
+    opt: Adam,
+    step: i64,
+    seed: u64,
+    shapes: Shapes,
+    backbone_config: StyleGan2Config,
+    backbone_source: String,
+}
+
+impl StyleT2ITrainer {
+    fn train_step(&mut self) -> Result<Metrics> {
+        let seed = step_seed(self.seed, self.step);
+        tch::manual_seed(seed as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let m = &self.model;
+        let dev = m.g_vs.device();
+        let b = self.rc.batch_size;
+        let n = self.shapes.len(Split::Train);
+        let caps: Vec<String> = (0..b)
+            .map(|k| {
+                let s = self.shapes.sample(Split::Train, rng.gen_range(0..n));
+                full_caption(&s, k as usize).to_string()
+            })
+            .collect();
+        let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+        let t = tch::no_grad(|| -> Result<Tensor> { Ok(m.text.encode(&refs)?.0.sentence) })?; // [b, d]
+        let w = tch::no_grad(|| {
+            let w = m.g.mapping(&Tensor::randn(
+                [b, m.g.config.style_dim],
+                (Kind::Float, dev),
+            ));
+            &m.w_mean + (w - &m.w_mean) * self.rc.truncation
+        }); // [b, style_dim]
+        let s = m.t2d.forward(&t, &w); // [b, n_latent, style_dim]
+        let img =
+            m.g.synthesis(&(m.g.broadcast(&w) + &s), &m.g.random_noise(b)); // [b, 3, S, S]
+        let e = normalize(&self.img_enc.forward_t(&img, false)); // [b, d]
+        let tn = normalize(&t);
+        // eq. 1 (CLIP-guided contrastive loss): image i against texts j
+        let logits = e.matmul(&tn.tr()) * self.rc.logit_scale; // [b, b]
+        let target = Tensor::arange(b, (Kind::Int64, dev));
+        let contrastive = logits.cross_entropy_for_logits(&target);
+        // eq. 2 (norm penalty)
+        let norm = s
+            .reshape([b, -1])
+            .norm_scalaropt_dim(2, [1i64].as_slice(), false); // [b]
+        let penalty = (&norm - self.rc.norm_threshold).relu().mean(Kind::Float);
+        let loss = &contrastive + &penalty * self.rc.norm_weight;
+        self.opt.zero_grad();
+        loss.backward();
+        self.opt.step();
+        self.step += 1;
+        let acc = logits
+            .argmax(1, false)
+            .eq_tensor(&target)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float);
+        Ok(vec![
+            ("contrastive".into(), contrastive.double_value(&[])),
+            ("norm".into(), norm.mean(Kind::Float).double_value(&[])),
+            ("batch_retrieval".into(), acc.double_value(&[])),
+        ])
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let m = &self.model;
+        let mut meta: BTreeMap<String, String> = m.text.describe();
+        meta.insert("model".into(), "styleT2I".into());
+        meta.insert("preset".into(), self.rc.preset.clone());
+        let json = |v: &dyn Fn() -> serde_json::Result<String>| {
+            v().map_err(|e| Error::Config(e.to_string()))
+        };
+        meta.insert(
+            "run_config".into(),
+            json(&|| serde_json::to_string(&self.rc))?,
+        );
+        meta.insert(
+            "backbone".into(),
+            json(&|| serde_json::to_string(&self.backbone_config))?,
+        );
+        meta.insert("backbone_source".into(), self.backbone_source.clone());
+        meta.insert(
+            "t2d".into(),
+            json(&|| serde_json::to_string(&m.t2d.config))?,
+        );
+        meta.insert("truncation".into(), self.rc.truncation.to_string());
+        meta.insert(
+            "data".into(),
+            toml::to_string(&self.shapes.config).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        meta.insert("step".into(), self.step.to_string());
+        meta.insert("seed".into(), self.seed.to_string());
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), device_name(m.g_vs.device()));
+        let mut t = checkpoint::named(&m.g_vs, "g_ema");
+        t.extend(m.text.tensors());
+        t.extend(checkpoint::named(&m.t2d_vs, "t2d"));
+        t.extend(self.opt.state("optim.t2d"));
+        checkpoint::save(path, &meta, &t)
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        ck.expect_model("styleT2I")?;
+        ck.load_into(&mut self.model.t2d_vs, "t2d")?;
+        self.opt
+            .load_state("optim.t2d", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        self.step = ck
+            .meta("step")?
+            .parse()
+            .map_err(|_| Error::Checkpoint("bad step".into()))?;
+        Ok(())
+    }
+
+    /// Two fixed captions per row, 8 noises each.
+    fn sample_grid(&self) -> Result<Rgb> {
+        let caps: Vec<String> = (0..4)
+            .map(|i| self.shapes.sample(Split::HeldOut, i).captions[0].clone())
+            .chain((0..4).map(|i| self.shapes.sample(Split::Test, i).captions[0].clone()))
+            .collect();
+        let mut rows = Vec::new();
+        for c in &caps {
+            let many: Vec<&str> = vec![c.as_str(); 8];
+            let imgs = self.model.draw(&many, 0x5A3)?;
+            rows.push((tensor_to_images(&imgs), Some(c.clone())));
+        }
+        Ok(grid(&rows, 2))
+    }
+}
+
+fn normalize(x: &Tensor) -> Tensor {
+    x / (x.norm_scalaropt_dim(2, [1i64].as_slice(), true) + 1e-8)
+}
+
+/// StyleT2I as a model family.
+pub struct StyleT2IFamily;
+
+impl TypedFamily for StyleT2IFamily {
+    type Config = StyleT2IRunConfig;
+    const NAME: &'static str = "styleT2I";
+    const ABOUT: &'static str =
+        "StyleT2I: text directions in a StyleGAN2 latent space (train --model stylegan2 first)";
+    const PRESETS: &'static [&'static str] = &["tiny"];
+    fn flag_keys(&self, flag: &str) -> &'static [&'static str] {
+        match flag {
+            "lr" => &["lr"],
+            "batch_size" => &["batch_size"],
+            "data" => &["data.name"],
+            "train_size" => &["data.train_size"],
+            "text_encoder" => &["text.encoder"],
+            "text_steps" => &["text.steps"],
+            "text_hard" => &["text.hard"],
+            _ => &[],
+        }
+    }
+    fn trainer(
+        &self,
+        rc: Self::Config,
+        ctx: &TrainContext,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Trainer>> {
+        let bk_path = Path::new(&rc.backbone);
+        let bk = checkpoint::load(bk_path)?;
+        bk.expect_model("stylegan2")?;
+        let backbone_config: StyleGan2Config = bk.json_meta("config")?;
+        let shapes = Shapes::new(ShapesConfig {
+            max_objects: rc.data.max_objects,
+            train_size: rc.data.train_size,
+            partial_captions: rc.data.partial_captions,
+            ..ShapesConfig::default()
+        })
+        .map_err(|e| Error::Config(e.to_string()))?;
+        if backbone_config.size != shapes.config.image_size as i64 {
+            return Err(Error::Config(format!(
+                "the backbone draws {}x{}, the data set's images are {}x{}",
+                backbone_config.size,
+                backbone_config.size,
+                shapes.config.image_size,
+                shapes.config.image_size
+            )));
+        }
+        let (text, img_vs, img_enc) = if rc.text.encoder.is_empty() {
+            let path = ctx.run.root.join("text_encoder.safetensors");
+            let opts = TextTrainOptions {
+                steps: rc.text.steps,
+                seed: ctx.seed,
+                hard_fraction: rc.text.hard,
+                progress: ctx.progress,
+                ..Default::default()
+            };
+            let t = train_and_save(&shapes, GruEncoderConfig::tiny(), &opts, ctx.device, &path)?;
+            if ctx.progress {
+                eprintln!(
+                    "joint encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
+                    t.final_loss,
+                    100.0 * t.test_retrieval,
+                    path.display()
+                );
+            }
+            let mut img_vs = t.image_vs;
+            img_vs.freeze();
+            (AnyTextEncoder::Gru(t.encoder), img_vs, t.image_encoder)
+        } else {
+            let p = Path::new(&rc.text.encoder);
+            let text = AnyTextEncoder::load(p, ctx.device)?;
+            let (vs, enc) = load_matching_image(&matching_image_path(p), ctx.device)?;
+            (text, vs, enc)
+        };
+        // the backbone's averaged generator, under this model's own name
+        let mut g_vs = nn::VarStore::new(ctx.device);
+        let g = Generator::new(&g_vs.root(), &backbone_config);
+        bk.load_into(&mut g_vs, "g_ema")?;
+        g_vs.freeze();
+        tch::manual_seed(ctx.seed as i64);
+        let dc = DirectionConfig {
+            text_dim: text.sentence_dim(),
+            style_dim: backbone_config.style_dim,
+            n_latent: backbone_config.n_latent(),
+            hidden: rc.hidden,
+            layers: rc.layers,
+        };
+        let t2d_vs = nn::VarStore::new(ctx.device);
+        let t2d = TextToDirection::new(&t2d_vs.root(), &dc);
+        let opt = Adam::new(&t2d_vs, rc.lr, 0.9, 0.999);
+        let w_mean = mean_latent(&g);
+        let model = StyleT2IModel {
+            g_vs,
+            g,
+            text,
+            t2d_vs,
+            t2d,
+            w_mean,
+            truncation: rc.truncation,
+            shapes: None,
+        };
+        let mut t = StyleT2ITrainer {
+            backbone_source: bk_path.display().to_string(),
+            rc,
+            model,
+            _img_vs: img_vs,
+            img_enc,
+            opt,
+            step: 0,
+            seed: ctx.seed,
+            shapes,
+            backbone_config,
+        };
+        if let Some(ck) = resume {
+            t.restore(ck)?;
+        }
+        Ok(Box::new(t))
+    }
+    fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
+        Ok(Box::new(StyleT2IModel::from_checkpoint(ck, device)?))
+    }
+}
+
+impl Trainer for StyleT2ITrainer {
+    fn step(&self) -> i64 {
+        self.step
+    }
+    fn train_step(&mut self) -> Result<Metrics> {
+        StyleT2ITrainer::train_step(self)
+    }
+    fn lr(&self) -> f64 {
+        self.opt.lr
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        StyleT2ITrainer::save(self, path)
+    }
+    fn sample_grid(&self) -> Result<Option<Rgb>> {
+        Ok(Some(StyleT2ITrainer::sample_grid(self)?))
+    }
+    fn finish(&mut self, ctx: &TrainContext, interrupted: bool, n: usize) -> Result<Summary> {
+        if interrupted || n == 0 {
+            return Ok(Summary::default());
+        }
+        let ck = checkpoint::load(&ctx.run.last_checkpoint())?;
+        let model = StyleT2IModel::from_checkpoint(&ck, ctx.device)?;
+        let v = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
+        let lines = crate::eval::shapes::summary_lines(&v);
+        Ok(Summary { value: v, lines })
+    }
+}
+
+impl FamilyGenerator for StyleT2IModel {
+    fn family(&self) -> &'static str {
+        "styleT2I"
+    }
+    fn image_size(&self) -> i64 {
+        self.g.config.size
+    }
+    fn controls(&self) -> Controls {
+        Controls::default()
+    }
+    fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
+        let (_, mut enc) = self.text.encode(&[caption])?;
+        Ok(enc.remove(0).unknown)
+    }
+    fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
+        Ok(Generated {
+            images: self.draw(captions, seed)?.to_device(Device::Cpu),
+            first_stage: None,
+            drawn_as: None,
+        })
+    }
+}
