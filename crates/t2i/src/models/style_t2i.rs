@@ -4,6 +4,11 @@
 //! MLP with ReLUs reads the sentence feature beside w and writes one
 //! direction per style layer of w+ (the paper's `wp` latent space); the
 //! sentence feature here comes from the run's frozen text encoder.
+//!
+//! The Attribute-to-Direction network (sec. 5.1), d_a = A2D(a, w), is the
+//! same network fed one attribute phrase ("red", "triangle") instead of a
+//! sentence; Compositional Attribute Adjustment (sec. 5.3) adds to s every
+//! d_a of the sentence's attributes that s disagrees with.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
@@ -84,5 +89,75 @@ impl TextToDirection {
             self.config.n_latent,
             self.config.style_dim,
         ])
+    }
+}
+
+/// The attribute phrases of `caption` found in `vocabulary` (whole words
+/// or word sequences, in vocabulary order, each once).
+pub fn attributes_of(caption: &str, vocabulary: &[String]) -> Vec<String> {
+    let words: Vec<String> = caption
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let padded = format!(" {} ", words.join(" "));
+    vocabulary
+        .iter()
+        .filter(|a| padded.contains(&format!(" {} ", a.to_lowercase())))
+        .cloned()
+        .collect()
+}
+
+/// Compositional Attribute Adjustment (sec. 5.3): s' = s + sum of the d_i
+/// with cos(s, d_i) <= 0, i.e. the attributes the sentence direction fails
+/// to express. Returns s' and which of `directions` were added.
+///
+/// # Shapes
+/// `s`: [1, n_latent, style_dim], `directions[i]`: [1, n_latent, style_dim]
+pub fn adjust(s: &Tensor, directions: &[Tensor]) -> (Tensor, Vec<bool>) {
+    let flat = s.flatten(0, -1);
+    let mut out = s.shallow_clone();
+    let mut added = Vec::with_capacity(directions.len());
+    for d in directions {
+        let df = d.flatten(0, -1);
+        let cos = flat.dot(&df) / (flat.norm() * df.norm() + 1e-8);
+        let fails = cos.double_value(&[]) <= 0.0;
+        if fails {
+            out = out + d;
+        }
+        added.push(fails);
+    }
+    (out, added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_whole_words() {
+        let v: Vec<String> = ["red", "green", "triangle", "small", "blond hair"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            attributes_of("A small Red triangle, greenish", &v),
+            ["red", "triangle", "small"]
+        );
+        assert_eq!(attributes_of("she has blond hair", &v), ["blond hair"]);
+        assert!(attributes_of("a thing", &v).is_empty());
+    }
+
+    #[test]
+    fn adjustment_adds_only_disagreeing_directions() {
+        let s = Tensor::from_slice(&[1.0f32, 0.0]).reshape([1, 1, 2]);
+        let agree = Tensor::from_slice(&[1.0f32, 1.0]).reshape([1, 1, 2]);
+        let orth = Tensor::from_slice(&[0.0f32, 1.0]).reshape([1, 1, 2]);
+        let against = Tensor::from_slice(&[-1.0f32, 0.5]).reshape([1, 1, 2]);
+        let (out, added) = adjust(&s, &[agree, orth, against]);
+        assert_eq!(added, [false, true, true]);
+        let v: Vec<f32> = out.flatten(0, -1).try_into().unwrap();
+        assert_eq!(v, [0.0, 1.5]);
     }
 }

@@ -26,7 +26,7 @@ use crate::family::{
     TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
-use crate::models::style_t2i::{DirectionConfig, TextToDirection};
+use crate::models::style_t2i::{adjust, attributes_of, DirectionConfig, TextToDirection};
 use crate::models::stylegan2::{Generator, StyleGan2Config};
 use crate::rng::step_seed;
 use crate::text::gru::JointImageEncoder;
@@ -69,8 +69,42 @@ pub struct StyleT2IRunConfig {
     /// Directions longer than this are penalised
     /// (`direction_norm_penalty_threshold`).
     pub norm_threshold: f64,
+    /// Attribute vocabulary: the words CAA looks for in a sentence, each
+    /// with the phrase A2D and the losses encode it as.
+    pub attributes: Vec<Attribute>,
+    /// Margin of the semantic matching loss (sec. 5.1), in cosine.
+    pub margin: f64,
     /// The data set (shapes).
     pub data: DataConfig,
+}
+
+/// One attribute of the vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attribute {
+    /// As written in captions ("red", "triangle").
+    pub word: String,
+    /// As encoded ("a red one", "a triangle").
+    pub phrase: String,
+}
+
+/// Colours, shapes and sizes of the shapes data set, as its partial
+/// captions write them alone.
+fn shapes_attributes() -> Vec<Attribute> {
+    use crate::data::shapes::{COLOURS, SHAPES, SIZES};
+    let one = |w: &str| Attribute {
+        word: w.into(),
+        phrase: format!("a {w} one"),
+    };
+    COLOURS
+        .iter()
+        .map(|(c, _)| one(c))
+        .chain(SHAPES.iter().map(|s| Attribute {
+            word: s.to_string(),
+            phrase: format!("a {s}"),
+        }))
+        .chain(SIZES.iter().map(|s| one(s)))
+        .collect()
 }
 
 impl FamilyConfig for StyleT2IRunConfig {
@@ -91,10 +125,10 @@ impl FamilyConfig for StyleT2IRunConfig {
             logit_scale: 10.0,
             norm_weight: 1.0,
             norm_threshold: 8.0,
-            data: DataConfig {
-                partial_captions: 0.0,
-                ..DataConfig::shapes(10_000)
-            },
+            attributes: shapes_attributes(),
+            margin: 0.1,
+            // partial captions teach the joint encoder single attributes
+            data: DataConfig::shapes(10_000),
         })
     }
     fn validate(&self) -> std::result::Result<(), String> {
@@ -117,6 +151,9 @@ impl FamilyConfig for StyleT2IRunConfig {
                 "truncation must be in [0, 1], got {}",
                 self.truncation
             ));
+        }
+        if self.attributes.is_empty() {
+            return Err("the attribute vocabulary is empty".into());
         }
         if self.logit_scale <= 0.0 || self.norm_weight < 0.0 || self.norm_threshold < 0.0 {
             return Err("logit_scale must be > 0, norm_weight and norm_threshold >= 0".into());
@@ -146,6 +183,11 @@ pub struct StyleT2IModel {
     pub text: AnyTextEncoder,
     pub t2d_vs: nn::VarStore,
     pub t2d: TextToDirection,
+    pub a2d_vs: nn::VarStore,
+    pub a2d: TextToDirection,
+    pub attributes: Vec<Attribute>,
+    /// Compositional Attribute Adjustment at generation (on by default).
+    pub caa: bool,
     /// Truncation centre. `[1, style_dim]`
     pub w_mean: Tensor,
     pub truncation: f64,
@@ -160,27 +202,58 @@ impl StyleT2IModel {
         &self.w_mean + (w - &self.w_mean) * self.truncation
     }
 
-    /// One image per caption. `[n, 3, s, s]`
-    pub fn draw(&self, captions: &[&str], seed: u64) -> Result<Tensor> {
+    /// The vocabulary's attributes named in `caption`.
+    pub fn attributes_in(&self, caption: &str) -> Vec<&Attribute> {
+        let words: Vec<String> = self.attributes.iter().map(|a| a.word.clone()).collect();
+        let found = attributes_of(caption, &words);
+        self.attributes
+            .iter()
+            .filter(|a| found.contains(&a.word))
+            .collect()
+    }
+
+    /// One image per caption, with the attributes CAA corrected in each.
+    /// `[n, 3, s, s]`
+    pub fn draw(&self, captions: &[&str], seed: u64) -> Result<(Tensor, Vec<Vec<String>>)> {
         let (feats, enc) = self.text.encode(captions)?;
         for (c, e) in captions.iter().zip(&enc) {
-            if e.ids.iter().all(|&id| id <= 1) {
+            if e.ids.iter().all(|&id| id <= 1) || self.attributes_in(c).is_empty() {
+                let words: Vec<&str> = self.attributes.iter().map(|a| a.word.as_str()).collect();
                 return Err(Error::Config(format!(
-                    "no word of '{c}' is in the model's vocabulary: nothing to draw"
+                    "'{c}' names no attribute this model knows ({}): nothing to draw it from",
+                    words.join(", ")
                 )));
             }
         }
         tch::no_grad(|| {
-            let imgs: Vec<Tensor> = (0..captions.len())
-                .map(|i| {
-                    let w = self.w_of(seed, i);
-                    let t = feats.sentence.narrow(0, i as i64, 1);
-                    let s = self.t2d.forward(&t, &w); // [1, n_latent, style_dim]
-                    let lat = self.g.broadcast(&w) + s;
-                    self.g.synthesis(&lat, &sample_noise(&self.g, seed, i))
-                })
-                .collect();
-            Ok(Tensor::cat(&imgs, 0))
+            let mut imgs = Vec::new();
+            let mut corrected = Vec::new();
+            for (i, c) in captions.iter().enumerate() {
+                let w = self.w_of(seed, i);
+                let t = feats.sentence.narrow(0, i as i64, 1);
+                let mut s = self.t2d.forward(&t, &w); // [1, n_latent, style_dim]
+                let mut fixed = Vec::new();
+                if self.caa {
+                    let attrs = self.attributes_in(c);
+                    let phrases: Vec<&str> = attrs.iter().map(|a| a.phrase.as_str()).collect();
+                    let ta = self.text.encode(&phrases)?.0.sentence; // [k, d]
+                    let ds: Vec<Tensor> = (0..attrs.len() as i64)
+                        .map(|k| self.a2d.forward(&ta.narrow(0, k, 1), &w))
+                        .collect();
+                    let (adjusted, added) = adjust(&s, &ds);
+                    s = adjusted;
+                    fixed = attrs
+                        .iter()
+                        .zip(added)
+                        .filter(|(_, a)| *a)
+                        .map(|(a, _)| a.word.clone())
+                        .collect();
+                }
+                let lat = self.g.broadcast(&w) + s;
+                imgs.push(self.g.synthesis(&lat, &sample_noise(&self.g, seed, i)));
+                corrected.push(fixed);
+            }
+            Ok((Tensor::cat(&imgs, 0), corrected))
         })
     }
 
@@ -193,6 +266,11 @@ impl StyleT2IModel {
         let t2d = TextToDirection::new(&t2d_vs.root(), &dc);
         ck.load_into(&mut t2d_vs, "t2d")?;
         t2d_vs.freeze();
+        let mut a2d_vs = nn::VarStore::new(device);
+        let a2d = TextToDirection::new(&a2d_vs.root(), &dc);
+        ck.load_into(&mut a2d_vs, "a2d")?;
+        a2d_vs.freeze();
+        let attributes: Vec<Attribute> = ck.json_meta("attributes")?;
         let truncation = ck
             .meta("truncation")?
             .parse()
@@ -205,6 +283,10 @@ impl StyleT2IModel {
             text,
             t2d_vs,
             t2d,
+            a2d_vs,
+            a2d,
+            attributes,
+            caa: true,
             w_mean,
             truncation,
             shapes,
@@ -220,6 +302,7 @@ pub struct StyleT2ITrainer {
     _img_vs: nn::VarStore,
     img_enc: JointImageEncoder,
     opt: Adam,
+    a2d_opt: Adam,
     step: i64,
     seed: u64,
     shapes: Shapes,
@@ -269,6 +352,7 @@ impl StyleT2ITrainer {
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
+        let (sem, d_norm) = self.a2d_step(&w, &mut rng)?;
         self.step += 1;
         let acc = logits
             .argmax(1, false)
@@ -279,7 +363,50 @@ impl StyleT2ITrainer {
             ("contrastive".into(), contrastive.double_value(&[])),
             ("norm".into(), norm.mean(Kind::Float).double_value(&[])),
             ("batch_retrieval".into(), acc.double_value(&[])),
+            ("semantic".into(), sem),
+            ("attribute_norm".into(), d_norm),
         ])
+    }
+
+    /// One A2D step: the semantic matching loss (sec. 5.1) for a random
+    /// attribute per w, and the norm penalty on d.
+    fn a2d_step(&mut self, w: &Tensor, rng: &mut ChaCha8Rng) -> Result<(f64, f64)> {
+        let m = &self.model;
+        let b = w.size()[0];
+        let attrs = &self.rc.attributes;
+        let phrases: Vec<&str> = (0..b)
+            .map(|_| attrs[rng.gen_range(0..attrs.len())].phrase.as_str())
+            .collect();
+        let ta = tch::no_grad(|| -> Result<Tensor> { Ok(m.text.encode(&phrases)?.0.sentence) })?;
+        let d = m.a2d.forward(&ta, w); // [b, n_latent, style_dim]
+        let base = m.g.broadcast(w);
+        let noise = m.g.random_noise(b);
+        let plus = m.g.synthesis(&(&base + &d), &noise);
+        let minus = m.g.synthesis(&(&base - &d), &noise);
+        let tn = normalize(&ta);
+        let cos = |img: &Tensor| {
+            (normalize(&self.img_enc.forward_t(img, false)) * &tn).sum_dim_intlist(
+                [1i64].as_slice(),
+                false,
+                Kind::Float,
+            )
+        };
+        // eq. 3: max(0, cos(E_I(G(w - d)), E_T(a)) - cos(E_I(G(w + d)), E_T(a)) + margin)
+        let sem = (cos(&minus) - cos(&plus) + self.rc.margin)
+            .relu()
+            .mean(Kind::Float);
+        let norm = d
+            .reshape([b, -1])
+            .norm_scalaropt_dim(2, [1i64].as_slice(), false);
+        let penalty = (&norm - self.rc.norm_threshold).relu().mean(Kind::Float);
+        let loss = &sem + &penalty * self.rc.norm_weight;
+        self.a2d_opt.zero_grad();
+        loss.backward();
+        self.a2d_opt.step();
+        Ok((
+            sem.double_value(&[]),
+            norm.mean(Kind::Float).double_value(&[]),
+        ))
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -305,6 +432,10 @@ impl StyleT2ITrainer {
         );
         meta.insert("truncation".into(), self.rc.truncation.to_string());
         meta.insert(
+            "attributes".into(),
+            json(&|| serde_json::to_string(&self.rc.attributes))?,
+        );
+        meta.insert(
             "data".into(),
             toml::to_string(&self.shapes.config).map_err(|e| Error::Config(e.to_string()))?,
         );
@@ -315,15 +446,21 @@ impl StyleT2ITrainer {
         let mut t = checkpoint::named(&m.g_vs, "g_ema");
         t.extend(m.text.tensors());
         t.extend(checkpoint::named(&m.t2d_vs, "t2d"));
+        t.extend(checkpoint::named(&m.a2d_vs, "a2d"));
         t.extend(self.opt.state("optim.t2d"));
+        t.extend(self.a2d_opt.state("optim.a2d"));
         checkpoint::save(path, &meta, &t)
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
         ck.expect_model("styleT2I")?;
         ck.load_into(&mut self.model.t2d_vs, "t2d")?;
+        ck.load_into(&mut self.model.a2d_vs, "a2d")?;
         self.opt
             .load_state("optim.t2d", &ck.tensors)
+            .map_err(Error::Checkpoint)?;
+        self.a2d_opt
+            .load_state("optim.a2d", &ck.tensors)
             .map_err(Error::Checkpoint)?;
         self.step = ck
             .meta("step")?
@@ -341,7 +478,7 @@ impl StyleT2ITrainer {
         let mut rows = Vec::new();
         for c in &caps {
             let many: Vec<&str> = vec![c.as_str(); 8];
-            let imgs = self.model.draw(&many, 0x5A3)?;
+            let imgs = self.model.draw(&many, 0x5A3)?.0;
             rows.push((tensor_to_images(&imgs), Some(c.clone())));
         }
         Ok(grid(&rows, 2))
@@ -442,6 +579,9 @@ impl TypedFamily for StyleT2IFamily {
         let t2d_vs = nn::VarStore::new(ctx.device);
         let t2d = TextToDirection::new(&t2d_vs.root(), &dc);
         let opt = Adam::new(&t2d_vs, rc.lr, 0.9, 0.999);
+        let a2d_vs = nn::VarStore::new(ctx.device);
+        let a2d = TextToDirection::new(&a2d_vs.root(), &dc);
+        let a2d_opt = Adam::new(&a2d_vs, rc.lr, 0.9, 0.999);
         let w_mean = mean_latent(&g);
         let model = StyleT2IModel {
             g_vs,
@@ -449,6 +589,10 @@ impl TypedFamily for StyleT2IFamily {
             text,
             t2d_vs,
             t2d,
+            a2d_vs,
+            a2d,
+            attributes: rc.attributes.clone(),
+            caa: true,
             w_mean,
             truncation: rc.truncation,
             shapes: None,
@@ -460,6 +604,7 @@ impl TypedFamily for StyleT2IFamily {
             _img_vs: img_vs,
             img_enc,
             opt,
+            a2d_opt,
             step: 0,
             seed: ctx.seed,
             shapes,
@@ -496,10 +641,18 @@ impl Trainer for StyleT2ITrainer {
             return Ok(Summary::default());
         }
         let ck = checkpoint::load(&ctx.run.last_checkpoint())?;
-        let model = StyleT2IModel::from_checkpoint(&ck, ctx.device)?;
-        let v = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
-        let lines = crate::eval::shapes::summary_lines(&v);
-        Ok(Summary { value: v, lines })
+        let mut model = StyleT2IModel::from_checkpoint(&ck, ctx.device)?;
+        let with = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
+        model.caa = false;
+        let without = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
+        let mut lines = vec!["with Compositional Attribute Adjustment:".to_string()];
+        lines.extend(crate::eval::shapes::summary_lines(&with));
+        lines.push("without (--no-caa):".into());
+        lines.extend(crate::eval::shapes::summary_lines(&without));
+        Ok(Summary {
+            value: serde_json::json!({ "caa": with, "no_caa": without }),
+            lines,
+        })
     }
 }
 
@@ -518,8 +671,9 @@ impl FamilyGenerator for StyleT2IModel {
         Ok(enc.remove(0).unknown)
     }
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
+        let (images, _) = self.draw(captions, seed)?;
         Ok(Generated {
-            images: self.draw(captions, seed)?.to_device(Device::Cpu),
+            images: images.to_device(Device::Cpu),
             first_stage: None,
             drawn_as: None,
         })
