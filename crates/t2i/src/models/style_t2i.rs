@@ -117,14 +117,14 @@ pub fn attributes_of(caption: &str, vocabulary: &[String]) -> Vec<String> {
 /// `s`: [1, n_latent, style_dim], `directions[i]`: [1, n_latent, style_dim]
 pub fn adjust(s: &Tensor, directions: &[Tensor]) -> (Tensor, Vec<bool>) {
     let flat = s.flatten(0, -1);
-    let mut out = s.shallow_clone();
+    let mut out = s.copy();
     let mut added = Vec::with_capacity(directions.len());
     for d in directions {
         let df = d.flatten(0, -1);
         let cos = flat.dot(&df) / (flat.norm() * df.norm() + 1e-8);
         let fails = cos.double_value(&[]) <= 0.0;
         if fails {
-            out = out + d;
+            out += d;
         }
         added.push(fails);
     }
