@@ -318,6 +318,10 @@ pub struct GenerateArgs {
     /// Noise interpolation for --text between two noise vectors.
     #[arg(long)]
     pub noise_interpolate: bool,
+    /// Draw without Compositional Attribute Adjustment (StyleT2I), to
+    /// compare.
+    #[arg(long)]
+    pub no_caa: bool,
     /// Style transfer: take the style (background, pose) of this image.
     #[arg(long)]
     pub style_from: Option<PathBuf>,
@@ -372,6 +376,24 @@ fn print_drawn_as(text: &str, drawn: Option<&[String]>) {
     }
 }
 
+/// Tells which attributes Compositional Attribute Adjustment corrected.
+fn print_corrected(corrected: Option<&[Vec<String>]>) {
+    let Some(c) = corrected else { return };
+    for (i, attrs) in c.iter().enumerate().take(8) {
+        if attrs.is_empty() {
+            eprintln!("sample {i}: attribute adjustment corrected nothing");
+        } else {
+            eprintln!(
+                "sample {i}: attribute adjustment corrected {}",
+                attrs.join(", ")
+            );
+        }
+    }
+    if c.len() > 8 {
+        eprintln!("({} more samples)", c.len() - 8);
+    }
+}
+
 fn warn_unknown(g: &dyn t2i::family::Generator, caption: &str) -> Result<()> {
     let unknown = g.unknown_words(caption)?;
     if !unknown.is_empty() {
@@ -405,9 +427,15 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let path = t2i::checkpoint::checkpoint_file(&a.checkpoint)?;
     let ck = t2i::checkpoint::load(&path)?;
-    let g = load_generator(&ck, device)?;
+    let mut g = load_generator(&ck, device)?;
     let ctl = g.controls();
     let fam = g.family();
+    if a.no_caa {
+        if !ctl.caa {
+            bail!("--no-caa needs a model with attribute adjustment ({fam} models have none)");
+        }
+        g.set_caa(false)?;
+    }
     let need = |ok: bool, what: &str| -> Result<()> {
         if !ok {
             bail!("{what} needs a model that supports it ({fam} models do not)");
@@ -513,6 +541,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         let caps = vec![a.text.as_str(); a.n as usize];
         let out = g.generate(&caps, a.seed)?;
         print_drawn_as(&a.text, out.drawn_as.as_deref());
+        print_corrected(out.corrected.as_deref());
         singles = Some(out.images.shallow_clone());
         let shown = match &out.first_stage {
             Some(first) => {

@@ -263,6 +263,9 @@ pub struct Generated {
     /// caption that leaves attributes out (GAN-INT-CLS on shapes); `None`
     /// when every image was drawn from the caption as given.
     pub drawn_as: Option<Vec<String>>,
+    /// Per image, the attributes Compositional Attribute Adjustment
+    /// corrected (StyleT2I); `None` for models without it.
+    pub corrected: Option<Vec<Vec<String>>>,
 }
 
 /// What a generator can do besides drawing samples (the CLI and the server
@@ -281,6 +284,8 @@ pub struct Controls {
     pub boxes: bool,
     /// Drawing parts at given keypoints, and completing missing ones (GAWWN).
     pub keypoints: bool,
+    /// Compositional Attribute Adjustment, on by default (StyleT2I).
+    pub caa: bool,
 }
 
 /// Where a layout-conditioned model (GAWWN) draws one image: fractions of
@@ -356,6 +361,11 @@ pub trait Generator: Send {
     ) -> Result<Vec<Option<[f32; 2]>>> {
         let _ = (caption, given, seed);
         Err(unsupported(self.family(), "keypoint completion"))
+    }
+    /// Turns Compositional Attribute Adjustment on or off.
+    fn set_caa(&mut self, on: bool) -> Result<()> {
+        let _ = on;
+        Err(unsupported(self.family(), "attribute adjustment"))
     }
     /// The attention maps of the first sample for `caption`, as a figure.
     fn attention_figure(&self, caption: &str, seed: u64, top_words: usize) -> Result<Rgb> {

@@ -113,6 +113,7 @@ impl Generator for Oracle {
             images: t2i::imageio::images_to_tensor(&refs, size),
             first_stage: None,
             drawn_as: None,
+            corrected: None,
         })
     }
 }

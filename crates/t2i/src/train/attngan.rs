@@ -572,6 +572,7 @@ impl FamilyGenerator for AttnGanModel {
             images: last.to_device(Device::Cpu),
             first_stage: (!o.images.is_empty()).then(|| o.images[0].to_device(Device::Cpu)),
             drawn_as: None,
+            corrected: None,
         })
     }
     fn attention_figure(&self, caption: &str, seed: u64, top_words: usize) -> Result<Rgb> {

@@ -768,6 +768,7 @@ impl FamilyGenerator for GanIntClsModel {
             images: self.generate(&z, &h).to_device(Device::Cpu),
             first_stage: None,
             drawn_as: changed.then_some(full),
+            corrected: None,
         })
     }
     fn interpolate(&self, from: &str, to: &str, steps: i64, seed: u64) -> Result<Tensor> {

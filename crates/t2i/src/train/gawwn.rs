@@ -586,6 +586,7 @@ impl FamilyGenerator for GawwnModel {
             stages: false,
             boxes: self.config.condition == Condition::Box,
             keypoints: self.config.condition == Condition::Keypoints,
+            ..Default::default()
         }
     }
     fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
@@ -641,6 +642,7 @@ impl FamilyGenerator for GawwnModel {
             images: self.draw(&z, &t, &layout).to_device(Device::Cpu),
             first_stage: None,
             drawn_as,
+            corrected: None,
         })
     }
     fn complete_keypoints(

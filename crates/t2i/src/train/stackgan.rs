@@ -503,6 +503,7 @@ impl Generator for StackGanModel {
             images: s2.to_device(Device::Cpu),
             first_stage: s1.map(|t| t.to_device(Device::Cpu)),
             drawn_as: None,
+            corrected: None,
         })
     }
 }

@@ -664,18 +664,26 @@ impl FamilyGenerator for StyleT2IModel {
         self.g.config.size
     }
     fn controls(&self) -> Controls {
-        Controls::default()
+        Controls {
+            caa: true,
+            ..Default::default()
+        }
+    }
+    fn set_caa(&mut self, on: bool) -> Result<()> {
+        self.caa = on;
+        Ok(())
     }
     fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
         let (_, mut enc) = self.text.encode(&[caption])?;
         Ok(enc.remove(0).unknown)
     }
     fn generate(&self, captions: &[&str], seed: u64) -> Result<Generated> {
-        let (images, _) = self.draw(captions, seed)?;
+        let (images, corrected) = self.draw(captions, seed)?;
         Ok(Generated {
             images: images.to_device(Device::Cpu),
             first_stage: None,
             drawn_as: None,
+            corrected: self.caa.then_some(corrected),
         })
     }
 }

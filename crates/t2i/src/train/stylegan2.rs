@@ -636,6 +636,7 @@ impl FamilyGenerator for StyleGan2Model {
                 .to_device(Device::Cpu),
             first_stage: None,
             drawn_as: None,
+            corrected: None,
         })
     }
 }
