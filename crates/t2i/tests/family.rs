@@ -18,9 +18,13 @@ fn every_family_takes_set_and_reads_it_back() {
             // the data set every family needs, so that the config validates
             let root = "data.root=\"/some/folder\"".to_string();
             apply_sets(&mut t, &[root]).unwrap();
-            if f.name() == "attngan" {
-                apply_sets(&mut t, &["damsm=\"d.safetensors\"".to_string()]).unwrap();
+            // the files a family builds on
+            match f.name() {
+                "attngan" => apply_sets(&mut t, &["damsm=\"d.safetensors\"".to_string()]),
+                "styleT2I" => apply_sets(&mut t, &["backbone=\"b.safetensors\"".to_string()]),
+                _ => Ok(()),
             }
+            .unwrap();
             let checked = f
                 .check(&t)
                 .unwrap_or_else(|e| panic!("{} {preset}: {e}", f.name()));
