@@ -521,21 +521,13 @@ impl TypedFamily for StyleT2IFamily {
         bk.expect_model("stylegan2")?;
         let backbone_config: StyleGan2Config = bk.json_meta("config")?;
         let shapes = Shapes::new(ShapesConfig {
+            image_size: backbone_config.size as u32,
             max_objects: rc.data.max_objects,
             train_size: rc.data.train_size,
             partial_captions: rc.data.partial_captions,
             ..ShapesConfig::default()
         })
         .map_err(|e| Error::Config(e.to_string()))?;
-        if backbone_config.size != shapes.config.image_size as i64 {
-            return Err(Error::Config(format!(
-                "the backbone draws {}x{}, the data set's images are {}x{}",
-                backbone_config.size,
-                backbone_config.size,
-                shapes.config.image_size,
-                shapes.config.image_size
-            )));
-        }
         let (text, img_vs, img_enc) = if rc.text.encoder.is_empty() {
             let path = ctx.run.root.join("text_encoder.safetensors");
             let opts = TextTrainOptions {

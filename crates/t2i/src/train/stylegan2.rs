@@ -98,9 +98,9 @@ impl FamilyConfig for StyleGan2RunConfig {
         self.net.validate()?;
         self.data.validate(&["shapes", "cub"])?;
         crate::family::check_batch_size(self.batch_size)?;
-        if self.data.name == "shapes" && self.net.size != 64 {
+        if self.data.name == "shapes" && !(32..=256).contains(&self.net.size) {
             return Err(format!(
-                "the shapes images are 64x64: net.size must be 64, not {}",
+                "shapes images are 32x32 to 256x256: net.size {} is outside",
                 self.net.size
             ));
         }
@@ -281,7 +281,9 @@ impl StyleGan2Trainer {
         let d = Discriminator::new(&d_vs.root(), &rc.net);
         let g_opt = lazy_adam(&g_vs, rc.lr, rc.g_reg_every);
         let d_opt = lazy_adam(&d_vs, rc.lr, rc.d_reg_every);
-        let ema = WeightAverage::new(&g_vs, rc.ema_decay);
+        // the decay ramps up over the first steps: a short run's average
+        // must not hold the random initial weights
+        let ema = WeightAverage::with_warmup(&g_vs, rc.ema_decay);
         Self {
             rc,
             g_vs,
@@ -462,6 +464,7 @@ impl StyleGan2Trainer {
                 .map_err(|_| Error::Checkpoint(format!("bad {k}")))
         };
         self.step = num("step")? as i64;
+        self.ema.updates = self.step;
         self.mean_path_length = num("mean_path_length")?;
         Ok(())
     }
@@ -497,6 +500,7 @@ fn to_json<T: Serialize>(v: &T) -> Result<String> {
 fn load_images(rc: &StyleGan2RunConfig, ctx: &TrainContext) -> Result<Images> {
     if rc.data.name == "shapes" {
         let shapes = Shapes::new(ShapesConfig {
+            image_size: rc.net.size as u32,
             max_objects: rc.data.max_objects,
             train_size: rc.data.train_size,
             ..ShapesConfig::default()
