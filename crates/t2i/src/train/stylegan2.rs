@@ -82,12 +82,11 @@ impl FamilyConfig for StyleGan2RunConfig {
             data,
         };
         match name {
-            "tiny" => Some(Self {
-                // gamma = 0.0002 * side^2 / batch (StyleGAN2-ADA's rule;
-                // 0.01 for CIFAR-10 at 32x32): 10 is for 1024x1024 faces
-                r1: 0.01,
-                ..base(StyleGan2Config::tiny(), 16, DataConfig::shapes(10_000))
-            }),
+            "tiny" => Some(base(
+                StyleGan2Config::tiny(),
+                16,
+                DataConfig::shapes(10_000),
+            )),
             "paper" => Some(Self {
                 flip: true,
                 ..base(StyleGan2Config::paper(), 16, DataConfig::cub())
