@@ -31,7 +31,7 @@ use crate::models::stylegan2::{Generator, StyleGan2Config};
 use crate::rng::step_seed;
 use crate::text::gru::JointImageEncoder;
 use crate::text::{AnyTextEncoder, GruEncoderConfig, TextEncoder};
-use crate::train::stylegan2::{mean_latent, sample_noise, sample_z};
+use crate::train::stylegan2::{mean_latent, sample_noise, sample_z, to_json, StyleGan2Model};
 use crate::versions;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -414,27 +414,12 @@ impl StyleT2ITrainer {
         let mut meta: BTreeMap<String, String> = m.text.describe();
         meta.insert("model".into(), "styleT2I".into());
         meta.insert("preset".into(), self.rc.preset.clone());
-        let json = |v: &dyn Fn() -> serde_json::Result<String>| {
-            v().map_err(|e| Error::Config(e.to_string()))
-        };
-        meta.insert(
-            "run_config".into(),
-            json(&|| serde_json::to_string(&self.rc))?,
-        );
-        meta.insert(
-            "backbone".into(),
-            json(&|| serde_json::to_string(&self.backbone_config))?,
-        );
+        meta.insert("run_config".into(), to_json(&self.rc)?);
+        meta.insert("backbone".into(), to_json(&self.backbone_config)?);
         meta.insert("backbone_source".into(), self.backbone_source.clone());
-        meta.insert(
-            "t2d".into(),
-            json(&|| serde_json::to_string(&m.t2d.config))?,
-        );
+        meta.insert("t2d".into(), to_json(&m.t2d.config)?);
         meta.insert("truncation".into(), self.rc.truncation.to_string());
-        meta.insert(
-            "attributes".into(),
-            json(&|| serde_json::to_string(&self.rc.attributes))?,
-        );
+        meta.insert("attributes".into(), to_json(&self.rc.attributes)?);
         meta.insert(
             "data".into(),
             toml::to_string(&self.shapes.config).map_err(|e| Error::Config(e.to_string()))?,
@@ -555,11 +540,8 @@ impl TypedFamily for StyleT2IFamily {
             let (vs, enc) = load_matching_image(&matching_image_path(p), ctx.device)?;
             (text, vs, enc)
         };
-        // the backbone's averaged generator, under this model's own name
-        let mut g_vs = nn::VarStore::new(ctx.device);
-        let g = Generator::new(&g_vs.root(), &backbone_config);
-        bk.load_into(&mut g_vs, "g_ema")?;
-        g_vs.freeze();
+        // the backbone's averaged generator and its mean w
+        let bb = StyleGan2Model::from_checkpoint(&bk, ctx.device)?;
         tch::manual_seed(ctx.seed as i64);
         let dc = DirectionConfig {
             text_dim: text.sentence_dim(),
@@ -574,10 +556,9 @@ impl TypedFamily for StyleT2IFamily {
         let a2d_vs = nn::VarStore::new(ctx.device);
         let a2d = TextToDirection::new(&a2d_vs.root(), &dc);
         let a2d_opt = Adam::new(&a2d_vs, rc.lr, 0.9, 0.999);
-        let w_mean = mean_latent(&g);
         let model = StyleT2IModel {
-            g_vs,
-            g,
+            g_vs: bb.vs,
+            g: bb.g,
             text,
             t2d_vs,
             t2d,
@@ -585,7 +566,7 @@ impl TypedFamily for StyleT2IFamily {
             a2d,
             attributes: rc.attributes.clone(),
             caa: true,
-            w_mean,
+            w_mean: bb.w_mean,
             truncation: rc.truncation,
             shapes: None,
         };

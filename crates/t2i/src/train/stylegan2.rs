@@ -492,7 +492,7 @@ impl StyleGan2Trainer {
 }
 
 /// A value as JSON metadata.
-fn to_json<T: Serialize>(v: &T) -> Result<String> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Config(e.to_string()))
 }
 
