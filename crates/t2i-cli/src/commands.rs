@@ -625,8 +625,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// shapes (checker metrics of a shapes checkpoint; GAWWN's box and
-    /// keypoint control too), or a comma-separated list of r-precision, fid,
-    /// kid, is, control (a generator's samples for a data set's captions, a
+    /// keypoint control too), or a comma-separated list of r-precision,
+    /// clip-score, fid, kid, is, control (a generator's samples for a data set's captions, a
     /// GAWWN model's at the images' boxes or parts; control reads them with
     /// --part-locator; r-precision alone also scores the real images with a
     /// DAMSM checkpoint).
@@ -642,6 +642,11 @@ pub struct EvalArgs {
     /// GAN checkpoint; the feature network of fid/kid without --inception).
     #[arg(long)]
     pub damsm: Option<PathBuf>,
+    /// clip-score: a CLIP folder (config.json, tokenizer.json,
+    /// model.safetensors in the layout of Hugging Face's
+    /// openai/clip-vit-base-patch32); without it the --damsm encoders score.
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
     /// pytorch-fid's Inception weights (pt_inception-2015-12-05-*.pth) for
     /// fid, kid and is.
     #[arg(long)]
@@ -690,6 +695,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             metric: a.metric.clone(),
             data_root: a.data_root.clone(),
             damsm: a.damsm.clone(),
+            clip: a.clip.clone(),
             split: a.split.clone(),
             inception: a.inception.clone(),
             classifier: a.classifier.clone(),
@@ -706,7 +712,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .context("--checkpoint or --run is required")?;
     let checkpoint = t2i::checkpoint::checkpoint_file(&checkpoint)?;
     let metrics: Vec<String> = a.metric.split(',').map(|m| m.trim().to_string()).collect();
-    let known = ["shapes", "r-precision", "fid", "kid", "is", "control"];
+    let known = [
+        "shapes",
+        "r-precision",
+        "clip-score",
+        "fid",
+        "kid",
+        "is",
+        "control",
+    ];
     if let Some(m) = metrics.iter().find(|m| !known.contains(&m.as_str())) {
         bail!("unknown metric '{m}' (available: {})", known.join(", "));
     }
@@ -714,11 +728,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         if metrics.iter().any(|m| m == "shapes") {
             bail!("--metric shapes cannot be combined with data-set metrics");
         }
+        // a run folder names its last checkpoint, as for --checkpoint
+        let damsm = a
+            .damsm
+            .as_deref()
+            .map(t2i::checkpoint::checkpoint_file)
+            .transpose()?;
         let cache = crate::cub_cmds::default_cache();
         let e = t2i::eval::dataset::DatasetEval {
             checkpoint: &checkpoint,
             metrics,
-            damsm: a.damsm.as_deref(),
+            damsm: damsm.as_deref(),
+            clip: a.clip.as_deref(),
             inception: a.inception.as_deref(),
             classifier: a.classifier.as_deref(),
             split: &a.split,

@@ -16,6 +16,9 @@ pub struct DatasetEval<'a> {
     /// Any of r-precision, fid, kid, is.
     pub metrics: Vec<String>,
     pub damsm: Option<&'a Path>,
+    /// A CLIP folder (Hugging Face layout) for clip-score; without it the
+    /// DAMSM encoders score.
+    pub clip: Option<&'a Path>,
     pub inception: Option<&'a Path>,
     /// The project's classifier (`train --model classifier`): feature network
     /// of fid, kid and is without `inception`.
@@ -177,6 +180,17 @@ pub fn record_layouts(
         .map(Some)
 }
 
+/// CLIP score of generated samples: the mean over samples of 100 x the
+/// cosine of each sample and its caption, floored at 0 (Hessel et al. 2021).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClipScore {
+    pub mean: f64,
+    pub std: f64,
+    pub samples: usize,
+    /// The joint encoder that scored ("CLIP folder" or "DAMSM file").
+    pub encoder: String,
+}
+
 /// Metrics of a generator checkpoint's samples for the first `limit`
 /// images of a split of a data set in the CUB layout at `root`: one image
 /// per real image, from one of its captions (chosen by `seed`).
@@ -201,6 +215,11 @@ pub fn generated_metrics(
     if (wants("r-precision") || (wants("fid") || wants("kid")) && own_features) && e.damsm.is_none()
     {
         return Err(cfg("scoring a generator's samples needs --damsm CHECKPOINT (r-precision, and fid/kid without --inception or --classifier)"));
+    }
+    if wants("clip-score") && e.clip.is_none() && e.damsm.is_none() {
+        return Err(cfg(
+            "clip-score needs --clip FOLDER (a CLIP model) or --damsm CHECKPOINT (scores with the DAMSM encoders)",
+        ));
     }
     if wants("control") && e.part_locator.is_none() {
         return Err(cfg(
@@ -334,6 +353,45 @@ pub fn generated_metrics(
             100.0 * r.mean,
             100.0 * r.std
         ));
+    }
+    if wants("clip-score") {
+        let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+        let (scores, encoder) = match e.clip {
+            Some(p) => {
+                let clip = crate::text::clip::Clip::load(p, device)?;
+                let mut all = Vec::new();
+                for (k, c) in refs.chunks(50).enumerate() {
+                    let x = images
+                        .narrow(0, 50 * k as i64, c.len() as i64)
+                        .to_device(device);
+                    all.push(tch::no_grad(|| clip.score(&x, c))?);
+                }
+                (Tensor::cat(&all, 0), clip.describe())
+            }
+            None => {
+                let d = damsm
+                    .as_ref()
+                    .ok_or_else(|| cfg("clip-score needs --clip or --damsm"))?;
+                let img = d.encode_image_tensor(&images);
+                let txt = d.encode_caption_list(&refs)?;
+                let name = e.damsm.map(|p| p.display().to_string()).unwrap_or_default();
+                (
+                    crate::text::clip::pair_score(&img, &txt),
+                    format!("DAMSM {name}"),
+                )
+            }
+        };
+        let s = ClipScore {
+            mean: scores.mean(Kind::Float).double_value(&[]),
+            std: scores.std(true).double_value(&[]),
+            samples: caps.len(),
+            encoder: encoder.clone(),
+        };
+        lines.push(format!(
+            "CLIP score by {encoder}: {:.2} +- {:.2} (100 x cosine of each sample and its caption)",
+            s.mean, s.std
+        ));
+        v["clip_score"] = serde_json::to_value(&s).map_err(|e| cfg(&e.to_string()))?;
     }
     if wants("control") {
         let path = e

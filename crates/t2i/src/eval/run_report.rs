@@ -28,6 +28,8 @@ pub struct RunEvalOptions {
     pub data_root: Option<PathBuf>,
     /// The evaluator's DAMSM (a CUB run; default: the run's).
     pub damsm: Option<PathBuf>,
+    /// A CLIP folder for clip-score (default: the DAMSM scores).
+    pub clip: Option<PathBuf>,
     pub split: String,
     pub inception: Option<PathBuf>,
     pub classifier: Option<PathBuf>,
@@ -209,6 +211,7 @@ pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
             checkpoint: &last,
             metrics: metrics.clone(),
             damsm: Some(&damsm),
+            clip: a.clip.as_deref(),
             inception: a.inception.as_deref(),
             classifier: a.classifier.as_deref(),
             split: &a.split,
@@ -290,6 +293,7 @@ pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
                     checkpoint: p,
                     metrics: vec!["r-precision".into()],
                     damsm: Some(&damsm),
+                    clip: None,
                     inception: None,
                     classifier: None,
                     split: &a.split,

@@ -4,6 +4,7 @@
 //! a model's checkpoint embeds the encoder it used and names its source.
 
 pub mod char_cnn_rnn;
+pub mod clip;
 pub mod damsm;
 pub mod gru;
 pub mod minilm;
