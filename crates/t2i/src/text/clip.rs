@@ -347,22 +347,12 @@ pub struct Clip {
 impl Clip {
     /// Reads the model folder `dir` (see the module documentation).
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
-        for f in CLIP_FILES {
-            if !dir.join(f).is_file() {
-                return Err(Error::Config(format!(
-                    "{} is not a CLIP folder: {f} is missing (the layout of Hugging Face's openai/clip-vit-base-patch32)",
-                    dir.display()
-                )));
-            }
-        }
-        let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f)).map_err(|e| Error::Io {
-                path: dir.join(f).display().to_string(),
-                cause: e,
-            })
-        };
-        let config: ClipConfig = serde_json::from_str(&read("config.json")?)
-            .map_err(|e| Error::Config(format!("{}: {e}", dir.join("config.json").display())))?;
+        let config: ClipConfig = super::read_model_folder(
+            dir,
+            &CLIP_FILES,
+            "a CLIP folder",
+            "the layout of Hugging Face's openai/clip-vit-base-patch32",
+        )?;
         let t = &config.text_config;
         let v = &config.vision_config;
         if t.hidden_size % t.num_attention_heads != 0
@@ -410,20 +400,8 @@ impl Clip {
             config.projection_dim,
             no_bias,
         );
-        let weights = dir.join("model.safetensors");
         // the file may also hold `logit_scale` and `*.position_ids`, unused
-        let missing = vs
-            .load_partial(&weights)
-            .map_err(|e| Error::Checkpoint(format!("{}: {e}", weights.display())))?;
-        if !missing.is_empty() {
-            return Err(Error::Checkpoint(format!(
-                "{} lacks {} tensors (e.g. {})",
-                weights.display(),
-                missing.len(),
-                missing[0]
-            )));
-        }
-        vs.freeze();
+        super::load_folder_weights(&mut vs, dir)?;
         Ok(Self {
             config,
             vs,

@@ -157,22 +157,12 @@ pub const MINILM_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.saf
 impl MiniLm {
     /// Reads the model folder `dir` (see the module documentation).
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
-        for f in MINILM_FILES {
-            if !dir.join(f).is_file() {
-                return Err(Error::Config(format!(
-                    "{} is not a MiniLM folder: {f} is missing (run `t2i setup minilm`)",
-                    dir.display()
-                )));
-            }
-        }
-        let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f)).map_err(|e| Error::Io {
-                path: dir.join(f).display().to_string(),
-                cause: e,
-            })
-        };
-        let config: BertConfig = serde_json::from_str(&read("config.json")?)
-            .map_err(|e| Error::Config(format!("{}: {e}", dir.join("config.json").display())))?;
+        let config: BertConfig = super::read_model_folder(
+            dir,
+            &MINILM_FILES,
+            "a MiniLM folder",
+            "run `t2i setup minilm`",
+        )?;
         let max_len = std::fs::read_to_string(dir.join("sentence_bert_config.json"))
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
@@ -194,20 +184,8 @@ impl MiniLm {
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::new(&root / "encoder" / "layer" / i, &config))
             .collect();
-        let weights = dir.join("model.safetensors");
         // the file also holds `pooler.*` and `embeddings.position_ids`, unused
-        let missing = vs
-            .load_partial(&weights)
-            .map_err(|e| Error::Checkpoint(format!("{}: {e}", weights.display())))?;
-        if !missing.is_empty() {
-            return Err(Error::Checkpoint(format!(
-                "{} lacks {} tensors (e.g. {})",
-                weights.display(),
-                missing.len(),
-                missing[0]
-            )));
-        }
-        vs.freeze();
+        super::load_folder_weights(&mut vs, dir)?;
         Ok(Self {
             config,
             vs,

@@ -13,7 +13,48 @@ pub mod vocab;
 pub use gru::{GruEncoder, GruEncoderConfig};
 pub use vocab::{tokenize, CaptionError, Encoded, Vocab};
 
-use tch::Tensor;
+use crate::error::{Error, Result};
+use std::path::Path;
+use tch::{nn, Tensor};
+
+/// A pretrained model's folder (`config.json`, `tokenizer.json`,
+/// `model.safetensors` ...): checks that it holds `files` and reads its
+/// `config.json`. `what` names the model in errors ("a CLIP folder"),
+/// `hint` says where one comes from.
+pub(crate) fn read_model_folder<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    files: &[&str],
+    what: &str,
+    hint: &str,
+) -> Result<T> {
+    if let Some(f) = files.iter().find(|f| !dir.join(f).is_file()) {
+        return Err(Error::Config(format!(
+            "{} is not {what}: {f} is missing ({hint})",
+            dir.display()
+        )));
+    }
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Loads a folder's `model.safetensors` into `vs` by name: every variable
+/// must be in the file (the file may hold more).
+pub(crate) fn load_folder_weights(vs: &mut nn::VarStore, dir: &Path) -> Result<()> {
+    let weights = dir.join("model.safetensors");
+    let missing = vs
+        .load_partial(&weights)
+        .map_err(|e| Error::Checkpoint(format!("{}: {e}", weights.display())))?;
+    if let Some(first) = missing.first() {
+        return Err(Error::Checkpoint(format!(
+            "{} lacks {} tensors (e.g. {first})",
+            weights.display(),
+            missing.len()
+        )));
+    }
+    vs.freeze();
+    Ok(())
+}
 
 /// What a text encoder gives for a batch of captions.
 #[derive(Debug)]
