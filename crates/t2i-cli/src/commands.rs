@@ -409,9 +409,6 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     if !(1..=MAX_IMAGES).contains(&a.n) {
         bail!("-n must be in 1..={MAX_IMAGES}, got {}", a.n);
     }
-    if a.text.trim().is_empty() {
-        bail!("the caption is empty");
-    }
     let interpolating = a.interpolate.is_some() || a.noise_interpolate;
     if interpolating && !(2..=MAX_IMAGES).contains(&a.steps) {
         bail!(
@@ -430,6 +427,10 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let mut g = load_generator(&ck, device)?;
     let ctl = g.controls();
     let fam = g.family();
+    // an unconditional backbone draws from --text '' and refuses words
+    if a.text.trim().is_empty() && !ctl.unconditional {
+        bail!("the caption is empty");
+    }
     if a.no_caa {
         if !ctl.caa {
             bail!("--no-caa needs a model with attribute adjustment ({fam} models have none)");
@@ -977,17 +978,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct ImportArgs {
-    /// attngan (G_NET with the DAMSM text encoder) or stackgan (Stage-I or
-    /// Stage-II G).
+    /// attngan (G_NET with the DAMSM text encoder), stackgan (Stage-I or
+    /// Stage-II G) or stylegan2 (rosinality's / StyleT2I's .pt).
     #[arg(long)]
     pub model: String,
-    /// The official generator: netG_epoch_*.pth, bird_AttnGAN2.pth ...
+    /// The official generator: netG_epoch_*.pth, bird_AttnGAN2.pth,
+    /// StyleGAN2's checkpoint .pt (g, d, g_ema) ...
     #[arg(long)]
     pub weights: PathBuf,
-    /// The text encoder: AttnGAN's official text_encoder*.pth (with
-    /// --captions) or a t2i text-encoder checkpoint.
+    /// The text encoder (attngan, stackgan): AttnGAN's official
+    /// text_encoder*.pth (with --captions) or a t2i text-encoder checkpoint.
     #[arg(long)]
-    pub text_encoder: PathBuf,
+    pub text_encoder: Option<PathBuf>,
     /// AttnGAN: the data set's captions.pickle (the official vocabulary).
     #[arg(long)]
     pub captions: Option<PathBuf>,
@@ -999,7 +1001,7 @@ pub struct ImportArgs {
 pub fn import(a: ImportArgs) -> Result<()> {
     let line = family(&a.model)?.import(&t2i::family::ImportRequest {
         weights: &a.weights,
-        text_encoder: &a.text_encoder,
+        text_encoder: a.text_encoder.as_deref(),
         captions: a.captions.as_deref(),
         out: &a.out,
     })?;

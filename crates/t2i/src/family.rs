@@ -286,6 +286,9 @@ pub struct Controls {
     pub keypoints: bool,
     /// Compositional Attribute Adjustment, on by default (StyleT2I).
     pub caa: bool,
+    /// Draws without text (an unconditional backbone, `stylegan2`): the
+    /// caption must be empty.
+    pub unconditional: bool,
 }
 
 /// Where a layout-conditioned model (GAWWN) draws one image: fractions of
@@ -378,12 +381,24 @@ pub trait Generator: Send {
 pub struct ImportRequest<'a> {
     /// The official generator (`netG_epoch_*.pth`, `bird_AttnGAN2.pth`...).
     pub weights: &'a Path,
-    /// Its text encoder (official `.pth` or a t2i text-encoder checkpoint).
-    pub text_encoder: &'a Path,
+    /// Its text encoder (official `.pth` or a t2i text-encoder checkpoint),
+    /// for the families that have one.
+    pub text_encoder: Option<&'a Path>,
     /// The data set's `captions.pickle` (the official vocabulary), if needed.
     pub captions: Option<&'a Path>,
     /// The t2i checkpoint to write.
     pub out: &'a Path,
+}
+
+impl ImportRequest<'_> {
+    /// The text encoder, which `family` cannot import without.
+    pub fn text_encoder(&self, family: &str) -> Result<&Path> {
+        self.text_encoder.ok_or_else(|| {
+            Error::Config(format!(
+                "importing {family} needs --text-encoder (its official text encoder or a t2i text-encoder checkpoint)"
+            ))
+        })
+    }
 }
 
 /// Parameter counts of one network and its parts.

@@ -7,6 +7,8 @@
 //!   `STAGE1_G.` keys), with a t2i text encoder whose sentence size equals
 //!   the generator's text size (the official char-CNN-RNN embeddings are
 //!   not part of those files).
+//! - StyleGAN2 (StyleT2I's backbone): rosinality's `.pt` with `g`, `d` and
+//!   `g_ema`, or a bare generator state_dict; sizes read from the weights.
 //!
 //! Both `.pth` formats (zip and legacy pickle) are read by [`crate::pth`];
 //! `.safetensors` files with the official key names work too. A leading
@@ -17,6 +19,7 @@ use crate::models::attngan::AttnGanConfig;
 use crate::models::attngan::AttnGanModel;
 use crate::models::stackgan::StackGanConfig;
 use crate::models::stackgan::StackGanModel;
+use crate::models::stylegan2::{Discriminator, Generator, StyleGan2Config};
 use crate::text::damsm::{RnnEncoder, RnnEncoderConfig};
 use crate::text::{AnyTextEncoder, TextEncoder, Vocab};
 use std::collections::BTreeMap;
@@ -311,4 +314,100 @@ pub fn damsm_image_encoder(
     let e = crate::models::damsm::InceptionCnnEncoder::new(vs.root(), nef);
     load_lenient(&vs, &w, &format!("DAMSM image encoder {}", path.display()))?;
     Ok((vs, e))
+}
+
+/// A StyleGAN2 checkpoint of rosinality's code as StyleT2I vendors it: the
+/// `{"g", "d", "g_ema", "g_optim", "d_optim", "args", ...}` dict that
+/// `train.py` / `pretrain_stylegan2.py` save, or a bare generator
+/// state_dict. Each network present is loaded by name.
+pub struct ImportedStyleGan2 {
+    pub config: StyleGan2Config,
+    /// The generator that draws (`g_ema`, else `g`, else the bare one).
+    pub g_ema: nn::VarStore,
+    /// The trained (not averaged) generator, when the file has both.
+    pub g: Option<nn::VarStore>,
+    pub d: Option<nn::VarStore>,
+    /// Where the drawing generator came from (`g_ema`, `g` or `state_dict`).
+    pub source_key: &'static str,
+}
+
+/// The tensors under `prefix` with it removed.
+fn under(w: &BTreeMap<String, Tensor>, prefix: &str) -> BTreeMap<String, Tensor> {
+    w.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.shallow_clone())))
+        .collect()
+}
+
+/// The StyleGAN2 configuration a rosinality generator state_dict was built
+/// with. The mapping network's learning-rate multiplier is not in the
+/// weights: rosinality's and StyleT2I's 0.01.
+pub fn stylegan2_config_from_weights(w: &BTreeMap<String, Tensor>) -> Result<StyleGan2Config> {
+    let what = "StyleGAN2 generator";
+    let style_dim = dim(w, "style.1.weight", 1, what)?;
+    let n_mlp = count_children(w, "style.");
+    let log_size = count_children(w, "to_rgbs.") + 2;
+    let size = 1i64 << log_size;
+    let c4 = dim(w, "input.input", 1, what)?;
+    let last = dim(w, &format!("to_rgbs.{}.conv.weight", log_size - 3), 2, what)?;
+    let c = StyleGan2Config {
+        size,
+        style_dim,
+        n_mlp,
+        lr_mlp: 0.01,
+        channel_base: last * size,
+        max_channels: c4,
+    };
+    c.validate()
+        .map_err(|e| Error::Checkpoint(format!("{what}: {e}")))?;
+    Ok(c)
+}
+
+/// Reads a rosinality / StyleT2I StyleGAN2 `.pt` (or `.safetensors` with
+/// the same names); see [`ImportedStyleGan2`].
+pub fn import_stylegan2(path: &Path, device: Device) -> Result<ImportedStyleGan2> {
+    let w = read_weights(path)?;
+    let (source_key, prefix) = [("g_ema", "g_ema."), ("g", "g."), ("state_dict", "")]
+        .into_iter()
+        .find(|(_, p)| w.contains_key(&format!("{p}style.1.weight")))
+        .ok_or_else(|| {
+            Error::Checkpoint(format!(
+                "{}: no StyleGAN2 generator (neither g_ema.style.1.weight, g.style.1.weight nor style.1.weight)",
+                path.display()
+            ))
+        })?;
+    let gw = under(&w, prefix);
+    let config = stylegan2_config_from_weights(&gw)?;
+    let generator = |gw: &BTreeMap<String, Tensor>, what: &str| -> Result<nn::VarStore> {
+        let vs = nn::VarStore::new(device);
+        let _g = Generator::new(&vs.root(), &config);
+        load_exact(
+            &vs,
+            gw,
+            &format!(
+                "{what} (channel table min({}, {} / r))",
+                config.max_channels, config.channel_base
+            ),
+        )?;
+        Ok(vs)
+    };
+    let g_ema = generator(&gw, source_key)?;
+    let g = (source_key == "g_ema" && w.contains_key("g.style.1.weight"))
+        .then(|| generator(&under(&w, "g."), "g"))
+        .transpose()?;
+    let d = w
+        .contains_key("d.convs.0.0.weight")
+        .then(|| -> Result<nn::VarStore> {
+            let vs = nn::VarStore::new(device);
+            let _d = Discriminator::new(&vs.root(), &config);
+            load_exact(&vs, &under(&w, "d."), "d")?;
+            Ok(vs)
+        })
+        .transpose()?;
+    Ok(ImportedStyleGan2 {
+        config,
+        g_ema,
+        g,
+        d,
+        source_key,
+    })
 }

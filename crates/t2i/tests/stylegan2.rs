@@ -71,17 +71,8 @@ fn paper_networks_have_the_reference_keys_and_shapes() {
 #[test]
 fn small_network_matches_the_reference_outputs() {
     let dir = fixtures();
-    let cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let (c, cfg) = small_config();
     let n = |k: &str| cfg[k].as_i64().unwrap();
-    let c = StyleGan2Config {
-        size: n("size"),
-        style_dim: n("style_dim"),
-        n_mlp: n("n_mlp"),
-        lr_mlp: 0.01,
-        channel_base: n("channel_base"),
-        max_channels: n("max_channels"),
-    };
     let mut gvs = nn::VarStore::new(Device::Cpu);
     let g = Generator::new(&gvs.root(), &c);
     load_weights(&mut gvs, &read(&dir.join("generator.safetensors")));
@@ -120,4 +111,114 @@ fn small_network_matches_the_reference_outputs() {
             "D, batch 2",
         );
     });
+}
+
+/// The small network's config as the fixture script wrote it.
+fn small_config() -> (StyleGan2Config, Value) {
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("config.json")).unwrap())
+            .unwrap();
+    let n = |k: &str| cfg[k].as_i64().unwrap();
+    let c = StyleGan2Config {
+        size: n("size"),
+        style_dim: n("style_dim"),
+        n_mlp: n("n_mlp"),
+        lr_mlp: 0.01,
+        channel_base: n("channel_base"),
+        max_channels: n("max_channels"),
+    };
+    (c, cfg)
+}
+
+#[test]
+fn rosinality_checkpoint_imports_and_draws_the_reference() {
+    // torch.save's zip of {"g_ema", "g_optim", "args" (a Namespace), ...}
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("imported.safetensors");
+    let line = t2i::family::family("stylegan2")
+        .unwrap()
+        .import(&t2i::family::ImportRequest {
+            weights: &fixtures().join("rosinality_checkpoint.pt"),
+            text_encoder: None,
+            captions: None,
+            out: &out,
+        })
+        .unwrap();
+    assert!(line.contains("g_ema (from g_ema)"), "{line}");
+    let ck = t2i::checkpoint::load(&out).unwrap();
+    let m = t2i::train::stylegan2::StyleGan2Model::from_checkpoint(&ck, Device::Cpu).unwrap();
+    let (c, cfg) = small_config();
+    assert_eq!(m.config, c, "configuration read from the weights");
+    let inp = read(&fixtures().join("inputs.safetensors"));
+    let want = read(&fixtures().join("outputs.safetensors"));
+    let noise: Vec<Tensor> = (0..c.num_noises())
+        .map(|i| inp[&format!("noise_{i}")].shallow_clone())
+        .collect();
+    tch::no_grad(|| {
+        assert_close(&m.g.mapping(&inp["z"]), &want["w"], "imported mapping");
+        let t = cfg["truncation"].as_f64().unwrap();
+        let wt = &inp["w_mean"] + (&want["w"] - &inp["w_mean"]) * t;
+        let trunc = m.g.synthesis(&m.g.broadcast(&wt), &noise);
+        assert_close(&trunc, &want["truncated"], "imported synthesis");
+    });
+    // the imported checkpoint generates through the family interface
+    let g = t2i::family::load_generator(&ck, Device::Cpu).unwrap();
+    assert_eq!(g.image_size(), c.size);
+}
+
+#[test]
+fn import_reads_g_d_and_g_ema_and_refuses_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<(String, Tensor)> = Vec::new();
+    for (file, prefixes) in [
+        ("generator.safetensors", ["g_ema", "g"].as_slice()),
+        ("discriminator.safetensors", ["d"].as_slice()),
+    ] {
+        for (k, v) in read(&fixtures().join(file)) {
+            for p in prefixes {
+                all.push((format!("{p}.{k}"), v.shallow_clone()));
+            }
+        }
+    }
+    let src = dir.path().join("both.safetensors");
+    Tensor::write_safetensors(&all, &src).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let fam = t2i::family::family("stylegan2").unwrap();
+    fn req<'a>(w: &'a std::path::Path, out: &'a std::path::Path) -> t2i::family::ImportRequest<'a> {
+        t2i::family::ImportRequest {
+            weights: w,
+            text_encoder: None,
+            captions: None,
+            out,
+        }
+    }
+    let line = fam.import(&req(&src, &out)).unwrap();
+    assert!(line.contains("g_ema (from g_ema), g, d"), "{line}");
+    let ck = t2i::checkpoint::load(&out).unwrap();
+    let d = read(&fixtures().join("discriminator.safetensors"));
+    let k = "convs.0.0.weight";
+    assert!(
+        (&ck.tensors[&format!("d.{k}")] - &d[k])
+            .abs()
+            .max()
+            .double_value(&[])
+            == 0.0
+    );
+    // a file with no generator, and a damaged generator, are refused
+    let bad = dir.path().join("bad.safetensors");
+    Tensor::write_safetensors(&[("x", Tensor::zeros([2], tch::kind::FLOAT_CPU))], &bad).unwrap();
+    let e = fam.import(&req(&bad, &out)).err().unwrap().to_string();
+    assert!(e.contains("no StyleGAN2 generator"), "{e}");
+    let cut: Vec<(String, Tensor)> = all
+        .iter()
+        .filter(|(k, _)| k != "g_ema.convs.1.conv.weight")
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect();
+    Tensor::write_safetensors(&cut, &bad).unwrap();
+    let e = fam.import(&req(&bad, &out)).err().unwrap().to_string();
+    assert!(
+        e.contains("missing") && e.contains("convs.1.conv.weight"),
+        "{e}"
+    );
+    assert!(!out.with_extension("tmp").exists());
 }

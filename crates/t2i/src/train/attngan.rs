@@ -495,7 +495,7 @@ impl TypedFamily for AttnGanFamily {
         let src = req.weights.display();
         let m = crate::import::import_attngan(
             req.weights,
-            req.text_encoder,
+            req.text_encoder("attngan")?,
             req.captions,
             Device::Cpu,
         )?;

@@ -416,7 +416,11 @@ impl TypedFamily for StackGanFamily {
         Ok(out)
     }
     fn import(&self, req: &ImportRequest) -> Result<String> {
-        let m = crate::import::import_stackgan(req.weights, req.text_encoder, Device::Cpu)?;
+        let m = crate::import::import_stackgan(
+            req.weights,
+            req.text_encoder("stackgan")?,
+            Device::Cpu,
+        )?;
         m.save(req.out, 0)?;
         Ok(format!(
             "imported StackGAN Stage-{} G ({}) -> {}",

@@ -16,8 +16,8 @@ use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, ParamRow, Summary,
-    TrainContext, Trainer, TypedFamily,
+    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, ImportRequest, Metrics,
+    ParamRow, Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, images_to_tensor, tensor_to_images, Rgb};
 use crate::models::stylegan2::{Discriminator, Generator, StyleGan2Config};
@@ -561,6 +561,45 @@ impl TypedFamily for StyleGan2Family {
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
         Ok(Box::new(StyleGan2Model::from_checkpoint(ck, device)?))
     }
+    fn import(&self, req: &ImportRequest) -> Result<String> {
+        let m = crate::import::import_stylegan2(req.weights, Device::Cpu)?;
+        let src = req.weights.display().to_string();
+        let mut meta = BTreeMap::new();
+        meta.insert("model".to_string(), "stylegan2".to_string());
+        meta.insert("preset".into(), "imported".into());
+        meta.insert("config".into(), to_json(&m.config)?);
+        meta.insert(
+            "source".into(),
+            format!("imported from {src} ({})", m.source_key),
+        );
+        meta.insert("step".into(), "0".into());
+        meta.insert("seed".into(), "0".into());
+        meta.insert("versions".into(), versions());
+        meta.insert("device".into(), "cpu".into());
+        let mut t = checkpoint::named(&m.g_ema, "g_ema");
+        let mut parts = vec![format!("g_ema (from {})", m.source_key)];
+        if let Some(g) = &m.g {
+            t.extend(checkpoint::named(g, "g"));
+            parts.push("g".into());
+        }
+        if let Some(d) = &m.d {
+            t.extend(checkpoint::named(d, "d"));
+            parts.push("d".into());
+        }
+        checkpoint::save(req.out, &meta, &t)?;
+        let c = &m.config;
+        Ok(format!(
+            "imported StyleGAN2 {}x{}, w {}-d, {} mapping layers, channels min({}, {} / r); {} -> {}",
+            c.size,
+            c.size,
+            c.style_dim,
+            c.n_mlp,
+            c.max_channels,
+            c.channel_base,
+            parts.join(", "),
+            req.out.display()
+        ))
+    }
     fn parameter_counts(&self, rc: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
         let count = |build: &dyn Fn(&nn::Path)| -> ParamRow {
             let vs = nn::VarStore::new(Device::Cpu);
@@ -624,7 +663,10 @@ impl FamilyGenerator for StyleGan2Model {
         self.config.size
     }
     fn controls(&self) -> Controls {
-        Controls::default()
+        Controls {
+            unconditional: true,
+            ..Controls::default()
+        }
     }
     fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
         unconditional(caption)?;
