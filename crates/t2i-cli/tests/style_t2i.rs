@@ -72,18 +72,35 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
         "--batch-size",
         "4",
         "--eval-samples",
-        "0",
+        "3",
         "--device",
         "cpu",
         "--set",
         &backbone,
     ]));
+    // the summary scores shapes with and without CAA and the directions'
+    // localisation
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(st.join("summary.json")).unwrap()).unwrap();
+    for k in ["caa", "no_caa", "localisation"] {
+        assert!(sum[k].is_object(), "{k}: {sum}");
+    }
+    let loc = &sum["localisation"];
+    assert!(loc["cases"].as_u64().unwrap() <= 3);
+    let share = loc["localised"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share), "{loc}");
     let m: Vec<serde_json::Value> = std::fs::read_to_string(st.join("metrics.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    for key in ["contrastive", "norm", "semantic", "attribute_norm"] {
+    for key in [
+        "contrastive",
+        "norm",
+        "semantic",
+        "attribute_norm",
+        "spatial",
+    ] {
         assert!(m[0][key].as_f64().unwrap().is_finite(), "{key}");
     }
 

@@ -74,6 +74,10 @@ pub struct StyleT2IRunConfig {
     pub attributes: Vec<Attribute>,
     /// Margin of the semantic matching loss (sec. 5.1), in cosine.
     pub margin: f64,
+    /// Weight of the spatial constraint on A2D (0: off): the change an
+    /// attribute direction makes is pushed into the attribute's region, here
+    /// the boxes of the objects the shapes checker finds in G(w + d).
+    pub spatial_weight: f64,
     /// The data set (shapes).
     pub data: DataConfig,
 }
@@ -127,6 +131,7 @@ impl FamilyConfig for StyleT2IRunConfig {
             norm_threshold: 8.0,
             attributes: shapes_attributes(),
             margin: 0.1,
+            spatial_weight: 1.0,
             // partial captions teach the joint encoder single attributes
             data: DataConfig::shapes(10_000),
         })
@@ -151,6 +156,9 @@ impl FamilyConfig for StyleT2IRunConfig {
                 "truncation must be in [0, 1], got {}",
                 self.truncation
             ));
+        }
+        if self.spatial_weight < 0.0 {
+            return Err("spatial_weight must be >= 0".into());
         }
         if self.attributes.is_empty() {
             return Err("the attribute vocabulary is empty".into());
@@ -352,7 +360,7 @@ impl StyleT2ITrainer {
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
-        let (sem, d_norm) = self.a2d_step(&w, &mut rng)?;
+        let (sem, d_norm, spatial) = self.a2d_step(&w, &mut rng)?;
         self.step += 1;
         let acc = logits
             .argmax(1, false)
@@ -365,12 +373,13 @@ impl StyleT2ITrainer {
             ("batch_retrieval".into(), acc.double_value(&[])),
             ("semantic".into(), sem),
             ("attribute_norm".into(), d_norm),
+            ("spatial".into(), spatial),
         ])
     }
 
     /// One A2D step: the semantic matching loss (sec. 5.1) for a random
-    /// attribute per w, and the norm penalty on d.
-    fn a2d_step(&mut self, w: &Tensor, rng: &mut ChaCha8Rng) -> Result<(f64, f64)> {
+    /// attribute per w, the norm penalty on d and the spatial constraint.
+    fn a2d_step(&mut self, w: &Tensor, rng: &mut ChaCha8Rng) -> Result<(f64, f64, f64)> {
         let m = &self.model;
         let b = w.size()[0];
         let attrs = &self.rc.attributes;
@@ -395,17 +404,33 @@ impl StyleT2ITrainer {
         let sem = (cos(&minus) - cos(&plus) + self.rc.margin)
             .relu()
             .mean(Kind::Float);
+        // spatial constraint: the min-max normalised change
+        // |G(w+) - G(w-)| against the attribute region's pseudo mask
+        let spatial = if self.rc.spatial_weight > 0.0 {
+            let (mask, found) = object_masks(&plus, self.shapes.config.max_objects as usize);
+            let diff = normalised_change(&plus, &minus); // [b, 1, S, S]
+            let per =
+                (diff - mask)
+                    .abs()
+                    .flatten(1, -1)
+                    .mean_dim([1i64].as_slice(), false, Kind::Float); // [b]
+            let k = found.sum(Kind::Float).clamp_min(1.0);
+            (per * found).sum(Kind::Float) / k
+        } else {
+            Tensor::zeros([], (Kind::Float, plus.device()))
+        };
         let norm = d
             .reshape([b, -1])
             .norm_scalaropt_dim(2, [1i64].as_slice(), false);
         let penalty = (&norm - self.rc.norm_threshold).relu().mean(Kind::Float);
-        let loss = &sem + &penalty * self.rc.norm_weight;
+        let loss = &sem + &penalty * self.rc.norm_weight + &spatial * self.rc.spatial_weight;
         self.a2d_opt.zero_grad();
         loss.backward();
         self.a2d_opt.step();
         Ok((
             sem.double_value(&[]),
             norm.mean(Kind::Float).double_value(&[]),
+            spatial.double_value(&[]),
         ))
     }
 
@@ -472,6 +497,106 @@ impl StyleT2ITrainer {
 
 fn normalize(x: &Tensor) -> Tensor {
     x / (x.norm_scalaropt_dim(2, [1i64].as_slice(), true) + 1e-8)
+}
+
+/// |a - b| summed over colour channels and min-max normalised to [0, 1]
+/// per image. `[b, 3, S, S]` x 2 -> `[b, 1, S, S]`
+fn normalised_change(a: &Tensor, b: &Tensor) -> Tensor {
+    let diff = (a - b)
+        .abs()
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float); // [b, 1, S, S]
+    let flat = diff.flatten(1, -1);
+    let lo = flat.amin([1i64].as_slice(), false).view([-1, 1, 1, 1]);
+    let hi = flat.amax([1i64].as_slice(), false).view([-1, 1, 1, 1]);
+    (diff - &lo) / (hi - lo + 1e-8)
+}
+
+/// The pseudo mask of each image's attribute region: 1 inside the boxes
+/// (grown by one pixel) of the objects the shapes checker finds, and
+/// whether it found any. `[b, 3, S, S]` -> (`[b, 1, S, S]`, `[b]`)
+fn object_masks(images: &Tensor, max_objects: usize) -> (Tensor, Tensor) {
+    let (b, s) = (images.size()[0], images.size()[2]);
+    let mut mask = vec![0f32; (b * s * s) as usize];
+    let mut found = vec![0f32; b as usize];
+    for (i, img) in tensor_to_images(images).iter().enumerate() {
+        let r = crate::data::checker::check(&img.data, s as u32, max_objects);
+        found[i] = f32::from(!r.objects.is_empty());
+        for o in &r.objects {
+            let [x0, y0, x1, y1] = o.bbox.map(|v| v as i64);
+            for y in (y0 - 1).max(0)..(y1 + 1).min(s) {
+                for x in (x0 - 1).max(0)..(x1 + 1).min(s) {
+                    mask[(i as i64 * s * s + y * s + x) as usize] = 1.0;
+                }
+            }
+        }
+    }
+    let dev = images.device();
+    (
+        Tensor::from_slice(&mask).view([b, 1, s, s]).to_device(dev),
+        Tensor::from_slice(&found).to_device(dev),
+    )
+}
+
+/// How well attribute directions keep to the object: for `n` samples w
+/// and an attribute of the vocabulary each, the share of the change
+/// |G(w + d) - G(w - d)| that falls inside the boxes of the objects the
+/// checker finds in G(w); a case is localised when that share is at least
+/// half. Samples whose G(w) shows no object are left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Localisation {
+    /// Cases with an object found in G(w).
+    pub cases: usize,
+    /// Share of them whose change is mostly inside the object's box.
+    pub localised: f64,
+    /// Mean share of the change inside the box.
+    pub mean_inside: f64,
+    /// Mean share of the image the boxes cover (the share a change spread
+    /// evenly would have inside them).
+    pub mean_box_area: f64,
+}
+
+impl StyleT2IModel {
+    /// See [`Localisation`]; attributes taken in turn, w and noise from
+    /// `seed`.
+    pub fn localisation(&self, n: usize, seed: u64, max_objects: usize) -> Result<Localisation> {
+        let phrases: Vec<&str> = self.attributes.iter().map(|a| a.phrase.as_str()).collect();
+        let ta = tch::no_grad(|| -> Result<Tensor> { Ok(self.text.encode(&phrases)?.0.sentence) })?;
+        let (mut cases, mut localised, mut inside, mut area) = (0usize, 0usize, 0.0, 0.0);
+        for i in 0..n {
+            tch::no_grad(|| {
+                let w = self.w_of(seed, i);
+                let k = (i % phrases.len()) as i64;
+                let d = self.a2d.forward(&ta.narrow(0, k, 1), &w);
+                let base = self.g.broadcast(&w);
+                let noise = sample_noise(&self.g, seed, i);
+                let img = self.g.synthesis(&base, &noise);
+                let plus = self.g.synthesis(&(&base + &d), &noise);
+                let minus = self.g.synthesis(&(&base - &d), &noise);
+                let (mask, found) = object_masks(&img, max_objects);
+                if found.double_value(&[0]) == 0.0 {
+                    return;
+                }
+                let diff = (&plus - &minus).abs().sum(Kind::Float).double_value(&[]);
+                let change =
+                    (&plus - &minus)
+                        .abs()
+                        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+                let within = (change * &mask).sum(Kind::Float).double_value(&[]);
+                let share = if diff > 0.0 { within / diff } else { 0.0 };
+                cases += 1;
+                localised += usize::from(share >= 0.5);
+                inside += share;
+                area += mask.mean(Kind::Float).double_value(&[]);
+            });
+        }
+        let c = cases.max(1) as f64;
+        Ok(Localisation {
+            cases,
+            localised: localised as f64 / c,
+            mean_inside: inside / c,
+            mean_box_area: area / c,
+        })
+    }
 }
 
 /// StyleT2I as a model family.
@@ -618,12 +743,21 @@ impl Trainer for StyleT2ITrainer {
         let with = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
         model.caa = false;
         let without = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
+        let loc = model.localisation(n, 0, self.shapes.config.max_objects as usize)?;
         let mut lines = vec!["with Compositional Attribute Adjustment:".to_string()];
         lines.extend(crate::eval::shapes::summary_lines(&with));
         lines.push("without (--no-caa):".into());
         lines.extend(crate::eval::shapes::summary_lines(&without));
+        lines.push(format!(
+            "attribute directions (spatial constraint weight {}): change mostly inside the object's box in {:.1}% of {} cases (mean share inside {:.1}%, boxes cover {:.1}% of the image)",
+            self.rc.spatial_weight,
+            100.0 * loc.localised,
+            loc.cases,
+            100.0 * loc.mean_inside,
+            100.0 * loc.mean_box_area
+        ));
         Ok(Summary {
-            value: serde_json::json!({ "caa": with, "no_caa": without }),
+            value: serde_json::json!({ "caa": with, "no_caa": without, "localisation": loc }),
             lines,
         })
     }
