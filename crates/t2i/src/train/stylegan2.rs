@@ -9,6 +9,7 @@
 
 use super::ema::WeightAverage;
 use super::optim::Adam;
+use crate::bench::{time, Timing};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::images::CaptionedImages;
 use crate::data::shapes::{Shapes, ShapesConfig, Split};
@@ -491,6 +492,122 @@ impl StyleGan2Trainer {
     }
 }
 
+/// `t2i bench --model stylegan2`: a training iteration of each kind of the
+/// lazy-regularisation cycle and their mean over the cycle, and generation
+/// by the mapping and synthesis networks.
+#[derive(Debug, Clone, Serialize)]
+pub struct StyleGan2Bench {
+    pub preset: String,
+    pub image_size: i64,
+    pub batch_size: i64,
+    pub device: String,
+    pub threads: i32,
+    /// D and G steps alone.
+    pub plain_step: Timing,
+    /// With path-length regularisation (every `g_reg_every` steps).
+    pub path_step: Timing,
+    /// With R1 and path-length regularisation (every `d_reg_every` steps).
+    pub r1_step: Timing,
+    /// The mean step over a cycle of `d_reg_every` steps.
+    pub mean_step_ms: f64,
+    pub generate_batch1: Timing,
+    pub generate_batch16: Timing,
+    pub peak_rss_mib: f64,
+}
+
+impl StyleGan2Bench {
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "stylegan2 {} ({}x{}, batch {}, {}, {} threads)\n",
+            self.preset,
+            self.image_size,
+            self.image_size,
+            self.batch_size,
+            self.device,
+            self.threads
+        );
+        s += &format!("{:<34} {:>12} {:>12}\n", "what", "median ms", "min ms");
+        for (n, t) in [
+            ("train step, no regulariser", &self.plain_step),
+            ("train step + path length", &self.path_step),
+            ("train step + R1 + path length", &self.r1_step),
+            ("generate batch 1", &self.generate_batch1),
+            ("generate batch 16", &self.generate_batch16),
+        ] {
+            s += &format!("{:<34} {:>12.2} {:>12.2}\n", n, t.median_ms, t.min_ms);
+        }
+        s += &format!(
+            "mean train step over the regularisation cycle {:.2} ms\npeak memory {:.0} MiB",
+            self.mean_step_ms, self.peak_rss_mib
+        );
+        s
+    }
+}
+
+/// Times the training steps and generation of `rc`'s networks on random
+/// images (the data's content does not change the cost).
+pub fn bench(rc: &StyleGan2RunConfig, device: Device, repeats: usize) -> Result<StyleGan2Bench> {
+    let size = rc.net.size as u32;
+    let pixels = (0..64u64)
+        .map(|i| {
+            let mut r = ChaCha8Rng::seed_from_u64(i);
+            (0..size * size * 3).map(|_| r.gen::<u8>()).collect()
+        })
+        .collect();
+    let mut t = StyleGan2Trainer::new(rc.clone(), Images::Shapes { pixels, size }, 0, device);
+    let sync = || crate::bench::sync(device);
+    let (dr, gr) = (rc.d_reg_every, rc.g_reg_every);
+    // step numbers that take each branch of the cycle
+    let plain = (1..dr * gr)
+        .find(|k| k % dr != 0 && k % gr != 0)
+        .unwrap_or(1);
+    let path = (1..dr * gr)
+        .find(|k| k % gr == 0 && k % dr != 0)
+        .unwrap_or(plain);
+    let run = |t: &mut StyleGan2Trainer, k: i64| {
+        t.step = k;
+        t.train_step();
+        sync();
+    };
+    let plain_step = time(repeats, 2, || run(&mut t, plain));
+    let path_step = time(repeats, 1, || run(&mut t, path));
+    let r1_step = time(repeats, 1, || run(&mut t, 0));
+    // over d_reg_every steps: one with R1 (and path length when due)
+    let n = dr as f64;
+    let paths = (1..dr).filter(|k| k % gr == 0).count() as f64;
+    let mean_step_ms = (r1_step.median_ms
+        + paths * path_step.median_ms
+        + (n - 1.0 - paths) * plain_step.median_ms)
+        / n;
+    let gen = |b: i64| {
+        let g = &t.g;
+        let z = Tensor::randn([b, rc.net.style_dim], (Kind::Float, device));
+        move || {
+            tch::no_grad(|| {
+                let w = g.broadcast(&g.mapping(&z));
+                let _ = g.synthesis(&w, &g.random_noise(b));
+            });
+            sync();
+        }
+    };
+    let generate_batch1 = time(repeats * 3, 2, gen(1));
+    let generate_batch16 = time(repeats, 1, gen(16));
+    Ok(StyleGan2Bench {
+        preset: rc.preset.clone(),
+        image_size: rc.net.size,
+        batch_size: rc.batch_size,
+        device: device_name(device),
+        threads: tch::get_num_threads(),
+        plain_step,
+        path_step,
+        r1_step,
+        mean_step_ms,
+        generate_batch1,
+        generate_batch16,
+        peak_rss_mib: crate::bench::peak_rss_mib(),
+    })
+}
+
 /// A value as JSON metadata.
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Config(e.to_string()))
@@ -599,6 +716,18 @@ impl TypedFamily for StyleGan2Family {
             parts.join(", "),
             req.out.display()
         ))
+    }
+    fn bench(
+        &self,
+        config: &Self::Config,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let r = bench(config, device, repeats)?;
+        Ok(vec![(
+            serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?,
+            r.table(),
+        )])
     }
     fn parameter_counts(&self, rc: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
         let count = |build: &dyn Fn(&nn::Path)| -> ParamRow {
