@@ -95,6 +95,24 @@ pub fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
     }
 }
 
+/// The first line of a timing table: what, image side, batch, device.
+pub fn bench_title(what: &str, size: i64, batch: i64, device: &str, threads: i32) -> String {
+    format!("{what} ({size}x{size}, batch {batch}, {device}, {threads} threads)")
+}
+
+/// A timing table: the title line, then one row per measurement.
+pub fn timing_table(title: &str, rows: &[(&str, &Timing)]) -> String {
+    let w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(4).max(26);
+    let mut s = format!(
+        "{title}\n{:<w$} {:>12} {:>12}\n",
+        "what", "median ms", "min ms"
+    );
+    for (n, t) in rows {
+        s += &format!("{:<w$} {:>12.2} {:>12.2}\n", n, t.median_ms, t.min_ms);
+    }
+    s
+}
+
 /// Results of `t2i bench`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -114,24 +132,21 @@ pub struct BenchReport {
 
 impl BenchReport {
     pub fn table(&self) -> String {
-        let mut s = format!(
-            "{} {} ({}x{}, batch {}, {}, {} threads)\n",
-            self.model,
-            self.preset,
-            self.image_size,
+        let title = bench_title(
+            &format!("{} {}", self.model, self.preset),
             self.image_size,
             self.batch_size,
-            self.device,
-            self.threads
+            &self.device,
+            self.threads,
         );
-        s += &format!("{:<26} {:>12} {:>12}\n", "what", "median ms", "min ms");
-        for (n, t) in [
-            ("train iteration", &self.train_step),
-            ("generate batch 1", &self.generate_batch1),
-            ("generate batch 32", &self.generate_batch32),
-        ] {
-            s += &format!("{:<26} {:>12.2} {:>12.2}\n", n, t.median_ms, t.min_ms);
-        }
+        let mut s = timing_table(
+            &title,
+            &[
+                ("train iteration", &self.train_step),
+                ("generate batch 1", &self.generate_batch1),
+                ("generate batch 32", &self.generate_batch32),
+            ],
+        );
         s += &format!("peak memory {:.0} MiB", self.peak_rss_mib);
         s
     }

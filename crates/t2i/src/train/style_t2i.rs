@@ -15,6 +15,7 @@ use super::optim::Adam;
 use super::text_encoder::{
     load_matching_image, matching_image_path, train_and_save, TextPhase, TextTrainOptions,
 };
+use crate::bench::{time, Timing};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::data::DataConfig;
@@ -137,12 +138,6 @@ impl FamilyConfig for StyleT2IRunConfig {
         })
     }
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.backbone.is_empty() {
-            return Err(
-                "styleT2I needs its backbone: --set backbone=RUN/checkpoints/last.safetensors (train one with --model stylegan2)"
-                    .into(),
-            );
-        }
         self.data.validate(&["shapes"])?;
         crate::family::check_batch_size(self.batch_size)?;
         if self.layers < 2 || !(1..=8192).contains(&self.hidden) {
@@ -316,6 +311,62 @@ pub struct StyleT2ITrainer {
     shapes: Shapes,
     backbone_config: StyleGan2Config,
     backbone_source: String,
+}
+
+impl StyleT2ITrainer {
+    /// T2D and A2D, freshly initialised, on a backbone and a joint encoder.
+    fn new(
+        rc: StyleT2IRunConfig,
+        bb: StyleGan2Model,
+        backbone_source: String,
+        (text, img_vs, img_enc): (AnyTextEncoder, nn::VarStore, JointImageEncoder),
+        shapes: Shapes,
+        seed: u64,
+    ) -> Self {
+        let device = bb.vs.device();
+        let backbone_config = bb.config.clone();
+        tch::manual_seed(seed as i64);
+        let dc = DirectionConfig {
+            text_dim: text.sentence_dim(),
+            style_dim: backbone_config.style_dim,
+            n_latent: backbone_config.n_latent(),
+            hidden: rc.hidden,
+            layers: rc.layers,
+        };
+        let t2d_vs = nn::VarStore::new(device);
+        let t2d = TextToDirection::new(&t2d_vs.root(), &dc);
+        let opt = Adam::new(&t2d_vs, rc.lr, 0.9, 0.999);
+        let a2d_vs = nn::VarStore::new(device);
+        let a2d = TextToDirection::new(&a2d_vs.root(), &dc);
+        let a2d_opt = Adam::new(&a2d_vs, rc.lr, 0.9, 0.999);
+        let model = StyleT2IModel {
+            g_vs: bb.vs,
+            g: bb.g,
+            text,
+            t2d_vs,
+            t2d,
+            a2d_vs,
+            a2d,
+            attributes: rc.attributes.clone(),
+            caa: true,
+            w_mean: bb.w_mean,
+            truncation: rc.truncation,
+            shapes: None,
+        };
+        StyleT2ITrainer {
+            backbone_source,
+            rc,
+            model,
+            _img_vs: img_vs,
+            img_enc,
+            opt,
+            a2d_opt,
+            step: 0,
+            seed,
+            shapes,
+            backbone_config,
+        }
+    }
 }
 
 impl StyleT2ITrainer {
@@ -626,8 +677,14 @@ impl TypedFamily for StyleT2IFamily {
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
-        let bk_path = Path::new(&rc.backbone);
-        let bk = checkpoint::load(bk_path)?;
+        if rc.backbone.is_empty() {
+            return Err(Error::Config(
+                "styleT2I needs its backbone: --set backbone=RUN/checkpoints/last.safetensors (train one with --model stylegan2)"
+                    .into(),
+            ));
+        }
+        let bk_path = std::path::PathBuf::from(&rc.backbone);
+        let bk = checkpoint::load(&bk_path)?;
         bk.expect_model("stylegan2")?;
         let backbone_config: StyleGan2Config = bk.json_meta("config")?;
         let shapes = Shapes::new(ShapesConfig {
@@ -667,47 +724,14 @@ impl TypedFamily for StyleT2IFamily {
         };
         // the backbone's averaged generator and its mean w
         let bb = StyleGan2Model::from_checkpoint(&bk, ctx.device)?;
-        tch::manual_seed(ctx.seed as i64);
-        let dc = DirectionConfig {
-            text_dim: text.sentence_dim(),
-            style_dim: backbone_config.style_dim,
-            n_latent: backbone_config.n_latent(),
-            hidden: rc.hidden,
-            layers: rc.layers,
-        };
-        let t2d_vs = nn::VarStore::new(ctx.device);
-        let t2d = TextToDirection::new(&t2d_vs.root(), &dc);
-        let opt = Adam::new(&t2d_vs, rc.lr, 0.9, 0.999);
-        let a2d_vs = nn::VarStore::new(ctx.device);
-        let a2d = TextToDirection::new(&a2d_vs.root(), &dc);
-        let a2d_opt = Adam::new(&a2d_vs, rc.lr, 0.9, 0.999);
-        let model = StyleT2IModel {
-            g_vs: bb.vs,
-            g: bb.g,
-            text,
-            t2d_vs,
-            t2d,
-            a2d_vs,
-            a2d,
-            attributes: rc.attributes.clone(),
-            caa: true,
-            w_mean: bb.w_mean,
-            truncation: rc.truncation,
-            shapes: None,
-        };
-        let mut t = StyleT2ITrainer {
-            backbone_source: bk_path.display().to_string(),
+        let mut t = StyleT2ITrainer::new(
             rc,
-            model,
-            _img_vs: img_vs,
-            img_enc,
-            opt,
-            a2d_opt,
-            step: 0,
-            seed: ctx.seed,
+            bb,
+            bk_path.display().to_string(),
+            (text, img_vs, img_enc),
             shapes,
-            backbone_config,
-        };
+            ctx.seed,
+        );
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -715,6 +739,16 @@ impl TypedFamily for StyleT2IFamily {
     }
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
         Ok(Box::new(StyleT2IModel::from_checkpoint(ck, device)?))
+    }
+    fn bench(
+        &self,
+        config: &Self::Config,
+        device: Device,
+        repeats: usize,
+    ) -> Result<Vec<(serde_json::Value, String)>> {
+        let r = bench(config, device, repeats)?;
+        let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(vec![(v, r.table())])
     }
 }
 
@@ -793,4 +827,124 @@ impl FamilyGenerator for StyleT2IModel {
             corrected: self.caa.then_some(corrected),
         })
     }
+}
+
+/// `t2i bench --model styleT2I`: a T2D + A2D training step and generation
+/// with and without attribute adjustment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StyleT2IBench {
+    pub preset: String,
+    /// The backbone checkpoint, or "random" (a fresh one of the preset's
+    /// size: the cost does not depend on the weights).
+    pub backbone: String,
+    pub image_size: i64,
+    pub batch_size: i64,
+    pub device: String,
+    pub threads: i32,
+    pub train_step: Timing,
+    pub generate_batch1: Timing,
+    pub generate_batch1_no_caa: Timing,
+    pub generate_batch16: Timing,
+    pub peak_rss_mib: f64,
+}
+
+impl StyleT2IBench {
+    pub fn table(&self) -> String {
+        let title = crate::bench::bench_title(
+            &format!("styleT2I {} (backbone {})", self.preset, self.backbone),
+            self.image_size,
+            self.batch_size,
+            &self.device,
+            self.threads,
+        );
+        let mut s = crate::bench::timing_table(
+            &title,
+            &[
+                ("train step (T2D + A2D)", &self.train_step),
+                ("generate batch 1 (CAA)", &self.generate_batch1),
+                ("generate batch 1 (--no-caa)", &self.generate_batch1_no_caa),
+                ("generate batch 16 (CAA)", &self.generate_batch16),
+            ],
+        );
+        s += &format!("peak memory {:.0} MiB", self.peak_rss_mib);
+        s
+    }
+}
+
+/// Times `rc`'s training step and generation on its backbone (or a random
+/// one of the `tiny` backbone's size) with an untrained joint encoder of
+/// the run's sizes.
+pub fn bench(rc: &StyleT2IRunConfig, device: Device, repeats: usize) -> Result<StyleT2IBench> {
+    let (bb, backbone) = if rc.backbone.is_empty() {
+        let config = StyleGan2Config::tiny();
+        let mut vs = nn::VarStore::new(device);
+        let g = Generator::new(&vs.root(), &config);
+        vs.freeze();
+        let w_mean = mean_latent(&g);
+        let m = StyleGan2Model {
+            config,
+            vs,
+            g,
+            w_mean,
+        };
+        (m, "random".to_string())
+    } else {
+        let ck = checkpoint::load(Path::new(&rc.backbone))?;
+        (
+            StyleGan2Model::from_checkpoint(&ck, device)?,
+            rc.backbone.clone(),
+        )
+    };
+    let size = bb.config.size;
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: size as u32,
+        train_size: 256,
+        test_size: 64,
+        ..ShapesConfig::default()
+    })
+    .map_err(|e| Error::Config(e.to_string()))?;
+    let caps: Vec<String> = (0..64)
+        .flat_map(|i| shapes.sample(Split::Train, i).captions)
+        .collect();
+    let vocab = crate::text::Vocab::build(caps.iter().map(String::as_str), 1);
+    let text = crate::text::GruEncoder::new(GruEncoderConfig::tiny(), vocab, device);
+    let img_vs = nn::VarStore::new(device);
+    let img_enc = JointImageEncoder::new(img_vs.root(), text.config.sentence_dim);
+    let encoders = (AnyTextEncoder::Gru(text), img_vs, img_enc);
+    let mut t = StyleT2ITrainer::new(rc.clone(), bb, backbone.clone(), encoders, shapes, 0);
+    let sync = || crate::bench::sync(device);
+    let mut failed = None;
+    let train_step = time(repeats, 2, || {
+        if let Err(e) = t.train_step() {
+            failed = Some(e);
+        }
+        sync();
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let cap = "a large red circle at the top left";
+    let draw = |m: &StyleT2IModel, n: usize| {
+        let caps = vec![cap; n];
+        let r = m.draw(&caps, 0).map(|_| ());
+        sync();
+        r
+    };
+    let generate_batch1 = time(repeats * 3, 2, || draw(&t.model, 1).unwrap_or(()));
+    let generate_batch16 = time(repeats, 1, || draw(&t.model, 16).unwrap_or(()));
+    t.model.caa = false;
+    let generate_batch1_no_caa = time(repeats * 3, 2, || draw(&t.model, 1).unwrap_or(()));
+    Ok(StyleT2IBench {
+        preset: rc.preset.clone(),
+        backbone,
+        image_size: size,
+        batch_size: rc.batch_size,
+        device: device_name(device),
+        threads: tch::get_num_threads(),
+        train_step,
+        generate_batch1,
+        generate_batch1_no_caa,
+        generate_batch16,
+        peak_rss_mib: crate::bench::peak_rss_mib(),
+    })
 }

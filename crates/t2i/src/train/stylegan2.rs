@@ -517,25 +517,23 @@ pub struct StyleGan2Bench {
 
 impl StyleGan2Bench {
     pub fn table(&self) -> String {
-        let mut s = format!(
-            "stylegan2 {} ({}x{}, batch {}, {}, {} threads)\n",
-            self.preset,
-            self.image_size,
+        let title = crate::bench::bench_title(
+            &format!("stylegan2 {}", self.preset),
             self.image_size,
             self.batch_size,
-            self.device,
-            self.threads
+            &self.device,
+            self.threads,
         );
-        s += &format!("{:<34} {:>12} {:>12}\n", "what", "median ms", "min ms");
-        for (n, t) in [
-            ("train step, no regulariser", &self.plain_step),
-            ("train step + path length", &self.path_step),
-            ("train step + R1 + path length", &self.r1_step),
-            ("generate batch 1", &self.generate_batch1),
-            ("generate batch 16", &self.generate_batch16),
-        ] {
-            s += &format!("{:<34} {:>12.2} {:>12.2}\n", n, t.median_ms, t.min_ms);
-        }
+        let mut s = crate::bench::timing_table(
+            &title,
+            &[
+                ("train step, no regulariser", &self.plain_step),
+                ("train step + path length", &self.path_step),
+                ("train step + R1 + path length", &self.r1_step),
+                ("generate batch 1", &self.generate_batch1),
+                ("generate batch 16", &self.generate_batch16),
+            ],
+        );
         s += &format!(
             "mean train step over the regularisation cycle {:.2} ms\npeak memory {:.0} MiB",
             self.mean_step_ms, self.peak_rss_mib
