@@ -92,19 +92,44 @@ impl TextToDirection {
     }
 }
 
-/// The attribute phrases of `caption` found in `vocabulary` (whole words
-/// or word sequences, in vocabulary order, each once).
+/// Words that end a clause for [`attributes_of`].
+const CLAUSE_BREAKS: [&str; 5] = ["and", "with", "but", "while", "has"];
+
+/// The attribute phrases of `caption` found in `vocabulary`, in vocabulary
+/// order, each once. A one-word attribute matches as a whole word; a
+/// phrase ("red head") matches its words in a row, or all of them within
+/// one clause ("the head is red", clauses split at punctuation and at
+/// "and", "with", "but", "while", "has").
 pub fn attributes_of(caption: &str, vocabulary: &[String]) -> Vec<String> {
-    let words: Vec<String> = caption
-        .to_lowercase()
+    let lower = caption.to_lowercase();
+    let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
         .collect();
     let padded = format!(" {} ", words.join(" "));
+    let mut clauses: Vec<Vec<&str>> = Vec::new();
+    for part in lower.split(|c: char| ",.;:!?".contains(c)) {
+        let mut clause = Vec::new();
+        for w in part
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            if CLAUSE_BREAKS.contains(&w) {
+                clauses.push(std::mem::take(&mut clause));
+            } else {
+                clause.push(w);
+            }
+        }
+        clauses.push(clause);
+    }
     vocabulary
         .iter()
-        .filter(|a| padded.contains(&format!(" {} ", a.to_lowercase())))
+        .filter(|a| {
+            let a = a.to_lowercase();
+            let parts: Vec<&str> = a.split_whitespace().collect();
+            padded.contains(&format!(" {} ", parts.join(" ")))
+                || (parts.len() > 1 && clauses.iter().any(|c| parts.iter().all(|p| c.contains(p))))
+        })
         .cloned()
         .collect()
 }
@@ -147,6 +172,27 @@ mod tests {
         );
         assert_eq!(attributes_of("she has blond hair", &v), ["blond hair"]);
         assert!(attributes_of("a thing", &v).is_empty());
+        // a phrase's words within one clause
+        let birds: Vec<String> = ["red head", "black wings", "white crown", "red wings"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            attributes_of("this bird has a red head and black wings", &birds),
+            ["red head", "black wings"]
+        );
+        assert_eq!(
+            attributes_of(
+                "the crown of the bird is white with light brown tones",
+                &birds
+            ),
+            ["white crown"]
+        );
+        assert_eq!(
+            attributes_of("its wings are black, its head is red", &birds),
+            ["red head", "black wings"]
+        );
+        assert!(attributes_of("a red bird, black wings", &birds) == ["black wings"]);
     }
 
     #[test]

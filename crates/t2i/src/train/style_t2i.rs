@@ -27,6 +27,7 @@ use crate::family::{
     TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
+use crate::models::damsm::CnnEncoder;
 use crate::models::style_t2i::{adjust, attributes_of, DirectionConfig, TextToDirection};
 use crate::models::stylegan2::{Generator, StyleGan2Config};
 use crate::rng::step_seed;
@@ -71,15 +72,19 @@ pub struct StyleT2IRunConfig {
     /// (`direction_norm_penalty_threshold`).
     pub norm_threshold: f64,
     /// Attribute vocabulary: the words CAA looks for in a sentence, each
-    /// with the phrase A2D and the losses encode it as.
+    /// with the phrase A2D and the losses encode it as; empty: the data
+    /// set's own (shapes: 8 colours, 3 shapes, 2 sizes; CUB: 14 colours x
+    /// 16 parts, "red head").
     pub attributes: Vec<Attribute>,
     /// Margin of the semantic matching loss (sec. 5.1), in cosine.
     pub margin: f64,
     /// Weight of the spatial constraint on A2D (0: off): the change an
     /// attribute direction makes is pushed into the attribute's region, here
-    /// the boxes of the objects the shapes checker finds in G(w + d).
+    /// the boxes of the objects the shapes checker finds in G(w + d) (shapes
+    /// only: generated birds have no boxes).
     pub spatial_weight: f64,
-    /// The data set (shapes).
+    /// The data set: shapes, or CUB's captions (with a DAMSM checkpoint
+    /// as the joint encoder, `text.encoder`).
     pub data: DataConfig,
 }
 
@@ -112,6 +117,40 @@ fn shapes_attributes() -> Vec<Attribute> {
         .collect()
 }
 
+/// Colours and parts CUB's captions write ("a bird with a red head"): the
+/// colour values and body parts of CUB's 312 attribute names in the words
+/// captions use for them.
+const CUB_COLOURS: [&str; 14] = [
+    "black", "white", "brown", "grey", "gray", "yellow", "red", "blue", "orange", "green", "pink",
+    "purple", "buff", "olive",
+];
+const CUB_PARTS: [&str; 16] = [
+    "head", "crown", "wings", "wing", "belly", "breast", "back", "tail", "throat", "beak", "bill",
+    "nape", "chest", "eyes", "legs", "feet",
+];
+
+/// CUB's attribute phrases: every colour with every part.
+fn cub_attributes() -> Vec<Attribute> {
+    CUB_COLOURS
+        .iter()
+        .flat_map(|c| {
+            CUB_PARTS.iter().map(move |p| Attribute {
+                word: format!("{c} {p}"),
+                phrase: format!("a bird with a {c} {p}"),
+            })
+        })
+        .collect()
+}
+
+/// The attribute vocabulary of a data set.
+fn data_attributes(data: &str) -> Vec<Attribute> {
+    if data == "cub" {
+        cub_attributes()
+    } else {
+        shapes_attributes()
+    }
+}
+
 impl FamilyConfig for StyleT2IRunConfig {
     fn preset(name: &str) -> Option<Self> {
         (name == "tiny").then(|| Self {
@@ -130,7 +169,7 @@ impl FamilyConfig for StyleT2IRunConfig {
             logit_scale: 10.0,
             norm_weight: 1.0,
             norm_threshold: 8.0,
-            attributes: shapes_attributes(),
+            attributes: Vec::new(),
             margin: 0.1,
             spatial_weight: 1.0,
             // partial captions teach the joint encoder single attributes
@@ -138,7 +177,7 @@ impl FamilyConfig for StyleT2IRunConfig {
         })
     }
     fn validate(&self) -> std::result::Result<(), String> {
-        self.data.validate(&["shapes"])?;
+        self.data.validate(&["shapes", "cub"])?;
         crate::family::check_batch_size(self.batch_size)?;
         if self.layers < 2 || !(1..=8192).contains(&self.hidden) {
             return Err("layers must be >= 2 and hidden in 1..=8192".into());
@@ -154,9 +193,6 @@ impl FamilyConfig for StyleT2IRunConfig {
         }
         if self.spatial_weight < 0.0 {
             return Err("spatial_weight must be >= 0".into());
-        }
-        if self.attributes.is_empty() {
-            return Err("the attribute vocabulary is empty".into());
         }
         if self.logit_scale <= 0.0 || self.norm_weight < 0.0 || self.norm_threshold < 0.0 {
             return Err("logit_scale must be > 0, norm_weight and norm_threshold >= 0".into());
@@ -220,11 +256,19 @@ impl StyleT2IModel {
     pub fn draw(&self, captions: &[&str], seed: u64) -> Result<(Tensor, Vec<Vec<String>>)> {
         let (feats, enc) = self.text.encode(captions)?;
         for (c, e) in captions.iter().zip(&enc) {
-            if e.ids.iter().all(|&id| id <= 1) || self.attributes_in(c).is_empty() {
+            // on shapes every attribute is in the vocabulary: a caption that
+            // names none asks for nothing the model can draw
+            let unnamed = self.shapes.is_some() && self.attributes_in(c).is_empty();
+            if e.ids.iter().all(|&id| id <= 1) || unnamed {
                 let words: Vec<&str> = self.attributes.iter().map(|a| a.word.as_str()).collect();
+                let more = if words.len() > 12 {
+                    format!(" and {} more", words.len() - 12)
+                } else {
+                    String::new()
+                };
                 return Err(Error::Config(format!(
-                    "'{c}' names no attribute this model knows ({}): nothing to draw it from",
-                    words.join(", ")
+                    "'{c}' names no attribute this model knows ({}{more}): nothing to draw it from",
+                    words[..words.len().min(12)].join(", ")
                 )));
             }
         }
@@ -236,8 +280,9 @@ impl StyleT2IModel {
                 let t = feats.sentence.narrow(0, i as i64, 1);
                 let mut s = self.t2d.forward(&t, &w); // [1, n_latent, style_dim]
                 let mut fixed = Vec::new();
-                if self.caa {
-                    let attrs = self.attributes_in(c);
+                let attrs = self.attributes_in(c);
+                // a CUB caption may name no attribute phrase: T2D alone
+                if self.caa && !attrs.is_empty() {
                     let phrases: Vec<&str> = attrs.iter().map(|a| a.phrase.as_str()).collect();
                     let ta = self.text.encode(&phrases)?.0.sentence; // [k, d]
                     let ds: Vec<Tensor> = (0..attrs.len() as i64)
@@ -297,18 +342,90 @@ impl StyleT2IModel {
     }
 }
 
+/// Where the run's sentences come from.
+enum Sentences {
+    Shapes(Shapes),
+    /// CUB's training captions, and test captions for the sample grid.
+    Cub {
+        train: Vec<String>,
+        test: Vec<String>,
+    },
+}
+
+impl Sentences {
+    /// A training sentence (`k`: its place in the batch).
+    fn train(&self, rng: &mut ChaCha8Rng, k: usize) -> String {
+        match self {
+            Sentences::Shapes(s) => {
+                let n = s.len(Split::Train);
+                full_caption(&s.sample(Split::Train, rng.gen_range(0..n)), k).to_string()
+            }
+            Sentences::Cub { train, .. } => train[rng.gen_range(0..train.len())].clone(),
+        }
+    }
+
+    /// Eight sentences of the sample grid (held-out and test ones), each
+    /// naming an attribute of `vocabulary`.
+    fn grid(&self, vocabulary: &[String]) -> Vec<String> {
+        match self {
+            Sentences::Shapes(s) => (0..4)
+                .map(|i| s.sample(Split::HeldOut, i).captions[0].clone())
+                .chain((0..4).map(|i| s.sample(Split::Test, i).captions[0].clone()))
+                .collect(),
+            Sentences::Cub { test, .. } => {
+                let named: Vec<&String> = test
+                    .iter()
+                    .filter(|c| !attributes_of(c, vocabulary).is_empty())
+                    .collect();
+                named
+                    .iter()
+                    .step_by((named.len() / 8).max(1))
+                    .take(8)
+                    .map(|c| c.to_string())
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The image side of the frozen joint encoder (eval mode; gradients flow
+/// to its input).
+pub enum ImageSide {
+    /// The small CNN trained with the run's GRU sentence encoder.
+    Joint(nn::VarStore, JointImageEncoder),
+    /// A DAMSM checkpoint's image encoder (its sentence vector space is
+    /// the DAMSM text encoder's).
+    Damsm(nn::VarStore, Box<CnnEncoder>, i64),
+}
+
+impl ImageSide {
+    /// Sentence-space vectors of images in [-1, 1]. `[b, 3, S, S]` -> `[b, d]`
+    fn encode(&self, img: &Tensor) -> Tensor {
+        match self {
+            ImageSide::Joint(_, e) => e.forward_t(img, false),
+            ImageSide::Damsm(_, e, side) => {
+                let x = if img.size()[2] == *side {
+                    img.shallow_clone()
+                } else {
+                    img.internal_upsample_bilinear2d_aa([*side, *side], false, None, None)
+                };
+                e.forward_t(&x, false).1
+            }
+        }
+    }
+}
+
 /// The T2D training.
 pub struct StyleT2ITrainer {
     rc: StyleT2IRunConfig,
     model: StyleT2IModel,
-    /// Image side of the joint encoder (frozen, eval mode).
-    _img_vs: nn::VarStore,
-    img_enc: JointImageEncoder,
+    /// Image side of the joint encoder.
+    image: ImageSide,
     opt: Adam,
     a2d_opt: Adam,
     step: i64,
     seed: u64,
-    shapes: Shapes,
+    sentences: Sentences,
     backbone_config: StyleGan2Config,
     backbone_source: String,
 }
@@ -319,8 +436,9 @@ impl StyleT2ITrainer {
         rc: StyleT2IRunConfig,
         bb: StyleGan2Model,
         backbone_source: String,
-        (text, img_vs, img_enc): (AnyTextEncoder, nn::VarStore, JointImageEncoder),
-        shapes: Shapes,
+        text: AnyTextEncoder,
+        image: ImageSide,
+        sentences: Sentences,
         seed: u64,
     ) -> Self {
         let device = bb.vs.device();
@@ -357,13 +475,12 @@ impl StyleT2ITrainer {
             backbone_source,
             rc,
             model,
-            _img_vs: img_vs,
-            img_enc,
+            image,
             opt,
             a2d_opt,
             step: 0,
             seed,
-            shapes,
+            sentences,
             backbone_config,
         }
     }
@@ -377,12 +494,8 @@ impl StyleT2ITrainer {
         let m = &self.model;
         let dev = m.g_vs.device();
         let b = self.rc.batch_size;
-        let n = self.shapes.len(Split::Train);
         let caps: Vec<String> = (0..b)
-            .map(|k| {
-                let s = self.shapes.sample(Split::Train, rng.gen_range(0..n));
-                full_caption(&s, k as usize).to_string()
-            })
+            .map(|k| self.sentences.train(&mut rng, k as usize))
             .collect();
         let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
         let t = tch::no_grad(|| -> Result<Tensor> { Ok(m.text.encode(&refs)?.0.sentence) })?; // [b, d]
@@ -396,7 +509,7 @@ impl StyleT2ITrainer {
         let s = m.t2d.forward(&t, &w); // [b, n_latent, style_dim]
         let img =
             m.g.synthesis(&(m.g.broadcast(&w) + &s), &m.g.random_noise(b)); // [b, 3, S, S]
-        let e = normalize(&self.img_enc.forward_t(&img, false)); // [b, d]
+        let e = normalize(&self.image.encode(&img)); // [b, d]
         let tn = normalize(&t);
         // eq. 1 (CLIP-guided contrastive loss): image i against texts j
         let logits = e.matmul(&tn.tr()) * self.rc.logit_scale; // [b, b]
@@ -445,7 +558,7 @@ impl StyleT2ITrainer {
         let minus = m.g.synthesis(&(&base - &d), &noise);
         let tn = normalize(&ta);
         let cos = |img: &Tensor| {
-            (normalize(&self.img_enc.forward_t(img, false)) * &tn).sum_dim_intlist(
+            (normalize(&self.image.encode(img)) * &tn).sum_dim_intlist(
                 [1i64].as_slice(),
                 false,
                 Kind::Float,
@@ -457,8 +570,12 @@ impl StyleT2ITrainer {
             .mean(Kind::Float);
         // spatial constraint: the min-max normalised change
         // |G(w+) - G(w-)| against the attribute region's pseudo mask
-        let spatial = if self.rc.spatial_weight > 0.0 {
-            let (mask, found) = object_masks(&plus, self.shapes.config.max_objects as usize);
+        let shapes = match &self.sentences {
+            Sentences::Shapes(s) => Some(s),
+            Sentences::Cub { .. } => None,
+        };
+        let spatial = if let Some(shapes) = shapes.filter(|_| self.rc.spatial_weight > 0.0) {
+            let (mask, found) = object_masks(&plus, shapes.config.max_objects as usize);
             let diff = normalised_change(&plus, &minus); // [b, 1, S, S]
             let per =
                 (diff - mask)
@@ -496,10 +613,15 @@ impl StyleT2ITrainer {
         meta.insert("t2d".into(), to_json(&m.t2d.config)?);
         meta.insert("truncation".into(), self.rc.truncation.to_string());
         meta.insert("attributes".into(), to_json(&self.rc.attributes)?);
-        meta.insert(
-            "data".into(),
-            toml::to_string(&self.shapes.config).map_err(|e| Error::Config(e.to_string()))?,
-        );
+        match &self.sentences {
+            Sentences::Shapes(sh) => {
+                let data = toml::to_string(&sh.config).map_err(|e| Error::Config(e.to_string()))?;
+                meta.insert("data".into(), data);
+            }
+            Sentences::Cub { .. } => {
+                meta.insert("data_name".into(), "cub".into());
+            }
+        }
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
         meta.insert("versions".into(), versions());
@@ -532,10 +654,8 @@ impl StyleT2ITrainer {
 
     /// Two fixed captions per row, 8 noises each.
     fn sample_grid(&self) -> Result<Rgb> {
-        let caps: Vec<String> = (0..4)
-            .map(|i| self.shapes.sample(Split::HeldOut, i).captions[0].clone())
-            .chain((0..4).map(|i| self.shapes.sample(Split::Test, i).captions[0].clone()))
-            .collect();
+        let words: Vec<String> = self.rc.attributes.iter().map(|a| a.word.clone()).collect();
+        let caps = self.sentences.grid(&words);
         let mut rows = Vec::new();
         for c in &caps {
             let many: Vec<&str> = vec![c.as_str(); 8];
@@ -664,6 +784,7 @@ impl TypedFamily for StyleT2IFamily {
             "lr" => &["lr"],
             "batch_size" => &["batch_size"],
             "data" => &["data.name"],
+            "data_root" => &["data.root"],
             "train_size" => &["data.train_size"],
             "text_encoder" => &["text.encoder"],
             "text_steps" => &["text.steps"],
@@ -673,7 +794,7 @@ impl TypedFamily for StyleT2IFamily {
     }
     fn trainer(
         &self,
-        rc: Self::Config,
+        mut rc: Self::Config,
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
@@ -687,40 +808,99 @@ impl TypedFamily for StyleT2IFamily {
         let bk = checkpoint::load(&bk_path)?;
         bk.expect_model("stylegan2")?;
         let backbone_config: StyleGan2Config = bk.json_meta("config")?;
-        let shapes = Shapes::new(ShapesConfig {
-            image_size: backbone_config.size as u32,
-            max_objects: rc.data.max_objects,
-            train_size: rc.data.train_size,
-            partial_captions: rc.data.partial_captions,
-            ..ShapesConfig::default()
-        })
-        .map_err(|e| Error::Config(e.to_string()))?;
-        let (text, img_vs, img_enc) = if rc.text.encoder.is_empty() {
-            let path = ctx.run.root.join("text_encoder.safetensors");
-            let opts = TextTrainOptions {
-                steps: rc.text.steps,
-                seed: ctx.seed,
-                hard_fraction: rc.text.hard,
-                progress: ctx.progress,
-                ..Default::default()
-            };
-            let t = train_and_save(&shapes, GruEncoderConfig::tiny(), &opts, ctx.device, &path)?;
-            if ctx.progress {
-                eprintln!(
-                    "joint encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
-                    t.final_loss,
-                    100.0 * t.test_retrieval,
-                    path.display()
-                );
+        if rc.attributes.is_empty() {
+            rc.attributes = data_attributes(&rc.data.name);
+        }
+        let encoder = (!rc.text.encoder.is_empty())
+            .then(|| checkpoint::load(Path::new(&rc.text.encoder)))
+            .transpose()?;
+        let damsm = encoder
+            .as_ref()
+            .filter(|ck| ck.meta("model").is_ok_and(|m| m == "damsm"));
+        let sentences = if rc.data.name == "cub" {
+            if damsm.is_none() {
+                return Err(Error::Config(
+                    "styleT2I on CUB needs a DAMSM checkpoint as its joint encoder: --text-encoder RUN/checkpoints/last.safetensors (t2i train --model damsm)"
+                        .into(),
+                ));
             }
-            let mut img_vs = t.image_vs;
-            img_vs.freeze();
-            (AnyTextEncoder::Gru(t.encoder), img_vs, t.image_encoder)
+            let captions = |split| -> Result<Vec<String>> {
+                let cub = crate::data::cub::Cub::open(
+                    rc.data.root(),
+                    split,
+                    crate::data::cub::CaptionLayout::Auto,
+                )?;
+                Ok(cub.records.into_iter().flat_map(|r| r.captions).collect())
+            };
+            let train = captions(crate::data::cub::CubSplit::Train)?;
+            let test = captions(crate::data::cub::CubSplit::Test)?;
+            if train.is_empty() || test.is_empty() {
+                return Err(Error::Config(format!(
+                    "{} has no captions in its train or test split",
+                    rc.data.root().display()
+                )));
+            }
+            Sentences::Cub { train, test }
         } else {
-            let p = Path::new(&rc.text.encoder);
-            let text = AnyTextEncoder::load(p, ctx.device)?;
-            let (vs, enc) = load_matching_image(&matching_image_path(p), ctx.device)?;
-            (text, vs, enc)
+            Sentences::Shapes(
+                Shapes::new(ShapesConfig {
+                    image_size: backbone_config.size as u32,
+                    max_objects: rc.data.max_objects,
+                    train_size: rc.data.train_size,
+                    partial_captions: rc.data.partial_captions,
+                    ..ShapesConfig::default()
+                })
+                .map_err(|e| Error::Config(e.to_string()))?,
+            )
+        };
+        let (text, image) = match (&sentences, damsm, &encoder) {
+            (_, Some(ck), _) => {
+                let dc: super::damsm::DamsmConfig = ck.json_meta("config")?;
+                let mut text =
+                    crate::text::damsm::RnnEncoder::from_checkpoint(ck, "text", ctx.device)?;
+                text.source = rc.text.encoder.clone();
+                let mut vs = nn::VarStore::new(ctx.device);
+                let enc = CnnEncoder::new(vs.root(), dc.image.clone());
+                ck.load_into(&mut vs, "image")?;
+                vs.freeze();
+                text.vs.freeze();
+                (
+                    AnyTextEncoder::Damsm(text),
+                    ImageSide::Damsm(vs, Box::new(enc), dc.image.image_size),
+                )
+            }
+            (_, None, Some(_)) => {
+                let p = Path::new(&rc.text.encoder);
+                let text = AnyTextEncoder::load(p, ctx.device)?;
+                let (vs, enc) = load_matching_image(&matching_image_path(p), ctx.device)?;
+                (text, ImageSide::Joint(vs, enc))
+            }
+            (Sentences::Shapes(shapes), None, None) => {
+                let path = ctx.run.root.join("text_encoder.safetensors");
+                let opts = TextTrainOptions {
+                    steps: rc.text.steps,
+                    seed: ctx.seed,
+                    hard_fraction: rc.text.hard,
+                    progress: ctx.progress,
+                    ..Default::default()
+                };
+                let t = train_and_save(shapes, GruEncoderConfig::tiny(), &opts, ctx.device, &path)?;
+                if ctx.progress {
+                    eprintln!(
+                        "joint encoder: loss {:.3}, held-in test retrieval {:.1}% -> {}",
+                        t.final_loss,
+                        100.0 * t.test_retrieval,
+                        path.display()
+                    );
+                }
+                let mut img_vs = t.image_vs;
+                img_vs.freeze();
+                (
+                    AnyTextEncoder::Gru(t.encoder),
+                    ImageSide::Joint(img_vs, t.image_encoder),
+                )
+            }
+            (Sentences::Cub { .. }, None, None) => unreachable!("refused above"),
         };
         // the backbone's averaged generator and its mean w
         let bb = StyleGan2Model::from_checkpoint(&bk, ctx.device)?;
@@ -728,8 +908,9 @@ impl TypedFamily for StyleT2IFamily {
             rc,
             bb,
             bk_path.display().to_string(),
-            (text, img_vs, img_enc),
-            shapes,
+            text,
+            image,
+            sentences,
             ctx.seed,
         );
         if let Some(ck) = resume {
@@ -772,12 +953,21 @@ impl Trainer for StyleT2ITrainer {
         if interrupted || n == 0 {
             return Ok(Summary::default());
         }
+        let Sentences::Shapes(shapes) = &self.sentences else {
+            return Ok(Summary {
+                value: serde_json::Value::Null,
+                lines: vec![format!(
+                    "score it: t2i eval --metric r-precision,clip-score --checkpoint {} --damsm EVALUATOR --data-root CUB (an evaluator other than the run's joint encoder)",
+                    ctx.run.last_checkpoint().display()
+                )],
+            });
+        };
         let ck = checkpoint::load(&ctx.run.last_checkpoint())?;
         let mut model = StyleT2IModel::from_checkpoint(&ck, ctx.device)?;
-        let with = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
+        let with = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
         model.caa = false;
-        let without = crate::eval::shapes::evaluate(&model, &self.shapes.config, n, 0)?;
-        let loc = model.localisation(n, 0, self.shapes.config.max_objects as usize)?;
+        let without = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
+        let loc = model.localisation(n, 0, shapes.config.max_objects as usize)?;
         let mut lines = vec!["with Compositional Attribute Adjustment:".to_string()];
         lines.extend(crate::eval::shapes::summary_lines(&with));
         lines.push("without (--no-caa):".into());
@@ -910,8 +1100,19 @@ pub fn bench(rc: &StyleT2IRunConfig, device: Device, repeats: usize) -> Result<S
     let text = crate::text::GruEncoder::new(GruEncoderConfig::tiny(), vocab, device);
     let img_vs = nn::VarStore::new(device);
     let img_enc = JointImageEncoder::new(img_vs.root(), text.config.sentence_dim);
-    let encoders = (AnyTextEncoder::Gru(text), img_vs, img_enc);
-    let mut t = StyleT2ITrainer::new(rc.clone(), bb, backbone.clone(), encoders, shapes, 0);
+    let mut rc = rc.clone();
+    if rc.attributes.is_empty() {
+        rc.attributes = data_attributes("shapes");
+    }
+    let mut t = StyleT2ITrainer::new(
+        rc.clone(),
+        bb,
+        backbone.clone(),
+        AnyTextEncoder::Gru(text),
+        ImageSide::Joint(img_vs, img_enc),
+        Sentences::Shapes(shapes),
+        0,
+    );
     let sync = || crate::bench::sync(device);
     let mut failed = None;
     let train_step = time(repeats, 2, || {
