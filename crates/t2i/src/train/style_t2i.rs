@@ -80,7 +80,7 @@ pub struct StyleT2IRunConfig {
     pub margin: f64,
     /// Weight of the spatial constraint on A2D (0: off): the change an
     /// attribute direction makes is pushed into the attribute's region, here
-    /// the boxes of the objects the shapes checker finds in G(w + d) (shapes
+    /// the boxes of the objects the shapes checker finds in G(w) (shapes
     /// only: generated birds have no boxes).
     pub spatial_weight: f64,
     /// The data set: shapes, or CUB's captions (with a DAMSM checkpoint
@@ -569,13 +569,17 @@ impl StyleT2ITrainer {
             .relu()
             .mean(Kind::Float);
         // spatial constraint: the min-max normalised change
-        // |G(w+) - G(w-)| against the attribute region's pseudo mask
+        // |G(w+) - G(w-)| against the pseudo mask of the attribute's region:
+        // the boxes of the objects in G(w), the image the direction edits
+        // (boxes read from G(w+) let A2D grow the object to fill a large
+        // box; docs/experiments.md)
         let shapes = match &self.sentences {
             Sentences::Shapes(s) => Some(s),
             Sentences::Cub { .. } => None,
         };
         let spatial = if let Some(shapes) = shapes.filter(|_| self.rc.spatial_weight > 0.0) {
-            let (mask, found) = object_masks(&plus, shapes.config.max_objects as usize);
+            let edited = tch::no_grad(|| m.g.synthesis(&base, &noise)); // [b, 3, S, S]
+            let (mask, found) = object_masks(&edited, shapes.config.max_objects as usize);
             let diff = normalised_change(&plus, &minus); // [b, 1, S, S]
             let per =
                 (diff - mask)
