@@ -230,6 +230,8 @@ pub struct StyleT2IModel {
     /// Truncation centre. `[1, style_dim]`
     pub w_mean: Tensor,
     pub truncation: f64,
+    /// The shapes data set of a shapes model (None on CUB): there a
+    /// caption that names no attribute is refused.
     pub shapes: Option<Shapes>,
 }
 
