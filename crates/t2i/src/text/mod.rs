@@ -17,6 +17,19 @@ use crate::error::{Error, Result};
 use std::path::Path;
 use tch::{nn, Tensor};
 
+/// A LayerNorm over the last `dim` features with epsilon `eps` (the
+/// pretrained transformers' blocks).
+pub(crate) fn layer_norm(p: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
+    nn::layer_norm(
+        p,
+        vec![dim],
+        nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
+}
+
 /// A pretrained model's folder (`config.json`, `tokenizer.json`,
 /// `model.safetensors` ...): checks that it holds `files` and reads its
 /// `config.json`. `what` names the model in errors ("a CLIP folder"),
