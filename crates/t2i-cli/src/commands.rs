@@ -144,7 +144,8 @@ pub struct SharedFlags {
     /// Fraction of text-encoder pairs that differ only in colour or shape.
     #[arg(long)]
     pub text_hard: Option<f64>,
-    /// A trained text-encoder checkpoint to use instead of training one.
+    /// A trained text-encoder checkpoint to use instead of training one
+    /// (styleT2I: the joint encoder, a DAMSM checkpoint or a CLIP folder).
     #[arg(long)]
     pub text_encoder: Option<PathBuf>,
     /// GAN-INT-CLS: style-encoder steps after the GAN.
@@ -761,6 +762,19 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ck = t2i::checkpoint::load(&checkpoint)?;
     let g = load_generator(&ck, device)?;
     let data = t2i::eval::shapes::shapes_data(&ck)?;
+    if g.controls().unconditional {
+        // a backbone without text: what it draws against the training images
+        let reading = t2i::eval::shapes::read_unconditional(g.as_ref(), &data, a.samples, a.seed)?;
+        let mut v = serde_json::to_value(&reading)?;
+        v["checkpoint"] = serde_json::json!(checkpoint.display().to_string());
+        v["step"] = serde_json::json!(ck.meta("step")?);
+        t2i::imageio::write_atomic(&a.out, serde_json::to_string_pretty(&v)?.as_bytes())?;
+        for l in reading.lines() {
+            println!("{l}");
+        }
+        println!("wrote {}", a.out.display());
+        return Ok(());
+    }
     if let Some(file) = &a.captions {
         let captions = t2i::eval::captions::read_caption_file(file)?;
         let shapes = t2i::data::shapes::Shapes::new(t2i::data::shapes::ShapesConfig {
@@ -816,6 +830,10 @@ pub fn info(a: InfoArgs) -> Result<()> {
             println!("step      {step}");
         }
         println!("image     {0}x{0}", g.image_size());
+        if let Ok(kind) = ck.meta("text_encoder.kind") {
+            let source = ck.meta("text_encoder.source").unwrap_or("");
+            println!("text      {kind} (from {source})");
+        }
         let ctl = serde_json::to_value(g.controls())?;
         let on: Vec<&str> = ctl
             .as_object()

@@ -6,6 +6,7 @@
 mod common;
 
 use common::t2i;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 fn stderr(o: &Output) -> String {
@@ -17,12 +18,13 @@ fn ok(o: Output) -> Output {
     o
 }
 
-#[test]
-fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let bb = tmp.path().join("bb");
-    let st = tmp.path().join("st");
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// A 2-step `stylegan2` backbone in `dir/bb`; its last checkpoint.
+fn backbone(dir: &Path) -> PathBuf {
+    let bb = dir.join("bb");
     ok(t2i(&[
         "train",
         "--model",
@@ -40,8 +42,15 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
         "--device",
         "cpu",
     ]));
-    let ck = bb.join("checkpoints/last.safetensors");
     assert!(bb.join("samples/step-0000002.png").is_file());
+    bb.join("checkpoints/last.safetensors")
+}
+
+#[test]
+fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = tmp.path().join("st");
+    let ck = backbone(tmp.path());
 
     // without a backbone: one line naming the setting
     let o = t2i(&[
@@ -105,7 +114,7 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     }
 
     let caption = "a large blue square at the center";
-    let gen = |out: &std::path::Path, extra: &[&str]| {
+    let gen = |out: &Path, extra: &[&str]| {
         let mut args = vec![
             "generate",
             "--checkpoint",
@@ -165,4 +174,80 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(!d.exists());
+}
+
+/// CLIP as the joint encoder (a folder in Hugging Face's layout; here the
+/// random-weight fixture): T2D and A2D train against it, and the checkpoint
+/// carries CLIP's text side, so it draws after the folder is gone.
+#[test]
+fn style_t2i_trains_with_a_clip_folder_and_keeps_its_text_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = backbone(tmp.path());
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../t2i/tests/fixtures/clip");
+    let clip = tmp.path().join("clip");
+    std::fs::create_dir(&clip).unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), clip.join(f)).unwrap();
+    }
+    let st = tmp.path().join("st");
+    let o = ok(t2i(&[
+        "train",
+        "--model",
+        "styleT2I",
+        "--out",
+        &s(&st),
+        "--steps",
+        "2",
+        "--text-encoder",
+        &s(&clip),
+        "--train-size",
+        "100",
+        "--batch-size",
+        "4",
+        "--eval-samples",
+        "0",
+        "--device",
+        "cpu",
+        "--set",
+        &format!("backbone={}", s(&ck)),
+    ]));
+    // no joint encoder of its own was trained
+    assert!(
+        !st.join("text_encoder.safetensors").exists(),
+        "{}",
+        stderr(&o)
+    );
+    let m: Vec<serde_json::Value> = std::fs::read_to_string(st.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for key in ["contrastive", "semantic", "spatial"] {
+        assert!(m[0][key].as_f64().unwrap().is_finite(), "{key}");
+    }
+    std::fs::remove_dir_all(&clip).unwrap();
+    let gen = |out: &Path| {
+        ok(t2i(&[
+            "generate",
+            "--checkpoint",
+            &s(&st),
+            "--text",
+            "a small red triangle at the top",
+            "--seed",
+            "3",
+            "--out",
+            &s(out),
+        ]))
+    };
+    let (a, b) = (tmp.path().join("a.png"), tmp.path().join("b.png"));
+    gen(&a);
+    gen(&b);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let o = t2i(&[
+        "info",
+        "--checkpoint",
+        &s(&st.join("checkpoints/last.safetensors")),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("text      clip (from "), "{out}");
 }

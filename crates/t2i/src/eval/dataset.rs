@@ -366,7 +366,7 @@ pub fn generated_metrics(
                         .to_device(device);
                     all.push(tch::no_grad(|| clip.score(&x, c))?);
                 }
-                (Tensor::cat(&all, 0), clip.describe())
+                (Tensor::cat(&all, 0), clip.label())
             }
             None => {
                 let d = damsm

@@ -3,7 +3,7 @@
 //! analytic checker; style-transfer background retention.
 
 use crate::data::checker::{agreement, check};
-use crate::data::shapes::{Shapes, Split};
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::error::Result;
 use crate::family::Generator;
 use crate::imageio::tensor_to_images;
@@ -512,4 +512,116 @@ pub fn shapes_data(
             .map_err(|e| crate::Error::Checkpoint(format!("checkpoint data config: {e}"))),
         None => Ok(Default::default()),
     }
+}
+
+/// What the shapes checker reads in a backbone's samples, beside the same
+/// reading of the training images: a StyleT2I direction can only reach the
+/// colours and shapes its backbone draws.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackboneReading {
+    /// Samples read (and training images read).
+    pub samples: usize,
+    /// Share of samples in which the checker finds an object.
+    pub readable: f64,
+    /// Shares of circle, square and triangle among the largest objects of
+    /// the samples.
+    pub shapes: [f64; 3],
+    /// The same among the training images.
+    pub data_shapes: [f64; 3],
+    /// Total-variation distance between the (colour, shape) of the largest
+    /// object in samples and in training images (0: the same distribution,
+    /// 1: disjoint; an unreadable sample counts as its own outcome).
+    pub pair_distance: f64,
+}
+
+impl BackboneReading {
+    pub fn lines(&self) -> Vec<String> {
+        let pct = |v: [f64; 3]| {
+            format!(
+                "circle {:.1}%, square {:.1}%, triangle {:.1}%",
+                100.0 * v[0],
+                100.0 * v[1],
+                100.0 * v[2]
+            )
+        };
+        vec![
+            format!(
+                "checker on {} samples: an object found in {:.1}%; largest objects {}",
+                self.samples,
+                100.0 * self.readable,
+                pct(self.shapes)
+            ),
+            format!(
+                "training images: {}; colour-shape distance to them {:.3} (total variation)",
+                pct(self.data_shapes),
+                self.pair_distance
+            ),
+        ]
+    }
+}
+
+/// Reads `n` samples of an unconditional generator (a `stylegan2`
+/// backbone) and `n` training images of `data` with the checker.
+pub fn read_unconditional(
+    g: &dyn Generator,
+    data: &ShapesConfig,
+    n: usize,
+    seed: u64,
+) -> Result<BackboneReading> {
+    use crate::data::shapes::{COLOURS, SHAPES};
+    let size = g.image_size() as u32;
+    let max_objects = data.max_objects;
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: size,
+        ..data.clone()
+    })?;
+    let bins = COLOURS.len() * SHAPES.len() + 1;
+    // histogram of the largest object's (colour, shape); the last bin: none
+    let tally = |pixels: &[u8], hist: &mut Vec<f64>| {
+        let r = check(pixels, size, max_objects as usize);
+        let bin = r
+            .objects
+            .first()
+            .map_or(bins - 1, |o| o.colour * SHAPES.len() + o.shape);
+        hist[bin] += 1.0;
+    };
+    let mut ours = vec![0.0; bins];
+    let mut theirs = vec![0.0; bins];
+    // chunks of 64 samples, each with its own seed
+    for (chunk, first) in (0..n).step_by(64).enumerate() {
+        let k = (n - first).min(64);
+        let out = g.generate(&vec![""; k], seed.wrapping_add(chunk as u64))?;
+        for img in tensor_to_images(&out.images) {
+            tally(&img.data, &mut ours);
+        }
+    }
+    for i in 0..n.min(shapes.len(Split::Train)) {
+        tally(&shapes.sample(Split::Train, i).pixels, &mut theirs);
+    }
+    let norm = |h: &mut Vec<f64>| {
+        let t: f64 = h.iter().sum::<f64>().max(1.0);
+        h.iter_mut().for_each(|v| *v /= t);
+    };
+    norm(&mut ours);
+    norm(&mut theirs);
+    let by_shape = |h: &[f64]| {
+        let mut v = [0.0; 3];
+        for (bin, p) in h[..bins - 1].iter().enumerate() {
+            v[bin % SHAPES.len()] += p;
+        }
+        let t: f64 = v.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        v.map(|x| x / t)
+    };
+    Ok(BackboneReading {
+        samples: n,
+        readable: 1.0 - ours[bins - 1],
+        shapes: by_shape(&ours),
+        data_shapes: by_shape(&theirs),
+        pair_distance: 0.5
+            * ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f64>(),
+    })
 }

@@ -18,8 +18,8 @@
 
 use super::layer_norm;
 use crate::error::{Error, Result};
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
@@ -37,7 +37,7 @@ fn default_channels() -> i64 {
 }
 
 /// The transformer sizes both towers have.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TowerConfig {
     /// Width of every token state (text 512, vision 768 in ViT-B/32).
     pub hidden_size: i64,
@@ -56,7 +56,7 @@ pub struct TowerConfig {
 }
 
 /// The text transformer's sizes (`config.json` `text_config`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipTextConfig {
     #[serde(flatten)]
     pub tower: TowerConfig,
@@ -68,7 +68,7 @@ pub struct ClipTextConfig {
 }
 
 /// The vision transformer's sizes (`config.json` `vision_config`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipVisionConfig {
     #[serde(flatten)]
     pub tower: TowerConfig,
@@ -82,7 +82,7 @@ pub struct ClipVisionConfig {
 }
 
 /// `config.json` of a CLIP folder (the fields t2i uses).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipConfig {
     pub text_config: ClipTextConfig,
     pub vision_config: ClipVisionConfig,
@@ -238,8 +238,9 @@ impl TextTransformer {
     }
 
     /// `ids`: `[batch, len]`, `eos`: `[batch]` the position of each
-    /// sentence's end token -> `[batch, hidden]`
-    fn forward(&self, ids: &Tensor, eos: &Tensor) -> Tensor {
+    /// sentence's end token -> every token's final state `[batch, len,
+    /// hidden]` and the end token's `[batch, hidden]`
+    fn forward(&self, ids: &Tensor, eos: &Tensor) -> (Tensor, Tensor) {
         let len = ids.size()[1];
         let pos = Tensor::arange(len, (Kind::Int64, ids.device())).unsqueeze(0); // [1, len]
         let mut x = ids.apply(&self.token_embedding) + pos.apply(&self.position_embedding); // [b, len, hidden]
@@ -248,7 +249,8 @@ impl TextTransformer {
         }
         let x = x.apply(&self.final_layer_norm);
         let b = Tensor::arange(ids.size()[0], (Kind::Int64, ids.device()));
-        x.index(&[Some(b), Some(eos.shallow_clone())]) // [b, hidden]
+        let pooled = x.index(&[Some(b), Some(eos.shallow_clone())]); // [b, hidden]
+        (x, pooled)
     }
 }
 
@@ -317,94 +319,161 @@ impl VisionTransformer {
 /// Files a CLIP folder must hold.
 pub const CLIP_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
-/// A CLIP model (frozen, inference; gradients flow to its inputs).
-pub struct Clip {
+/// CLIP's text side: tokenizer, text transformer and projection. This is
+/// what a model trained with CLIP stores as its text encoder (checkpoint
+/// keys `text.text_model.*`, `text.text_projection.*`).
+pub struct ClipText {
     pub config: ClipConfig,
     pub vs: nn::VarStore,
     tokenizer: tokenizers::Tokenizer,
     eos_id: u32,
     text: TextTransformer,
-    vision: VisionTransformer,
     text_projection: nn::Linear,
-    visual_projection: nn::Linear,
-    /// The folder it was read from.
-    pub source: PathBuf,
+    /// Where it was read from (a folder or a checkpoint).
+    pub source: String,
 }
 
-impl Clip {
-    /// Reads the model folder `dir` (see the module documentation).
-    pub fn load(dir: &Path, device: Device) -> Result<Self> {
-        let config: ClipConfig = super::read_model_folder(
-            dir,
-            &CLIP_FILES,
-            "a CLIP folder",
-            "the layout of Hugging Face's openai/clip-vit-base-patch32",
-        )?;
+/// CLIP's image side: vision transformer and projection.
+pub struct ClipVision {
+    pub config: ClipConfig,
+    pub vs: nn::VarStore,
+    vision: VisionTransformer,
+    visual_projection: nn::Linear,
+}
+
+/// A CLIP model (frozen, inference; gradients flow to its inputs).
+pub struct Clip {
+    pub text: ClipText,
+    pub vision: ClipVision,
+}
+
+fn no_bias() -> nn::LinearConfig {
+    nn::LinearConfig {
+        bias: false,
+        ..Default::default()
+    }
+}
+
+/// `config.json` of a CLIP folder, its sizes checked.
+fn read_config(dir: &Path) -> Result<ClipConfig> {
+    let config: ClipConfig = super::read_model_folder(
+        dir,
+        &CLIP_FILES,
+        "a CLIP folder",
+        "the layout of Hugging Face's openai/clip-vit-base-patch32",
+    )?;
+    check_config(&config)
+        .map_err(|e| Error::Config(format!("{}: {e}", dir.join("config.json").display())))?;
+    Ok(config)
+}
+
+fn check_config(config: &ClipConfig) -> std::result::Result<(), String> {
+    let t = &config.text_config;
+    let v = &config.vision_config;
+    if t.tower.hidden_size % t.tower.num_attention_heads != 0
+        || v.tower.hidden_size % v.tower.num_attention_heads != 0
+        || v.patch_size < 1
+        || v.image_size % v.patch_size != 0
+    {
+        return Err("inconsistent sizes (heads must divide the width, patches the image)".into());
+    }
+    Ok(())
+}
+
+/// The tokenizer set to CLIP's 77 tokens, and its end token.
+fn prepare_tokenizer(
+    mut tokenizer: tokenizers::Tokenizer,
+    max_length: i64,
+    what: &str,
+) -> Result<(tokenizers::Tokenizer, u32)> {
+    tokenizer
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: max_length as usize,
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Config(format!("tokenizer: {e}")))?;
+    tokenizer.with_padding(None);
+    let eos_id = tokenizer
+        .token_to_id("<|endoftext|>")
+        .ok_or_else(|| Error::Config(format!("{what}: no <|endoftext|> token")))?;
+    Ok((tokenizer, eos_id))
+}
+
+impl ClipText {
+    fn build(
+        config: ClipConfig,
+        tokenizer: tokenizers::Tokenizer,
+        what: &str,
+        device: Device,
+    ) -> Result<Self> {
         let t = &config.text_config;
-        let v = &config.vision_config;
-        if t.tower.hidden_size % t.tower.num_attention_heads != 0
-            || v.tower.hidden_size % v.tower.num_attention_heads != 0
-            || v.patch_size < 1
-            || v.image_size % v.patch_size != 0
-        {
-            return Err(Error::Config(format!(
-                "{}: inconsistent sizes (heads must divide the width, patches the image)",
-                dir.join("config.json").display()
-            )));
-        }
-        let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| Error::Config(format!("{}: {e}", dir.join("tokenizer.json").display())))?;
-        tokenizer
-            .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: t.max_position_embeddings as usize,
-                ..Default::default()
-            }))
-            .map_err(|e| Error::Config(format!("tokenizer: {e}")))?;
-        tokenizer.with_padding(None);
-        let eos_id = tokenizer.token_to_id("<|endoftext|>").ok_or_else(|| {
-            Error::Config(format!(
-                "{}: no <|endoftext|> token",
-                dir.join("tokenizer.json").display()
-            ))
-        })?;
-        let mut vs = nn::VarStore::new(device);
+        let (tokenizer, eos_id) = prepare_tokenizer(tokenizer, t.max_position_embeddings, what)?;
+        let vs = nn::VarStore::new(device);
         let root = vs.root();
         let text = TextTransformer::new(&root / "text_model", t)?;
-        let vision = VisionTransformer::new(&root / "vision_model", v)?;
-        let no_bias = nn::LinearConfig {
-            bias: false,
-            ..Default::default()
-        };
         let text_projection = nn::linear(
             &root / "text_projection",
             t.tower.hidden_size,
             config.projection_dim,
-            no_bias,
+            no_bias(),
         );
-        let visual_projection = nn::linear(
-            &root / "visual_projection",
-            v.tower.hidden_size,
-            config.projection_dim,
-            no_bias,
-        );
-        // the file may also hold `logit_scale` and `*.position_ids`, unused
-        super::load_folder_weights(&mut vs, dir)?;
         Ok(Self {
             config,
             vs,
             tokenizer,
             eos_id,
             text,
-            vision,
             text_projection,
-            visual_projection,
-            source: dir.to_path_buf(),
+            source: String::new(),
         })
     }
 
-    /// A name for reports: "CLIP folder".
-    pub fn describe(&self) -> String {
-        format!("CLIP {}", self.source.display())
+    /// The text side of the CLIP folder `dir`.
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let config = read_config(dir)?;
+        let tok = dir.join("tokenizer.json");
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok)
+            .map_err(|e| Error::Config(format!("{}: {e}", tok.display())))?;
+        let mut t = Self::build(config, tokenizer, &tok.display().to_string(), device)?;
+        // the file may also hold `logit_scale` and `*.position_ids`, unused
+        super::load_folder_weights(&mut t.vs, dir)?;
+        t.source = dir.display().to_string();
+        Ok(t)
+    }
+
+    /// The CLIP text encoder a checkpoint stores (see [`Self::describe`]).
+    pub fn from_checkpoint(ck: &crate::checkpoint::Checkpoint, device: Device) -> Result<Self> {
+        let bad =
+            |what: &str, e: String| Error::Checkpoint(format!("CLIP text encoder {what}: {e}"));
+        let config: ClipConfig = serde_json::from_str(ck.meta("text_encoder.config")?)
+            .map_err(|e| bad("config", e.to_string()))?;
+        check_config(&config).map_err(|e| bad("config", e))?;
+        let tokenizer: tokenizers::Tokenizer = ck
+            .meta("text_encoder.tokenizer")?
+            .parse()
+            .map_err(|e: tokenizers::Error| bad("tokenizer", e.to_string()))?;
+        let mut t = Self::build(config, tokenizer, "checkpoint tokenizer", device)?;
+        ck.load_into(&mut t.vs, "text")?;
+        t.vs.freeze();
+        t.source = ck.meta("text_encoder.source")?.to_string();
+        Ok(t)
+    }
+
+    /// Checkpoint metadata: kind `clip`, the config and tokenizer as JSON,
+    /// the source folder.
+    pub fn describe(&self) -> std::collections::BTreeMap<String, String> {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("text_encoder.kind".into(), "clip".into());
+        m.insert(
+            "text_encoder.config".into(),
+            serde_json::to_string(&self.config).unwrap_or_default(),
+        );
+        m.insert(
+            "text_encoder.tokenizer".into(),
+            self.tokenizer.to_string(false).unwrap_or_default(),
+        );
+        m.insert("text_encoder.source".into(), self.source.clone());
+        m
     }
 
     /// BPE ids of each caption, `<|startoftext|>` and `<|endoftext|>`
@@ -432,9 +501,10 @@ impl Clip {
             .collect()
     }
 
-    /// Projected (not normalised) sentence features of token ids (each
-    /// ending with `<|endoftext|>`). `[n, projection_dim]`
-    pub fn text_features(&self, ids: &[Vec<i64>]) -> Tensor {
+    /// Every token's final state and the projected (not normalised)
+    /// sentence features of token ids (each ending with `<|endoftext|>`).
+    /// `[n, len, hidden]`, `[n, projection_dim]`
+    fn states(&self, ids: &[Vec<i64>]) -> (Tensor, Tensor) {
         let dev = self.vs.device();
         let len = ids.iter().map(Vec::len).max().unwrap_or(1) as i64;
         // the mask is causal: what follows the end token never reaches it
@@ -452,13 +522,86 @@ impl Clip {
             .to_device(dev); // [n, len]
         let eos: Vec<i64> = ids.iter().map(|s| s.len() as i64 - 1).collect();
         let eos = Tensor::from_slice(&eos).to_device(dev);
-        self.text.forward(&t, &eos).apply(&self.text_projection)
+        let (states, pooled) = self.text.forward(&t, &eos);
+        (states, pooled.apply(&self.text_projection))
+    }
+
+    /// Projected (not normalised) sentence features of token ids.
+    /// `[n, projection_dim]`
+    pub fn text_features(&self, ids: &[Vec<i64>]) -> Tensor {
+        self.states(ids).1
     }
 
     /// Sentence features of captions. `[n, projection_dim]`
     pub fn encode_text(&self, captions: &[&str]) -> Result<Tensor> {
         let ids = self.tokenize(captions)?;
         Ok(self.text_features(&ids))
+    }
+}
+
+impl super::TextEncoder for ClipText {
+    fn name(&self) -> &str {
+        "clip"
+    }
+    fn sentence_dim(&self) -> i64 {
+        self.config.projection_dim
+    }
+    fn word_dim(&self) -> i64 {
+        self.config.text_config.tower.hidden_size
+    }
+    /// Sentences: the projected end-token features; words: every token's
+    /// final state (BPE tokens, start and end included). CLIP's byte-level
+    /// BPE has no unknown words.
+    fn encode(&self, captions: &[&str]) -> Result<(super::TextFeatures, Vec<super::Encoded>)> {
+        let ids = self.tokenize(captions)?;
+        let (words, sentence) = self.states(&ids);
+        let len = words.size()[1];
+        let mask: Vec<bool> = ids
+            .iter()
+            .flat_map(|s| (0..len).map(move |k| (k as usize) < s.len()))
+            .collect();
+        let mask = Tensor::from_slice(&mask)
+            .view([ids.len() as i64, len])
+            .to_device(words.device());
+        let encoded = ids
+            .into_iter()
+            .map(|ids| super::Encoded {
+                ids,
+                unknown: Vec::new(),
+            })
+            .collect();
+        Ok((
+            super::TextFeatures {
+                sentence,
+                words,
+                mask,
+            },
+            encoded,
+        ))
+    }
+}
+
+impl ClipVision {
+    /// The image side of the CLIP folder `dir`.
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let config = read_config(dir)?;
+        let mut vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let v = &config.vision_config;
+        let vision = VisionTransformer::new(&root / "vision_model", v)?;
+        let visual_projection = nn::linear(
+            &root / "visual_projection",
+            v.tower.hidden_size,
+            config.projection_dim,
+            no_bias(),
+        );
+        super::load_folder_weights(&mut vs, dir)?;
+        Ok(Self {
+            config,
+            vs,
+            vision,
+            visual_projection,
+        })
     }
 
     /// Projected image features of pixels in [0, 1] at the model's input
@@ -492,13 +635,28 @@ impl Clip {
         };
         self.image_features(&x)
     }
+}
+
+impl Clip {
+    /// Reads the model folder `dir` (see the module documentation).
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        Ok(Self {
+            text: ClipText::load(dir, device)?,
+            vision: ClipVision::load(dir, device)?,
+        })
+    }
+
+    /// A name for reports: "CLIP folder".
+    pub fn label(&self) -> String {
+        format!("CLIP {}", self.text.source)
+    }
 
     /// CLIP score of images against their captions: 100 x the cosine of
     /// each pair, floored at 0 (Hessel et al., EMNLP 2021, with w = 1 as
     /// text-to-image papers report it). `[n]`
     pub fn score(&self, images: &Tensor, captions: &[&str]) -> Result<Tensor> {
-        let t = self.encode_text(captions)?;
-        let i = self.encode_images(images);
+        let t = self.text.encode_text(captions)?;
+        let i = self.vision.encode_images(images);
         Ok(pair_score(&i, &t))
     }
 }

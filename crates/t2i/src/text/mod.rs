@@ -99,6 +99,8 @@ pub enum AnyTextEncoder {
     Gru(GruEncoder),
     Damsm(damsm::RnnEncoder),
     CharCnnRnn(Box<char_cnn_rnn::CharCnnRnn>),
+    /// CLIP's text side (StyleT2I's joint encoder when the user has CLIP).
+    Clip(Box<clip::ClipText>),
 }
 
 impl AnyTextEncoder {
@@ -115,6 +117,9 @@ impl AnyTextEncoder {
             "char-cnn-rnn" => Ok(Self::CharCnnRnn(Box::new(
                 char_cnn_rnn::CharCnnRnn::from_checkpoint(ck, device)?,
             ))),
+            "clip" => Ok(Self::Clip(Box::new(clip::ClipText::from_checkpoint(
+                ck, device,
+            )?))),
             k => Err(crate::Error::Checkpoint(format!(
                 "unsupported text encoder '{k}'"
             ))),
@@ -134,6 +139,7 @@ impl AnyTextEncoder {
             Self::Gru(e) => e.source = s,
             Self::Damsm(e) => e.source = s,
             Self::CharCnnRnn(e) => e.source = s,
+            Self::Clip(e) => e.source = s,
         }
     }
 
@@ -143,6 +149,7 @@ impl AnyTextEncoder {
             Self::Gru(e) => e.describe(),
             Self::Damsm(e) => e.describe(),
             Self::CharCnnRnn(e) => e.describe(),
+            Self::Clip(e) => e.describe(),
         }
     }
 
@@ -152,6 +159,7 @@ impl AnyTextEncoder {
             Self::Gru(e) => &e.vs,
             Self::Damsm(e) => &e.vs,
             Self::CharCnnRnn(e) => &e.vs,
+            Self::Clip(e) => &e.vs,
         };
         crate::checkpoint::named(vs, "text")
     }
@@ -161,6 +169,7 @@ impl AnyTextEncoder {
             Self::Gru(e) => &e.source,
             Self::Damsm(e) => &e.source,
             Self::CharCnnRnn(e) => &e.source,
+            Self::Clip(e) => &e.source,
         }
     }
 }
@@ -171,6 +180,7 @@ impl TextEncoder for AnyTextEncoder {
             Self::Gru(e) => e.name(),
             Self::Damsm(e) => e.name(),
             Self::CharCnnRnn(e) => e.name(),
+            Self::Clip(e) => e.name(),
         }
     }
     fn sentence_dim(&self) -> i64 {
@@ -178,6 +188,7 @@ impl TextEncoder for AnyTextEncoder {
             Self::Gru(e) => e.sentence_dim(),
             Self::Damsm(e) => e.sentence_dim(),
             Self::CharCnnRnn(e) => e.sentence_dim(),
+            Self::Clip(e) => e.sentence_dim(),
         }
     }
     fn word_dim(&self) -> i64 {
@@ -185,6 +196,7 @@ impl TextEncoder for AnyTextEncoder {
             Self::Gru(e) => e.word_dim(),
             Self::Damsm(e) => e.word_dim(),
             Self::CharCnnRnn(e) => e.word_dim(),
+            Self::Clip(e) => e.word_dim(),
         }
     }
     fn encode(&self, captions: &[&str]) -> crate::Result<(TextFeatures, Vec<Encoded>)> {
@@ -192,6 +204,7 @@ impl TextEncoder for AnyTextEncoder {
             Self::Gru(e) => e.encode(captions),
             Self::Damsm(e) => e.encode(captions),
             Self::CharCnnRnn(e) => e.encode(captions),
+            Self::Clip(e) => e.encode(captions),
         }
     }
 }

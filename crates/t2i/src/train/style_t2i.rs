@@ -5,11 +5,11 @@
 //! the batch, image-to-text cross-entropy as the reference `train.py`) and
 //! the norm penalty (sec. 4.2, `relu(||s|| - threshold)`).
 //!
-//! The joint encoder of the losses is an in-domain contrastive encoder
-//! trained by the run (a GRU sentence encoder and a small convolutional
-//! image encoder, `text_encoder.rs`), since no CLIP weights reach this
-//! machine; the shapes results are scored by the analytic checker, a
-//! different model.
+//! The joint encoder of the losses is CLIP when the user has a CLIP folder
+//! (`--text-encoder FOLDER`, as the reference), a DAMSM checkpoint, or an
+//! in-domain contrastive encoder trained by the run (a GRU sentence encoder
+//! and a small convolutional image encoder, `text_encoder.rs`); the shapes
+//! results are scored by the analytic checker, a different model.
 
 use super::optim::Adam;
 use super::text_encoder::{
@@ -31,6 +31,7 @@ use crate::models::damsm::CnnEncoder;
 use crate::models::style_t2i::{adjust, attributes_of, DirectionConfig, TextToDirection};
 use crate::models::stylegan2::{Generator, StyleGan2Config};
 use crate::rng::step_seed;
+use crate::text::clip::{ClipText, ClipVision};
 use crate::text::gru::JointImageEncoder;
 use crate::text::{AnyTextEncoder, GruEncoderConfig, TextEncoder};
 use crate::train::stylegan2::{mean_latent, sample_noise, sample_z, to_json, StyleGan2Model};
@@ -50,7 +51,9 @@ pub struct StyleT2IRunConfig {
     /// The `stylegan2` checkpoint of the backbone (trained on the same data
     /// set's training split).
     pub backbone: String,
-    /// The joint encoder of the losses: a trained one, or the run's own.
+    /// The joint encoder of the losses: a CLIP folder (Hugging Face
+    /// layout), a DAMSM checkpoint, a trained GRU encoder, or (empty) the
+    /// run's own.
     pub text: TextPhase,
     /// Hidden width of T2D.
     pub hidden: i64,
@@ -63,8 +66,9 @@ pub struct StyleT2IRunConfig {
     /// w is pulled toward the mean w by this factor before the direction is
     /// added (0.5 in the reference).
     pub truncation: f64,
-    /// Scale of the cosine logits of the contrastive loss (CLIP's learned
-    /// 100; 1/tau of the run's encoder, which trained at tau 0.1).
+    /// Scale of the cosine logits of the contrastive loss (1/tau of the
+    /// run's encoder, which trained at tau 0.1; with CLIP, set its learned
+    /// 100).
     pub logit_scale: f64,
     /// Norm-penalty weight (`lambda_direction_norm_penalty`, 1).
     pub norm_weight: f64,
@@ -398,6 +402,9 @@ pub enum ImageSide {
     /// A DAMSM checkpoint's image encoder (its sentence vector space is
     /// the DAMSM text encoder's).
     Damsm(nn::VarStore, Box<CnnEncoder>, i64),
+    /// CLIP's vision tower (with [`crate::text::clip::ClipText`] as the
+    /// text side), as the reference trains.
+    Clip(Box<ClipVision>),
 }
 
 impl ImageSide {
@@ -413,6 +420,7 @@ impl ImageSide {
                 };
                 e.forward_t(&x, false).1
             }
+            ImageSide::Clip(v) => v.encode_images(img),
         }
     }
 }
@@ -817,16 +825,18 @@ impl TypedFamily for StyleT2IFamily {
         if rc.attributes.is_empty() {
             rc.attributes = data_attributes(&rc.data.name);
         }
-        let encoder = (!rc.text.encoder.is_empty())
+        // a folder is a CLIP model; a file, a checkpoint
+        let clip = Path::new(&rc.text.encoder).is_dir();
+        let encoder = (!rc.text.encoder.is_empty() && !clip)
             .then(|| checkpoint::load(Path::new(&rc.text.encoder)))
             .transpose()?;
         let damsm = encoder
             .as_ref()
             .filter(|ck| ck.meta("model").is_ok_and(|m| m == "damsm"));
         let sentences = if rc.data.name == "cub" {
-            if damsm.is_none() {
+            if damsm.is_none() && !clip {
                 return Err(Error::Config(
-                    "styleT2I on CUB needs a DAMSM checkpoint as its joint encoder: --text-encoder RUN/checkpoints/last.safetensors (t2i train --model damsm)"
+                    "styleT2I on CUB needs a joint encoder: --text-encoder CLIP_FOLDER, or a DAMSM checkpoint RUN/checkpoints/last.safetensors (t2i train --model damsm)"
                         .into(),
                 ));
             }
@@ -860,6 +870,13 @@ impl TypedFamily for StyleT2IFamily {
             )
         };
         let (text, image) = match (&sentences, damsm, &encoder) {
+            _ if clip => {
+                let dir = Path::new(&rc.text.encoder);
+                (
+                    AnyTextEncoder::Clip(Box::new(ClipText::load(dir, ctx.device)?)),
+                    ImageSide::Clip(Box::new(ClipVision::load(dir, ctx.device)?)),
+                )
+            }
             (_, Some(ck), _) => {
                 let dc: super::damsm::DamsmConfig = ck.json_meta("config")?;
                 let mut text =

@@ -428,6 +428,10 @@ impl StyleGan2Trainer {
         meta.insert("preset".into(), self.rc.preset.clone());
         meta.insert("config".into(), to_json(&self.rc.net)?);
         meta.insert("run_config".into(), to_json(&self.rc)?);
+        if let Some(data) = shapes_config(&self.rc) {
+            let data = toml::to_string(&data).map_err(|e| Error::Config(e.to_string()))?;
+            meta.insert("data".into(), data);
+        }
         meta.insert("step".into(), self.step.to_string());
         meta.insert("seed".into(), self.seed.to_string());
         meta.insert("mean_path_length".into(), self.mean_path_length.to_string());
@@ -612,15 +616,19 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
 }
 
 /// The training images of the run's data set.
+/// The shapes data set of a run (None for CUB).
+fn shapes_config(rc: &StyleGan2RunConfig) -> Option<ShapesConfig> {
+    (rc.data.name == "shapes").then(|| ShapesConfig {
+        image_size: rc.net.size as u32,
+        max_objects: rc.data.max_objects,
+        train_size: rc.data.train_size,
+        ..ShapesConfig::default()
+    })
+}
+
 fn load_images(rc: &StyleGan2RunConfig, ctx: &TrainContext) -> Result<Images> {
-    if rc.data.name == "shapes" {
-        let shapes = Shapes::new(ShapesConfig {
-            image_size: rc.net.size as u32,
-            max_objects: rc.data.max_objects,
-            train_size: rc.data.train_size,
-            ..ShapesConfig::default()
-        })
-        .map_err(|e| Error::Config(e.to_string()))?;
+    if let Some(config) = shapes_config(rc) {
+        let shapes = Shapes::new(config).map_err(|e| Error::Config(e.to_string()))?;
         let pixels = (0..shapes.len(Split::Train))
             .map(|i| shapes.sample(Split::Train, i).pixels)
             .collect();
@@ -777,8 +785,20 @@ impl Trainer for StyleGan2Trainer {
     fn sample_grid(&self) -> Result<Option<Rgb>> {
         Ok(Some(StyleGan2Trainer::sample_grid(self)))
     }
-    fn finish(&mut self, _: &TrainContext, _: bool, _: usize) -> Result<Summary> {
-        Ok(Summary::default())
+    fn finish(&mut self, ctx: &TrainContext, interrupted: bool, n: usize) -> Result<Summary> {
+        let Some(data) = shapes_config(&self.rc) else {
+            return Ok(Summary::default());
+        };
+        if interrupted || n == 0 {
+            return Ok(Summary::default());
+        }
+        let ck = checkpoint::load(&ctx.run.last_checkpoint())?;
+        let model = StyleGan2Model::from_checkpoint(&ck, ctx.device)?;
+        let reading = crate::eval::shapes::read_unconditional(&model, &data, n, 0)?;
+        Ok(Summary {
+            lines: reading.lines(),
+            value: serde_json::to_value(&reading).map_err(|e| Error::Config(e.to_string()))?,
+        })
     }
 }
 
