@@ -203,6 +203,8 @@ pub fn images_to_tensor(images: &[&[u8]], size: u32) -> Tensor {
     Tensor::from_slice(&flat)
         .view([images.len() as i64, size as i64, size as i64, 3])
         .permute([0, 3, 1, 2])
+        // NCHW in memory: a channels-last input slows every convolution
+        .contiguous()
         .to_kind(Kind::Float)
         / 127.5
         - 1.0

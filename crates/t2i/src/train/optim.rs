@@ -96,14 +96,19 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = m
-                    .g_mul_scalar_(self.beta1)
-                    .g_add_(&(&g * (1.0 - self.beta1)));
+                // in place, as torch.optim.Adam's single-tensor path: two
+                // temporaries per parameter (tch's addcmul_/addcdiv_ have
+                // no scalar factor: it goes into one operand)
+                let _ = m.lerp_(&g, 1.0 - self.beta1);
                 let _ = v
                     .g_mul_scalar_(self.beta2)
-                    .g_add_(&(&g * &g * (1.0 - self.beta2)));
-                let denom = v.sqrt() / bc2.sqrt() + self.eps;
-                let _ = p.g_sub_(&(&*m / denom * (self.lr / bc1)));
+                    .addcmul_(&(&g * (1.0 - self.beta2)), &g);
+                let mut denom = v.sqrt();
+                let _ = denom
+                    .g_div_scalar_(bc2.sqrt())
+                    .g_add_scalar_(self.eps)
+                    .g_mul_scalar_(-bc1 / self.lr);
+                let _ = p.addcdiv_(&*m, &denom);
             }
         });
         true
