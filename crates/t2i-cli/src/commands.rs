@@ -86,6 +86,12 @@ pub struct TrainArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Arithmetic of the training steps: fp32, or bf16 (libtorch's
+    /// autocast: convolutions and matrix products in bfloat16, weights and
+    /// optimiser in fp32; fast on CPUs with AVX512-BF16 or AMX and on recent
+    /// GPUs).
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
     /// Cache of preprocessed images (default: $T2I_CACHE or ~/.cache/t2i).
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -254,6 +260,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             checkpoint_every: a.checkpoint_every,
             keep_checkpoints: a.keep_checkpoints,
             progress: true,
+            precision: t2i::precision::Precision::parse(&a.precision)?,
         },
         eval_samples: a.eval_samples,
     };
@@ -906,6 +913,10 @@ pub struct BenchArgs {
     pub sets: Vec<String>,
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// fp32, or bf16 (the training iteration and generation under
+    /// libtorch's autocast, as `train --precision bf16`).
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -977,12 +988,20 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     t2i::family::apply_sets(&mut config, &a.sets)?;
     config = fam.check(&config)?;
     let device = parse_device(&a.device)?;
-    let results = fam.bench(&config, device, a.repeats)?;
+    let precision = t2i::precision::Precision::parse(&a.precision)?;
+    let results = t2i::precision::run(precision, || fam.bench(&config, device, a.repeats))??;
+    println!("precision {}\n", precision.name());
     for (_, table) in &results {
         println!("{table}\n");
     }
     if let Some(p) = &a.json {
-        let v: Vec<_> = results.into_iter().map(|(v, _)| v).collect();
+        let v: Vec<_> = results
+            .into_iter()
+            .map(|(mut v, _)| {
+                v["precision"] = serde_json::json!(precision.name());
+                v
+            })
+            .collect();
         let v = if v.len() == 1 {
             v.into_iter().next().unwrap_or_default()
         } else {

@@ -803,3 +803,63 @@ fn gawwn_draws_at_boxes_and_keypoints_and_refuses_bad_layouts() {
     let _ = std::fs::remove_dir_all(&boxes);
     let _ = std::fs::remove_dir_all(&kp);
 }
+
+/// `--precision bf16` trains under autocast: the run records it, the
+/// weights stay float32, and a resumed run in fp32 notes the change.
+#[test]
+fn bf16_training_records_its_precision_and_keeps_fp32_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let train = |precision: &str, steps: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            steps,
+            "--text-steps",
+            "10",
+            "--style-steps",
+            "1",
+            "--train-size",
+            "100",
+            "--batch-size",
+            "8",
+            "--eval-samples",
+            "0",
+            "--device",
+            "cpu",
+            "--precision",
+            precision,
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        t2i(&args)
+    };
+    let o = train("bf16", "2", false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("precision = \"bf16\""), "{config}");
+    let ck = t2i::checkpoint::load(&out.join("checkpoints/last.safetensors")).unwrap();
+    let g: Vec<_> = ck
+        .tensors
+        .iter()
+        .filter(|(k, _)| k.starts_with("G."))
+        .collect();
+    assert!(!g.is_empty());
+    assert!(g.iter().all(|(_, t)| t.kind() == tch::Kind::Float));
+    let o = train("fp32", "3", true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("resume: precision bf16 -> fp32"), "{err}");
+    let bad = dir.path().join("bad");
+    let o = t2i(&[
+        "train",
+        "--out",
+        bad.to_str().unwrap(),
+        "--precision",
+        "fp16",
+    ]);
+    assert_clear_error(&o, "unknown precision 'fp16'", &bad);
+}

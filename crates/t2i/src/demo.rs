@@ -99,6 +99,7 @@ pub fn run(a: &DemoOptions) -> Result<()> {
             checkpoint_every: 1000,
             keep_checkpoints: 3,
             progress: true,
+            precision: Default::default(),
         },
         eval_samples: 0,
     };

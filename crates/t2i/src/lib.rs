@@ -18,6 +18,7 @@ pub mod import;
 pub mod layers;
 pub mod models;
 pub mod placement;
+pub mod precision;
 pub mod progress;
 pub mod pth;
 pub mod rng;

@@ -151,6 +151,7 @@ fn every_family_trains_with_set_and_records_it_in_config_toml() {
                 checkpoint_every: 0,
                 keep_checkpoints: 3,
                 progress: false,
+                precision: Default::default(),
             },
             eval_samples: 0,
         };

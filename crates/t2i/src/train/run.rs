@@ -211,6 +211,8 @@ pub struct LoopOptions {
     pub keep_checkpoints: usize,
     /// Progress bar on stderr.
     pub progress: bool,
+    /// Arithmetic of the training steps (bf16: autocast).
+    pub precision: crate::precision::Precision,
 }
 
 /// What the loop did.
@@ -262,7 +264,7 @@ pub fn run_loop(
         if opts.max_seconds > 0 && start.elapsed().as_secs() >= opts.max_seconds {
             break;
         }
-        let m = t.train_step()?;
+        let m = crate::precision::run(opts.precision, || t.train_step())??;
         let step = t.step();
         // the optimisers skip an update whose gradient is not finite; the
         // loop stops when that lasts (see `MAX_BAD_STEPS`)
@@ -376,6 +378,9 @@ struct RunHeader {
     preset: String,
     seed: u64,
     device: String,
+    /// Of the latest invocation (runs before it existed: fp32).
+    #[serde(default)]
+    precision: crate::precision::Precision,
     versions: String,
     config: toml::Table,
 }
@@ -524,6 +529,16 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
                 .map(|(k, a, b)| format!("resume: {k} {a} -> {b}")),
         );
     }
+    if let Some(s) = saved
+        .as_ref()
+        .filter(|s| s.precision != req.schedule.precision)
+    {
+        notes.push(format!(
+            "resume: precision {} -> {}",
+            s.precision.name(),
+            req.schedule.precision.name()
+        ));
+    }
     let seed = saved.as_ref().map_or(req.seed.unwrap_or(0), |s| s.seed);
     let existed = req.out.exists();
     let run = RunDir::create(&req.out)?;
@@ -532,6 +547,7 @@ pub fn train(req: &TrainRequest, stop: &StopFlag) -> Result<TrainOutcome> {
         preset,
         seed,
         device: crate::device::device_name(req.device),
+        precision: req.schedule.precision,
         versions: crate::versions(),
         config: table.clone(),
     };
@@ -641,6 +657,7 @@ mod tests {
             checkpoint_every: 2,
             keep_checkpoints: 0,
             progress: false,
+            precision: Default::default(),
         }
     }
 
