@@ -301,8 +301,9 @@ pub fn bench_stackgan(
 }
 
 /// Times an AttnGAN training iteration (every D, then G with the DAMSM
-/// term through a DAMSM `tiny` image encoder) on random images and
-/// captions, and generation.
+/// term through the preset's DAMSM image encoder: Inception-v3 at 299 for
+/// `paper`, the small CNN for `tiny`) on random images and captions drawn
+/// through the training batcher, and generation.
 pub fn bench_attngan(
     c: &crate::models::attngan::AttnGanConfig,
     device: Device,
@@ -323,9 +324,15 @@ pub fn bench_attngan(
     .map(|s| vec![s.to_string()])
     .collect();
     let vocab = Vocab::build(caps.iter().flatten().map(String::as_str), 1);
-    let mut dc = DamsmConfig::tiny();
+    // the DAMSM as each preset trains with it: paper's Inception-v3 at 299
+    let mut dc = if c.preset == "paper" {
+        DamsmConfig::paper()
+    } else {
+        DamsmConfig::tiny()
+    };
     dc.text.dim = c.text_dim;
     dc.image.dim = c.text_dim;
+    let damsm_name = format!("random DAMSM {}", dc.preset);
     let damsm = DamsmTrainer::new(dc, vocab, 0, device).to_checkpoint();
     let n = 64usize;
     let side = (size * 76 / 64) as u32;
@@ -350,7 +357,7 @@ pub fn bench_attngan(
         captions: (0..n).map(|i| caps[i % caps.len()].clone()).collect(),
         classes: (0..n as i64).map(|i| i % 4).collect(),
     };
-    let mut t = AttnGanTrainer::new(c.clone(), &damsm, "random DAMSM tiny", 0, device)?;
+    let mut t = AttnGanTrainer::new(c.clone(), &damsm, &damsm_name, 0, device)?;
     let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 2, || {
         t.train_step(&data);

@@ -307,11 +307,18 @@ pub fn load_lenient(vs: &nn::VarStore, w: &BTreeMap<String, Tensor>, what: &str)
 pub fn damsm_image_encoder(
     path: &Path,
     device: Device,
-) -> Result<(nn::VarStore, crate::models::damsm::InceptionCnnEncoder)> {
+) -> Result<(nn::VarStore, crate::models::damsm::CnnEncoder)> {
+    use crate::models::damsm::{CnnEncoder, CnnEncoderConfig};
     let w = read_weights(path)?;
     let nef = dim(&w, "emb_cnn_code.weight", 0, "DAMSM image encoder")?;
     let vs = nn::VarStore::new(device);
-    let e = crate::models::damsm::InceptionCnnEncoder::new(vs.root(), nef);
+    let e = CnnEncoder::new(
+        vs.root(),
+        CnnEncoderConfig {
+            dim: nef,
+            ..CnnEncoderConfig::paper()
+        },
+    );
     load_lenient(&vs, &w, &format!("DAMSM image encoder {}", path.display()))?;
     Ok((vs, e))
 }

@@ -55,9 +55,10 @@ fn paper_networks_have_official_keys_shapes_and_counts() {
             let _g = Generator::new(vs.root(), &c);
         } else if net == "CNN_ENCODER" {
             // the paper DAMSM's image encoder (Inception-v3 body + projections)
-            let e = t2i::models::damsm::InceptionCnnEncoder::new(vs.root(), 256);
+            use t2i::models::damsm::{CnnEncoder, CnnEncoderConfig};
+            let e = CnnEncoder::new(vs.root(), CnnEncoderConfig::paper());
             let x = tch::Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu));
-            let (r, g) = tch::no_grad(|| e.forward(&x));
+            let (r, g) = tch::no_grad(|| e.forward_t(&x, false));
             assert_eq!(r.size(), vec![1, 256, 17, 17]);
             assert_eq!(g.size(), vec![1, 256]);
         } else {

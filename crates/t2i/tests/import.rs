@@ -196,7 +196,14 @@ fn damsm_image_encoder_file_loads_by_official_names() {
     // num_batches_tracked), with the official key names
     let tmp = tempfile::tempdir().unwrap();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let e = t2i::models::damsm::InceptionCnnEncoder::new(vs.root(), 32);
+    use t2i::models::damsm::{CnnEncoder, CnnEncoderConfig};
+    let e = CnnEncoder::new(
+        vs.root(),
+        CnnEncoderConfig {
+            dim: 32,
+            ..CnnEncoderConfig::paper()
+        },
+    );
     let named: Vec<(String, tch::Tensor)> = vs
         .variables()
         .into_iter()
@@ -210,8 +217,8 @@ fn damsm_image_encoder_file_loads_by_official_names() {
     tch::Tensor::write_safetensors(&named, &p).unwrap();
     let (_vs2, u) = t2i::import::damsm_image_encoder(&p, Device::Cpu).unwrap();
     let x = tch::Tensor::rand([1, 3, 64, 64], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0;
-    let (r1, g1) = tch::no_grad(|| e.forward(&x));
-    let (r2, g2) = tch::no_grad(|| u.forward(&x));
+    let (r1, g1) = tch::no_grad(|| e.forward_t(&x, false));
+    let (r2, g2) = tch::no_grad(|| u.forward_t(&x, false));
     assert_eq!(g2.size(), vec![1, 32]);
     assert!(r1.equal(&r2) && g1.equal(&g2));
     // a G_NET file is not an image encoder

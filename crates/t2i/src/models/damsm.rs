@@ -86,6 +86,12 @@ pub enum CnnArch {
     /// body (top-1 77.6% against Lite0's 75.1%).
     #[serde(rename = "efficientnet-lite2")]
     EfficientnetLite2,
+    /// The paper's: torchvision's Inception-v3 at 299x299 (keep it frozen,
+    /// `frozen_body`); regions from `Mixed_6e` (768 channels, 17x17), the
+    /// global feature from `Mixed_7c` (2048), keys as the official
+    /// `image_encoder*.pth`.
+    #[serde(rename = "inception-v3")]
+    InceptionV3,
 }
 
 impl CnnArch {
@@ -111,7 +117,7 @@ impl CnnArch {
         match self {
             CnnArch::EfficientnetLite0 => Some(&crate::models::efficientnet::LITE0),
             CnnArch::EfficientnetLite2 => Some(&crate::models::efficientnet::LITE2),
-            CnnArch::Small | CnnArch::Vgg => None,
+            CnnArch::Small | CnnArch::Vgg | CnnArch::InceptionV3 => None,
         }
     }
 }
@@ -119,9 +125,10 @@ impl CnnArch {
 impl CnnEncoderConfig {
     /// Channels of the body's region features.
     pub fn region_dim(&self) -> i64 {
-        match self.arch.lite() {
-            Some(l) => l.region_dim,
-            None => 4 * self.width,
+        match (self.arch, self.arch.lite()) {
+            (CnnArch::InceptionV3, _) => 768,
+            (_, Some(l)) => l.region_dim,
+            (_, None) => 4 * self.width,
         }
     }
     /// Images per forward pass when encoding a whole set without
@@ -136,14 +143,28 @@ impl CnnEncoderConfig {
     }
     /// Channels of the body's pooled head.
     pub fn head_dim(&self) -> i64 {
-        match self.arch.lite() {
-            Some(_) => crate::models::efficientnet::HEAD_DIM,
-            None => 8 * self.width,
+        match (self.arch, self.arch.lite()) {
+            (CnnArch::InceptionV3, _) => 2048,
+            (_, Some(_)) => crate::models::efficientnet::HEAD_DIM,
+            (_, None) => 8 * self.width,
         }
     }
 }
 
 impl CnnEncoderConfig {
+    /// The paper's image encoder: frozen Inception-v3 at 299x299, D = 256.
+    pub fn paper() -> Self {
+        Self {
+            preset: "paper".into(),
+            dim: 256,
+            image_size: 299,
+            width: 0,
+            arch: CnnArch::InceptionV3,
+            frozen_body: true,
+            flip_average: false,
+        }
+    }
+
     pub fn tiny() -> Self {
         Self {
             preset: "tiny".into(),
@@ -224,6 +245,22 @@ impl CnnEncoder {
             CnnArch::EfficientnetLite0 | CnnArch::EfficientnetLite2 => {
                 let spec = config.arch.lite().expect("a Lite arch");
                 crate::models::efficientnet::lite_split(&p, spec)
+            }
+            // resized to 299 as the official encoder does; regions at 17x17,
+            // head at 8x8
+            CnnArch::InceptionV3 => {
+                use crate::models::inception::{InceptionV3, Variant};
+                let (lower, upper) = InceptionV3::split(&p, Variant::Torchvision);
+                let body = nn::seq_t()
+                    .add_fn(|x| {
+                        if x.size()[2..] == [299, 299] {
+                            x.shallow_clone()
+                        } else {
+                            x.upsample_bilinear2d([299, 299], false, None, None)
+                        }
+                    })
+                    .add(lower);
+                (body, nn::seq_t().add(upper))
             }
         };
         let emb_features = layers::conv2d(
@@ -314,49 +351,6 @@ impl CnnEncoder {
                 let _ = var.set_requires_grad(false);
             }
         }
-    }
-}
-
-/// `CNN_ENCODER` of the `paper` DAMSM (AttnGAN `model.py`): the
-/// ImageNet Inception-v3 body (torchvision's, frozen) resized to 299; the
-/// 17x17 `Mixed_6e` features projected by `emb_features` (1x1 conv, no bias)
-/// are the regions, the pooled `Mixed_7c` features through `emb_cnn_code`
-/// the global feature. Keys as the official `image_encoder*.pth`.
-#[derive(Debug)]
-pub struct InceptionCnnEncoder {
-    body: crate::models::inception::InceptionV3,
-    emb_features: nn::Conv2D,
-    emb_cnn_code: nn::Linear,
-}
-
-impl InceptionCnnEncoder {
-    /// `nef`: the DAMSM feature size (`TEXT.EMBEDDING_DIM`, 256 for birds).
-    pub fn new(p: nn::Path, nef: i64) -> Self {
-        use crate::models::inception::{InceptionV3, Variant};
-        Self {
-            body: InceptionV3::body(p.clone(), Variant::Torchvision),
-            emb_features: layers::conv2d(
-                &p / "emb_features",
-                768,
-                nef,
-                1,
-                1,
-                0,
-                false,
-                InitKind::PyTorch,
-            ),
-            emb_cnn_code: layers::linear(&p / "emb_cnn_code", 2048, nef, true, InitKind::PyTorch),
-        }
-    }
-
-    /// # Shapes
-    /// `x [batch, 3, s, s]` in [-1, 1] -> regions `[batch, nef, 17, 17]`,
-    /// global `[batch, nef]`. BatchNorm always uses its running statistics
-    /// (the body is frozen ImageNet weights).
-    pub fn forward(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let x = x.upsample_bilinear2d([299, 299], false, None, None); // [batch, 3, 299, 299]
-        let (f, pool) = self.body.forward_body(&x);
-        (f.apply(&self.emb_features), pool.apply(&self.emb_cnn_code))
     }
 }
 

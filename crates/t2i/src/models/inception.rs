@@ -280,17 +280,105 @@ impl BlockE {
     }
 }
 
-/// Inception-v3 without the auxiliary classifier.
+/// Inception-v3 up to `Mixed_6e` (the 17x17 features AttnGAN's DAMSM takes
+/// as regions). Eval mode: BatchNorm uses its running statistics.
 #[derive(Debug)]
-pub struct InceptionV3 {
+pub struct InceptionLower {
     pub variant: Variant,
     stem: [Basic; 5],
     mixed_5: [BlockA; 3],
     mixed_6a: BlockB,
     mixed_6: [BlockC; 4],
+}
+
+/// Inception-v3 from `Mixed_7a` to `Mixed_7c` (before the global pool).
+#[derive(Debug)]
+pub struct InceptionUpper {
+    pub variant: Variant,
     mixed_7a: BlockD,
     mixed_7b: BlockE,
     mixed_7c: BlockE,
+}
+
+impl InceptionLower {
+    fn new(p: &nn::Path, variant: Variant) -> Self {
+        Self {
+            variant,
+            stem: [
+                Basic::sq(p / "Conv2d_1a_3x3", 3, 32, 3, 2, 0),
+                Basic::sq(p / "Conv2d_2a_3x3", 32, 32, 3, 1, 0),
+                Basic::sq(p / "Conv2d_2b_3x3", 32, 64, 3, 1, 1),
+                Basic::sq(p / "Conv2d_3b_1x1", 64, 80, 1, 1, 0),
+                Basic::sq(p / "Conv2d_4a_3x3", 80, 192, 3, 1, 0),
+            ],
+            mixed_5: [
+                BlockA::new(p / "Mixed_5b", 192, 32),
+                BlockA::new(p / "Mixed_5c", 256, 64),
+                BlockA::new(p / "Mixed_5d", 288, 64),
+            ],
+            mixed_6a: BlockB::new(p / "Mixed_6a", 288),
+            mixed_6: [
+                BlockC::new(p / "Mixed_6b", 768, 128),
+                BlockC::new(p / "Mixed_6c", 768, 160),
+                BlockC::new(p / "Mixed_6d", 768, 160),
+                BlockC::new(p / "Mixed_6e", 768, 192),
+            ],
+        }
+    }
+}
+
+impl ModuleT for InceptionLower {
+    /// # Shapes
+    /// `[batch, 3, 299, 299]` -> `[batch, 768, 17, 17]`
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        let v = self.variant;
+        let s = &self.stem;
+        let mut h = s[2].f(&s[1].f(&s[0].f(x))); // [batch, 64, 147, 147]
+        h = max3s2(&h); // 73x73
+        h = s[4].f(&s[3].f(&h)); // [batch, 192, 71, 71]
+        h = max3s2(&h); // 35x35
+        for b in &self.mixed_5 {
+            h = b.f(&h, v); // [batch, 288, 35, 35]
+        }
+        h = self.mixed_6a.f(&h); // [batch, 768, 17, 17]
+        for b in &self.mixed_6 {
+            h = b.f(&h, v);
+        }
+        h
+    }
+}
+
+impl InceptionUpper {
+    fn new(p: &nn::Path, variant: Variant) -> Self {
+        Self {
+            variant,
+            mixed_7a: BlockD::new(p / "Mixed_7a", 768),
+            mixed_7b: BlockE::new(p / "Mixed_7b", 1280),
+            mixed_7c: BlockE::new(p / "Mixed_7c", 2048),
+        }
+    }
+}
+
+impl ModuleT for InceptionUpper {
+    /// # Shapes
+    /// `[batch, 768, 17, 17]` -> `[batch, 2048, 8, 8]`
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        let h = self.mixed_7a.f(x); // [batch, 1280, 8, 8]
+        let (pool_b, pool_c) = match self.variant {
+            Variant::Fid => (EPool::AvgNoPad, EPool::Max),
+            Variant::Torchvision => (EPool::Avg, EPool::Avg),
+        };
+        let h = self.mixed_7b.f(&h, pool_b);
+        self.mixed_7c.f(&h, pool_c)
+    }
+}
+
+/// Inception-v3 without the auxiliary classifier.
+#[derive(Debug)]
+pub struct InceptionV3 {
+    pub variant: Variant,
+    lower: InceptionLower,
+    upper: InceptionUpper,
     /// The classifier (absent in [`InceptionV3::body`]).
     fc: Option<nn::Linear>,
 }
@@ -317,32 +405,21 @@ impl InceptionV3 {
     /// The convolutional body without the classifier (as AttnGAN's DAMSM
     /// image encoder embeds it).
     pub fn body(p: nn::Path, variant: Variant) -> Self {
+        let (lower, upper) = Self::split(&p, variant);
         Self {
             variant,
-            stem: [
-                Basic::sq(&p / "Conv2d_1a_3x3", 3, 32, 3, 2, 0),
-                Basic::sq(&p / "Conv2d_2a_3x3", 32, 32, 3, 1, 0),
-                Basic::sq(&p / "Conv2d_2b_3x3", 32, 64, 3, 1, 1),
-                Basic::sq(&p / "Conv2d_3b_1x1", 64, 80, 1, 1, 0),
-                Basic::sq(&p / "Conv2d_4a_3x3", 80, 192, 3, 1, 0),
-            ],
-            mixed_5: [
-                BlockA::new(&p / "Mixed_5b", 192, 32),
-                BlockA::new(&p / "Mixed_5c", 256, 64),
-                BlockA::new(&p / "Mixed_5d", 288, 64),
-            ],
-            mixed_6a: BlockB::new(&p / "Mixed_6a", 288),
-            mixed_6: [
-                BlockC::new(&p / "Mixed_6b", 768, 128),
-                BlockC::new(&p / "Mixed_6c", 768, 160),
-                BlockC::new(&p / "Mixed_6d", 768, 160),
-                BlockC::new(&p / "Mixed_6e", 768, 192),
-            ],
-            mixed_7a: BlockD::new(&p / "Mixed_7a", 768),
-            mixed_7b: BlockE::new(&p / "Mixed_7b", 1280),
-            mixed_7c: BlockE::new(&p / "Mixed_7c", 2048),
+            lower,
+            upper,
             fc: None,
         }
+    }
+
+    /// The body in two parts, `Mixed_6e` between them.
+    pub fn split(p: &nn::Path, variant: Variant) -> (InceptionLower, InceptionUpper) {
+        (
+            InceptionLower::new(p, variant),
+            InceptionUpper::new(p, variant),
+        )
     }
 
     /// Resizes images in [-1, 1] to 299x299 (bilinear) and applies the
@@ -387,27 +464,8 @@ impl InceptionV3 {
     /// # Shapes
     /// `[batch, 3, 299, 299]` -> `[batch, 768, 17, 17]`, `[batch, 2048]`.
     pub fn forward_body(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let v = self.variant;
-        let s = &self.stem;
-        let mut h = s[2].f(&s[1].f(&s[0].f(x))); // [batch, 64, 147, 147]
-        h = max3s2(&h); // 73x73
-        h = s[4].f(&s[3].f(&h)); // [batch, 192, 71, 71]
-        h = max3s2(&h); // 35x35
-        for b in &self.mixed_5 {
-            h = b.f(&h, v); // [batch, 288, 35, 35]
-        }
-        h = self.mixed_6a.f(&h); // [batch, 768, 17, 17]
-        for b in &self.mixed_6 {
-            h = b.f(&h, v);
-        }
-        let mixed_6e = h.shallow_clone(); // [batch, 768, 17, 17]
-        h = self.mixed_7a.f(&h); // [batch, 1280, 8, 8]
-        let (pool_b, pool_c) = match v {
-            Variant::Fid => (EPool::AvgNoPad, EPool::Max),
-            Variant::Torchvision => (EPool::Avg, EPool::Avg),
-        };
-        h = self.mixed_7b.f(&h, pool_b);
-        h = self.mixed_7c.f(&h, pool_c); // [batch, 2048, 8, 8]
+        let mixed_6e = self.lower.forward_t(x, false); // [batch, 768, 17, 17]
+        let h = self.upper.forward_t(&mixed_6e, false); // [batch, 2048, 8, 8]
         let pool = h.mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, 2048]
         (mixed_6e, pool)
     }
@@ -415,7 +473,7 @@ impl InceptionV3 {
     /// Features of images in [-1, 1] in chunks of `chunk` (no gradients).
     pub fn features(&self, images: &Tensor, chunk: i64) -> InceptionOutput {
         tch::no_grad(|| {
-            let dev = self.stem[0].conv.ws.device();
+            let dev = self.lower.stem[0].conv.ws.device();
             let (mut pools, mut logits) = (Vec::new(), Vec::new());
             for part in images.split(chunk.max(1), 0) {
                 let o = self.forward(&self.prepare(&part.to_device(dev)));

@@ -79,6 +79,19 @@ impl DamsmConfig {
         }
     }
 
+    /// The official birds DAMSM (`cfg/DAMSM/bird.yml`): the BiLSTM of
+    /// 256 and the frozen Inception-v3 image encoder. The body's ImageNet
+    /// weights are not on this machine: t2i uses it to time AttnGAN as the
+    /// paper trains it (`t2i bench --model attngan --preset paper`).
+    pub fn paper() -> Self {
+        Self {
+            preset: "paper".into(),
+            text: RnnEncoderConfig::paper(),
+            image: CnnEncoderConfig::paper(),
+            ..Self::tiny()
+        }
+    }
+
     pub fn preset(name: &str) -> Option<Self> {
         match name {
             "tiny" => Some(Self::tiny()),
