@@ -986,6 +986,17 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         t2i::family::apply_sets(&mut config, &sets)?;
     }
     t2i::family::apply_sets(&mut config, &a.sets)?;
+    // a benchmark draws random images: a real data set's folder is not read
+    let needs_folder = config
+        .get("data")
+        .and_then(|d| d.as_table())
+        .is_some_and(|d| {
+            d.get("name").and_then(|n| n.as_str()) != Some("shapes")
+                && d.get("root").and_then(|r| r.as_str()) == Some("")
+        });
+    if needs_folder {
+        t2i::family::apply_sets(&mut config, &["data.root=\"(not read)\"".to_string()])?;
+    }
     config = fam.check(&config)?;
     let device = parse_device(&a.device)?;
     let precision = t2i::precision::Precision::parse(&a.precision)?;

@@ -402,11 +402,6 @@ impl FamilyConfig for AttnGanRunConfig {
         })
     }
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.damsm.is_empty() {
-            return Err(
-                "AttnGAN needs --damsm CHECKPOINT (a trained DAMSM run's checkpoint)".into(),
-            );
-        }
         self.data.validate(&["cub"]).map_err(|e| {
             format!("{e}; AttnGAN trains on a data set in the CUB layout (for shapes, write one with `t2i data shapes`)")
         })?;
@@ -446,6 +441,12 @@ impl TypedFamily for AttnGanFamily {
         ctx: &TrainContext,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
+        // checked here, not in validate(): `t2i bench` builds a random DAMSM
+        if rc.damsm.is_empty() {
+            return Err(Error::Config(
+                "AttnGAN needs --damsm CHECKPOINT (a trained DAMSM run's checkpoint)".into(),
+            ));
+        }
         let damsm = checkpoint::load(Path::new(&rc.damsm))?;
         let mut t = AttnGanTrainer::new(rc.model, &damsm, &rc.damsm, ctx.seed, ctx.device)?;
         let c = &t.model.config;
