@@ -90,6 +90,34 @@ pub struct ClipConfig {
     pub projection_dim: i64,
 }
 
+impl ClipConfig {
+    /// OpenAI's ViT-B/32 (`openai/clip-vit-base-patch32`).
+    pub fn vit_b_32() -> Self {
+        let tower = |hidden, heads| TowerConfig {
+            hidden_size: hidden,
+            intermediate_size: 4 * hidden,
+            num_hidden_layers: 12,
+            num_attention_heads: heads,
+            layer_norm_eps: default_eps(),
+            hidden_act: default_act(),
+        };
+        Self {
+            text_config: ClipTextConfig {
+                tower: tower(512, 8),
+                vocab_size: 49_408,
+                max_position_embeddings: default_positions(),
+            },
+            vision_config: ClipVisionConfig {
+                tower: tower(768, 12),
+                image_size: 224,
+                patch_size: 32,
+                num_channels: default_channels(),
+            },
+            projection_dim: 512,
+        }
+    }
+}
+
 /// Per-channel mean and spread of CLIP's image normalisation.
 const MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 const STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
@@ -584,8 +612,15 @@ impl super::TextEncoder for ClipText {
 impl ClipVision {
     /// The image side of the CLIP folder `dir`.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
-        let config = read_config(dir)?;
-        let mut vs = nn::VarStore::new(device);
+        let mut v = Self::random(read_config(dir)?, device)?;
+        super::load_folder_weights(&mut v.vs, dir)?;
+        Ok(v)
+    }
+
+    /// An image side of `config` with random weights (for timing).
+    pub fn random(config: ClipConfig, device: Device) -> Result<Self> {
+        check_config(&config).map_err(Error::Config)?;
+        let vs = nn::VarStore::new(device);
         let root = vs.root();
         let v = &config.vision_config;
         let vision = VisionTransformer::new(&root / "vision_model", v)?;
@@ -595,13 +630,14 @@ impl ClipVision {
             config.projection_dim,
             no_bias(),
         );
-        super::load_folder_weights(&mut vs, dir)?;
-        Ok(Self {
+        let mut v = Self {
             config,
             vs,
             vision,
             visual_projection,
-        })
+        };
+        v.vs.freeze();
+        Ok(v)
     }
 
     /// Projected image features of pixels in [0, 1] at the model's input
