@@ -444,6 +444,21 @@ fn real_data_and_stackgan_commands_fail_clearly() {
     );
     assert_clear_error(
         &t2i(&["train", "--model", "attngan", "--data", "cub", "--out", o]),
+        "needs its folder",
+        &out_dir,
+    );
+    assert_clear_error(
+        &t2i(&[
+            "train",
+            "--model",
+            "attngan",
+            "--data",
+            "cub",
+            "--data-root",
+            n,
+            "--out",
+            o,
+        ]),
         "needs --damsm",
         &out_dir,
     );
