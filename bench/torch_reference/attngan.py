@@ -14,13 +14,14 @@ Adam) on a fixed in-memory batch, and generation.
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
+
+from common import kl_loss, max_diff, report
 
 GAMMA1, GAMMA2, GAMMA3, LAMBDA = 4.0, 5.0, 10.0, 5.0
 
@@ -316,10 +317,6 @@ def words_loss(img_features, words_emb, labels, cap_lens, class_ids):
     return F.cross_entropy(sims, labels), F.cross_entropy(sims.t(), labels), maps
 
 
-def kl_loss(mu, logvar):
-    return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
-
-
 def d_loss(d, real, fake, sent):
     """The official `discriminator_loss`."""
     bce = F.binary_cross_entropy
@@ -346,10 +343,6 @@ def g_loss(ds, image_encoder, fakes, words, sent, labels, cap_lens, class_ids):
     w0, w1, _ = words_loss(region, words, labels, cap_lens, class_ids)
     s0, s1 = sent_loss(code, sent, labels, class_ids)
     return total + (w0 + w1) * LAMBDA + (s0 + s1) * LAMBDA
-
-
-def max_diff(a, b):
-    return (a.float() - b.float()).abs().max().item()
 
 
 def check(reference):
@@ -452,16 +445,6 @@ def bench(batch, repeats, threads, vocab=5450):
         (g_loss(ds, image, fakes, words, sent, labels, lens, class_ids) + kl_loss(mu, logvar)).backward()
         opt_g.step()
 
-    def timed(f, n, warm=1):
-        for _ in range(warm):
-            f()
-        v = []
-        for _ in range(n):
-            t = time.perf_counter()
-            f()
-            v.append((time.perf_counter() - t) * 1e3)
-        v.sort()
-        return {"median_ms": v[len(v) // 2], "min_ms": v[0], "repeats": n}
 
     def gen(k):
         z, eps = torch.randn(k, c.z), torch.randn(k, c.cond)
@@ -474,13 +457,7 @@ def bench(batch, repeats, threads, vocab=5450):
                 g(z, sent, words, mask, eps)
         return f
 
-    out = {"model": "attngan", "engine": f"pytorch {torch.__version__}", "batch_size": batch,
-           "threads": torch.get_num_threads(), "train_step": timed(step, repeats),
-           "generate_batch1": timed(gen(1), repeats * 3),
-           "generate_batch16": timed(gen(16), repeats),
-           "generate_batch32": timed(gen(32), repeats)}
-    print(json.dumps(out))
-    return out
+    return report("attngan", batch, step, gen, repeats, warm=1)
 
 
 def main():

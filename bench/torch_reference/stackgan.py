@@ -13,12 +13,13 @@ and generation.
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
+
+from common import kl_loss, max_diff, report
 
 
 def conv3x3(cin, cout):
@@ -180,10 +181,6 @@ class StageD(nn.Module):
         return self.encode_img(x)
 
 
-def kl_loss(mu, logvar):
-    return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
-
-
 def d_loss(d, real, fake, mu):
     """The official `compute_discriminator_loss` (real, wrong, fake pairs)."""
     bce = nn.functional.binary_cross_entropy
@@ -210,10 +207,6 @@ def g_loss(d, fake, mu):
     if d.get_uncond_logits is not None:
         err = err + bce(d.get_uncond_logits(f), ones)
     return err
-
-
-def max_diff(a, b):
-    return (a - b).abs().max().item()
 
 
 def check(reference):
@@ -296,16 +289,6 @@ def bench(stage, batch, repeats, threads):
         (g_loss(d, fake, mu) + kl_loss(mu, logvar) * 2.0).backward()
         opt_g.step()
 
-    def timed(f, n, warm=2):
-        for _ in range(warm):
-            f()
-        v = []
-        for _ in range(n):
-            t = time.perf_counter()
-            f()
-            v.append((time.perf_counter() - t) * 1e3)
-        v.sort()
-        return {"median_ms": v[len(v) // 2], "min_ms": v[0], "repeats": n}
 
     def gen(k):
         t, z = torch.randn(k, c.text), torch.randn(k, c.z)
@@ -316,13 +299,7 @@ def bench(stage, batch, repeats, threads):
                 draw(t, z)
         return f
 
-    out = {"model": f"stackgan stage {stage}", "engine": f"pytorch {torch.__version__}", "batch_size": batch,
-           "threads": torch.get_num_threads(), "train_step": timed(step, repeats),
-           "generate_batch1": timed(gen(1), repeats * 3),
-           "generate_batch16": timed(gen(16), repeats),
-           "generate_batch32": timed(gen(32), repeats)}
-    print(json.dumps(out))
-    return out
+    return report(f"stackgan stage {stage}", batch, step, gen, repeats, warm=2)
 
 
 def main():

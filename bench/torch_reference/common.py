@@ -1,0 +1,42 @@
+"""What the PyTorch twins share: the timing loop, the report of a bench,
+the KL term of Conditioning Augmentation and the fixture comparison."""
+
+import json
+import time
+
+import torch
+
+
+def timed(f, n, warm=1):
+    """Median and minimum ms of `n` calls of `f` after `warm` untimed ones."""
+    for _ in range(warm):
+        f()
+    v = []
+    for _ in range(n):
+        t = time.perf_counter()
+        f()
+        v.append((time.perf_counter() - t) * 1e3)
+    v.sort()
+    return {"median_ms": v[len(v) // 2], "min_ms": v[0], "repeats": n}
+
+
+def report(model, batch, step, gen, repeats, warm):
+    """Times a training iteration and generation at batch 1, 16 and 32
+    (`gen(k)` returns the call that draws k images), prints and returns the
+    JSON line compare.sh reads."""
+    out = {"model": model, "engine": f"pytorch {torch.__version__}", "batch_size": batch,
+           "threads": torch.get_num_threads(), "train_step": timed(step, repeats, warm),
+           "generate_batch1": timed(gen(1), repeats * 3, warm),
+           "generate_batch16": timed(gen(16), repeats, warm),
+           "generate_batch32": timed(gen(32), repeats, warm)}
+    print(json.dumps(out))
+    return out
+
+
+def kl_loss(mu, logvar):
+    """KL(N(mu, sigma^2) || N(0, 1)), averaged as the official `KL_loss`."""
+    return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def max_diff(a, b):
+    return (a.float() - b.float()).abs().max().item()
