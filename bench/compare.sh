@@ -2,7 +2,8 @@
 # t2i against its PyTorch twin (bench/torch_reference/), in alternating
 # rounds on this machine: the same libtorch (PyTorch 2.13's), the same
 # threads, a fixed in-memory batch on both sides; prints each engine's median
-# over the rounds (of the per-round medians) and t2i / PyTorch.
+# over the rounds (of the per-round medians), t2i / PyTorch, and the GFLOP of
+# matrix products and convolutions each side counted (the same work: equal).
 #
 #   bench/compare.sh [--model stackgan|attngan|all] [--rounds 3] [--batch-size N]
 #                    [--repeats 3] [--precision fp32|bf16]
@@ -64,10 +65,12 @@ done
 import json, statistics, sys
 tmp, rounds, precision, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 rows = [("train iteration", "train_step"), ("generate batch 1", "generate_batch1"),
-        ("generate batch 32", "generate_batch32")]
+        ("generate batch 16", "generate_batch16"), ("generate batch 32", "generate_batch32")]
 print(f"t2i {precision} against PyTorch eager fp32, `paper` presets, median of {rounds} "
       "alternating rounds (ms)")
-print(f"{'what':<40} {'t2i':>10} {'pytorch':>10} {'t2i/pytorch':>12}")
+print(f"{'what':<40} {'t2i':>10} {'pytorch':>10} {'t2i/pytorch':>12} {'GFLOP t2i':>10} "
+      f"{'GFLOP pt':>10}")
+gf = lambda v: "-" if v is None else f"{v:.2f}"
 for m in models:
     batch = open(f"{tmp}/{m}-batch").read().strip()
     ours = [json.load(open(f"{tmp}/{m}-t2i-{r}.json")) for r in range(1, rounds + 1)]
@@ -78,5 +81,7 @@ for m in models:
         for name, key in rows:
             a = statistics.median(o[s - 1][key]["median_ms"] for o in ours)
             b = statistics.median(t[key]["median_ms"] for t in theirs)
-            print(f"{f'{label} {name}, batch {batch}':<40} {a:>10.1f} {b:>10.1f} {a / b:>12.2f}")
+            fa, fb = ours[0][s - 1][key].get("gflop"), theirs[0][key].get("gflop")
+            print(f"{f'{label} {name}, batch {batch}':<40} {a:>10.1f} {b:>10.1f} {a / b:>12.2f} "
+                  f"{gf(fa):>10} {gf(fb):>10}")
 PY

@@ -8,8 +8,14 @@ import torch
 
 
 def timed(f, n, warm=1):
-    """Median and minimum ms of `n` calls of `f` after `warm` untimed ones."""
-    for _ in range(warm):
+    """Median and minimum ms of `n` calls of `f` after `warm` untimed ones
+    (the first of them under PyTorch's FlopCounterMode: GFLOP of matrix
+    products and convolutions, as t2i bench counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        f()
+    for _ in range(warm - 1):
         f()
     v = []
     for _ in range(n):
@@ -17,7 +23,8 @@ def timed(f, n, warm=1):
         f()
         v.append((time.perf_counter() - t) * 1e3)
     v.sort()
-    return {"median_ms": v[len(v) // 2], "min_ms": v[0], "repeats": n}
+    return {"median_ms": v[len(v) // 2], "min_ms": v[0], "repeats": n,
+            "gflop": counter.get_total_flops() / 1e9}
 
 
 def report(model, batch, step, gen, repeats, warm):

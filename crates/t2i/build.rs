@@ -1,7 +1,8 @@
 //! Embeds libtorch's folder as an rpath so binaries and tests run without
 //! `LD_LIBRARY_PATH`; with the `cuda` feature, forces libtorch_cuda to be
 //! linked (tch-rs issue 980: `--as-needed` drops it otherwise); compiles
-//! `csrc/autocast.cpp`, libtorch's autocast for `--precision bf16`.
+//! `csrc/autocast.cpp`, libtorch's autocast for `--precision bf16`, and
+//! `csrc/flops.cpp`, the FLOP count of `t2i bench`.
 use std::path::PathBuf;
 
 fn main() {
@@ -15,6 +16,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch");
     }
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/flops.cpp");
     let root = lib
         .as_deref()
         .and_then(|l| l.parent())
@@ -24,10 +26,13 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/autocast.cpp")
+        .file("csrc/flops.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
+        // as libtorch was built: some of its classes' layouts depend on it
+        .define("NDEBUG", None)
         .flag_if_supported("-w")
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
-        .compile("t2i_autocast");
+        .compile("t2i_shim");
 }

@@ -917,6 +917,15 @@ pub struct BenchArgs {
     /// libtorch's autocast, as `train --precision bf16`).
     #[arg(long, default_value = "fp32")]
     pub precision: String,
+    /// Only this stage of a multi-stage model (StackGAN: 1 or 2; default:
+    /// every stage).
+    #[arg(long)]
+    pub stage: Option<u8>,
+    /// First measure the machine's matrix-product peak (2048x2048 matmul,
+    /// in the bench's precision and threads) and show each timing's share
+    /// of it.
+    #[arg(long)]
+    pub peak: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -997,11 +1006,39 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if needs_folder {
         t2i::family::apply_sets(&mut config, &["data.root=\"(not read)\"".to_string()])?;
     }
+    if let Some(s) = a.stage {
+        if fam.flag_keys("stage").is_empty() {
+            bail!("{} has no stages: --stage is for StackGAN", fam.name());
+        }
+        if !(1..=2).contains(&s) {
+            bail!("--stage must be 1 or 2, not {s}");
+        }
+    }
     config = fam.check(&config)?;
     let device = parse_device(&a.device)?;
     let precision = t2i::precision::Precision::parse(&a.precision)?;
-    let results = t2i::precision::run(precision, || fam.bench(&config, device, a.repeats))??;
-    println!("precision {}\n", precision.name());
+    let opts = t2i::family::BenchOptions {
+        device,
+        repeats: a.repeats,
+        stage: a.stage,
+    };
+    let peak = if a.peak {
+        Some(t2i::precision::run(precision, || {
+            t2i::bench::measure_peak(device, a.repeats.max(3))
+        })?)
+    } else {
+        None
+    };
+    let results = t2i::precision::run(precision, || fam.bench(&config, &opts))??;
+    println!("precision {}", precision.name());
+    if let Some(p) = peak {
+        println!(
+            "matmul peak {p:.1} GFLOP/s (2048x2048, {}, {} threads)",
+            t2i::device::device_name(device),
+            tch::get_num_threads()
+        );
+    }
+    println!();
     for (_, table) in &results {
         println!("{table}\n");
     }
@@ -1010,6 +1047,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             .into_iter()
             .map(|(mut v, _)| {
                 v["precision"] = serde_json::json!(precision.name());
+                v["peak_gflops"] = serde_json::json!(peak);
                 v
             })
             .collect();

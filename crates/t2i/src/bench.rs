@@ -68,16 +68,31 @@ pub fn sync(device: Device) {
     }
 }
 
-/// Median and minimum of timings, in milliseconds.
+/// Median and minimum of timings, in milliseconds, and the work of one
+/// call.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     pub median_ms: f64,
     pub min_ms: f64,
     pub repeats: usize,
+    /// Floating-point operations of one call in matrix products and
+    /// convolutions ([`count_flops`]), in 1e9; None where they could not be
+    /// counted.
+    pub gflop: Option<f64>,
 }
 
+impl Timing {
+    /// GFLOP/s at the median time.
+    pub fn gflops(&self) -> Option<f64> {
+        self.gflop.map(|g| g / (self.median_ms / 1e3))
+    }
+}
+
+/// Times `f`: `warmup` untimed calls (the first of them counts the FLOPs),
+/// then `repeats` timed ones.
 pub fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
-    for _ in 0..warmup {
+    let ((), flops) = count_flops(&mut f);
+    for _ in 1..warmup {
         f();
     }
     let mut v: Vec<f64> = (0..repeats.max(1))
@@ -92,7 +107,56 @@ pub fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
         median_ms: v[v.len() / 2],
         min_ms: v[0],
         repeats: v.len(),
+        gflop: flops.map(|n| n as f64 / 1e9),
     }
+}
+
+extern "C" {
+    fn t2i_flops_begin() -> i32;
+    fn t2i_flops_end() -> u64;
+}
+
+/// Runs `f` and counts the floating-point operations libtorch performs in
+/// its matrix products and convolutions, forward and backward (`mm`,
+/// `addmm`, `bmm`, `baddbmm`, `convolution`, `convolution_backward`; a
+/// multiply-add is 2, as PyTorch's `FlopCounterMode` counts), from the
+/// shapes each call receives (`csrc/flops.cpp`). Element-wise work, norms
+/// and attention kernels other than these are not counted. None if
+/// libtorch refused the counter.
+pub fn count_flops<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
+    // SAFETY: plain C calls; begin/end pair up and share one counter
+    let ok = unsafe { t2i_flops_begin() } == 0;
+    let out = f();
+    let n = ok.then(|| unsafe { t2i_flops_end() });
+    (out, n)
+}
+
+/// The machine's matrix-product peak in GFLOP/s, once measured (`t2i bench
+/// --peak`); timing tables then show each row's share of it.
+static PEAK_GFLOPS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// Measures the peak as the best of `repeats` products of two 2048x2048
+/// matrices on `device` (under the caller's autocast, so bf16 inside
+/// `precision::run(Bf16, ..)`), records it for the timing tables, and
+/// returns it in GFLOP/s.
+pub fn measure_peak(device: Device, repeats: usize) -> f64 {
+    let n = 2048;
+    let a = Tensor::randn([n, n], (Kind::Float, device));
+    let b = Tensor::randn([n, n], (Kind::Float, device));
+    let t = tch::no_grad(|| {
+        time(repeats, 2, || {
+            let _ = a.matmul(&b);
+            sync(device);
+        })
+    });
+    let peak = 2.0 * (n * n * n) as f64 / 1e9 / (t.min_ms / 1e3);
+    let _ = PEAK_GFLOPS.set(peak);
+    peak
+}
+
+/// The peak [`measure_peak`] recorded, if any.
+pub fn peak_gflops() -> Option<f64> {
+    PEAK_GFLOPS.get().copied()
 }
 
 /// The first line of a timing table: what, image side, batch, device.
@@ -100,15 +164,35 @@ pub fn bench_title(what: &str, size: i64, batch: i64, device: &str, threads: i32
     format!("{what} ({size}x{size}, batch {batch}, {device}, {threads} threads)")
 }
 
-/// A timing table: the title line, then one row per measurement.
+/// A timing table: the title line, then one row per measurement with its
+/// GFLOP per call, GFLOP/s and, once [`measure_peak`] ran, its share of the
+/// peak.
 pub fn timing_table(title: &str, rows: &[(&str, &Timing)]) -> String {
     let w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(4).max(26);
+    let peak = peak_gflops();
     let mut s = format!(
-        "{title}\n{:<w$} {:>12} {:>12}\n",
-        "what", "median ms", "min ms"
+        "{title}\n{:<w$} {:>12} {:>12} {:>10} {:>10}{}\n",
+        "what",
+        "median ms",
+        "min ms",
+        "GFLOP",
+        "GFLOP/s",
+        if peak.is_some() { "     % peak" } else { "" }
     );
+    let cell = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
     for (n, t) in rows {
-        s += &format!("{:<w$} {:>12.2} {:>12.2}\n", n, t.median_ms, t.min_ms);
+        s += &format!(
+            "{:<w$} {:>12.2} {:>12.2} {:>10} {:>10}",
+            n,
+            t.median_ms,
+            t.min_ms,
+            cell(t.gflop, 3),
+            cell(t.gflops(), 1)
+        );
+        if let Some(p) = peak {
+            s += &format!(" {:>10}", cell(t.gflops().map(|g| 100.0 * g / p), 1));
+        }
+        s += "\n";
     }
     s
 }
@@ -125,6 +209,7 @@ pub struct BenchReport {
     /// One full GAN-INT-CLS iteration (D and G updates).
     pub train_step: Timing,
     pub generate_batch1: Timing,
+    pub generate_batch16: Timing,
     pub generate_batch32: Timing,
     /// Peak resident memory of the process (MiB).
     pub peak_rss_mib: f64,
@@ -144,6 +229,7 @@ impl BenchReport {
             &[
                 ("train iteration", &self.train_step),
                 ("generate batch 1", &self.generate_batch1),
+                ("generate batch 16", &self.generate_batch16),
                 ("generate batch 32", &self.generate_batch32),
             ],
         );
@@ -207,6 +293,7 @@ pub fn bench_gan_int_cls(
         }
     };
     let generate_batch1 = time(repeats * 3, 3, gen(1));
+    let generate_batch16 = time(repeats, 3, gen(16));
     let generate_batch32 = time(repeats, 3, gen(32));
     Ok(BenchReport {
         model: "gan-int-cls".into(),
@@ -217,6 +304,7 @@ pub fn bench_gan_int_cls(
         threads: tch::get_num_threads(),
         train_step,
         generate_batch1,
+        generate_batch16,
         generate_batch32,
         peak_rss_mib: peak_rss_mib(),
     })
@@ -285,6 +373,7 @@ pub fn bench_stackgan(
         }
     };
     let generate_batch1 = time(repeats * 3, 2, gen(1));
+    let generate_batch16 = time(repeats, 2, gen(16));
     let generate_batch32 = time(repeats, 2, gen(32));
     Ok(BenchReport {
         model: format!("stackgan stage {stage}"),
@@ -295,6 +384,7 @@ pub fn bench_stackgan(
         threads: tch::get_num_threads(),
         train_step,
         generate_batch1,
+        generate_batch16,
         generate_batch32,
         peak_rss_mib: peak_rss_mib(),
     })
@@ -372,6 +462,7 @@ pub fn bench_attngan(
         })
     };
     let generate_batch1 = time(repeats * 3, 2, gen(1)?);
+    let generate_batch16 = time(repeats, 2, gen(16)?);
     let generate_batch32 = time(repeats, 2, gen(32)?);
     Ok(BenchReport {
         model: format!("attngan ({} stages)", c.branch_num),
@@ -382,6 +473,7 @@ pub fn bench_attngan(
         threads: tch::get_num_threads(),
         train_step,
         generate_batch1,
+        generate_batch16,
         generate_batch32,
         peak_rss_mib: peak_rss_mib(),
     })
@@ -398,4 +490,62 @@ pub fn attngan_parameter_counts(c: &crate::models::attngan::AttnGanConfig) -> Ve
         }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flops_of_products_and_convolutions_forward_and_backward() {
+        let (_, n) = count_flops(|| {
+            let a = Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
+            let b = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
+            let _ = a.mm(&b); // 2 * 8 * 16 * 4
+            let x = Tensor::randn([3, 5, 6], (Kind::Float, Device::Cpu));
+            let y = Tensor::randn([3, 6, 7], (Kind::Float, Device::Cpu));
+            let _ = x.bmm(&y); // 2 * 3 * 5 * 6 * 7
+        });
+        assert_eq!(n, Some(2 * 8 * 16 * 4 + 2 * 3 * 5 * 6 * 7));
+        // a 3x3 convolution, 4 -> 6 channels, on [2, 4, 10, 10] with padding
+        // 1: 2 * (2 * 6 * 10 * 10) outputs * (4 * 3 * 3); backward computes
+        // the input's and the weight's gradients, each as much again
+        let fwd = 2 * (2 * 6 * 10 * 10) * (4 * 3 * 3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = nn::conv2d(
+            vs.root(),
+            4,
+            6,
+            3,
+            nn::ConvConfig {
+                padding: 1,
+                bias: false,
+                ..Default::default()
+            },
+        );
+        let x = Tensor::randn([2, 4, 10, 10], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let (_, n) = count_flops(|| x.apply(&conv).sum(Kind::Float).backward());
+        assert_eq!(n, Some(3 * fwd));
+        // transposed: every input element meets the whole kernel
+        let up = nn::conv_transpose2d(
+            vs.root() / "up",
+            4,
+            6,
+            4,
+            nn::ConvTransposeConfig {
+                stride: 2,
+                padding: 1,
+                bias: false,
+                ..Default::default()
+            },
+        );
+        let (_, n) = count_flops(|| tch::no_grad(|| x.apply(&up)));
+        assert_eq!(n, Some(2 * (2 * 4 * 10 * 10) * (6 * 4 * 4)));
+        // nothing counted outside a count, and timings carry the count
+        let t = time(1, 1, || {
+            let _ = Tensor::ones([4, 4], (Kind::Float, Device::Cpu))
+                .mm(&Tensor::ones([4, 2], (Kind::Float, Device::Cpu)));
+        });
+        assert_eq!(t.gflop, Some(2.0 * 4.0 * 4.0 * 2.0 / 1e9));
+    }
 }

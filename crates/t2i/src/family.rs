@@ -454,10 +454,9 @@ pub trait Family: Sync {
     fn bench(
         &self,
         config: &Table,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let _ = (config, device, repeats);
+        let _ = (config, opts);
         Err(Error::Config(format!("no benchmark for {}", self.name())))
     }
     /// Converts an official implementation's weights into a t2i checkpoint;
@@ -469,6 +468,17 @@ pub trait Family: Sync {
             self.name()
         )))
     }
+}
+
+/// What `t2i bench` asks of a family's benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub device: Device,
+    /// Timed repeats after warm-up.
+    pub repeats: usize,
+    /// Only this stage of a multi-stage family (one with a `stage` key,
+    /// StackGAN); None: every stage.
+    pub stage: Option<u8>,
 }
 
 /// What a family implements: [`Family`] follows for it, with the config
@@ -516,10 +526,9 @@ pub trait TypedFamily: Sync {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let _ = (config, device, repeats);
+        let _ = (config, opts);
         Err(Error::Config(format!("no benchmark for {}", Self::NAME)))
     }
     /// See [`Family::import`].
@@ -571,10 +580,9 @@ impl<F: TypedFamily> Family for F {
     fn bench(
         &self,
         config: &Table,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        TypedFamily::bench(self, &parse_table(config)?, device, repeats)
+        TypedFamily::bench(self, &parse_table(config)?, opts)
     }
     fn import(&self, req: &ImportRequest) -> Result<String> {
         TypedFamily::import(self, req)

@@ -15,8 +15,8 @@ use crate::data::prepare::ImageBatcher;
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, ImportRequest, Metrics,
-    ParamRow, Summary, TrainContext, Trainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, Generated, Generator as FamilyGenerator, ImportRequest,
+    Metrics, ParamRow, Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::layers::ca::kl_loss;
@@ -484,11 +484,10 @@ impl TypedFamily for AttnGanFamily {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
         let c = &config.model;
-        let r = crate::bench::bench_attngan(c, device, repeats)?;
+        let r = crate::bench::bench_attngan(c, opts.device, opts.repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
     }

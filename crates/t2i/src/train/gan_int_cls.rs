@@ -13,8 +13,8 @@ use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, ParamRow, Summary,
-    TrainContext, Trainer as FamilyTrainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics,
+    ParamRow, Summary, TrainContext, Trainer as FamilyTrainer, TypedFamily,
 };
 use crate::imageio::{grid, images_to_tensor, tensor_to_images};
 use crate::models::gan_int_cls::GanIntClsModel;
@@ -668,12 +668,11 @@ impl TypedFamily for GanIntClsFamily {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
         let mut m = config.model.clone();
         m.text_dim = if m.preset == "paper" { 1024 } else { 128 };
-        let r = crate::bench::bench_gan_int_cls(&m, device, repeats)?;
+        let r = crate::bench::bench_gan_int_cls(&m, opts.device, opts.repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
     }

@@ -12,8 +12,8 @@ use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Layout, Metrics, Summary,
-    TrainContext, Trainer as FamilyTrainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Layout, Metrics,
+    Summary, TrainContext, Trainer as FamilyTrainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::gawwn::{
@@ -812,10 +812,9 @@ impl TypedFamily for GawwnFamily {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let r = bench_gawwn(&bench_config(&config.model), device, repeats)?;
+        let r = bench_gawwn(&bench_config(&config.model), opts.device, opts.repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
     }
@@ -892,6 +891,7 @@ pub fn bench_gawwn(
         }
     };
     let generate_batch1 = time(repeats * 3, 3, gen(1));
+    let generate_batch16 = time(repeats, 3, gen(16));
     let generate_batch32 = time(repeats, 3, gen(32));
     Ok(BenchReport {
         model: format!(
@@ -908,6 +908,7 @@ pub fn bench_gawwn(
         threads: tch::get_num_threads(),
         train_step,
         generate_batch1,
+        generate_batch16,
         generate_batch32,
         peak_rss_mib: peak_rss_mib(),
     })

@@ -11,8 +11,8 @@ use crate::data::images::LoadOptions;
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator, ImportRequest, Metrics, ParamRow, Summary,
-    TrainContext, Trainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, Generated, Generator, ImportRequest, Metrics, ParamRow,
+    Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images};
 use crate::models::stackgan::{
@@ -403,13 +403,13 @@ impl TypedFamily for StackGanFamily {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
         let c = &config.model;
         let mut out = Vec::new();
-        for stage in [1u8, 2] {
-            let r = crate::bench::bench_stackgan(c, stage, device, repeats)?;
+        let stages = opts.stage.map_or(vec![1u8, 2], |s| vec![s]);
+        for stage in stages {
+            let r = crate::bench::bench_stackgan(c, stage, opts.device, opts.repeats)?;
             let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
             out.push((v, r.table()));
         }

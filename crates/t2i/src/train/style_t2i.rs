@@ -23,8 +23,8 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::eval::shapes::full_caption;
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics, Summary,
-    TrainContext, Trainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics,
+    Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::models::damsm::CnnEncoder;
@@ -970,10 +970,9 @@ impl TypedFamily for StyleT2IFamily {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let r = bench(config, device, repeats)?;
+        let r = bench(config, opts.device, opts.repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
     }

@@ -17,8 +17,8 @@ use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::family::{
-    Controls, FamilyConfig, Generated, Generator as FamilyGenerator, ImportRequest, Metrics,
-    ParamRow, Summary, TrainContext, Trainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, Generated, Generator as FamilyGenerator, ImportRequest,
+    Metrics, ParamRow, Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, images_to_tensor, tensor_to_images, Rgb};
 use crate::models::stylegan2::{Discriminator, Generator, StyleGan2Config};
@@ -726,10 +726,9 @@ impl TypedFamily for StyleGan2Family {
     fn bench(
         &self,
         config: &Self::Config,
-        device: Device,
-        repeats: usize,
+        opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
-        let r = bench(config, device, repeats)?;
+        let r = bench(config, opts.device, opts.repeats)?;
         Ok(vec![(
             serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?,
             r.table(),
