@@ -2,7 +2,8 @@
 //! `LD_LIBRARY_PATH`; with the `cuda` feature, forces libtorch_cuda to be
 //! linked (tch-rs issue 980: `--as-needed` drops it otherwise); compiles
 //! `csrc/autocast.cpp`, libtorch's autocast for `--precision bf16`, and
-//! `csrc/flops.cpp`, the FLOP count of `t2i bench`.
+//! `csrc/flops.cpp`, the FLOP count of `t2i bench`, and `csrc/ops.cpp`, the
+//! operations tch does not reach (`ops.rs`).
 use std::path::PathBuf;
 
 fn main() {
@@ -17,6 +18,7 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-changed=csrc/flops.cpp");
+    println!("cargo:rerun-if-changed=csrc/ops.cpp");
     let root = lib
         .as_deref()
         .and_then(|l| l.parent())
@@ -27,6 +29,7 @@ fn main() {
         .cpp(true)
         .file("csrc/autocast.cpp")
         .file("csrc/flops.cpp")
+        .file("csrc/ops.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

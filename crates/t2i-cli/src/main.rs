@@ -101,6 +101,7 @@ fn main() {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     cap_address_space();
+    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("T2I_LOG")
@@ -125,6 +126,23 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// A training step allocates and frees the same activation sizes every
+/// iteration. glibc serves blocks above its mmap threshold with fresh
+/// mappings and unmaps them on free, so each iteration pays the kernel's page
+/// faults and zeroing again, and it returns the heap's free top to the
+/// kernel likewise: blocks up to 32 MiB come from the heap here and the heap
+/// is never trimmed (StackGAN Stage-I training, batch 8: docs/BENCHMARKS.md).
+/// Peak memory is unchanged; freed memory stays with the process.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two of the allocator's parameters, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
 

@@ -17,6 +17,7 @@ pub mod imageio;
 pub mod import;
 pub mod layers;
 pub mod models;
+pub mod ops;
 pub mod placement;
 pub mod precision;
 pub mod progress;

@@ -141,10 +141,10 @@ pub fn batch_norm2d(p: nn::Path, c: i64, init: InitKind) -> nn::BatchNorm {
     nn::batch_norm2d(p, c, cfg)
 }
 
-/// LeakyReLU with slope 0.2, the papers' choice (libtorch's binding has no
-/// slope argument).
+/// LeakyReLU with slope 0.2, the papers' choice (tch's binding has no
+/// slope argument: libtorch's through [`crate::ops::leaky_relu`]).
 pub fn lrelu(x: &Tensor) -> Tensor {
-    x.maximum(&(x * 0.2))
+    crate::ops::leaky_relu(x, 0.2)
 }
 
 pub mod ca;

@@ -2,8 +2,10 @@
 //!
 //! tch's optimiser keeps its moments inside libtorch with no way to read them
 //! back, so a resumed run could not continue exactly. This applies PyTorch's
-//! `torch.optim.Adam` update (no weight decay, no amsgrad) with libtorch ops
-//! on moments we own, so checkpoints carry them.
+//! `torch.optim.Adam` update (no weight decay, no amsgrad) with libtorch's
+//! fused kernel (`_fused_adam_`, one pass per parameter) on moments we own,
+//! so checkpoints carry them; gradients are reset to undefined between
+//! steps, as PyTorch's `zero_grad()`.
 
 use std::collections::HashMap;
 use tch::{nn::VarStore, Kind, Tensor};
@@ -49,29 +51,11 @@ impl Adam {
         }
     }
 
+    /// Drops every gradient (PyTorch's `zero_grad(set_to_none=True)`).
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
+            crate::ops::reset_grad(p);
         }
-    }
-
-    /// Whether every gradient is finite (one reduction per tensor, one sync).
-    fn gradients_finite(&self) -> bool {
-        let peaks: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|p| p.grad())
-            .filter(|g| g.defined())
-            .map(|g| g.abs().max())
-            .collect();
-        if peaks.is_empty() {
-            return true;
-        }
-        // NaN propagates through max, inf stays inf
-        Tensor::stack(&peaks, 0).max().double_value(&[]).is_finite()
     }
 
     /// One update: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
@@ -80,37 +64,23 @@ impl Adam {
     /// and moments stay as they were; `skipped` counts it); returns whether
     /// the update was taken.
     pub fn step(&mut self) -> bool {
-        if !self.gradients_finite() {
+        use crate::ops::{adam_step, AdamOutcome};
+        let outcome = adam_step(
+            &mut self.params,
+            &mut self.m,
+            &mut self.v,
+            self.step + 1,
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+        );
+        if outcome == AdamOutcome::Skipped {
             self.skipped += 1;
             tracing::debug!("non-finite gradient: update skipped");
             return false;
         }
         self.step += 1;
-        let t = self.step as i32;
-        let bc1 = 1.0 - self.beta1.powi(t);
-        let bc2 = 1.0 - self.beta2.powi(t);
-        tch::no_grad(|| {
-            let groups = self.params.iter_mut().zip(&mut self.m).zip(&mut self.v);
-            for ((p, m), v) in groups {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                // in place, as torch.optim.Adam's single-tensor path: two
-                // temporaries per parameter (tch's addcmul_/addcdiv_ have
-                // no scalar factor: it goes into one operand)
-                let _ = m.lerp_(&g, 1.0 - self.beta1);
-                let _ = v
-                    .g_mul_scalar_(self.beta2)
-                    .addcmul_(&(&g * (1.0 - self.beta2)), &g);
-                let mut denom = v.sqrt();
-                let _ = denom
-                    .g_div_scalar_(bc2.sqrt())
-                    .g_add_scalar_(self.eps)
-                    .g_mul_scalar_(-bc1 / self.lr);
-                let _ = p.addcdiv_(&*m, &denom);
-            }
-        });
         true
     }
 

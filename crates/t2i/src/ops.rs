@@ -1,0 +1,97 @@
+//! Safe wrappers over `csrc/ops.cpp`: libtorch operations tch's C API does
+//! not reach (LeakyReLU with a slope, gradients reset to undefined, the
+//! fused Adam update).
+
+use tch::Tensor;
+
+/// The C side's tensor handle (tch's `C_tensor`, a `torch::Tensor*`).
+type Handle = tch::Tensor;
+
+extern "C" {
+    fn t2i_leaky_relu(x: *const torch_sys::C_tensor, slope: f64) -> *mut torch_sys::C_tensor;
+    fn t2i_reset_grad(param: *mut torch_sys::C_tensor) -> i32;
+    fn t2i_adam_step(
+        params: *const *mut torch_sys::C_tensor,
+        exp_avgs: *const *mut torch_sys::C_tensor,
+        exp_avg_sqs: *const *mut torch_sys::C_tensor,
+        n: i64,
+        step: i64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    ) -> i32;
+}
+
+/// `leaky_relu(x, slope)`: one kernel forward and one backward.
+///
+/// # Panics
+/// If libtorch refuses the input (as tch's own operations do).
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Tensor {
+    // SAFETY: `x` is a live tensor; the result is a new handle we own
+    let out = unsafe { t2i_leaky_relu(x.as_ptr(), slope) };
+    assert!(
+        !out.is_null(),
+        "leaky_relu failed on a {:?} tensor",
+        x.size()
+    );
+    // SAFETY: a fresh `new torch::Tensor` from the C side
+    unsafe { Handle::from_ptr(out) }
+}
+
+/// Drops the gradient of `param` (the next backward stores its gradient
+/// instead of adding it to zeros).
+pub fn reset_grad(param: &mut Tensor) {
+    // SAFETY: `param` is a live tensor; only its gradient slot changes
+    let rc = unsafe { t2i_reset_grad(param.as_mut_ptr()) };
+    debug_assert_eq!(rc, 0);
+}
+
+/// Outcome of [`adam_step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdamOutcome {
+    Updated,
+    /// A gradient held a NaN or an infinity: nothing changed.
+    Skipped,
+}
+
+/// One fused Adam update (torch.optim.Adam without weight decay or amsgrad,
+/// libtorch's `_fused_adam_`) of the parameters with a gradient, as update
+/// number `step`; skipped as a whole when a gradient is not finite.
+///
+/// # Panics
+/// If the three lists differ in length, or libtorch refuses the update.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(
+    params: &mut [Tensor],
+    exp_avgs: &mut [Tensor],
+    exp_avg_sqs: &mut [Tensor],
+    step: i64,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+) -> AdamOutcome {
+    assert!(params.len() == exp_avgs.len() && params.len() == exp_avg_sqs.len());
+    let ptrs = |v: &mut [Tensor]| v.iter_mut().map(|t| t.as_mut_ptr()).collect::<Vec<_>>();
+    let (p, m, v) = (ptrs(params), ptrs(exp_avgs), ptrs(exp_avg_sqs));
+    // SAFETY: three arrays of live handles of equal length, updated in place
+    let rc = unsafe {
+        t2i_adam_step(
+            p.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            p.len() as i64,
+            step,
+            lr,
+            beta1,
+            beta2,
+            eps,
+        )
+    };
+    match rc {
+        1 => AdamOutcome::Updated,
+        0 => AdamOutcome::Skipped,
+        _ => panic!("libtorch refused the fused Adam update"),
+    }
+}
