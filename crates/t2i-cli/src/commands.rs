@@ -289,6 +289,9 @@ pub fn run_training(req: &TrainRequest) -> Result<()> {
         o.report.seconds,
         ck.display()
     );
+    if let Some(l) = o.report.loader_line() {
+        println!("{l}");
+    }
     for l in &o.summary.lines {
         println!("{l}");
     }
@@ -921,14 +924,18 @@ pub struct BenchArgs {
     /// every stage).
     #[arg(long)]
     pub stage: Option<u8>,
-    /// First measure the machine's matrix-product peak (2048x2048 matmul,
-    /// in the bench's precision and threads) and show each timing's share
-    /// of it.
+    /// First measure the machine's dense-product peak (the faster of a
+    /// 2048x2048 matmul and a large 1x1 convolution, in the bench's
+    /// precision and threads) and show each timing's share of it.
     #[arg(long)]
     pub peak: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Instead of timing, write the fixture the family's PyTorch twin
+    /// checks itself against into this folder (`bench/compare.sh` does).
+    #[arg(long, value_name = "DIR")]
+    pub twin_fixture: Option<PathBuf>,
     /// Load-test a running `t2i serve` at this address (http://HOST:PORT)
     /// instead of timing a model in-process.
     #[arg(long, value_name = "URL")]
@@ -1017,6 +1024,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     config = fam.check(&config)?;
     let device = parse_device(&a.device)?;
     let precision = t2i::precision::Precision::parse(&a.precision)?;
+    if let Some(dir) = &a.twin_fixture {
+        println!("{}", fam.twin_fixture(&config, device, dir)?);
+        return Ok(());
+    }
     let opts = t2i::family::BenchOptions {
         device,
         repeats: a.repeats,
@@ -1033,7 +1044,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     println!("precision {}", precision.name());
     if let Some(p) = peak {
         println!(
-            "matmul peak {p:.1} GFLOP/s (2048x2048, {}, {} threads)",
+            "peak {p:.1} GFLOP/s (the faster of a 2048x2048 matmul and a 1x1 convolution, {}, {} threads)",
             t2i::device::device_name(device),
             tch::get_num_threads()
         );

@@ -878,3 +878,94 @@ fn bf16_training_records_its_precision_and_keeps_fp32_weights() {
     ]);
     assert_clear_error(&o, "unknown precision 'fp16'", &bad);
 }
+
+#[test]
+fn bench_counts_flops_and_writes_the_twin_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = t2i(&[
+        "bench",
+        "--model",
+        "gan-int-cls",
+        "--repeats",
+        "1",
+        "--batch-size",
+        "4",
+        "--peak",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("peak") && stdout.contains("% peak"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let gflop = |k: &str| v[k]["gflop"].as_f64().unwrap_or(0.0);
+    // the training iteration does much more work than one generated image
+    assert!(gflop("train_step") > 10.0 * gflop("generate_batch1"), "{v}");
+    assert!(gflop("generate_batch1") > 0.0, "{v}");
+    assert!(v["generate_batch16"]["median_ms"].as_f64().is_some(), "{v}");
+    assert!(v["peak_gflops"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+    // the PyTorch twin's fixture: weights, one step's inputs and outputs
+    let fx = dir.path().join("fixture");
+    let out = t2i(&[
+        "bench",
+        "--model",
+        "gan-int-cls",
+        "--twin-fixture",
+        fx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["weights", "inputs", "outputs"] {
+        let p = fx.join(format!("{f}.safetensors"));
+        assert!(std::fs::metadata(&p).unwrap().len() > 0, "{}", p.display());
+    }
+    // what a family or a flag cannot do is one clear line
+    let none = dir.path().join("none");
+    let bad = [
+        (
+            vec!["bench", "--model", "attngan", "--stage", "1"],
+            "no stages",
+        ),
+        (
+            vec!["bench", "--model", "stackgan", "--stage", "3"],
+            "--stage",
+        ),
+        (
+            vec![
+                "bench",
+                "--model",
+                "stackgan",
+                "--twin-fixture",
+                none.to_str().unwrap(),
+            ],
+            "no PyTorch twin fixture",
+        ),
+        (
+            vec![
+                "bench",
+                "--model",
+                "gan-int-cls",
+                "--preset",
+                "tiny-plus",
+                "--twin-fixture",
+                none.to_str().unwrap(),
+            ],
+            "tiny-plus",
+        ),
+    ];
+    for (args, needle) in bad {
+        assert_clear_error(&t2i(&args), needle, &none);
+    }
+}

@@ -135,21 +135,36 @@ pub fn count_flops<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
 /// --peak`); timing tables then show each row's share of it.
 static PEAK_GFLOPS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 
-/// Measures the peak as the best of `repeats` products of two 2048x2048
-/// matrices on `device` (under the caller's autocast, so bf16 inside
-/// `precision::run(Bf16, ..)`), records it for the timing tables, and
-/// returns it in GFLOP/s.
+/// Measures the peak as the faster of two dense products, each the best of
+/// `repeats`: two 2048x2048 matrices (libtorch's BLAS) and a 1x1
+/// convolution of 512 to 512 channels over 8 maps of 32x32 in channels-last
+/// layout (oneDNN, which the convolutions use; on AMD CPUs MKL's matrix
+/// product stays well below it). Runs on `device` under the caller's
+/// autocast (bf16 inside `precision::run(Bf16, ..)`), records the peak for
+/// the timing tables, and returns it in GFLOP/s.
 pub fn measure_peak(device: Device, repeats: usize) -> f64 {
     let n = 2048;
     let a = Tensor::randn([n, n], (Kind::Float, device));
     let b = Tensor::randn([n, n], (Kind::Float, device));
-    let t = tch::no_grad(|| {
-        time(repeats, 2, || {
-            let _ = a.matmul(&b);
-            sync(device);
-        })
+    let (c, hw, batch) = (512, 32, 8);
+    let x = Tensor::randn([batch, hw, hw, c], (Kind::Float, device)).permute([0, 3, 1, 2]);
+    let w = Tensor::randn([c, 1, 1, c], (Kind::Float, device)).permute([0, 3, 1, 2]);
+    let best = |flops: f64, f: &dyn Fn()| {
+        let t = tch::no_grad(|| {
+            time(repeats, 2, || {
+                f();
+                sync(device);
+            })
+        });
+        flops / 1e9 / (t.min_ms / 1e3)
+    };
+    let mm = best(2.0 * (n * n * n) as f64, &|| {
+        let _ = a.matmul(&b);
     });
-    let peak = 2.0 * (n * n * n) as f64 / 1e9 / (t.min_ms / 1e3);
+    let conv = best(2.0 * (batch * hw * hw * c * c) as f64, &|| {
+        let _ = x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    });
+    let peak = mm.max(conv);
     let _ = PEAK_GFLOPS.set(peak);
     peak
 }
@@ -260,29 +275,13 @@ pub fn bench_gan_int_cls(
     device: Device,
     repeats: usize,
 ) -> Result<BenchReport> {
-    let shapes = Shapes::new(ShapesConfig {
-        image_size: c.image_size as u32,
-        train_size: (c.batch_size as usize * 4).max(256),
-        test_size: 64,
-        ..Default::default()
-    })?;
-    let caps: Vec<String> = (0..64)
-        .flat_map(|i| shapes.sample(Split::Train, i).captions)
-        .collect();
-    let vocab = Vocab::build(caps.iter().map(String::as_str), 1);
-    let enc_cfg = GruEncoderConfig {
-        sentence_dim: c.text_dim,
-        ..GruEncoderConfig::tiny()
-    };
-    let encoder = GruEncoder::new(enc_cfg, vocab, device);
-    let data = EmbeddedImages::shapes(&shapes, Split::Train, &encoder, device)?;
-    let model = GanIntClsModel::new(c.clone(), AnyTextEncoder::Gru(encoder), device);
-    let mut trainer = Trainer::new(model, data, Some(shapes.config.clone()), 0);
+    let mut trainer = gan_int_cls_trainer(c, device)?;
     let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 3, || {
         trainer.train_step();
         sync();
     });
+    trainer.model.for_inference();
     let m = &trainer.model;
     let gen = |n: i64| {
         let z = Tensor::randn([n, c.z_dim], (Kind::Float, device));
@@ -308,6 +307,106 @@ pub fn bench_gan_int_cls(
         generate_batch32,
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// Writes what the PyTorch twin (`bench/torch_reference/gan_int_cls.py
+/// check`) needs to show it computes t2i's training step: G's and D's
+/// random initial weights (`weights.safetensors`, `g.*` and `d.*`), one
+/// step's batch and noises (`inputs.safetensors`), and that step's fakes,
+/// scores, losses and updated weights (`outputs.safetensors`, batch-norm in
+/// training mode). Only the paper's objective (the `paper` and `tiny`
+/// presets' terms: GAN-INT-CLS and the mode-seeking term); returns the
+/// file names written.
+pub fn write_gan_int_cls_twin_fixture(
+    c: &GanIntClsConfig,
+    device: Device,
+    dir: &std::path::Path,
+) -> Result<Vec<String>> {
+    use crate::checkpoint::{named, save};
+    use crate::error::Error;
+    let beyond = c.contrastive_weight > 0.0
+        || c.rank_weight > 0.0
+        || c.match_weight > 0.0
+        || c.style_weight > 0.0
+        || c.recon_weight > 0.0
+        || c.hinge_loss
+        || c.spectral_norm
+        || c.resize_conv
+        || c.rgb_conv
+        || c.ema_decay > 0.0;
+    if beyond {
+        return Err(Error::Config(format!(
+            "the PyTorch twin has the paper's GAN-INT-CLS objective only: preset {} adds terms beyond it (use paper or tiny)",
+            c.preset
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    tch::manual_seed(0);
+    let mut t = gan_int_cls_trainer(c, device)?;
+    let weights = |t: &Trainer| {
+        let mut v = named(&t.model.g_vs, "g");
+        v.extend(named(&t.d_vs, "d"));
+        v
+    };
+    let meta = |what: &str| {
+        let mut m = BTreeMap::new();
+        m.insert("what".to_string(), what.to_string());
+        m.insert(
+            "config".to_string(),
+            serde_json::to_string(c).unwrap_or_default(),
+        );
+        m
+    };
+    save(
+        &dir.join("weights.safetensors"),
+        &meta("weights"),
+        &weights(&t),
+    )?;
+    let inputs = t.draw_step();
+    let mut ins = vec![
+        ("images".to_string(), inputs.batch.images.shallow_clone()),
+        ("right".to_string(), inputs.batch.right.shallow_clone()),
+        ("wrong".to_string(), inputs.batch.wrong.shallow_clone()),
+        ("z".to_string(), inputs.z.shallow_clone()),
+    ];
+    for (k, v) in [("z_int", &inputs.z_int), ("z_div", &inputs.z_div)] {
+        if let Some(v) = v {
+            ins.push((k.to_string(), v.shallow_clone()));
+        }
+    }
+    save(&dir.join("inputs.safetensors"), &meta("inputs"), &ins)?;
+    let stats = t.step_on(&inputs);
+    let mut outs = weights(&t);
+    outs.push(("loss_d".to_string(), Tensor::from(stats.loss_d as f32)));
+    outs.push(("loss_g".to_string(), Tensor::from(stats.loss_g as f32)));
+    save(&dir.join("outputs.safetensors"), &meta("outputs"), &outs)?;
+    Ok(["weights", "inputs", "outputs"]
+        .iter()
+        .map(|f| format!("{f}.safetensors"))
+        .collect())
+}
+
+/// A GAN-INT-CLS trainer on synthetic shapes data with an untrained text
+/// encoder (its speed is what a bench measures).
+fn gan_int_cls_trainer(c: &GanIntClsConfig, device: Device) -> Result<Trainer> {
+    let shapes = Shapes::new(ShapesConfig {
+        image_size: c.image_size as u32,
+        train_size: (c.batch_size as usize * 4).max(256),
+        test_size: 64,
+        ..Default::default()
+    })?;
+    let caps: Vec<String> = (0..64)
+        .flat_map(|i| shapes.sample(Split::Train, i).captions)
+        .collect();
+    let vocab = Vocab::build(caps.iter().map(String::as_str), 1);
+    let enc_cfg = GruEncoderConfig {
+        sentence_dim: c.text_dim,
+        ..GruEncoderConfig::tiny()
+    };
+    let encoder = GruEncoder::new(enc_cfg, vocab, device);
+    let data = EmbeddedImages::shapes(&shapes, Split::Train, &encoder, device)?;
+    let model = GanIntClsModel::new(c.clone(), AnyTextEncoder::Gru(encoder), device);
+    Ok(Trainer::new(model, data, Some(shapes.config.clone()), 0))
 }
 
 /// Times a StackGAN training iteration (D and G updates of `stage`) and
@@ -358,11 +457,13 @@ pub fn bench_stackgan(
     });
     let model = StackGanModel::new(c.clone(), stage, AnyTextEncoder::Gru(encoder), device);
     let mut t = StackGanTrainer::new(model, stage1.as_ref(), 0)?;
+
     let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 2, || {
         t.train_step(&data);
         sync();
     });
+    t.model.for_inference();
     let m = &t.model;
     let gen = |k: i64| {
         let z = Tensor::randn([k, c.z_dim], (Kind::Float, device));
@@ -448,11 +549,13 @@ pub fn bench_attngan(
         classes: (0..n as i64).map(|i| i % 4).collect(),
     };
     let mut t = AttnGanTrainer::new(c.clone(), &damsm, &damsm_name, 0, device)?;
+
     let sync = || crate::bench::sync(device);
     let train_step = time(repeats, 2, || {
         t.train_step(&data);
         sync();
     });
+    t.model.for_inference();
     let m = &t.model;
     let gen = |k: usize| -> Result<_> {
         let text = m.encode(&vec![caps[0][0].as_str(); k])?;

@@ -109,6 +109,7 @@ pub fn run(a: &DemoOptions) -> Result<()> {
     println!("      {} steps in {:.0} s", report.steps, report.seconds);
     let ck = crate::checkpoint::load(&run.last_checkpoint())?;
     let model = GanIntClsModel::from_checkpoint(&ck, device)?;
+    model.for_inference();
     let data: ShapesConfig = toml::from_str(ck.meta("data")?)
         .map_err(|e| Error::Checkpoint(format!("checkpoint data config: {e}")))?;
     let shapes = Shapes::new(data.clone())?;

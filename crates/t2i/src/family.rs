@@ -459,6 +459,16 @@ pub trait Family: Sync {
         let _ = (config, opts);
         Err(Error::Config(format!("no benchmark for {}", self.name())))
     }
+    /// Writes the fixture the family's PyTorch twin checks itself against
+    /// (`bench/torch_reference/`): initial weights, one step's inputs and
+    /// its outputs, in `dir`; returns a line saying what was written.
+    fn twin_fixture(&self, config: &Table, device: Device, dir: &Path) -> Result<String> {
+        let _ = (config, device, dir);
+        Err(Error::Config(format!(
+            "{} has no PyTorch twin fixture (gan-int-cls has; StackGAN's and AttnGAN's twins check against the official fixtures)",
+            self.name()
+        )))
+    }
     /// Converts an official implementation's weights into a t2i checkpoint;
     /// returns a line describing what was imported.
     fn import(&self, req: &ImportRequest) -> Result<String> {
@@ -531,6 +541,14 @@ pub trait TypedFamily: Sync {
         let _ = (config, opts);
         Err(Error::Config(format!("no benchmark for {}", Self::NAME)))
     }
+    /// See [`Family::twin_fixture`]; `config` is not validated.
+    fn twin_fixture(&self, config: &Self::Config, device: Device, dir: &Path) -> Result<String> {
+        let _ = (config, device, dir);
+        Err(Error::Config(format!(
+            "{} has no PyTorch twin fixture (gan-int-cls has; StackGAN's and AttnGAN's twins check against the official fixtures)",
+            Self::NAME
+        )))
+    }
     /// See [`Family::import`].
     fn import(&self, req: &ImportRequest) -> Result<String> {
         let _ = req;
@@ -583,6 +601,9 @@ impl<F: TypedFamily> Family for F {
         opts: &BenchOptions,
     ) -> Result<Vec<(serde_json::Value, String)>> {
         TypedFamily::bench(self, &parse_table(config)?, opts)
+    }
+    fn twin_fixture(&self, config: &Table, device: Device, dir: &Path) -> Result<String> {
+        TypedFamily::twin_fixture(self, &parse_table(config)?, device, dir)
     }
     fn import(&self, req: &ImportRequest) -> Result<String> {
         TypedFamily::import(self, req)

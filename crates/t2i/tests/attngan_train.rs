@@ -93,7 +93,12 @@ fn trains_round_trips_and_resumes_exactly() {
     let a = m.generate_captions(&caps, 3).unwrap();
     let b = t.with_average(|m| m.generate_captions(&caps, 3).unwrap());
     assert_eq!(a.size(), vec![2, 3, 64, 64]);
-    assert!(a.equal(&b));
+    // a loaded generator runs channels-last: equal up to rounding
+    assert!(
+        a.allclose(&b, 0.0, 1e-5, false),
+        "{}",
+        (&a - &b).abs().max()
+    );
     let raw = t.model.generate_captions(&caps, 3).unwrap();
     assert!(
         !raw.equal(&a),

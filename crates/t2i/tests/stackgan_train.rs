@@ -93,7 +93,12 @@ fn stage1_then_frozen_stage2_train_and_round_trip() {
     let (_, b) = t2.model.generate(&caps, 7).unwrap();
     assert_eq!(a.size(), vec![1, 3, 64, 64]);
     assert_eq!(s1a.unwrap().size(), vec![1, 3, 32, 32]);
-    assert!(a.equal(&b));
+    // a loaded generator runs channels-last: equal up to rounding
+    assert!(
+        a.allclose(&b, 0.0, 1e-5, false),
+        "{}",
+        (&a - &b).abs().max()
+    );
     // Stage-II needs a Stage-I run
     let (_, enc3) = self::data();
     let m3 = StackGanModel::new(c, 2, enc3, Device::Cpu);

@@ -485,6 +485,37 @@ pub struct ImageBatcher {
     pub augment: bool,
 }
 
+/// Images every [`ImageBatcher`] of the process has made, and the time it
+/// took (crop, flip, resize, to the device): what the run loop reports as
+/// the loader's speed against the steps' demand.
+pub struct LoaderUse {
+    images: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+/// The process's batchers' totals.
+pub static LOADER: LoaderUse = LoaderUse {
+    images: std::sync::atomic::AtomicU64::new(0),
+    nanos: std::sync::atomic::AtomicU64::new(0),
+};
+
+impl LoaderUse {
+    fn record(&self, images: usize, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.images.fetch_add(images as u64, Relaxed);
+        self.nanos.fetch_add(took.as_nanos() as u64, Relaxed);
+    }
+
+    /// Images made and seconds spent so far.
+    pub fn totals(&self) -> (u64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.images.load(Relaxed),
+            self.nanos.load(Relaxed) as f64 / 1e9,
+        )
+    }
+}
+
 impl ImageBatcher {
     /// `[batch, 3, s, s]` per size, for the stored images `idx`.
     pub fn batch(&self, idx: &[usize], rng: &mut ChaCha8Rng, device: Device) -> Vec<Tensor> {
@@ -512,6 +543,7 @@ impl ImageBatcher {
         device: Device,
         augment: bool,
     ) -> (Vec<Tensor>, Vec<Augmented>) {
+        let started = std::time::Instant::now();
         let crop = *self.sizes.last().unwrap_or(&64);
         let side = self.prepared.side as i64;
         let mut augs = Vec::with_capacity(idx.len());
@@ -562,6 +594,7 @@ impl ImageBatcher {
                 }
             })
             .collect();
+        LOADER.record(idx.len(), started.elapsed());
         (out, augs)
     }
 

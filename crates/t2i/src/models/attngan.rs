@@ -207,7 +207,7 @@ impl WordAttention {
         let (b, _, ih, iw) = h.size4().expect("4-d input");
         let q = ih * iw;
         let l = words.size()[2];
-        let target = h.view([b, -1, q]).transpose(1, 2); // [batch, q, idf]
+        let target = h.reshape([b, -1, q]).transpose(1, 2); // [batch, q, idf]
         let source = self
             .conv_context
             .forward(&words.unsqueeze(3))
@@ -617,7 +617,14 @@ impl AttnGanModel {
         if ck.tensors.keys().any(|k| k.starts_with("G_avg.")) {
             load_trainable(&m.g_vs, ck, "G_avg")?;
         }
+        m.for_inference();
         Ok(m)
+    }
+
+    /// Generation from here on: G's convolution weights channels-last
+    /// ([`crate::layers::to_channels_last`]; not for training).
+    pub fn for_inference(&self) {
+        crate::layers::to_channels_last(&self.g_vs);
     }
 
     /// Metadata of a checkpoint of this model (`damsm`: where the DAMSM
@@ -656,7 +663,7 @@ impl AttnGanModel {
     pub fn generate(&self, text: &TextBatch, seed: u64) -> GOutput {
         let b = text.sentence.size()[0];
         let z = normal(b, self.config.z_dim, seed, self.device);
-        tch::no_grad(|| {
+        let mut out = tch::no_grad(|| {
             self.g.forward_t(
                 &z,
                 &text.sentence,
@@ -665,7 +672,11 @@ impl AttnGanModel {
                 None,
                 false,
             )
-        })
+        });
+        for img in &mut out.images {
+            *img = img.contiguous();
+        }
+        out
     }
 
     /// Final-stage images for captions. `[n, 3, s, s]`

@@ -875,7 +875,13 @@ impl GanIntClsModel {
 
     /// G(z, h) in inference mode. `[n, 3, size, size]` in [-1, 1]
     pub fn generate(&self, z: &Tensor, h: &Tensor) -> Tensor {
-        tch::no_grad(|| self.g.forward_t(z, h, false))
+        tch::no_grad(|| self.g.forward_t(z, h, false)).contiguous()
+    }
+
+    /// Generation from here on: G's convolution weights channels-last
+    /// ([`crate::layers::to_channels_last`]; not for training).
+    pub fn for_inference(&self) {
+        crate::layers::to_channels_last(&self.g_vs);
     }
 
     /// S(x) in inference mode. `[n, z_dim]`

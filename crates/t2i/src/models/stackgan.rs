@@ -573,7 +573,14 @@ impl StackGanModel {
         let encoder = AnyTextEncoder::from_checkpoint(ck, device)?;
         let mut m = Self::new(config, stage, encoder, device);
         ck.load_into(&mut m.g_vs, "G")?;
+        m.for_inference();
         Ok(m)
+    }
+
+    /// Generation from here on: G's convolution weights channels-last
+    /// ([`crate::layers::to_channels_last`]; not for training).
+    pub fn for_inference(&self) {
+        crate::layers::to_channels_last(&self.g_vs);
     }
 
     /// Metadata of a checkpoint of this model.
@@ -631,6 +638,6 @@ impl StackGanModel {
         let (h, _) = self.embed(captions)?;
         let z = normal(captions.len() as i64, self.config.z_dim, seed, self.device);
         let o = tch::no_grad(|| self.forward(&h, &z, None, false));
-        Ok((o.stage1, o.image))
+        Ok((o.stage1.map(|t| t.contiguous()), o.image.contiguous()))
     }
 }

@@ -44,6 +44,20 @@ pub struct StepStats {
     pub d_fake: f64,
 }
 
+/// What one training step draws (`Trainer::draw_step`): the batch and
+/// the noises, each drawn only when the config uses it.
+pub struct StepInputs {
+    pub batch: crate::train::embedded::Pairs,
+    /// G's noise. `[batch, z_dim]`
+    pub z: Tensor,
+    /// The interpolated texts' noise (INT). `[batch, z_dim]`
+    pub z_int: Option<Tensor>,
+    /// The mode-seeking term's second noise (`diversity_weight`). `[batch / 2, z_dim]`
+    pub z_div: Option<Tensor>,
+    /// The reconstruction's sampling noise (`recon_kl`). `[batch, z_dim]`
+    pub z_recon: Option<Tensor>,
+}
+
 /// Temperature of the image-sentence contrastive term (XMC-GAN's 0.1).
 const CONTRASTIVE_TAU: f64 = 0.1;
 
@@ -137,24 +151,44 @@ impl Trainer {
 
     /// One step of Algorithm 1: update D, then G.
     pub fn train_step(&mut self) -> StepStats {
+        let inputs = self.draw_step();
+        self.step_on(&inputs)
+    }
+
+    /// The batch and the noises of the next step.
+    pub fn draw_step(&self) -> StepInputs {
+        let c = &self.model.config;
+        let dev = self.model.device;
+        let seed = step_seed(self.seed, self.step);
+        let b = c.batch_size;
+        let noise = |n: i64, salt: u64| crate::rng::normal(n, c.z_dim, seed ^ salt, dev);
+        StepInputs {
+            batch: self
+                .data
+                .pairs(self.seed, self.step, b, c.hard_negative_prob),
+            z: noise(b, 0),
+            z_int: c.variant.int().then(|| noise(b, 0x1A7)),
+            z_div: (c.diversity_weight > 0.0).then(|| noise((b / 2).max(1), 0xD1F)),
+            z_recon: (c.recon_weight > 0.0 && c.recon_kl > 0.0).then(|| noise(b, 0x5EC)),
+        }
+    }
+
+    /// Algorithm 1's step on given data and noise.
+    pub fn step_on(&mut self, inputs: &StepInputs) -> StepStats {
         self.set_lr();
         let c = self.model.config.clone();
         let v = c.variant;
-        let batch = self
-            .data
-            .pairs(self.seed, self.step, c.batch_size, c.hard_negative_prob);
+        let batch = &inputs.batch;
         let (x, h, hw) = (&batch.images, &batch.right, &batch.wrong);
-        let dev = self.model.device;
-        let seed = step_seed(self.seed, self.step);
-        let z = crate::rng::normal(c.batch_size, c.z_dim, seed, dev);
-        let fake = self.model.g.forward_t(&z, h, true); // [batch, 3, s, s]
-        let (h_int, fake_int) = if v.int() {
-            let hi = interpolate_text(h, c.int_beta);
-            let z2 = crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x1A7, dev);
-            let f = self.model.g.forward_t(&z2, &hi, true);
-            (Some(hi), Some(f))
-        } else {
-            (None, None)
+        let z = &inputs.z;
+        let fake = self.model.g.forward_t(z, h, true); // [batch, 3, s, s]
+        let (h_int, fake_int) = match (&inputs.z_int, v.int()) {
+            (Some(z2), true) => {
+                let hi = interpolate_text(h, c.int_beta);
+                let f = self.model.g.forward_t(z2, &hi, true);
+                (Some(hi), Some(f))
+            }
+            _ => (None, None),
         };
 
         // D: real/right, real/wrong, fake/right (+ interpolated fake)
@@ -228,17 +262,16 @@ impl Trainer {
                 loss_g += contrastive_loss(&v, &all, ex, CONTRASTIVE_TAU) * c.match_weight;
             }
         }
-        if c.diversity_weight > 0.0 {
+        if let Some(z_b) = inputs.z_div.as_ref().filter(|_| c.diversity_weight > 0.0) {
             // a second noise for the first half of the batch, same texts
-            let k = (c.batch_size / 2).max(1);
-            let z_b = crate::rng::normal(k, c.z_dim, seed ^ 0xD1F, dev);
-            let fake_b = self.model.g.forward_t(&z_b, &h.narrow(0, 0, k), true);
-            let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), &z_b);
+            let k = z_b.size()[0];
+            let fake_b = self.model.g.forward_t(z_b, &h.narrow(0, 0, k), true);
+            let ms = mode_seeking_loss(&fake.narrow(0, 0, k), &fake_b, &z.narrow(0, 0, k), z_b);
             loss_g += ms * c.diversity_weight;
         }
         if c.style_weight > 0.0 {
             // sec. 4.4's L_style, here learnt by S and G together
-            let l = (self.model.s.forward_t(&fake, true) - &z)
+            let l = (self.model.s.forward_t(&fake, true) - z)
                 .square()
                 .mean(Kind::Float);
             loss_g += l * c.style_weight;
@@ -246,14 +279,15 @@ impl Trainer {
         if c.recon_weight > 0.0 {
             // the real images drawn back from their captions and S's style
             let mu = self.model.s.forward_t(x, true); // [batch, z_dim]
-            let z_r = if c.recon_kl > 0.0 {
-                let kl = mu
-                    .square()
-                    .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-                loss_g += kl.mean(Kind::Float) * (0.5 * c.recon_kl);
-                &mu + crate::rng::normal(c.batch_size, c.z_dim, seed ^ 0x5EC, dev)
-            } else {
-                mu
+            let z_r = match &inputs.z_recon {
+                Some(eps) if c.recon_kl > 0.0 => {
+                    let kl = mu
+                        .square()
+                        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+                    loss_g += kl.mean(Kind::Float) * (0.5 * c.recon_kl);
+                    &mu + eps
+                }
+                _ => mu,
             };
             // with a caption that names everything: a partial one would
             // teach G to take the object's shape or place from S's style
@@ -655,7 +689,9 @@ impl TypedFamily for GanIntClsFamily {
         }))
     }
     fn generator(&self, ck: &Checkpoint, device: Device) -> Result<Box<dyn FamilyGenerator>> {
-        Ok(Box::new(GanIntClsModel::from_checkpoint(ck, device)?))
+        let m = GanIntClsModel::from_checkpoint(ck, device)?;
+        m.for_inference();
+        Ok(Box::new(m))
     }
     fn parameter_counts(&self, config: &Self::Config) -> Result<(String, Vec<ParamRow>)> {
         let m = config.model.clone();
@@ -675,6 +711,18 @@ impl TypedFamily for GanIntClsFamily {
         let r = crate::bench::bench_gan_int_cls(&m, opts.device, opts.repeats)?;
         let v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
         Ok(vec![(v, r.table())])
+    }
+    fn twin_fixture(&self, config: &Self::Config, device: Device, dir: &Path) -> Result<String> {
+        let mut m = config.model.clone();
+        m.text_dim = if m.preset == "paper" { 1024 } else { 128 };
+        let files = crate::bench::write_gan_int_cls_twin_fixture(&m, device, dir)?;
+        Ok(format!(
+            "wrote {} in {} (gan-int-cls {}, batch {})",
+            files.join(", "),
+            dir.display(),
+            m.preset,
+            m.batch_size
+        ))
     }
 }
 

@@ -224,6 +224,23 @@ pub struct LoopReport {
     pub interrupted: bool,
     /// The last step's metrics.
     pub last: crate::family::Metrics,
+    /// The real-image loader's share of the loop, when the family batches
+    /// real images (CUB): images it made, seconds it took.
+    pub loader: Option<(u64, f64)>,
+}
+
+impl LoopReport {
+    /// "loader N images/s (x% of the loop); the steps used M images/s", when
+    /// the loop batched real images.
+    pub fn loader_line(&self) -> Option<String> {
+        let (images, secs) = self.loader?;
+        Some(format!(
+            "loader {:.0} images/s ({:.1}% of the loop); the steps used {:.1} images/s",
+            images as f64 / secs.max(1e-9),
+            100.0 * secs / self.seconds.max(1e-9),
+            images as f64 / self.seconds.max(1e-9)
+        ))
+    }
 }
 
 fn metrics_json(m: &crate::family::Metrics) -> serde_json::Map<String, serde_json::Value> {
@@ -249,6 +266,7 @@ pub fn run_loop(
     stop: &StopFlag,
 ) -> Result<LoopReport> {
     let start = std::time::Instant::now();
+    let loaded_before = crate::data::prepare::LOADER.totals();
     let timed = opts.steps == i64::MAX && opts.max_seconds > 0;
     let pb = crate::progress::timed(opts.steps as u64, opts.max_seconds, name, opts.progress);
     if !timed {
@@ -323,6 +341,18 @@ pub fn run_loop(
         last = m;
     }
     pb.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let loaded = crate::data::prepare::LOADER.totals();
+    let loader = (loaded.0 > loaded_before.0)
+        .then(|| (loaded.0 - loaded_before.0, loaded.1 - loaded_before.1));
+    if let Some((images, secs)) = loader {
+        run.log_metrics(&serde_json::json!({
+            "step": t.step(),
+            "loader_images": images,
+            "loader_seconds": secs,
+            "loop_seconds": seconds,
+        }))?;
+    }
     run.save_checkpoint(t, false, opts.keep_checkpoints)?;
     if !interrupted {
         if let Some(g) = t.sample_grid()? {
@@ -331,9 +361,10 @@ pub fn run_loop(
     }
     Ok(LoopReport {
         steps: t.step(),
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
         interrupted,
         last,
+        loader,
     })
 }
 
