@@ -3,7 +3,8 @@
 //! linked (tch-rs issue 980: `--as-needed` drops it otherwise); compiles
 //! `csrc/autocast.cpp`, libtorch's autocast for `--precision bf16`, and
 //! `csrc/flops.cpp`, the FLOP count of `t2i bench`, and `csrc/ops.cpp`, the
-//! operations tch does not reach (`ops.rs`).
+//! operations tch does not reach (`ops.rs`), and `csrc/alloc.cpp`, the
+//! caching CPU allocator.
 use std::path::PathBuf;
 
 fn main() {
@@ -19,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-changed=csrc/flops.cpp");
     println!("cargo:rerun-if-changed=csrc/ops.cpp");
+    println!("cargo:rerun-if-changed=csrc/alloc.cpp");
     let root = lib
         .as_deref()
         .and_then(|l| l.parent())
@@ -30,6 +32,7 @@ fn main() {
         .file("csrc/autocast.cpp")
         .file("csrc/flops.cpp")
         .file("csrc/ops.cpp")
+        .file("csrc/alloc.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

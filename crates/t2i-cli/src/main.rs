@@ -102,6 +102,20 @@ fn main() {
     }
     cap_address_space();
     keep_freed_memory();
+    // freed libtorch blocks of 1 MiB and more are reused, up to a quarter of
+    // the memory available now, or T2I_CPU_CACHE_MIB (0: off)
+    // (docs/BENCHMARKS.md: page faults were a quarter of StackGAN Stage-II's
+    // step)
+    let limit = match std::env::var("T2I_CPU_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(mib) => mib << 20,
+        None => t2i::device::available_memory().unwrap_or(4 << 30) / 4,
+    };
+    if limit > 0 {
+        t2i::ops::cache_cpu_memory(limit);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("T2I_LOG")

@@ -1,6 +1,6 @@
 //! Safe wrappers over `csrc/ops.cpp`: libtorch operations tch's C API does
 //! not reach (LeakyReLU with a slope, gradients reset to undefined, the
-//! fused Adam update).
+//! fused Adam update), and `csrc/alloc.cpp`'s caching CPU allocator.
 
 use tch::Tensor;
 
@@ -10,6 +10,7 @@ type Handle = tch::Tensor;
 extern "C" {
     fn t2i_leaky_relu(x: *const torch_sys::C_tensor, slope: f64) -> *mut torch_sys::C_tensor;
     fn t2i_reset_grad(param: *mut torch_sys::C_tensor) -> i32;
+    fn t2i_cache_cpu_memory(limit: u64) -> i32;
     fn t2i_adam_step(
         params: *const *mut torch_sys::C_tensor,
         exp_avgs: *const *mut torch_sys::C_tensor,
@@ -94,4 +95,14 @@ pub fn adam_step(
         0 => AdamOutcome::Skipped,
         _ => panic!("libtorch refused the fused Adam update"),
     }
+}
+
+/// Makes libtorch keep freed CPU blocks of 1 MiB and more for reuse, up to
+/// `limit` bytes, instead of returning them to the C library (which unmaps
+/// large ones, so each training iteration paid page faults and zeroing for
+/// its activations again). Process-wide; call once before the work. Returns
+/// whether libtorch accepted it.
+pub fn cache_cpu_memory(limit: u64) -> bool {
+    // SAFETY: installs an allocator object that lives for the process
+    unsafe { t2i_cache_cpu_memory(limit) == 0 }
 }
