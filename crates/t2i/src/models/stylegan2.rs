@@ -54,8 +54,9 @@ impl StyleGan2Config {
     }
 
     /// 32x32 with at most 128 channels (128 at 4 and 8, 64 at 16, 32 at
-    /// 32) and a 4-layer 128-d mapping network: about 10k steps an hour on
-    /// a 2-core CPU.
+    /// 32) and a 4-layer 128-d mapping network: about 29k steps an hour on
+    /// a 2-core CPU (123 ms a step over the regularisation cycle,
+    /// docs/BENCHMARKS.md).
     pub fn tiny() -> Self {
         Self {
             size: 32,
