@@ -11,9 +11,7 @@ losses through the Inception-v3 image encoder at 299x299 and the KL term,
 Adam) on a fixed in-memory batch, and generation.
 """
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -21,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from common import kl_loss, max_diff, report
+from common import cli, kl_loss, max_diff, report
 
 GAMMA1, GAMMA2, GAMMA3, LAMBDA = 4.0, 5.0, 10.0, 5.0
 
@@ -410,7 +408,8 @@ def check(reference):
     return ok
 
 
-def bench(batch, repeats, threads, vocab=5450):
+def bench(batch_size, repeats, threads, vocab=5450):
+    batch = batch_size
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     c = PAPER
@@ -461,19 +460,9 @@ def bench(batch, repeats, threads, vocab=5450):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    ck = sub.add_parser("check", help="reproduce the official fixtures within 1e-4")
-    ck.add_argument("--reference", default="../shared/reference")
-    b = sub.add_parser("bench", help="time a training iteration and generation")
-    b.add_argument("--batch-size", type=int, default=4)
-    b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    if a.cmd == "check":
-        sys.exit(0 if check(a.reference) else 1)
-    bench(a.batch_size, a.repeats, a.threads)
-
+    cli(__doc__, check, bench, [("--reference", dict(default="../shared/reference"))],
+        [("--batch-size", dict(type=int, default=4))],
+        "reproduce the official fixtures within 1e-4")
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,9 @@
 """What the PyTorch twins share: the timing loop, the report of a bench,
 the KL term of Conditioning Augmentation and the fixture comparison."""
 
+import argparse
 import json
+import sys
 import time
 
 import torch
@@ -47,3 +49,24 @@ def kl_loss(mu, logvar):
 
 def max_diff(a, b):
     return (a.float() - b.float()).abs().max().item()
+
+
+def cli(doc, check, bench, check_args, bench_args, check_help):
+    """The twins' command line: `check` (exit 1 when the fixture is not
+    reproduced) and `bench` (prints the JSON line compare.sh reads). Each
+    `*_args` is a list of (flag, argparse keywords); `check` and `bench`
+    take the parsed values as keywords (flags with - turned into _)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, helptext, args in [("check", check_help, check_args),
+                                 ("bench", "time a training iteration and generation",
+                                  bench_args + [("--repeats", dict(type=int, default=3)),
+                                                ("--threads", dict(type=int, default=2))])]:
+        p = sub.add_parser(name, help=helptext)
+        for flag, kw in args:
+            p.add_argument(flag, **kw)
+    a = vars(ap.parse_args())
+    cmd = a.pop("cmd")
+    if cmd == "check":
+        sys.exit(0 if check(**a) else 1)
+    bench(**a)

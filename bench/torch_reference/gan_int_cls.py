@@ -16,7 +16,6 @@ iteration on a fixed in-memory batch, and generation, with the fixture's
 config.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from common import max_diff, report
+from common import cli, max_diff, report
 
 
 def lrelu(x):
@@ -201,8 +200,9 @@ def check(fixture):
     return ok
 
 
-def bench(fixture, batch, repeats, threads):
+def bench(fixture, batch_size, repeats, threads):
     """Median ms of a training iteration and of generation at batch 1/16/32."""
+    batch = batch_size
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     c = fixture_config(fixture)
@@ -229,20 +229,10 @@ def bench(fixture, batch, repeats, threads):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    ck = sub.add_parser("check", help="reproduce t2i's step on its fixture within 1e-4")
-    ck.add_argument("--fixture", required=True)
-    b = sub.add_parser("bench", help="time a training iteration and generation")
-    b.add_argument("--fixture", required=True, help="a twin fixture: its config is benched")
-    b.add_argument("--batch-size", type=int, required=True)
-    b.add_argument("--repeats", type=int, default=5)
-    b.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    if a.cmd == "check":
-        sys.exit(0 if check(a.fixture) else 1)
-    bench(a.fixture, a.batch_size, a.repeats, a.threads)
-
+    cli(__doc__, check, bench, [("--fixture", dict(required=True))],
+        [("--fixture", dict(required=True, help="a twin fixture: its config is benched")),
+         ("--batch-size", dict(type=int, required=True))],
+        "reproduce t2i's step on its fixture within 1e-4")
 
 if __name__ == "__main__":
     main()

@@ -10,16 +10,14 @@ with the KL term, the official losses and Adam) on a fixed in-memory batch,
 and generation.
 """
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
-from common import kl_loss, max_diff, report
+from common import cli, kl_loss, max_diff, report
 
 
 def conv3x3(cin, cout):
@@ -258,8 +256,9 @@ def check(reference):
     return ok
 
 
-def bench(stage, batch, repeats, threads):
+def bench(stage, batch_size, repeats, threads):
     """Median ms of a training iteration and of generation at batch 1/16/32."""
+    batch = batch_size
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     c = PAPER
@@ -303,20 +302,10 @@ def bench(stage, batch, repeats, threads):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    ck = sub.add_parser("check", help="reproduce the official fixtures within 1e-4")
-    ck.add_argument("--reference", default="../shared/reference")
-    b = sub.add_parser("bench", help="time a training iteration and generation")
-    b.add_argument("--stage", type=int, choices=[1, 2], default=1)
-    b.add_argument("--batch-size", type=int, default=8)
-    b.add_argument("--repeats", type=int, default=5)
-    b.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    if a.cmd == "check":
-        sys.exit(0 if check(a.reference) else 1)
-    bench(a.stage, a.batch_size, a.repeats, a.threads)
-
+    cli(__doc__, check, bench, [("--reference", dict(default="../shared/reference"))],
+        [("--stage", dict(type=int, choices=[1, 2], default=1)),
+         ("--batch-size", dict(type=int, default=8))],
+        "reproduce the official fixtures within 1e-4")
 
 if __name__ == "__main__":
     main()
