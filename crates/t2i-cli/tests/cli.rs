@@ -969,3 +969,64 @@ fn bench_counts_flops_and_writes_the_twin_fixture() {
         assert_clear_error(&t2i(&args), needle, &none);
     }
 }
+
+#[test]
+fn generate_in_bf16_is_reproducible_and_close_to_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = ckpt();
+    let gen = |name: &str, precision: &str| {
+        let p = dir.path().join(name);
+        let out = t2i(&[
+            "generate",
+            "--checkpoint",
+            &c,
+            "--text",
+            "a large blue square",
+            "-n",
+            "2",
+            "--seed",
+            "9",
+            "--device",
+            "cpu",
+            "--precision",
+            precision,
+            "--out",
+            p.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t2i::imageio::read_image(&p).unwrap().to_rgb8().into_raw()
+    };
+    let (a, b, f) = (
+        gen("a.png", "bf16"),
+        gen("b.png", "bf16"),
+        gen("f.png", "fp32"),
+    );
+    assert_eq!(
+        a, b,
+        "the same precision, seed and device give the same bytes"
+    );
+    let mean_diff = a
+        .iter()
+        .zip(&f)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .sum::<f64>()
+        / a.len() as f64;
+    assert!(mean_diff < 8.0, "bf16 drifted {mean_diff} levels from fp32");
+    let none = dir.path().join("none.png");
+    let out = t2i(&[
+        "generate",
+        "--checkpoint",
+        &c,
+        "--text",
+        "a red circle",
+        "--precision",
+        "fp8",
+        "--out",
+        none.to_str().unwrap(),
+    ]);
+    assert_clear_error(&out, "precision", &none);
+}
