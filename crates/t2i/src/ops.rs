@@ -4,9 +4,6 @@
 
 use tch::Tensor;
 
-/// The C side's tensor handle (tch's `C_tensor`, a `torch::Tensor*`).
-type Handle = tch::Tensor;
-
 extern "C" {
     fn t2i_leaky_relu(x: *const torch_sys::C_tensor, slope: f64) -> *mut torch_sys::C_tensor;
     fn t2i_reset_grad(param: *mut torch_sys::C_tensor) -> i32;
@@ -36,8 +33,8 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Tensor {
         "leaky_relu failed on a {:?} tensor",
         x.size()
     );
-    // SAFETY: a fresh `new torch::Tensor` from the C side
-    unsafe { Handle::from_ptr(out) }
+    // SAFETY: a fresh `new torch::Tensor` from the C side, owned by the result
+    unsafe { Tensor::from_ptr(out) }
 }
 
 /// Drops the gradient of `param` (the next backward stores its gradient
