@@ -940,6 +940,11 @@ pub struct BenchArgs {
     /// precision and threads) and show each timing's share of it.
     #[arg(long)]
     pub peak: bool,
+    /// Also profile one warm call of every timed row: the wall time of
+    /// each libtorch op (the backward pass as its autograd nodes), the
+    /// slowest 15 printed under the table, all of them in --json.
+    #[arg(long)]
+    pub profile: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -1051,6 +1056,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     } else {
         None
     };
+    t2i::bench::set_profiling(a.profile);
     let results = t2i::precision::run(precision, || fam.bench(&config, &opts))??;
     println!("precision {}", precision.name());
     if let Some(p) = peak {

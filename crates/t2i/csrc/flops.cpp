@@ -8,9 +8,12 @@
 #include <ATen/record_function.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace {
 
@@ -109,9 +112,94 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
   }
 }
 
+// The op profile of `t2i bench --profile`: wall time and calls per name of
+// the outermost recorded functions of the profiling thread (and of the
+// autograd workers it hands the callback to): an op called inside another
+// is part of its caller's time, so the rows add up to the profiled call.
+struct OpStat {
+  uint64_t calls = 0;
+  uint64_t ns = 0;
+};
+std::mutex g_prof_lock;
+std::map<std::string, OpStat> g_prof;
+thread_local int t_depth = 0;
+thread_local at::CallbackHandle t_prof_handle = 0;
+
+struct TimeContext : at::ObserverContext {
+  std::chrono::steady_clock::time_point t0;
+  bool outermost = false;
+};
+
+std::unique_ptr<at::ObserverContext> on_prof_start(const at::RecordFunction&) {
+  auto ctx = std::make_unique<TimeContext>();
+  ctx->outermost = t_depth++ == 0;
+  ctx->t0 = std::chrono::steady_clock::now();
+  return ctx;
+}
+
+void on_prof_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
+  --t_depth;
+  auto* t = static_cast<TimeContext*>(ctx);
+  if (!t || !t->outermost) {
+    return;
+  }
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now() - t->t0)
+                      .count();
+  std::string name = fn.name();
+  // the autograd engine names a node "autograd::engine::evaluate_function: X"
+  const auto colon = name.rfind(": ");
+  if (colon != std::string::npos) {
+    name = name.substr(colon + 2);
+  }
+  std::lock_guard<std::mutex> g(g_prof_lock);
+  auto& st = g_prof[name];
+  st.calls += 1;
+  st.ns += static_cast<uint64_t>(ns);
+}
+
 }  // namespace
 
 extern "C" {
+
+// Starts an op profile on the calling thread (clearing the last one).
+// Returns 0, or -1 on an error.
+int t2i_profile_begin() {
+  try {
+    {
+      std::lock_guard<std::mutex> g(g_prof_lock);
+      g_prof.clear();
+    }
+    t_depth = 0;
+    t_prof_handle = at::addThreadLocalCallback(at::RecordFunctionCallback(on_prof_start, on_prof_end));
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Ends the profile of this thread and writes it to `buf` as lines
+// "name\tcalls\tnanoseconds\n" (at most `cap` bytes, not terminated);
+// returns the length of the whole text (call again with a larger buffer
+// when it exceeds `cap`: the profile is kept until the next begin).
+size_t t2i_profile_end(char* buf, size_t cap) {
+  if (t_prof_handle != 0) {
+    try {
+      at::removeCallback(t_prof_handle);
+    } catch (...) {
+    }
+    t_prof_handle = 0;
+  }
+  std::string text;
+  {
+    std::lock_guard<std::mutex> g(g_prof_lock);
+    for (const auto& [name, st] : g_prof) {
+      text += name + "\t" + std::to_string(st.calls) + "\t" + std::to_string(st.ns) + "\n";
+    }
+  }
+  std::memcpy(buf, text.data(), std::min(cap, text.size()));
+  return text.size();
+}
 
 // Starts counting on the calling thread (nested counts share one counter; a
 // count on another thread waits for this one to end). Returns 0, or -1 on

@@ -79,6 +79,27 @@ pub struct Timing {
     /// convolutions ([`count_flops`]), in 1e9; None where they could not be
     /// counted.
     pub gflop: Option<f64>,
+    /// Where one warm call spent its time, slowest first (`t2i bench
+    /// --profile`; [`set_profiling`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<OpTime>>,
+}
+
+/// The wall time of the calls of one op in a profiled call.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpTime {
+    /// libtorch's name: `aten::conv2d`, or an autograd node such as
+    /// `ConvolutionBackward0` for the backward pass.
+    pub name: String,
+    pub calls: u64,
+    pub ms: f64,
+}
+
+static PROFILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on [`time`] also profiles one warm call by op.
+pub fn set_profiling(on: bool) {
+    PROFILING.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Timing {
@@ -95,6 +116,10 @@ pub fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
     for _ in 1..warmup {
         f();
     }
+    let profile = PROFILING
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .then(|| profile_ops(&mut f).1)
+        .flatten();
     let mut v: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
             let t = Instant::now();
@@ -108,12 +133,71 @@ pub fn time<F: FnMut()>(repeats: usize, warmup: usize, mut f: F) -> Timing {
         min_ms: v[0],
         repeats: v.len(),
         gflop: flops.map(|n| n as f64 / 1e9),
+        profile,
     }
 }
 
 extern "C" {
     fn t2i_flops_begin() -> i32;
     fn t2i_flops_end() -> u64;
+    fn t2i_profile_begin() -> i32;
+    fn t2i_profile_end(buf: *mut u8, cap: usize) -> usize;
+}
+
+/// Runs `f` and returns the wall time libtorch spent in each op it called
+/// directly (an op inside another counts in its caller; the backward pass
+/// as its autograd nodes), slowest first (`csrc/flops.cpp`). None if
+/// libtorch refused the callback.
+pub fn profile_ops<T>(f: impl FnOnce() -> T) -> (T, Option<Vec<OpTime>>) {
+    // SAFETY: plain C calls; end reads at most `cap` bytes into the buffer
+    let ok = unsafe { t2i_profile_begin() } == 0;
+    let out = f();
+    if !ok {
+        return (out, None);
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = unsafe { t2i_profile_end(buf.as_mut_ptr(), buf.len()) };
+    if n > buf.len() {
+        buf.resize(n, 0);
+        n = unsafe { t2i_profile_end(buf.as_mut_ptr(), buf.len()) };
+    }
+    let text = String::from_utf8_lossy(&buf[..n.min(buf.len())]);
+    let mut ops: Vec<OpTime> = text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.rsplitn(3, '\t');
+            let ns: u64 = it.next()?.parse().ok()?;
+            let calls: u64 = it.next()?.parse().ok()?;
+            Some(OpTime {
+                name: it.next()?.to_string(),
+                calls,
+                ms: ns as f64 / 1e6,
+            })
+        })
+        .collect();
+    ops.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    (out, Some(ops))
+}
+
+/// The slowest `top` ops of each profiled row of a timing table.
+pub fn profile_table(rows: &[(&str, &Timing)], top: usize) -> String {
+    let mut s = String::new();
+    for (what, t) in rows {
+        let Some(ops) = &t.profile else { continue };
+        let total: f64 = ops.iter().map(|o| o.ms).sum();
+        s += &format!("\nops of one {what} ({total:.2} ms in libtorch ops)\n");
+        s += &format!("{:<48} {:>7} {:>10} {:>7}\n", "op", "calls", "ms", "%");
+        for o in ops.iter().take(top) {
+            s += &format!(
+                "{:<48} {:>7} {:>10.2} {:>7.1}\n",
+                o.name,
+                o.calls,
+                o.ms,
+                100.0 * o.ms / total.max(1e-9)
+            );
+        }
+    }
+    s
 }
 
 /// Runs `f` and counts the floating-point operations libtorch performs in
@@ -209,7 +293,7 @@ pub fn timing_table(title: &str, rows: &[(&str, &Timing)]) -> String {
         }
         s += "\n";
     }
-    s
+    s + &profile_table(rows, 15)
 }
 
 /// Results of `t2i bench`.
@@ -598,6 +682,26 @@ pub fn attngan_parameter_counts(c: &crate::models::attngan::AttnGanConfig) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_op_profile_names_the_outermost_ops_and_the_backward_nodes() {
+        let a = Tensor::randn([64, 64], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let (_, ops) = profile_ops(|| {
+            let y = a.matmul(&a).relu();
+            y.sum(Kind::Float).backward();
+        });
+        let ops = ops.expect("libtorch takes the callback");
+        let calls = |n: &str| ops.iter().find(|o| o.name == n).map(|o| o.calls);
+        assert_eq!(calls("aten::matmul"), Some(1));
+        assert_eq!(calls("aten::relu"), Some(1));
+        assert_eq!(calls("MmBackward0"), Some(1));
+        // the matrix product inside matmul is its caller's time
+        assert_eq!(calls("aten::mm"), None);
+        assert!(ops.windows(2).all(|w| w[0].ms >= w[1].ms));
+        // nothing is recorded once the profile ended
+        let (_, again) = profile_ops(|| ());
+        assert!(again.expect("a second profile").is_empty());
+    }
 
     #[test]
     fn flops_of_products_and_convolutions_forward_and_backward() {
