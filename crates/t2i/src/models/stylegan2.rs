@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
-/// The blur filter of every resampling step (`blur_kernel=[1, 3, 3, 1]`).
-const BLUR: [f64; 4] = [1.0, 3.0, 3.0, 1.0];
+/// The paper's blur filter of every resampling step (`blur_kernel=[1, 3,
+/// 3, 1]`).
+fn default_blur_kernel() -> Vec<f64> {
+    vec![1.0, 3.0, 3.0, 1.0]
+}
 
 /// Networks of one StyleGAN2 (generator and discriminator).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +40,19 @@ pub struct StyleGan2Config {
     pub channel_base: i64,
     /// Upper bound of the channel count (512 in the paper).
     pub max_channels: i64,
+    /// Samples per minibatch-standard-deviation group of D (`stddev_group`,
+    /// 4 in the paper).
+    #[serde(default = "default_stddev_group")]
+    pub stddev_group: i64,
+    /// The 1-D filter of every up- and downsampling (`blur_kernel`; the
+    /// paper's [1, 3, 3, 1]; [1, 1] is nearest-neighbour up and 2x2 box
+    /// down).
+    #[serde(default = "default_blur_kernel")]
+    pub blur_kernel: Vec<f64>,
+}
+
+fn default_stddev_group() -> i64 {
+    4
 }
 
 impl StyleGan2Config {
@@ -50,6 +66,8 @@ impl StyleGan2Config {
             lr_mlp: 0.01,
             channel_base: 16384 * 2,
             max_channels: 512,
+            stddev_group: 4,
+            blur_kernel: default_blur_kernel(),
         }
     }
 
@@ -65,6 +83,8 @@ impl StyleGan2Config {
             lr_mlp: 0.01,
             channel_base: 1024,
             max_channels: 128,
+            stddev_group: 4,
+            blur_kernel: default_blur_kernel(),
         }
     }
 
@@ -101,6 +121,21 @@ impl StyleGan2Config {
         }
         if !(self.lr_mlp > 0.0 && self.lr_mlp <= 1.0) {
             return Err(format!("lr_mlp must be in (0, 1], not {}", self.lr_mlp));
+        }
+        if !(2..=8).contains(&self.blur_kernel.len())
+            || self.blur_kernel.iter().any(|v| !v.is_finite())
+            || self.blur_kernel.iter().sum::<f64>() <= 0.0
+        {
+            return Err(format!(
+                "blur_kernel must have 2 to 8 finite taps with a positive sum, not {:?}",
+                self.blur_kernel
+            ));
+        }
+        if !(1..=1024).contains(&self.stddev_group) {
+            return Err(format!(
+                "stddev_group must be in 1..=1024, not {}",
+                self.stddev_group
+            ));
         }
         if self.max_channels < 1 || self.channels(self.size) < 1 {
             return Err(format!(
@@ -248,6 +283,7 @@ impl ModulatedConv2d {
         style_dim: i64,
         resample: Resample,
         demodulate: bool,
+        blur: &[f64],
     ) -> Self {
         let weight = p.var(
             "weight",
@@ -259,19 +295,20 @@ impl ModulatedConv2d {
         );
         let modulation = EqualLinear::new(&p / "modulation", style_dim, cin, 1.0, 1.0, false);
         let factor = 2;
-        let taps = BLUR.len() as i64;
+        let taps = blur.len() as i64;
+        // pads as the reference's floor divisions (pp may be negative)
         let blur = match resample {
             Resample::Keep => None,
             Resample::Up => {
                 let pp = (taps - factor) - (kernel - 1);
-                let pad = ((pp + 1) / 2 + factor - 1, pp / 2 + 1);
-                Some((kernel_buffer(&(&p / "blur"), &BLUR, 4.0), pad))
+                let pad = ((pp + 1).div_euclid(2) + factor - 1, pp.div_euclid(2) + 1);
+                Some((kernel_buffer(&(&p / "blur"), blur, 4.0), pad))
             }
             Resample::Down => {
                 let pp = (taps - factor) + (kernel - 1);
                 Some((
-                    kernel_buffer(&(&p / "blur"), &BLUR, 1.0),
-                    ((pp + 1) / 2, pp / 2),
+                    kernel_buffer(&(&p / "blur"), blur, 1.0),
+                    ((pp + 1).div_euclid(2), pp.div_euclid(2)),
                 ))
             }
         };
@@ -353,10 +390,10 @@ pub struct StyledConv {
 }
 
 impl StyledConv {
-    pub fn new(p: nn::Path, cin: i64, cout: i64, style_dim: i64, up: bool) -> Self {
+    pub fn new(p: nn::Path, cin: i64, cout: i64, style_dim: i64, up: bool, blur: &[f64]) -> Self {
         let resample = if up { Resample::Up } else { Resample::Keep };
         Self {
-            conv: ModulatedConv2d::new(&p / "conv", cin, cout, 3, style_dim, resample, true),
+            conv: ModulatedConv2d::new(&p / "conv", cin, cout, 3, style_dim, resample, true, blur),
             noise_weight: (&p / "noise").var("weight", &[1], Init::Const(0.0)),
             bias: (&p / "activate").var("bias", &[cout], Init::Const(0.0)),
         }
@@ -379,14 +416,31 @@ pub struct ToRgb {
     pub conv: ModulatedConv2d,
     /// [1, 3, 1, 1]
     pub bias: Tensor,
-    upsample: Option<Tensor>,
+    /// The upsampling filter of the skip and its pads.
+    upsample: Option<(Tensor, (i64, i64))>,
 }
 
 impl ToRgb {
-    pub fn new(p: nn::Path, cin: i64, style_dim: i64, upsample: bool) -> Self {
-        let upsample = upsample.then(|| kernel_buffer(&(&p / "upsample"), &BLUR, 4.0));
+    pub fn new(p: nn::Path, cin: i64, style_dim: i64, upsample: bool, blur: &[f64]) -> Self {
+        // `Upsample`: p = taps - 2, pads ((p + 1) / 2 + 1, p / 2)
+        let pp = blur.len() as i64 - 2;
+        let upsample = upsample.then(|| {
+            (
+                kernel_buffer(&(&p / "upsample"), blur, 4.0),
+                ((pp + 1).div_euclid(2) + 1, pp.div_euclid(2)),
+            )
+        });
         Self {
-            conv: ModulatedConv2d::new(&p / "conv", cin, 3, 1, style_dim, Resample::Keep, false),
+            conv: ModulatedConv2d::new(
+                &p / "conv",
+                cin,
+                3,
+                1,
+                style_dim,
+                Resample::Keep,
+                false,
+                blur,
+            ),
             bias: p.var("bias", &[1, 3, 1, 1], Init::Const(0.0)),
             upsample,
         }
@@ -397,8 +451,7 @@ impl ToRgb {
     pub fn forward(&self, x: &Tensor, style: &Tensor, skip: Option<&Tensor>) -> Tensor {
         let out = self.conv.forward(x, style) + &self.bias;
         match (skip, &self.upsample) {
-            // Upsample: p = 4 - 2 = 2, pads (2, 1)
-            (Some(s), Some(k)) => out + upfirdn2d(s, k, 2, 1, (2, 1)),
+            (Some(s), Some((k, pad))) => out + upfirdn2d(s, k, 2, 1, *pad),
             _ => out,
         }
     }
@@ -437,8 +490,9 @@ impl Generator {
                 stdev: 1.0,
             },
         );
-        let conv1 = StyledConv::new(p / "conv1", c4, c4, sd, false);
-        let to_rgb1 = ToRgb::new(p / "to_rgb1", c4, sd, false);
+        let bk = &c.blur_kernel;
+        let conv1 = StyledConv::new(p / "conv1", c4, c4, sd, false, bk);
+        let to_rgb1 = ToRgb::new(p / "to_rgb1", c4, sd, false, bk);
         let noises = (0..c.num_noises())
             .map(|i| {
                 let res = 1 << ((i + 5) / 2);
@@ -449,15 +503,23 @@ impl Generator {
         let mut cin = c4;
         for (k, i) in (3..=c.log_size()).enumerate() {
             let cout = c.channels(1 << i);
-            convs.push(StyledConv::new(p / "convs" / (2 * k), cin, cout, sd, true));
+            convs.push(StyledConv::new(
+                p / "convs" / (2 * k),
+                cin,
+                cout,
+                sd,
+                true,
+                bk,
+            ));
             convs.push(StyledConv::new(
                 p / "convs" / (2 * k + 1),
                 cout,
                 cout,
                 sd,
                 false,
+                bk,
             ));
-            to_rgbs.push(ToRgb::new(p / "to_rgbs" / k, cout, sd, true));
+            to_rgbs.push(ToRgb::new(p / "to_rgbs" / k, cout, sd, true, bk));
             cin = cout;
         }
         Self {
@@ -561,13 +623,17 @@ impl Default for ConvLayerConfig {
 }
 
 impl ConvLayer {
-    pub fn new(p: nn::Path, cin: i64, cout: i64, cfg: ConvLayerConfig) -> Self {
+    /// `blur`: the filter before a downsampling convolution.
+    pub fn new(p: nn::Path, cin: i64, cout: i64, cfg: ConvLayerConfig, blur: &[f64]) -> Self {
         let k = cfg.kernel;
         let mut idx = 0;
         let blur = cfg.downsample.then(|| {
-            let pp = (BLUR.len() as i64 - 2) + (k - 1);
+            let pp = (blur.len() as i64 - 2) + (k - 1);
             idx += 1;
-            (kernel_buffer(&(&p / 0), &BLUR, 1.0), ((pp + 1) / 2, pp / 2))
+            (
+                kernel_buffer(&(&p / 0), blur, 1.0),
+                ((pp + 1).div_euclid(2), pp.div_euclid(2)),
+            )
         });
         let conv = &p / idx;
         let weight = conv.var(
@@ -627,14 +693,14 @@ pub struct ResBlock {
 }
 
 impl ResBlock {
-    pub fn new(p: nn::Path, cin: i64, cout: i64) -> Self {
+    pub fn new(p: nn::Path, cin: i64, cout: i64, blur: &[f64]) -> Self {
         let down = ConvLayerConfig {
             downsample: true,
             ..Default::default()
         };
         Self {
-            conv1: ConvLayer::new(&p / "conv1", cin, cin, ConvLayerConfig::default()),
-            conv2: ConvLayer::new(&p / "conv2", cin, cout, down),
+            conv1: ConvLayer::new(&p / "conv1", cin, cin, ConvLayerConfig::default(), blur),
+            conv2: ConvLayer::new(&p / "conv2", cin, cout, down, blur),
             skip: ConvLayer::new(
                 &p / "skip",
                 cin,
@@ -645,6 +711,7 @@ impl ResBlock {
                     activate: false,
                     ..down
                 },
+                blur,
             ),
         }
     }
@@ -662,10 +729,8 @@ pub struct Discriminator {
     blocks: Vec<ResBlock>,
     final_conv: ConvLayer,
     final_linear: (EqualLinear, EqualLinear),
+    stddev_group: i64,
 }
-
-/// Samples per minibatch-standard-deviation group (`stddev_group`).
-const STDDEV_GROUP: i64 = 4;
 
 impl Discriminator {
     pub fn new(p: &nn::Path, config: &StyleGan2Config) -> Self {
@@ -680,15 +745,22 @@ impl Discriminator {
                 kernel: 1,
                 ..Default::default()
             },
+            &c.blur_kernel,
         );
         let mut blocks = Vec::new();
         for (k, i) in (3..=c.log_size()).rev().enumerate() {
             let cout = c.channels(1 << (i - 1));
-            blocks.push(ResBlock::new(&convs / (k + 1), cin, cout));
+            blocks.push(ResBlock::new(&convs / (k + 1), cin, cout, &c.blur_kernel));
             cin = cout;
         }
         let c4 = c.channels(4);
-        let final_conv = ConvLayer::new(p / "final_conv", cin + 1, c4, ConvLayerConfig::default());
+        let final_conv = ConvLayer::new(
+            p / "final_conv",
+            cin + 1,
+            c4,
+            ConvLayerConfig::default(),
+            &c.blur_kernel,
+        );
         let fl = p / "final_linear";
         let final_linear = (
             EqualLinear::new(&fl / 0, c4 * 16, c4, 0.0, 1.0, true),
@@ -699,6 +771,7 @@ impl Discriminator {
             blocks,
             final_conv,
             final_linear,
+            stddev_group: c.stddev_group,
         }
     }
 
@@ -714,7 +787,7 @@ impl Discriminator {
         let (b, c, h, w) = out.size4().expect("[batch, c, 4, 4]");
         // minibatch standard deviation (ProGAN sec. 3), groups of samples
         // b/g apart as in the reference `view(group, -1, ...)`
-        let mut group = b.min(STDDEV_GROUP);
+        let mut group = b.min(self.stddev_group);
         while b % group != 0 {
             group -= 1; // the reference needs batch % 4 == 0 (or batch < 4)
         }
