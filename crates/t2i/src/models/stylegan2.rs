@@ -274,17 +274,26 @@ pub struct ModulatedConv2d {
     kernel: i64,
 }
 
+/// The settings of one [`ModulatedConv2d`].
+#[derive(Debug, Clone, Copy)]
+pub struct ModConvConfig<'a> {
+    /// Kernel side.
+    pub kernel: i64,
+    pub resample: Resample,
+    /// Renormalise per output channel (eq. 3; off for the RGB layers).
+    pub demodulate: bool,
+    /// The resampling filter ([`StyleGan2Config::blur_kernel`]).
+    pub blur: &'a [f64],
+}
+
 impl ModulatedConv2d {
-    pub fn new(
-        p: nn::Path,
-        cin: i64,
-        cout: i64,
-        kernel: i64,
-        style_dim: i64,
-        resample: Resample,
-        demodulate: bool,
-        blur: &[f64],
-    ) -> Self {
+    pub fn new(p: nn::Path, cin: i64, cout: i64, style_dim: i64, cfg: ModConvConfig) -> Self {
+        let ModConvConfig {
+            kernel,
+            resample,
+            demodulate,
+            blur,
+        } = cfg;
         let weight = p.var(
             "weight",
             &[1, cout, cin, kernel, kernel],
@@ -393,7 +402,18 @@ impl StyledConv {
     pub fn new(p: nn::Path, cin: i64, cout: i64, style_dim: i64, up: bool, blur: &[f64]) -> Self {
         let resample = if up { Resample::Up } else { Resample::Keep };
         Self {
-            conv: ModulatedConv2d::new(&p / "conv", cin, cout, 3, style_dim, resample, true, blur),
+            conv: ModulatedConv2d::new(
+                &p / "conv",
+                cin,
+                cout,
+                style_dim,
+                ModConvConfig {
+                    kernel: 3,
+                    resample,
+                    demodulate: true,
+                    blur,
+                },
+            ),
             noise_weight: (&p / "noise").var("weight", &[1], Init::Const(0.0)),
             bias: (&p / "activate").var("bias", &[cout], Init::Const(0.0)),
         }
@@ -435,11 +455,13 @@ impl ToRgb {
                 &p / "conv",
                 cin,
                 3,
-                1,
                 style_dim,
-                Resample::Keep,
-                false,
-                blur,
+                ModConvConfig {
+                    kernel: 1,
+                    resample: Resample::Keep,
+                    demodulate: false,
+                    blur,
+                },
             ),
             bias: p.var("bias", &[1, 3, 1, 1], Init::Const(0.0)),
             upsample,
