@@ -281,6 +281,17 @@ impl<'a> Seq<'a> {
         self.idx += 1;
         self
     }
+    /// Nearest x2 then a 3x3 convolution without bias (two indices, as
+    /// `nn.Upsample` and `nn.Conv2d` in the official code), as one
+    /// [`UpConv3x3`].
+    pub fn up_conv3x3(mut self, cin: i64, cout: i64) -> Self {
+        self.idx += 1;
+        let q = self.next();
+        let init = self.init;
+        let weight = conv2d(q, cin, cout, 3, 1, 1, false, init).ws;
+        self.seq = self.seq.add(UpConv3x3 { weight });
+        self
+    }
     /// A parameter-free layer (activation, upsampling) taking one index.
     pub fn act(mut self, f: fn(&Tensor) -> Tensor) -> Self {
         self.idx += 1;
@@ -289,6 +300,58 @@ impl<'a> Seq<'a> {
     }
     pub fn done(self) -> nn::SequentialT {
         self.seq
+    }
+}
+
+/// Nearest-neighbour upsampling by 2 followed by a 3x3 convolution
+/// (padding 1, no bias), computed without the upsampled map: each of the
+/// four output phases (even or odd row, even or odd column) sees only two
+/// rows and two columns of the input, so it is a 2x2 convolution of the
+/// input with sums of the 3x3 taps. One convolution with the four phases'
+/// kernels stacked, then an interleave: the same result (to rounding) for
+/// 16 multiply-adds per input pixel and channel pair instead of 36, forward
+/// and backward. The weight is the 3x3 one of the official checkpoints.
+#[derive(Debug)]
+pub struct UpConv3x3 {
+    /// `[out, in, 3, 3]`
+    pub weight: Tensor,
+}
+
+impl UpConv3x3 {
+    /// The stacked phase kernels. `[4 * out, in, 2, 2]`, phases (row,
+    /// column) in the order (0,0), (0,1), (1,0), (1,1)
+    fn phase_kernels(&self) -> Tensor {
+        let (o, i) = (self.weight.size()[0], self.weight.size()[1]);
+        // rows of the 3x3 kernel each 2x2 tap gathers: the even phase reads
+        // input rows (r-1, r) with taps (0 | 1 + 2), the odd one (r, r+1)
+        // with (0 + 1 | 2)
+        let m = Tensor::from_slice(&[1f32, 0., 0., 0., 1., 1., 1., 1., 0., 0., 0., 1.])
+            .reshape([2, 2, 3])
+            .to_device(self.weight.device())
+            .to_kind(self.weight.kind()); // [phase, tap, 3]
+        Tensor::einsum("ark,oikl,bsl->aboirs", &[&m, &self.weight, &m], None::<i64>).reshape([
+            4 * o,
+            i,
+            2,
+            2,
+        ])
+    }
+}
+
+impl nn::Module for UpConv3x3 {
+    /// # Shapes
+    /// [batch, in, h, w] -> [batch, out, 2h, 2w]
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, _, h, w) = x.size4().expect("[batch, c, h, w]");
+        let o = self.weight.size()[0];
+        let k = self.phase_kernels().to_kind(x.kind());
+        // output position p covers input rows p-1 and p
+        let y = x
+            .conv2d(&k, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1)
+            .reshape([b, 2, 2, o, h + 1, w + 1]); // [b, row phase, col phase, out, h+1, w+1]
+        let phase = |a: i64, c: i64| y.select(1, a).select(1, c).narrow(2, a, h).narrow(3, c, w);
+        let row = |a: i64| Tensor::stack(&[phase(a, 0), phase(a, 1)], -1); // [b, out, h, w, 2]
+        Tensor::stack(&[row(0), row(1)], 3).reshape([b, o, 2 * h, 2 * w])
     }
 }
 
@@ -319,4 +382,33 @@ pub fn to_channels_last(vs: &nn::VarStore) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::Module;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn up_conv3x3_equals_nearest_upsampling_then_the_convolution() {
+        tch::manual_seed(3);
+        let weight =
+            Tensor::randn([5, 4, 3, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let x = Tensor::randn([2, 4, 6, 7], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let up = UpConv3x3 {
+            weight: weight.shallow_clone(),
+        };
+        let fast = up.forward(&x);
+        let plain = upsample2(&x).conv2d(&weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        assert_eq!(fast.size(), [2, 5, 12, 14]);
+        assert!(fast.allclose(&plain, 1e-5, 1e-5, false));
+        // the same gradients for the weight and the input
+        let g = Tensor::randn([2, 5, 12, 14], (Kind::Float, Device::Cpu));
+        let grads = |y: &Tensor| Tensor::run_backward(&[y * &g], &[&weight, &x], false, false);
+        let (a, b) = (grads(&fast), grads(&plain));
+        for (u, v) in a.iter().zip(&b) {
+            assert!(u.allclose(v, 1e-4, 1e-4, false));
+        }
+    }
 }

@@ -10,7 +10,7 @@
 use crate::checkpoint::{self, load_trainable, Checkpoint};
 use crate::device::device_name;
 use crate::error::{Error, Result};
-use crate::layers::{glu, linear, lrelu, upsample2, BatchNorm, InitKind, Seq};
+use crate::layers::{glu, linear, lrelu, BatchNorm, InitKind, Seq};
 use crate::models::damsm::lens_mask;
 use crate::rng::normal;
 use crate::text::damsm::{pad_ids, RnnEncoder};
@@ -105,8 +105,7 @@ const INIT: InitKind = InitKind::Orthogonal;
 /// `upBlock`: nearest x2, conv3x3 to 2 C, BN, GLU.
 fn up_block(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
     Seq::new(p, INIT)
-        .act(upsample2)
-        .conv(cin, cout * 2, 3, 1, 1, false)
+        .up_conv3x3(cin, cout * 2)
         .bn(cout * 2)
         .act(glu)
         .done()

@@ -12,7 +12,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::layers::ca::{kl_loss, CaNet};
-use crate::layers::{linear, lrelu, upsample2, BatchNorm, InitKind, Seq};
+use crate::layers::{linear, lrelu, BatchNorm, InitKind, Seq};
 use crate::rng::normal;
 use crate::text::{AnyTextEncoder, TextEncoder};
 use crate::versions;
@@ -146,8 +146,7 @@ fn tanh(x: &Tensor) -> Tensor {
 /// `upBlock`: nearest x2, conv3x3, BN, ReLU.
 fn up_block(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
     Seq::new(p, InitKind::DcGan)
-        .act(upsample2)
-        .conv(cin, cout, 3, 1, 1, false)
+        .up_conv3x3(cin, cout)
         .bn(cout)
         .act(relu)
         .done()
