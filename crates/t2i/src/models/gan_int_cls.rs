@@ -327,7 +327,7 @@ fn text_projection(p: nn::Path, c: &GanIntClsConfig) -> nn::Linear {
 /// nearest-neighbour upsampling and a 3x3 convolution (`resize_conv`).
 enum Up {
     Deconv(nn::ConvTranspose2D),
-    Resize(nn::Conv2D),
+    Resize(layers::UpConv3x3),
 }
 
 impl Up {
@@ -343,7 +343,7 @@ impl Up {
                 false,
                 InitKind::DcGan,
             );
-            Up::Resize(conv)
+            Up::Resize(layers::UpConv3x3 { weight: conv.ws })
         } else {
             let deconv = layers::conv_transpose2d(
                 p / format!("deconv{i}"),
@@ -364,11 +364,7 @@ impl Up {
     fn forward(&self, x: &Tensor) -> Tensor {
         match self {
             Up::Deconv(d) => x.apply(d),
-            Up::Resize(c) => {
-                let s = x.size();
-                x.upsample_nearest2d([s[2] * 2, s[3] * 2], None, None)
-                    .apply(c)
-            }
+            Up::Resize(c) => x.apply(c),
         }
     }
 }
