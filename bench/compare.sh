@@ -3,7 +3,9 @@
 # rounds on this machine: the same libtorch (PyTorch 2.13's), the same
 # threads, a fixed in-memory batch on both sides; prints each engine's median
 # over the rounds (of the per-round medians), t2i / PyTorch, and the GFLOP of
-# matrix products and convolutions each side counted (the same work: equal).
+# matrix products and convolutions each side counted (equal but for the
+# upsampling convolutions of StackGAN and AttnGAN, which t2i computes as 2x2
+# phase convolutions: 16 multiply-adds where the official code does 36).
 #
 #   bench/compare.sh [--model gan-int-cls|stackgan|attngan|all] [--preset paper]
 #                    [--rounds 3] [--batch-size N] [--repeats 3]
