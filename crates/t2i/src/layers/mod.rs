@@ -304,37 +304,42 @@ impl<'a> Seq<'a> {
 }
 
 /// Nearest-neighbour upsampling by 2 followed by a 3x3 convolution
-/// (padding 1, no bias), computed without the upsampled map: each of the
-/// four output phases (even or odd row, even or odd column) sees only two
-/// rows and two columns of the input, so it is a 2x2 convolution of the
-/// input with sums of the 3x3 taps. One convolution with the four phases'
-/// kernels stacked, then an interleave: the same result (to rounding) for
-/// 16 multiply-adds per input pixel and channel pair instead of 36, forward
-/// and backward. The weight is the 3x3 one of the official checkpoints.
+/// (padding 1, no bias). On large maps it is computed without the
+/// upsampled map: each of the four output phases (even or odd row, even or
+/// odd column) sees only two rows and two columns of the input, so it is a
+/// 2x2 convolution of the input with sums of the 3x3 taps. One convolution
+/// with the four phases' kernels stacked, then an interleave: the same
+/// result (to rounding) for 16 multiply-adds per input pixel and channel
+/// pair instead of 36, forward and backward. Summing the taps costs about
+/// as much as the products it saves on 600 input pixels (batch x h x w), so
+/// smaller inputs take the plain path. The weight is the 3x3 one of the
+/// official checkpoints.
 #[derive(Debug)]
 pub struct UpConv3x3 {
     /// `[out, in, 3, 3]`
     pub weight: Tensor,
 }
 
+/// Input pixels (batch x h x w) from which [`UpConv3x3`] uses the phases.
+const UP_CONV_PHASES_FROM: i64 = 1024;
+
 impl UpConv3x3 {
     /// The stacked phase kernels. `[4 * out, in, 2, 2]`, phases (row,
     /// column) in the order (0,0), (0,1), (1,0), (1,1)
     fn phase_kernels(&self) -> Tensor {
         let (o, i) = (self.weight.size()[0], self.weight.size()[1]);
-        // rows of the 3x3 kernel each 2x2 tap gathers: the even phase reads
-        // input rows (r-1, r) with taps (0 | 1 + 2), the odd one (r, r+1)
-        // with (0 + 1 | 2)
-        let m = Tensor::from_slice(&[1f32, 0., 0., 0., 1., 1., 1., 1., 0., 0., 0., 1.])
-            .reshape([2, 2, 3])
-            .to_device(self.weight.device())
-            .to_kind(self.weight.kind()); // [phase, tap, 3]
-        Tensor::einsum("ark,oikl,bsl->aboirs", &[&m, &self.weight, &m], None::<i64>).reshape([
-            4 * o,
-            i,
-            2,
-            2,
-        ])
+        // the even phase reads input rows (r-1, r) with the kernel's rows
+        // (0 | 1 + 2), the odd one rows (r, r+1) with (0 + 1 | 2); columns
+        // the same way
+        let pairs = |w: &Tensor, dim: i64| {
+            let t = |k: i64| w.select(dim, k);
+            let even = Tensor::stack(&[t(0), t(1) + t(2)], -1);
+            let odd = Tensor::stack(&[t(0) + t(1), t(2)], -1);
+            Tensor::stack(&[even, odd], 0)
+        };
+        let rows = pairs(&self.weight, 2); // [row phase, o, i, 3 cols, 2 rows]
+        let k = pairs(&rows, 3); // [col phase, row phase, o, i, 2 rows, 2 cols]
+        k.transpose(0, 1).reshape([4 * o, i, 2, 2])
     }
 }
 
@@ -343,6 +348,9 @@ impl nn::Module for UpConv3x3 {
     /// [batch, in, h, w] -> [batch, out, 2h, 2w]
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, _, h, w) = x.size4().expect("[batch, c, h, w]");
+        if b * h * w < UP_CONV_PHASES_FROM {
+            return upsample2(x).conv2d(&self.weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        }
         let o = self.weight.size()[0];
         let k = self.phase_kernels().to_kind(x.kind());
         // output position p covers input rows p-1 and p
@@ -395,16 +403,17 @@ mod tests {
         tch::manual_seed(3);
         let weight =
             Tensor::randn([5, 4, 3, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let x = Tensor::randn([2, 4, 6, 7], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        // 2 x 24 x 25 input pixels: the phase path
+        let x = Tensor::randn([2, 4, 24, 25], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let up = UpConv3x3 {
             weight: weight.shallow_clone(),
         };
         let fast = up.forward(&x);
         let plain = upsample2(&x).conv2d(&weight, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
-        assert_eq!(fast.size(), [2, 5, 12, 14]);
+        assert_eq!(fast.size(), [2, 5, 48, 50]);
         assert!(fast.allclose(&plain, 1e-5, 1e-5, false));
         // the same gradients for the weight and the input
-        let g = Tensor::randn([2, 5, 12, 14], (Kind::Float, Device::Cpu));
+        let g = Tensor::randn([2, 5, 48, 50], (Kind::Float, Device::Cpu));
         let grads = |y: &Tensor| Tensor::run_backward(&[y * &g], &[&weight, &x], false, false);
         let (a, b) = (grads(&fast), grads(&plain));
         for (u, v) in a.iter().zip(&b) {
