@@ -22,6 +22,21 @@ at::Tensor* t2i_leaky_relu(const at::Tensor* x, double slope) {
   }
 }
 
+// The version counter of `x` (bumped by every in-place change of its
+// values), or -1 where it has none.
+int64_t t2i_version(const at::Tensor* x) {
+  try {
+    return static_cast<int64_t>(x->_version());
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Whether operations on this thread record gradients (not under no_grad).
+int t2i_grad_enabled() {
+  return at::GradMode::is_enabled() ? 1 : 0;
+}
+
 // Drops the gradient of `param`. Returns 0, or -1 on an error.
 int t2i_reset_grad(at::Tensor* param) {
   try {

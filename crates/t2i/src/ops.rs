@@ -7,6 +7,8 @@ use tch::Tensor;
 extern "C" {
     fn t2i_leaky_relu(x: *const torch_sys::C_tensor, slope: f64) -> *mut torch_sys::C_tensor;
     fn t2i_reset_grad(param: *mut torch_sys::C_tensor) -> i32;
+    fn t2i_version(x: *const torch_sys::C_tensor) -> i64;
+    fn t2i_grad_enabled() -> i32;
     fn t2i_cache_cpu_memory(limit: u64) -> i32;
     fn t2i_adam_step(
         params: *const *mut torch_sys::C_tensor,
@@ -35,6 +37,21 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Tensor {
     );
     // SAFETY: a fresh `new torch::Tensor` from the C side, owned by the result
     unsafe { Tensor::from_ptr(out) }
+}
+
+/// The version counter of `x`: it changes with every in-place change of the
+/// values (`copy_`, optimiser steps); None where the tensor has none.
+pub fn version(x: &Tensor) -> Option<i64> {
+    // SAFETY: `x` is a live tensor, only read
+    let v = unsafe { t2i_version(x.as_ptr()) };
+    (v >= 0).then_some(v)
+}
+
+/// Whether operations on this thread record gradients (false under
+/// `tch::no_grad`).
+pub fn grad_enabled() -> bool {
+    // SAFETY: reads a thread-local flag
+    unsafe { t2i_grad_enabled() == 1 }
 }
 
 /// Drops the gradient of `param` (the next backward stores its gradient

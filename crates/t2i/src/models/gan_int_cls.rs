@@ -343,7 +343,7 @@ impl Up {
                 false,
                 InitKind::DcGan,
             );
-            Up::Resize(layers::UpConv3x3 { weight: conv.ws })
+            Up::Resize(layers::UpConv3x3::new(conv.ws))
         } else {
             let deconv = layers::conv_transpose2d(
                 p / format!("deconv{i}"),
