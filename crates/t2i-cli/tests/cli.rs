@@ -892,6 +892,7 @@ fn bench_counts_flops_and_writes_the_twin_fixture() {
         "--batch-size",
         "4",
         "--peak",
+        "--profile",
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -905,6 +906,13 @@ fn bench_counts_flops_and_writes_the_twin_fixture() {
         stdout.contains("peak") && stdout.contains("% peak"),
         "{stdout}"
     );
+    // --profile: the ops of every timed row, the backward as autograd nodes
+    assert!(
+        stdout.contains("ops of one train iteration")
+            && stdout.contains("ops of one generate batch 1 ")
+            && stdout.contains("ConvolutionBackward0"),
+        "{stdout}"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let gflop = |k: &str| v[k]["gflop"].as_f64().unwrap_or(0.0);
@@ -913,6 +921,8 @@ fn bench_counts_flops_and_writes_the_twin_fixture() {
     assert!(gflop("generate_batch1") > 0.0, "{v}");
     assert!(v["generate_batch16"]["median_ms"].as_f64().is_some(), "{v}");
     assert!(v["peak_gflops"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+    let ops = v["train_step"]["profile"].as_array().expect("the op profile");
+    assert!(ops.iter().any(|o| o["name"] == "aten::conv2d"), "{v}");
     // the PyTorch twin's fixture: weights, one step's inputs and outputs
     let fx = dir.path().join("fixture");
     let out = t2i(&[

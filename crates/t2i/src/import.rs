@@ -363,8 +363,6 @@ pub fn stylegan2_config_from_weights(w: &BTreeMap<String, Tensor>) -> Result<Sty
         lr_mlp: 0.01,
         channel_base: last * size,
         max_channels: c4,
-        stddev_group: 4,
-        blur_kernel: vec![1.0, 3.0, 3.0, 1.0],
     };
     c.validate()
         .map_err(|e| Error::Checkpoint(format!("{what}: {e}")))?;
