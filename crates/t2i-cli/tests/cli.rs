@@ -921,7 +921,9 @@ fn bench_counts_flops_and_writes_the_twin_fixture() {
     assert!(gflop("generate_batch1") > 0.0, "{v}");
     assert!(v["generate_batch16"]["median_ms"].as_f64().is_some(), "{v}");
     assert!(v["peak_gflops"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
-    let ops = v["train_step"]["profile"].as_array().expect("the op profile");
+    let ops = v["train_step"]["profile"]
+        .as_array()
+        .expect("the op profile");
     assert!(ops.iter().any(|o| o["name"] == "aten::conv2d"), "{v}");
     // the PyTorch twin's fixture: weights, one step's inputs and outputs
     let fx = dir.path().join("fixture");
