@@ -8,6 +8,7 @@
 // value.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <vector>
 
@@ -41,6 +42,25 @@ int t2i_grad_enabled() {
 int t2i_reset_grad(at::Tensor* param) {
   try {
     param->mutable_grad().reset();
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Back-propagates the scalar `loss` into the gradients of the `n` leaves
+// `params` only (`loss.backward(inputs=params)`): the graph's other leaves
+// get nothing, and the work only they need (the weight gradients of a frozen
+// or other network the loss passes through) is skipped. Returns 0, or -1 on
+// an error.
+int t2i_backward_into(const at::Tensor* loss, at::Tensor** params, int64_t n) {
+  try {
+    std::vector<at::Tensor> inputs;
+    inputs.reserve(n);
+    for (int64_t i = 0; i < n; ++i) {
+      inputs.push_back(*params[i]);
+    }
+    torch::autograd::backward({*loss}, {}, false, false, inputs);
     return 0;
   } catch (...) {
     return -1;

@@ -7,6 +7,11 @@ use tch::Tensor;
 extern "C" {
     fn t2i_leaky_relu(x: *const torch_sys::C_tensor, slope: f64) -> *mut torch_sys::C_tensor;
     fn t2i_reset_grad(param: *mut torch_sys::C_tensor) -> i32;
+    fn t2i_backward_into(
+        loss: *const torch_sys::C_tensor,
+        params: *const *mut torch_sys::C_tensor,
+        n: i64,
+    ) -> i32;
     fn t2i_version(x: *const torch_sys::C_tensor) -> i64;
     fn t2i_grad_enabled() -> i32;
     fn t2i_cache_cpu_memory(limit: u64) -> i32;
@@ -60,6 +65,23 @@ pub fn reset_grad(param: &mut Tensor) {
     // SAFETY: `param` is a live tensor; only its gradient slot changes
     let rc = unsafe { t2i_reset_grad(param.as_mut_ptr()) };
     debug_assert_eq!(rc, 0);
+}
+
+/// Back-propagates the scalar `loss` into the gradients of `params` only
+/// (PyTorch's `loss.backward(inputs=params)`): other leaves of the graph are
+/// left alone and the work only their gradients need is skipped (the weight
+/// gradients of a discriminator that a generator's loss passes through).
+///
+/// # Panics
+/// If libtorch refuses the backward pass (as `Tensor::backward` does).
+pub fn backward_into(loss: &Tensor, params: &mut [Tensor]) {
+    let p = params
+        .iter_mut()
+        .map(|t| t.as_mut_ptr())
+        .collect::<Vec<_>>();
+    // SAFETY: a live loss and an array of live handles; gradients accumulate
+    let rc = unsafe { t2i_backward_into(loss.as_ptr(), p.as_ptr(), p.len() as i64) };
+    assert_eq!(rc, 0, "libtorch refused the backward pass");
 }
 
 /// Outcome of [`adam_step`].
@@ -119,4 +141,28 @@ pub fn adam_step(
 pub fn cache_cpu_memory(limit: u64) -> bool {
     // SAFETY: installs an allocator object that lives for the process
     unsafe { t2i_cache_cpu_memory(limit) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn backward_into_fills_only_the_given_leaves_with_the_full_gradients() {
+        let opts = (Kind::Float, Device::Cpu);
+        let g = Tensor::randn([3, 4], opts).set_requires_grad(true);
+        let d = Tensor::randn([4, 2], opts).set_requires_grad(true);
+        let x = Tensor::randn([5, 3], opts);
+        let loss = || x.mm(&g).tanh().mm(&d).square().sum(Kind::Float);
+        loss().backward();
+        let (full_g, full_d) = (g.grad().copy(), d.grad().copy());
+        assert!(full_d.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        let mut g = g.detach().set_requires_grad(true);
+        let d = d.detach().set_requires_grad(true);
+        let loss = x.mm(&g).tanh().mm(&d).square().sum(Kind::Float);
+        backward_into(&loss, std::slice::from_mut(&mut g));
+        assert!(g.grad().allclose(&full_g, 1e-6, 1e-6, false));
+        assert!(!d.grad().defined());
+    }
 }

@@ -227,7 +227,7 @@ impl AttnGanTrainer {
         let kl = kl_loss(&out.mu, &out.logvar);
         let total = &adv + &w + &s + &kl;
         self.opt_g.zero_grad();
-        total.backward();
+        self.opt_g.backward(&total);
         self.opt_g.step();
         self.g_avg.update();
         self.step += 1;

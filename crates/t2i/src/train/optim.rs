@@ -58,6 +58,14 @@ impl Adam {
         }
     }
 
+    /// Back-propagates `loss` into these parameters' gradients only
+    /// ([`crate::ops::backward_into`]): a generator's loss computes no
+    /// gradients for the discriminator it passes through, which the official
+    /// code computes and then zeroes before the discriminator's step.
+    pub fn backward(&mut self, loss: &Tensor) {
+        crate::ops::backward_into(loss, &mut self.params);
+    }
+
     /// One update: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     /// p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
     /// A gradient with a NaN or an infinity skips the update (the weights

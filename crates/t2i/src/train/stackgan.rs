@@ -138,7 +138,7 @@ impl StackGanTrainer {
         let kl_t = kl(&out.mu, &out.logvar);
         let total = &err_g + &kl_t * c.kl_coeff;
         self.opt_g.zero_grad();
-        total.backward();
+        self.opt_g.backward(&total);
         self.opt_g.step();
         self.step += 1;
         StackGanStats {

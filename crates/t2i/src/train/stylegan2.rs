@@ -384,7 +384,7 @@ impl StyleGan2Trainer {
         let fake = self.g.synthesis(&lat, &self.g.random_noise(b));
         let g_loss = (-self.d.forward(&fake)).softplus().mean(Kind::Float);
         self.g_opt.zero_grad();
-        g_loss.backward();
+        self.g_opt.backward(&g_loss);
         self.g_opt.step();
         m.push(("loss_g".into(), g_loss.double_value(&[])));
 
