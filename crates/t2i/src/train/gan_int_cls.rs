@@ -299,7 +299,11 @@ impl Trainer {
             self.opt_s.zero_grad();
         }
         self.opt_g.zero_grad();
-        loss_g.backward();
+        if s_learns {
+            Adam::backward_all(&loss_g, &[&self.opt_g, &self.opt_s]);
+        } else {
+            self.opt_g.backward(&loss_g);
+        }
         self.opt_g.step();
         if s_learns {
             self.opt_s.step();

@@ -66,6 +66,16 @@ impl Adam {
         crate::ops::backward_into(loss, &mut self.params);
     }
 
+    /// [`Self::backward`] into the parameters of several optimisers at once
+    /// (a generator and an encoder that learns with it).
+    pub fn backward_all(loss: &Tensor, opts: &[&Adam]) {
+        let mut params: Vec<Tensor> = opts
+            .iter()
+            .flat_map(|o| o.params.iter().map(Tensor::shallow_clone))
+            .collect();
+        crate::ops::backward_into(loss, &mut params);
+    }
+
     /// One update: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     /// p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
     /// A gradient with a NaN or an infinity skips the update (the weights
