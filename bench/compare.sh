@@ -7,11 +7,13 @@
 # upsampling convolutions of StackGAN and AttnGAN, which t2i computes as 2x2
 # phase convolutions: 16 multiply-adds where the official code does 36).
 #
-#   bench/compare.sh [--model gan-int-cls|stackgan|attngan|all] [--preset paper]
+#   bench/compare.sh [--model gan-int-cls|stackgan|attngan|all] [--preset paper|tiny]
 #                    [--rounds 3] [--batch-size N] [--repeats 3]
 #                    [--precision fp32|bf16]
 #
-# `paper` presets unless given (StackGAN and AttnGAN: paper only); batch 8
+# `paper` presets unless given (`tiny`: the StackGAN and AttnGAN twins build
+# the official networks with t2i's rules for other image sides, and
+# AttnGAN's trains through the DAMSM `tiny` small CNN); batch 8
 # for GAN-INT-CLS and StackGAN and 4 for AttnGAN unless given. GAN-INT-CLS's
 # twin first reproduces t2i's training step on t2i's own fixture (`t2i bench
 # --twin-fixture`); StackGAN's and AttnGAN's reproduce the official fixtures
@@ -37,10 +39,11 @@ case $model in
     gan-int-cls | stackgan | attngan) models=$model ;;
     *) echo "unknown model $model (gan-int-cls, stackgan, attngan or all)" >&2; exit 2 ;;
 esac
-if [ "$preset" != paper ] && [ "$models" != gan-int-cls ]; then
-    echo "--preset $preset: only GAN-INT-CLS's twin has presets other than paper" >&2
-    exit 2
-fi
+case $preset in
+    paper | tiny) ;;
+    *) [ "$models" = gan-int-cls ] ||
+        { echo "--preset $preset: only GAN-INT-CLS's twin has it" >&2; exit 2; } ;;
+esac
 venv=$root/.venv-fixtures
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
@@ -71,11 +74,11 @@ for m in $models; do
                 --batch-size "$b" --repeats "$repeats" --threads "$OMP_NUM_THREADS") > "$tmp/$m-torch1-$r.json"
         elif [ "$m" = stackgan ]; then
             for s in 1 2; do
-                "$venv/bin/python" "$twin/stackgan.py" bench --stage "$s" --batch-size "$b" \
+                "$venv/bin/python" "$twin/stackgan.py" bench --stage "$s" --preset "$preset" --batch-size "$b" \
                     --repeats "$repeats" --threads "$OMP_NUM_THREADS" > "$tmp/$m-torch$s-$r.json"
             done
         else
-            "$venv/bin/python" "$twin/attngan.py" bench --batch-size "$b" --repeats "$repeats" \
+            "$venv/bin/python" "$twin/attngan.py" bench --preset "$preset" --batch-size "$b" --repeats "$repeats" \
                 --threads "$OMP_NUM_THREADS" > "$tmp/$m-torch1-$r.json"
         fi
     done

@@ -33,10 +33,21 @@ class Config:
         self.r_num = c["GAN.R_NUM"]
         self.emb = c["TEXT.EMBEDDING_DIM"]
         self.words = c["TEXT.WORDS_NUM"]
+        # t2i's settings beyond the official ones: first-stage side, stages
+        self.base = c.get("BASE_SIZE", 64)
+        self.branches = c.get("TREE.BRANCH_NUM", 3)
 
 
-PAPER = Config({"GAN.GF_DIM": 32, "GAN.DF_DIM": 64, "GAN.Z_DIM": 100, "GAN.CONDITION_DIM": 100,
-                "GAN.R_NUM": 2, "TEXT.EMBEDDING_DIM": 256, "TEXT.WORDS_NUM": 18})
+PRESETS = {
+    "paper": Config({"GAN.GF_DIM": 32, "GAN.DF_DIM": 64, "GAN.Z_DIM": 100, "GAN.CONDITION_DIM": 100,
+                     "GAN.R_NUM": 2, "TEXT.EMBEDDING_DIM": 256, "TEXT.WORDS_NUM": 18}),
+    # t2i's `tiny`: two stages 32 -> 64, the official networks with t2i's
+    # rules for a 32-pixel first stage, and the DAMSM `tiny` small CNN
+    "tiny": Config({"GAN.GF_DIM": 16, "GAN.DF_DIM": 16, "GAN.Z_DIM": 100, "GAN.CONDITION_DIM": 64,
+                    "GAN.R_NUM": 1, "TEXT.EMBEDDING_DIM": 128, "TEXT.WORDS_NUM": 18,
+                    "BASE_SIZE": 32, "TREE.BRANCH_NUM": 2}),
+}
+PAPER = PRESETS["paper"]
 
 
 def glu(x):
@@ -81,18 +92,17 @@ class CANet(nn.Module):
 
 
 class InitStage(nn.Module):
-    def __init__(self, ngf, c):
+    def __init__(self, ngf, c, n_up=4):
         super().__init__()
         self.ngf = ngf
         self.fc = nn.Sequential(nn.Linear(c.z + c.cond, ngf * 32, bias=False), nn.BatchNorm1d(ngf * 32), GLU())
-        self.upsample1 = up_block(ngf, ngf // 2)
-        self.upsample2 = up_block(ngf // 2, ngf // 4)
-        self.upsample3 = up_block(ngf // 4, ngf // 8)
-        self.upsample4 = up_block(ngf // 8, ngf // 16)
+        for i in range(n_up):
+            setattr(self, f"upsample{i + 1}", up_block(ngf >> i, ngf >> (i + 1)))
+        self.ups = [getattr(self, f"upsample{i + 1}") for i in range(n_up)]
 
     def forward(self, z, c):
         h = self.fc(torch.cat([c, z], 1)).view(-1, self.ngf, 4, 4)
-        for up in (self.upsample1, self.upsample2, self.upsample3, self.upsample4):
+        for up in self.ups:
             h = up(h)
         return h
 
@@ -143,19 +153,27 @@ class GNet(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.ca_net = CANet(c)
-        self.h_net1 = InitStage(c.gf * 16, c)
+        n_up = log2(c.base // 4)
+        self.h_net1 = InitStage(c.gf << n_up, c, n_up)
         self.img_net1 = ImageHead(c.gf)
-        self.h_net2 = NextStage(c.gf, c)
-        self.img_net2 = ImageHead(c.gf)
-        self.h_net3 = NextStage(c.gf, c)
-        self.img_net3 = ImageHead(c.gf)
+        for k in range(2, c.branches + 1):
+            setattr(self, f"h_net{k}", NextStage(c.gf, c))
+            setattr(self, f"img_net{k}", ImageHead(c.gf))
+        self.branches = c.branches
 
     def forward(self, z, sent, words, mask, eps):
         c, mu, logvar = self.ca_net(sent, eps)
-        h1 = self.h_net1(z, c)
-        h2, a1 = self.h_net2(h1, words, mask)
-        h3, a2 = self.h_net3(h2, words, mask)
-        return [self.img_net1(h1), self.img_net2(h2), self.img_net3(h3)], [a1, a2], mu, logvar
+        h = self.h_net1(z, c)
+        images, attention = [self.img_net1(h)], []
+        for k in range(2, self.branches + 1):
+            h, a = getattr(self, f"h_net{k}")(h, words, mask)
+            images.append(getattr(self, f"img_net{k}")(h))
+            attention.append(a)
+        return images, attention, mu, logvar
+
+
+def log2(x):
+    return x.bit_length() - 1
 
 
 def lrelu_block(cin, cout):
@@ -187,6 +205,15 @@ class DNet(nn.Module):
     def __init__(self, c, side):
         super().__init__()
         ndf = c.df
+        self.side = side
+        if side == 32:
+            # t2i's `tiny` first stage: an 8x encoder (not in the official code)
+            self.img_code_s8 = nn.Sequential(
+                nn.Conv2d(3, ndf * 2, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+                *down_block(ndf * 2, ndf * 4), *down_block(ndf * 4, ndf * 8))
+            self.UNCOND_DNET = Logits(ndf, c.emb, False)
+            self.COND_DNET = Logits(ndf, c.emb, True)
+            return
         self.img_code_s16 = nn.Sequential(
             nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
             *down_block(ndf, ndf * 2), *down_block(ndf * 2, ndf * 4), *down_block(ndf * 4, ndf * 8))
@@ -203,6 +230,8 @@ class DNet(nn.Module):
         self.COND_DNET = Logits(ndf, c.emb, True)
 
     def forward(self, x):
+        if self.side == 32:
+            return self.img_code_s8(x)
         x = self.img_code_s16(x)
         if self.side == 128:
             x = self.img_code_s32_1(self.img_code_s32(x))
@@ -260,6 +289,25 @@ class CNNEncoder(nn.Module):
             x = getattr(self, n)(x)
         x = F.avg_pool2d(x, 8).flatten(1)
         return self.emb_features(features), self.emb_cnn_code(x)
+
+
+class SmallCNNEncoder(nn.Module):
+    """t2i's DAMSM `tiny` image encoder: four 4x4 stride-2 convolutions
+    (the third's 8x8 map the regions, the fourth's mean the global code),
+    1x1 and linear projections."""
+
+    def __init__(self, nef, w=32):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2, True),
+                                  *down_block(w, 2 * w), *down_block(2 * w, 4 * w))
+        self.head = down_block(4 * w, 8 * w)
+        self.emb_features = nn.Conv2d(4 * w, nef, 1, 1, 0, bias=False)
+        self.emb_cnn_code = nn.Linear(8 * w, nef)
+
+    def forward(self, x):
+        f = self.body(x)
+        g = self.head(f).mean(dim=(2, 3))
+        return self.emb_features(f), self.emb_cnn_code(g)
 
 
 def cosine(a, b, eps=1e-8):
@@ -408,16 +456,18 @@ def check(reference):
     return ok
 
 
-def bench(batch_size, repeats, threads, vocab=5450):
+def bench(preset, batch_size, repeats, threads, vocab=5450):
     batch = batch_size
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    c = PAPER
-    g, ds = GNet(c), [DNet(c, s) for s in (64, 128, 256)]
-    text, image = RNNEncoder(vocab, c.emb).eval(), CNNEncoder(c.emb).eval()
+    c = PRESETS[preset]
+    sides = [c.base << k for k in range(c.branches)]
+    g, ds = GNet(c), [DNet(c, s) for s in sides]
+    image = CNNEncoder(c.emb) if preset == "paper" else SmallCNNEncoder(c.emb)
+    text, image = RNNEncoder(vocab, c.emb).eval(), image.eval()
     for p in list(text.parameters()) + list(image.parameters()):
         p.requires_grad_(False)
-    reals = [torch.rand(batch, 3, s, s) * 2 - 1 for s in (64, 128, 256)]
+    reals = [torch.rand(batch, 3, s, s) * 2 - 1 for s in sides]
     lens = torch.sort(torch.randint(6, c.words + 1, (batch,)), descending=True)[0]
     lens[0] = c.words
     caps = torch.randint(1, vocab, (batch, c.words))
@@ -461,7 +511,8 @@ def bench(batch_size, repeats, threads, vocab=5450):
 
 def main():
     cli(__doc__, check, bench, [("--reference", dict(default="../shared/reference"))],
-        [("--batch-size", dict(type=int, default=4))],
+        [("--preset", dict(choices=sorted(PRESETS), default="paper")),
+         ("--batch-size", dict(type=int, default=4))],
         "reproduce the official fixtures within 1e-4")
 
 if __name__ == "__main__":

@@ -51,10 +51,25 @@ class Config:
         self.cond = c["GAN.CONDITION_DIM"]
         self.r_num = c["GAN.R_NUM"]
         self.text = c["TEXT.DIMENSION"]
+        # image sides of the two stages (the official code: 64 and 256)
+        self.s1 = c.get("STAGE1_SIZE", 64)
+        self.s2 = c.get("STAGE2_SIZE", 256)
 
 
-PAPER = Config({"Z_DIM": 100, "GAN.GF_DIM": 128, "GAN.DF_DIM": 64,
-                "GAN.CONDITION_DIM": 128, "GAN.R_NUM": 4, "TEXT.DIMENSION": 1024})
+def log2(x):
+    return x.bit_length() - 1
+
+
+PRESETS = {
+    "paper": Config({"Z_DIM": 100, "GAN.GF_DIM": 128, "GAN.DF_DIM": 64,
+                     "GAN.CONDITION_DIM": 128, "GAN.R_NUM": 4, "TEXT.DIMENSION": 1024}),
+    # t2i's `tiny` (32 -> 64): the official networks with t2i's rules for
+    # other sides (one up-block per doubling; D starts wider on smaller
+    # images so it still reaches 8 df at 4x4)
+    "tiny": Config({"Z_DIM": 100, "GAN.GF_DIM": 32, "GAN.DF_DIM": 32,
+                    "GAN.CONDITION_DIM": 64, "GAN.R_NUM": 2, "TEXT.DIMENSION": 128,
+                    "STAGE1_SIZE": 32, "STAGE2_SIZE": 64}),
+}
 
 
 class CANet(nn.Module):
@@ -79,16 +94,16 @@ class Stage1G(nn.Module):
         self.ca_net = CANet(c)
         self.fc = nn.Sequential(nn.Linear(c.z + c.cond, ngf * 16, bias=False),
                                 nn.BatchNorm1d(ngf * 16), nn.ReLU(True))
-        self.upsample1 = up_block(ngf, ngf // 2)
-        self.upsample2 = up_block(ngf // 2, ngf // 4)
-        self.upsample3 = up_block(ngf // 4, ngf // 8)
-        self.upsample4 = up_block(ngf // 8, ngf // 16)
-        self.img = nn.Sequential(conv3x3(ngf // 16, 3), nn.Tanh())
+        n_up = log2(c.s1 // 4)
+        for i in range(n_up):
+            setattr(self, f"upsample{i + 1}", up_block(ngf >> i, ngf >> (i + 1)))
+        self.ups = [getattr(self, f"upsample{i + 1}") for i in range(n_up)]
+        self.img = nn.Sequential(conv3x3(ngf >> n_up, 3), nn.Tanh())
 
     def forward(self, t, z, eps):
         c, mu, logvar = self.ca_net(t, eps)
         h = self.fc(torch.cat([z, c], 1)).view(-1, self.ngf, 4, 4)
-        for up in (self.upsample1, self.upsample2, self.upsample3, self.upsample4):
+        for up in self.ups:
             h = up(h)
         return self.img(h), mu, logvar
 
@@ -121,11 +136,11 @@ class Stage2G(nn.Module):
         self.hr_joint = nn.Sequential(conv3x3(c.cond + ngf * 4, ngf * 4),
                                       nn.BatchNorm2d(ngf * 4), nn.ReLU(True))
         self.residual = nn.Sequential(*[ResBlock(ngf * 4) for _ in range(c.r_num)])
-        self.upsample1 = up_block(ngf * 4, ngf * 2)
-        self.upsample2 = up_block(ngf * 2, ngf)
-        self.upsample3 = up_block(ngf, ngf // 2)
-        self.upsample4 = up_block(ngf // 2, ngf // 4)
-        self.img = nn.Sequential(conv3x3(ngf // 4, 3), nn.Tanh())
+        n_up = log2(c.s2 // (c.s1 // 4))
+        for i in range(n_up):
+            setattr(self, f"upsample{i + 1}", up_block((ngf * 4) >> i, (ngf * 4) >> (i + 1)))
+        self.ups = [getattr(self, f"upsample{i + 1}") for i in range(n_up)]
+        self.img = nn.Sequential(conv3x3((ngf * 4) >> n_up, 3), nn.Tanh())
 
     def forward(self, t, z, eps1, eps2):
         stage1, _, _ = self.STAGE1_G(t, z, eps1)
@@ -134,7 +149,7 @@ class Stage2G(nn.Module):
         c, mu, logvar = self.ca_net(t, eps2)
         c = c.view(-1, self.cond, 1, 1).repeat(1, 1, e.shape[2], e.shape[3])
         h = self.residual(self.hr_joint(torch.cat([e, c], 1)))
-        for up in (self.upsample1, self.upsample2, self.upsample3, self.upsample4):
+        for up in self.ups:
             h = up(h)
         return stage1, self.img(h), mu, logvar
 
@@ -160,17 +175,22 @@ class Logits(nn.Module):
 
 
 class StageD(nn.Module):
-    """Stage-I D (64x64) or Stage-II D (256x256, with the unconditional head)."""
+    """Stage-I D (64x64) or Stage-II D (256x256, with the unconditional
+    head): 4x4 stride-2 blocks down to 4x4, then (Stage-II) 3x3 blocks back
+    to 8 df channels."""
 
     def __init__(self, c, stage):
         super().__init__()
         ndf = c.df
-        layers = down_block(3, ndf, bn=False) + down_block(ndf, ndf * 2) + down_block(ndf * 2, ndf * 4) \
-            + down_block(ndf * 4, ndf * 8)
-        if stage == 2:
-            layers += down_block(ndf * 8, ndf * 16) + down_block(ndf * 16, ndf * 32)
-            layers += [conv3x3(ndf * 32, ndf * 16), nn.BatchNorm2d(ndf * 16), nn.LeakyReLU(0.2, True),
-                       conv3x3(ndf * 16, ndf * 8), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, True)]
+        n_down = log2((c.s1 if stage == 1 else c.s2) // 4)
+        ch = ndf << max(4 - n_down, 0)
+        layers = down_block(3, ch, bn=False)
+        for _ in range(1, n_down):
+            layers += down_block(ch, ch * 2)
+            ch *= 2
+        while ch > ndf * 8:
+            layers += [conv3x3(ch, ch // 2), nn.BatchNorm2d(ch // 2), nn.LeakyReLU(0.2, True)]
+            ch //= 2
         self.encode_img = nn.Sequential(*layers)
         self.get_cond_logits = Logits(ndf, c.cond)
         self.get_uncond_logits = Logits(ndf, 0) if stage == 2 else None
@@ -256,15 +276,15 @@ def check(reference):
     return ok
 
 
-def bench(stage, batch_size, repeats, threads):
+def bench(stage, preset, batch_size, repeats, threads):
     """Median ms of a training iteration and of generation at batch 1/16/32."""
     batch = batch_size
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    c = PAPER
+    c = PRESETS[preset]
     g = Stage1G(c) if stage == 1 else Stage2G(c)
     d = StageD(c, stage)
-    side = 64 if stage == 1 else 256
+    side = c.s1 if stage == 1 else c.s2
     real = torch.rand(batch, 3, side, side) * 2 - 1
     text = torch.randn(batch, c.text)
     opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=2e-4, betas=(0.5, 0.999))
@@ -304,6 +324,7 @@ def bench(stage, batch_size, repeats, threads):
 def main():
     cli(__doc__, check, bench, [("--reference", dict(default="../shared/reference"))],
         [("--stage", dict(type=int, choices=[1, 2], default=1)),
+         ("--preset", dict(choices=sorted(PRESETS), default="paper")),
          ("--batch-size", dict(type=int, default=8))],
         "reproduce the official fixtures within 1e-4")
 
