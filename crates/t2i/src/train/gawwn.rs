@@ -298,7 +298,7 @@ impl KeypointGan {
             loss_gk += l1 * c.gk_l1_weight;
         }
         self.opt_gk.zero_grad();
-        loss_gk.backward();
+        self.opt_gk.backward(&loss_gk);
         self.opt_gk.step();
         (loss_dk.double_value(&[]), loss_gk.double_value(&[]))
     }
@@ -380,7 +380,7 @@ impl Trainer {
         let s_f2 = self.d.forward_t(&fake, &b.right, layout, true);
         let loss_g = generator_loss(&s_f2);
         self.opt_g.zero_grad();
-        loss_g.backward();
+        self.opt_g.backward(&loss_g);
         self.opt_g.step();
         if let Some(a) = &mut self.g_avg {
             a.update();
