@@ -250,14 +250,14 @@ impl<'a> Seq<'a> {
     /// The held-back convolution, alone.
     fn flush(&mut self) {
         match self.pending.take() {
-            Some(BnConv::Plain { conv, .. }) => {
-                self.seq = std::mem::replace(&mut self.seq, nn::seq_t()).add(conv)
-            }
-            Some(BnConv::Up(up)) => {
-                self.seq = std::mem::replace(&mut self.seq, nn::seq_t()).add(up)
-            }
+            Some(BnConv::Plain { conv, .. }) => self.push(conv),
+            Some(BnConv::Up(up)) => self.push(up),
             None => {}
         }
+    }
+    /// Appends a layer to the sequence.
+    fn push(&mut self, layer: impl nn::ModuleT + 'static) {
+        self.seq = std::mem::replace(&mut self.seq, nn::seq_t()).add(layer);
     }
     /// Convolution `k x k`, stride `s`, padding `pad`.
     pub fn conv(mut self, cin: i64, cout: i64, k: i64, s: i64, pad: i64, bias: bool) -> Self {
@@ -292,14 +292,14 @@ impl<'a> Seq<'a> {
         let conv = self.pending.take();
         let q = self.next();
         let bn = BatchNorm::new(q, c, self.init);
-        self.seq = match conv {
-            Some(conv) => std::mem::replace(&mut self.seq, nn::seq_t()).add(ConvBn {
+        match conv {
+            Some(conv) => self.push(ConvBn {
                 conv,
                 bn,
                 folded: std::sync::Mutex::new(None),
             }),
-            None => std::mem::replace(&mut self.seq, nn::seq_t()).add(bn),
-        };
+            None => self.push(bn),
+        }
         self
     }
     /// BatchNorm over `c` channels when `on`; otherwise nothing (the

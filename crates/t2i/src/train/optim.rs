@@ -62,8 +62,8 @@ impl Adam {
     /// ([`crate::ops::backward_into`]): a generator's loss computes no
     /// gradients for the discriminator it passes through, which the official
     /// code computes and then zeroes before the discriminator's step.
-    pub fn backward(&mut self, loss: &Tensor) {
-        crate::ops::backward_into(loss, &mut self.params);
+    pub fn backward(&self, loss: &Tensor) {
+        Self::backward_all(loss, &[self]);
     }
 
     /// [`Self::backward`] into the parameters of several optimisers at once
