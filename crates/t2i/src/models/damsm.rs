@@ -343,6 +343,32 @@ impl CnnEncoder {
         g.apply(&self.emb_cnn_code)
     }
 
+    /// Grad-CAM (Selvaraju et al., ICCV 2017) of the cosine between each
+    /// image's global vector and a direction in the shared space (a
+    /// phrase's sentence vector): the region features weighted by the
+    /// spatial mean of the cosine's gradient, summed over channels and
+    /// rectified. Eval mode; no gradient reaches the images or weights.
+    ///
+    /// # Shapes
+    /// `x [batch, 3, s, s]` in [-1, 1], `dirs [batch, D]` -> `[batch, 1, r, r]`
+    pub fn grad_cam(&self, x: &Tensor, dirs: &Tensor) -> Tensor {
+        let f = tch::no_grad(|| self.body.forward_t(x, false))
+            .detach()
+            .set_requires_grad(true); // [batch, region_dim, r, r]
+        let g = self
+            .head
+            .forward_t(&f, false)
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float); // [batch, head_dim]
+        let score = cosine(&self.project_global(&g), dirs, 1).sum(Kind::Float);
+        let grad = Tensor::run_backward(&[score], &[&f], false, false)
+            .pop()
+            .expect("one gradient"); // [batch, region_dim, r, r]
+        let alpha = grad.mean_dim([2i64, 3].as_slice(), true, Kind::Float); // [batch, region_dim, 1, 1]
+        (alpha * f.detach())
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+            .relu() // [batch, 1, r, r]
+    }
+
     /// Stops gradients to the body's weights (`frozen_body`), so an
     /// optimiser built afterwards sees only the projections.
     pub fn freeze_body(&self, vs: &nn::VarStore) {
@@ -514,4 +540,29 @@ pub fn sent_similarity(image: &Tensor, sentence: &Tensor) -> Tensor {
         .norm_scalaropt_dim(2, [1], true)
         .matmul(&sentence.norm_scalaropt_dim(2, [1], true).tr());
     num / norm.clamp_min(1e-8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grad_cam_is_rectified_and_flips_with_the_direction() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let enc = CnnEncoder::new(vs.root(), CnnEncoderConfig::tiny());
+        let s = enc.config.image_size;
+        let x = Tensor::rand([2, 3, s, s], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let d = Tensor::randn([2, enc.config.dim], (Kind::Float, tch::Device::Cpu));
+        let cam = enc.grad_cam(&x, &d);
+        assert_eq!(cam.size(), [2, 1, s / 8, s / 8]);
+        assert!(cam.min().double_value(&[]) >= 0.0);
+        // the cosine is linear in the direction: its gradient, and so the
+        // map before the ReLU, changes sign with it
+        let other = enc.grad_cam(&x, &-&d);
+        assert_eq!((&cam * &other).abs().max().double_value(&[]), 0.0);
+        assert!((&cam + &other).sum(Kind::Float).double_value(&[]) > 0.0);
+        // weights keep no gradient
+        assert!(vs.variables().values().all(|v| !v.grad().defined()));
+    }
 }

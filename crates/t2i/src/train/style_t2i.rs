@@ -83,9 +83,10 @@ pub struct StyleT2IRunConfig {
     /// Margin of the semantic matching loss (sec. 5.1), in cosine.
     pub margin: f64,
     /// Weight of the spatial constraint on A2D (0: off): the change an
-    /// attribute direction makes is pushed into the attribute's region, here
-    /// the boxes of the objects the shapes checker finds in G(w) (shapes
-    /// only: generated birds have no boxes).
+    /// attribute direction makes is pushed into the attribute's region: on
+    /// shapes the boxes of the objects the checker finds in G(w); on CUB
+    /// (no boxes on generated birds) the Grad-CAM of a DAMSM joint
+    /// encoder for the attribute phrase in G(w + d).
     pub spatial_weight: f64,
     /// The data set: shapes, or CUB's captions (with a DAMSM checkpoint
     /// as the joint encoder, `text.encoder`).
@@ -185,8 +186,8 @@ impl FamilyConfig for StyleT2IRunConfig {
             // MLP of width 512, Adam 1e-3, batch 2, truncation 0.5, norm
             // threshold 10, CLIP's logit scale 100; a `stylegan2 --preset
             // paper` backbone and a CLIP folder (or a DAMSM) to be given; no
-            // spatial constraint (generated birds have no boxes, and the
-            // paper's Grad-CAM masks are not implemented)
+            // spatial constraint, as the reference code (its Grad-CAM masks
+            // need a DAMSM encoder here: `--set spatial_weight=1`)
             "paper" => Some(Self {
                 text: TextPhase {
                     encoder: String::new(),
@@ -446,6 +447,29 @@ impl ImageSide {
             ImageSide::Clip(v) => v.encode_images(img),
         }
     }
+
+    /// Pseudo masks of the attribute regions, for the spatial constraint
+    /// where generated images have no boxes (CUB): Grad-CAM of the DAMSM
+    /// image encoder for each image's attribute phrase, bilinearly resized
+    /// to the image and min-max normalised to [0, 1]. Constants (no
+    /// gradient). `[b, 3, S, S]`, phrases `[b, d]` -> `[b, 1, S, S]`
+    fn grad_cam_masks(&self, img: &Tensor, phrases: &Tensor) -> Result<Tensor> {
+        let ImageSide::Damsm(_, e, side) = self else {
+            return Err(Error::Config(
+                "the spatial constraint on CUB reads Grad-CAM masks of a DAMSM image encoder: with this joint encoder set spatial_weight=0".into(),
+            ));
+        };
+        let s = img.size()[2];
+        let x = img.detach();
+        let x = if s == *side {
+            x
+        } else {
+            x.internal_upsample_bilinear2d_aa([*side, *side], false, None, None)
+        };
+        let cam = e.grad_cam(&x, phrases); // [b, 1, r, r]
+        let cam = cam.upsample_bilinear2d([s, s], false, None, None); // [b, 1, S, S]
+        Ok(min_max(&cam))
+    }
 }
 
 /// The T2D training.
@@ -610,9 +634,22 @@ impl StyleT2ITrainer {
             Sentences::Shapes(s) => Some(s),
             Sentences::Cub { .. } => None,
         };
-        let spatial = if let Some(shapes) = shapes.filter(|_| self.rc.spatial_weight > 0.0) {
-            let edited = tch::no_grad(|| m.g.synthesis(&base, &noise)); // [b, 3, S, S]
-            let (mask, found) = object_masks(&edited, shapes.config.max_objects as usize);
+        // (on CUB, whose generated birds have no boxes: Grad-CAM of the
+        // joint encoder's image side for the attribute phrase in G(w+), as
+        // the paper)
+        let spatial = if self.rc.spatial_weight == 0.0 {
+            Tensor::zeros([], (Kind::Float, plus.device()))
+        } else {
+            let (mask, found) = match shapes {
+                Some(shapes) => {
+                    let edited = tch::no_grad(|| m.g.synthesis(&base, &noise)); // [b, 3, S, S]
+                    object_masks(&edited, shapes.config.max_objects as usize)
+                }
+                None => (
+                    self.image.grad_cam_masks(&plus, &ta)?,
+                    Tensor::ones([b], (Kind::Float, plus.device())),
+                ),
+            }; // [b, 1, S, S], [b]
             let diff = normalised_change(&plus, &minus); // [b, 1, S, S]
             let per =
                 (diff - mask)
@@ -621,8 +658,6 @@ impl StyleT2ITrainer {
                     .mean_dim([1i64].as_slice(), false, Kind::Float); // [b]
             let k = found.sum(Kind::Float).clamp_min(1.0);
             (per * found).sum(Kind::Float) / k
-        } else {
-            Tensor::zeros([], (Kind::Float, plus.device()))
         };
         let norm = d
             .reshape([b, -1])
@@ -710,13 +745,19 @@ fn normalize(x: &Tensor) -> Tensor {
 /// |a - b| summed over colour channels and min-max normalised to [0, 1]
 /// per image. `[b, 3, S, S]` x 2 -> `[b, 1, S, S]`
 fn normalised_change(a: &Tensor, b: &Tensor) -> Tensor {
-    let diff = (a - b)
-        .abs()
-        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float); // [b, 1, S, S]
-    let flat = diff.flatten(1, -1);
+    min_max(
+        &(a - b)
+            .abs()
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float), // [b, 1, S, S]
+    )
+}
+
+/// Each map min-max normalised to [0, 1]. `[b, 1, S, S]`
+fn min_max(x: &Tensor) -> Tensor {
+    let flat = x.flatten(1, -1);
     let lo = flat.amin([1i64].as_slice(), false).view([-1, 1, 1, 1]);
     let hi = flat.amax([1i64].as_slice(), false).view([-1, 1, 1, 1]);
-    (diff - &lo) / (hi - lo + 1e-8)
+    (x - &lo) / (hi - lo + 1e-8)
 }
 
 /// The pseudo mask of each image's attribute region: 1 inside the boxes
@@ -948,6 +989,14 @@ impl TypedFamily for StyleT2IFamily {
             }
             (Sentences::Cub { .. }, None, None) => unreachable!("refused above"),
         };
+        if matches!(sentences, Sentences::Cub { .. })
+            && rc.spatial_weight > 0.0
+            && !matches!(image, ImageSide::Damsm(..))
+        {
+            return Err(Error::Config(
+                "the spatial constraint on CUB reads Grad-CAM masks of a DAMSM image encoder: with a CLIP folder set spatial_weight=0".into(),
+            ));
+        }
         // the backbone's averaged generator and its mean w
         let bb = StyleGan2Model::from_checkpoint(&bk, ctx.device)?;
         let mut t = StyleT2ITrainer::new(
