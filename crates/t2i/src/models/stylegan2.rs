@@ -726,12 +726,6 @@ pub struct Discriminator {
 
 impl Discriminator {
     pub fn new(p: &nn::Path, config: &StyleGan2Config) -> Self {
-        Self::with_outputs(p, config, 1)
-    }
-
-    /// The discriminator's architecture with `outputs` values per image
-    /// (the `stylegan2` trainer's image encoder for `recon_weight`).
-    pub fn with_outputs(p: &nn::Path, config: &StyleGan2Config, outputs: i64) -> Self {
         let c = config;
         let convs = p / "convs";
         let mut cin = c.channels(c.size);
@@ -762,7 +756,7 @@ impl Discriminator {
         let fl = p / "final_linear";
         let final_linear = (
             EqualLinear::new(&fl / 0, c4 * 16, c4, 0.0, 1.0, true),
-            EqualLinear::new(&fl / 1, c4, outputs, 0.0, 1.0, false),
+            EqualLinear::new(&fl / 1, c4, 1, 0.0, 1.0, false),
         );
         Self {
             from_rgb,
@@ -772,10 +766,10 @@ impl Discriminator {
         }
     }
 
-    /// Realness logits (or the encoder's outputs).
+    /// Realness logits.
     ///
     /// # Shapes
-    /// `x`: [batch, 3, size, size] -> [batch, outputs]
+    /// `x`: [batch, 3, size, size] -> [batch, 1]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut out = self.from_rgb.forward(x);
         for b in &self.blocks {

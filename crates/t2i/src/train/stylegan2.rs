@@ -59,16 +59,6 @@ pub struct StyleGan2RunConfig {
     pub ema_decay: f64,
     /// Random horizontal flips of real images.
     pub flip: bool,
-    /// Weight of the L1 reconstruction G(mapping(E(x))) = x of real
-    /// images through an image encoder E learnt with G (0: off; the
-    /// encoder is the discriminator's architecture with a mean and a log
-    /// variance of z as its outputs).
-    #[serde(default)]
-    pub recon_weight: f64,
-    /// Weight of the KL divergence of E's z from N(0, I), summed over z's
-    /// dimensions (with `recon_weight`).
-    #[serde(default)]
-    pub recon_kl: f64,
     /// The data set (shapes or one in the CUB layout).
     pub data: DataConfig,
 }
@@ -90,8 +80,6 @@ impl FamilyConfig for StyleGan2RunConfig {
             // of 10k images
             ema_decay: 0.5f64.powf(batch_size as f64 / 10_000.0),
             flip: false,
-            recon_weight: 0.0,
-            recon_kl: 0.0,
             data,
         };
         match name {
@@ -125,9 +113,6 @@ impl FamilyConfig for StyleGan2RunConfig {
         }
         if self.d_reg_every < 1 || self.g_reg_every < 1 || self.path_batch_shrink < 1 {
             return Err("d_reg_every, g_reg_every and path_batch_shrink must be >= 1".into());
-        }
-        if self.recon_weight < 0.0 || self.recon_kl < 0.0 {
-            return Err("recon_weight and recon_kl must be >= 0".into());
         }
         if self.batch_size / self.path_batch_shrink < 1 {
             return Err("batch_size / path_batch_shrink must be at least 1".into());
@@ -274,8 +259,6 @@ pub struct StyleGan2Trainer {
     pub g_opt: Adam,
     pub d_opt: Adam,
     pub ema: WeightAverage,
-    /// The image encoder E and its optimiser (`recon_weight` > 0).
-    pub encoder: Option<(nn::VarStore, Discriminator, Adam)>,
     /// Running mean of the path lengths (the regulariser's target).
     pub mean_path_length: f64,
     pub step: i64,
@@ -302,12 +285,6 @@ impl StyleGan2Trainer {
         // the decay ramps up over the first steps: a short run's average
         // must not hold the random initial weights
         let ema = WeightAverage::with_warmup(&g_vs, rc.ema_decay);
-        let encoder = (rc.recon_weight > 0.0).then(|| {
-            let vs = nn::VarStore::new(device);
-            let e = Discriminator::with_outputs(&vs.root(), &rc.net, 2 * rc.net.style_dim);
-            let opt = Adam::new(&vs, rc.lr, 0.0, 0.99);
-            (vs, e, opt)
-        });
         Self {
             rc,
             g_vs,
@@ -317,7 +294,6 @@ impl StyleGan2Trainer {
             g_opt,
             d_opt,
             ema,
-            encoder,
             mean_path_length: 0.0,
             step: 0,
             seed,
@@ -407,34 +383,10 @@ impl StyleGan2Trainer {
         let lat = self.latents(b, &mut rng);
         let fake = self.g.synthesis(&lat, &self.g.random_noise(b));
         let g_loss = (-self.d.forward(&fake)).softplus().mean(Kind::Float);
+        self.g_opt.zero_grad();
+        self.g_opt.backward(&g_loss);
+        self.g_opt.step();
         m.push(("loss_g".into(), g_loss.double_value(&[])));
-        if let Some((_, e, e_opt)) = &mut self.encoder {
-            // every real image must be drawable: G(mapping(z)) = x with z
-            // from E(x) (a VAE's reparameterised sample)
-            let sd = self.rc.net.style_dim;
-            let out = e.forward(&real); // [b, 2 * style_dim]
-            let (mu, logvar) = (out.narrow(1, 0, sd), out.narrow(1, sd, sd).clamp(-10.0, 10.0));
-            let z = &mu + (&logvar * 0.5).exp() * mu.randn_like(); // [b, style_dim]
-            let w = self.g.broadcast(&self.g.mapping(&z));
-            let rec = self.g.synthesis(&w, &self.g.random_noise(b)); // [b, 3, s, s]
-            let l1 = (rec - &real).abs().mean(Kind::Float);
-            let kl = (mu.square() + logvar.exp() - &logvar - 1.0)
-                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-                .mean(Kind::Float)
-                * 0.5;
-            m.push(("recon_l1".into(), l1.double_value(&[])));
-            m.push(("recon_kl".into(), kl.double_value(&[])));
-            let loss = &g_loss + l1 * self.rc.recon_weight + kl * self.rc.recon_kl;
-            self.g_opt.zero_grad();
-            e_opt.zero_grad();
-            Adam::backward_all(&loss, &[&self.g_opt, e_opt]);
-            self.g_opt.step();
-            e_opt.step();
-        } else {
-            self.g_opt.zero_grad();
-            self.g_opt.backward(&g_loss);
-            self.g_opt.step();
-        }
 
         // lazy path-length regularisation (sec. 3.2): the Jacobian norm of
         // G at w against its running mean
@@ -497,10 +449,6 @@ impl StyleGan2Trainer {
         );
         t.extend(self.g_opt.state("optim.g"));
         t.extend(self.d_opt.state("optim.d"));
-        if let Some((vs, _, opt)) = &self.encoder {
-            t.extend(checkpoint::named(vs, "e"));
-            t.extend(opt.state("optim.e"));
-        }
         checkpoint::save(path, &meta, &t)
     }
 
@@ -515,11 +463,6 @@ impl StyleGan2Trainer {
         self.d_opt
             .load_state("optim.d", &ck.tensors)
             .map_err(Error::Checkpoint)?;
-        if let Some((vs, _, opt)) = &mut self.encoder {
-            ck.load_into(vs, "e")?;
-            opt.load_state("optim.e", &ck.tensors)
-                .map_err(Error::Checkpoint)?;
-        }
         let num = |k: &str| -> Result<f64> {
             ck.meta(k)?
                 .parse()
