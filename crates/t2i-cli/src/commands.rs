@@ -697,6 +697,10 @@ pub struct EvalArgs {
     /// comparison).
     #[arg(long)]
     pub part_locator: Option<PathBuf>,
+    /// StyleT2I: draw without Compositional Attribute Adjustment, to
+    /// compare (the report says how many samples CAA corrected when on).
+    #[arg(long)]
+    pub no_caa: bool,
     /// A file of free-form captions (one per line, `#` comments): each is
     /// drawn --samples times and scored by the shapes checker on the
     /// attributes it names, beside the data set's full captions on the same
@@ -773,6 +777,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             samples_dir: a.samples_dir.clone(),
             flip_average: a.flip_average.then_some(true),
             part_locator: a.part_locator.as_deref(),
+            no_caa: a.no_caa,
         };
         return crate::cub_cmds::eval_cub(&e, a.data_root.as_deref(), &a.out);
     }
@@ -781,7 +786,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     let device = parse_device(&a.device)?;
     let ck = t2i::checkpoint::load(&checkpoint)?;
-    let g = load_generator(&ck, device)?;
+    let mut g = load_generator(&ck, device)?;
+    if a.no_caa {
+        if !g.controls().caa {
+            bail!(
+                "--no-caa needs a model with attribute adjustment ({} models have none)",
+                g.family()
+            );
+        }
+        g.set_caa(false)?;
+    }
     let data = t2i::eval::shapes::shapes_data(&ck)?;
     if g.controls().unconditional {
         // a backbone without text: what it draws against the training images

@@ -147,6 +147,45 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     let o = ok(gen(&c, &["--no-caa"]));
     assert!(!stderr(&o).contains("attribute adjustment corrected"));
 
+    // eval on a data set in the CUB layout counts what CAA corrected, and
+    // `--no-caa` draws without it
+    let cub = tmp.path().join("cub");
+    ok(t2i(&["data", "shapes", "--out", &s(&cub), "--size", "32"]));
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../t2i/tests/fixtures/clip");
+    let ev = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--metric",
+            "clip-score",
+            "--checkpoint",
+            st.to_str().unwrap(),
+            "--clip",
+            clip.to_str().unwrap(),
+            "--data-root",
+            cub.to_str().unwrap(),
+            "--num-samples",
+            "6",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        t2i(&args)
+    };
+    let (e1, e2) = (tmp.path().join("e1.json"), tmp.path().join("e2.json"));
+    let o = ok(ev(&e1, &[]));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("Compositional Attribute Adjustment corrected"),
+        "{out}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&e1).unwrap()).unwrap();
+    assert_eq!(j["caa"]["samples"].as_u64(), Some(6), "{j}");
+    ok(ev(&e2, &["--no-caa"]));
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&e2).unwrap()).unwrap();
+    assert_eq!(j["caa"], serde_json::json!(false), "{j}");
+
     // no attribute it knows: refused, nothing written
     let d = tmp.path().join("d.png");
     let o = t2i(&[

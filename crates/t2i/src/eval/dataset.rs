@@ -40,6 +40,8 @@ pub struct DatasetEval<'a> {
     /// `control` (GAWWN): the part locator (`train --model part-locator`)
     /// that reads where the samples' birds are.
     pub part_locator: Option<&'a Path>,
+    /// Draw without Compositional Attribute Adjustment (StyleT2I).
+    pub no_caa: bool,
 }
 
 /// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
@@ -234,7 +236,15 @@ pub fn generated_metrics(
         _ => None,
     };
     let kind = ck.meta("model")?.to_string();
-    let g = crate::family::load_generator(ck, device)?;
+    let mut g = crate::family::load_generator(ck, device)?;
+    if e.no_caa {
+        if !g.controls().caa {
+            return Err(cfg(&format!(
+                "--no-caa needs a model with attribute adjustment ({kind} models have none)"
+            )));
+        }
+        g.set_caa(false)?;
+    }
     let damsm = e
         .damsm
         .map(|p| -> Result<DamsmTrainer> {
@@ -268,11 +278,17 @@ pub fn generated_metrics(
     let classes: Vec<i64> = recs.iter().map(|r| r.class as i64).collect();
     // a layout-conditioned model (GAWWN) draws at each real image's box or parts
     let layouts = record_layouts(g.as_ref(), &recs)?;
-    let generate = |c: &[&str], k: usize, s: u64| -> Result<Tensor> {
-        Ok(match &layouts {
-            Some(l) => g.generate_at(c, &l[k * 50..k * 50 + c.len()], s)?.images,
-            None => g.generate(c, s)?.images,
-        })
+    // what CAA corrected, per freshly drawn sample (StyleT2I)
+    let mut corrected: Option<Vec<Vec<String>>> = None;
+    let mut generate = |c: &[&str], k: usize, s: u64| -> Result<Tensor> {
+        let out = match &layouts {
+            Some(l) => g.generate_at(c, &l[k * 50..k * 50 + c.len()], s)?,
+            None => g.generate(c, s)?,
+        };
+        if let Some(fixed) = out.corrected {
+            corrected.get_or_insert_with(Vec::new).extend(fixed);
+        }
+        Ok(out.images)
     };
     if let Some(d) = &e.samples_dir {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
@@ -339,6 +355,36 @@ pub fn generated_metrics(
         "samples": caps.len(),
     });
     let mut lines = Vec::new();
+    if let Some(fixed) = &corrected {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for w in fixed.iter().flatten() {
+            *counts.entry(w.as_str()).or_default() += 1;
+        }
+        let any = fixed.iter().filter(|f| !f.is_empty()).count();
+        let mut top: Vec<(&str, usize)> = counts.iter().map(|(w, n)| (*w, *n)).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let named: Vec<String> = top
+            .iter()
+            .take(8)
+            .map(|(w, n)| format!("{w} {n}"))
+            .collect();
+        lines.push(format!(
+            "Compositional Attribute Adjustment corrected {any} of {} drawn samples{}",
+            fixed.len(),
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", named.join(", "))
+            }
+        ));
+        v["caa"] = serde_json::json!({
+            "samples": fixed.len(),
+            "samples_corrected": any,
+            "attributes_corrected": counts,
+        });
+    } else if g.controls().caa {
+        v["caa"] = serde_json::json!(!e.no_caa);
+    }
     if wants("r-precision") {
         let d = damsm
             .as_ref()

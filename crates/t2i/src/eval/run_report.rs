@@ -221,6 +221,7 @@ pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
             num_samples: a.num_samples,
             flip_average: a.flip_average.then_some(true),
             part_locator: None,
+            no_caa: false,
             samples_dir: Some(a.samples_dir.clone().unwrap_or_else(|| {
                 out_dir.join(format!(
                     "samples-step{}-seed{}-n{}",
@@ -304,6 +305,7 @@ pub fn eval_run(a: &RunEvalOptions, run: &Path) -> Result<()> {
                     samples_dir: None,
                     flip_average: a.flip_average.then_some(true),
                     part_locator: None,
+                    no_caa: false,
                 };
                 let (v, _) = crate::eval::dataset::generated_metrics(&e, &cks, root, a.over_steps)?;
                 curve.push((
