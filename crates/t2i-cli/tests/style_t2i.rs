@@ -180,10 +180,12 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
         out.contains("Compositional Attribute Adjustment corrected"),
         "{out}"
     );
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&e1).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&e1).unwrap()).unwrap();
     assert_eq!(j["caa"]["samples"].as_u64(), Some(6), "{j}");
     ok(ev(&e2, &["--no-caa"]));
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&e2).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&e2).unwrap()).unwrap();
     assert_eq!(j["caa"], serde_json::json!(false), "{j}");
 
     // no attribute it knows: refused, nothing written
