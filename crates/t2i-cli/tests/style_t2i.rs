@@ -152,9 +152,12 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     let cub = tmp.path().join("cub");
     ok(t2i(&["data", "shapes", "--out", &s(&cub), "--size", "32"]));
     let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../t2i/tests/fixtures/clip");
+    let kept = tmp.path().join("kept");
     let ev = |out: &Path, extra: &[&str]| {
         let mut args = vec![
             "eval",
+            "--samples-dir",
+            kept.to_str().unwrap(),
             "--metric",
             "clip-score",
             "--checkpoint",
@@ -183,7 +186,11 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&e1).unwrap()).unwrap();
     assert_eq!(j["caa"]["samples"].as_u64(), Some(6), "{j}");
-    ok(ev(&e2, &["--no-caa"]));
+    // kept samples are reused, but never across --no-caa
+    let o = ok(ev(&e2, &[]));
+    assert!(stderr(&o).contains("reused 6 samples"), "{}", stderr(&o));
+    let o = ok(ev(&e2, &["--no-caa"]));
+    assert!(!stderr(&o).contains("reused"), "{}", stderr(&o));
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&e2).unwrap()).unwrap();
     assert_eq!(j["caa"], serde_json::json!(false), "{j}");

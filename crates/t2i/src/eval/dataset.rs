@@ -300,7 +300,11 @@ pub fn generated_metrics(
         let file = e
             .samples_dir
             .as_ref()
-            .map(|d| d.join(format!("chunk-{k:05}.safetensors")));
+            // samples drawn without CAA never stand in for samples with it
+            .map(|d| {
+                let tag = if e.no_caa { "-no-caa" } else { "" };
+                d.join(format!("chunk-{k:05}{tag}.safetensors"))
+            });
         let cached = file
             .as_ref()
             .filter(|f| f.is_file())
