@@ -258,6 +258,100 @@ pub fn lite_split(p: &nn::Path, spec: &LiteSpec) -> (nn::SequentialT, nn::Sequen
     (body, head.add(conv_head))
 }
 
+/// The stem and the first blocks of an EfficientNet-Lite as a feature
+/// pyramid: the outputs of the blocks named in `taps` (Projected GAN's
+/// feature network F, sec. 3.1). Key names as [`lite_split`], so the same
+/// ImageNet state_dict loads by name.
+#[derive(Debug)]
+pub struct LitePyramid {
+    stem: Stem,
+    blocks: Vec<MbConv>,
+    taps: Vec<usize>,
+    /// Channels of each tap.
+    pub channels: Vec<i64>,
+    /// Stride of each tap against the input.
+    pub strides: Vec<i64>,
+}
+
+impl LitePyramid {
+    /// Blocks `0..=max(taps)` of `spec`; `taps` must be increasing.
+    pub fn new(p: &nn::Path, spec: &LiteSpec, taps: &[usize]) -> Self {
+        let stem = Stem {
+            conv: SameConv::new(p / "_conv_stem", 3, 32, 3, 2, 1),
+            bn: BatchNorm::new(p / "_bn0", 32, InitKind::PyTorch).with_eps(BN_EPS),
+        };
+        let last = taps.iter().copied().max().unwrap_or(0);
+        let blocks_p = p / "_blocks";
+        let (mut blocks, mut channels, mut strides) = (Vec::new(), Vec::new(), Vec::new());
+        let mut stride = 2;
+        'stages: for &(repeats, k, s, e, cin, cout) in spec.stages {
+            for r in 0..repeats {
+                let (cin, s) = if r == 0 { (cin, s) } else { (cout, 1) };
+                let i = blocks.len();
+                if i > last {
+                    break 'stages;
+                }
+                blocks.push(MbConv::new(&blocks_p / i, k, s, e, cin, cout));
+                stride *= s;
+                if taps.contains(&i) {
+                    channels.push(cout);
+                    strides.push(stride);
+                }
+            }
+        }
+        Self {
+            stem,
+            blocks,
+            taps: taps.to_vec(),
+            channels,
+            strides,
+        }
+    }
+
+    /// # Shapes
+    /// `[batch, 3, s, s]` in [-1, 1] -> one `[batch, channels[k], s /
+    /// strides[k], s / strides[k]]` per tap (batch statistics frozen).
+    pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+        let mut h = self.stem.forward_t(&normalise(x), false); // [b, 32, s/2, s/2]
+        let mut out = Vec::with_capacity(self.taps.len());
+        for (i, block) in self.blocks.iter().enumerate() {
+            h = block.forward_t(&h, false);
+            if self.taps.contains(&i) {
+                out.push(h.shallow_clone());
+            }
+        }
+        out
+    }
+}
+
+/// Copies every variable of `vs` from the state_dict at `path` (`.pth` or
+/// `.safetensors`), by name; all must be there with their shapes.
+pub fn load_weights(vs: &nn::VarStore, path: &std::path::Path) -> crate::Result<usize> {
+    let w = crate::import::read_weights(path)?;
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (name, var) in &vars {
+            let src = w.get(name).ok_or_else(|| {
+                crate::Error::Checkpoint(format!(
+                    "{} is not an EfficientNet-Lite state_dict: it lacks {name}",
+                    path.display()
+                ))
+            })?;
+            if src.size() != var.size() {
+                return Err(crate::Error::Checkpoint(format!(
+                    "{}: {name} has shape {:?}, the network {:?}",
+                    path.display(),
+                    src.size(),
+                    var.size()
+                )));
+            }
+            var.shallow_clone()
+                .copy_(&src.to_device(var.device()).to_kind(var.kind()));
+        }
+        Ok(vars.len())
+    })
+}
+
 /// The whole ImageNet classifier (`_fc` on the pooled head), to check that
 /// a weight file is read right.
 #[derive(Debug)]
