@@ -8,7 +8,6 @@ pub mod gan_int_cls;
 pub mod gawwn;
 pub mod inception;
 pub mod part_locator;
-pub mod projected_d;
 pub mod stackgan;
 pub mod style_t2i;
 pub mod stylegan2;

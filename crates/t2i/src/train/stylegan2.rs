@@ -21,7 +21,6 @@ use crate::family::{
     Metrics, ParamRow, Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, images_to_tensor, tensor_to_images, Rgb};
-use crate::models::projected_d::ProjectedD;
 use crate::models::stylegan2::{Discriminator, Generator, StyleGan2Config};
 use crate::rng::{normal, step_seed};
 use crate::versions;
@@ -62,44 +61,6 @@ pub struct StyleGan2RunConfig {
     pub flip: bool,
     /// The data set (shapes or one in the CUB layout).
     pub data: DataConfig,
-    /// Which discriminator scores the images.
-    #[serde(default)]
-    pub discriminator: DiscriminatorKind,
-    /// Adam learning rate of the projected discriminator's heads.
-    #[serde(default = "default_d_lr")]
-    pub d_lr: f64,
-    /// `projected`: the EfficientNet-Lite0 state_dict of the frozen feature
-    /// network (`make efficientnet` writes `models/efficientnet-lite0.pth`).
-    #[serde(default)]
-    pub features: String,
-    /// `projected`: side the images are resized to before the feature
-    /// network (a multiple of 64).
-    #[serde(default = "default_feature_input")]
-    pub feature_input: i64,
-    /// `projected`: largest DiffAugment translation of real and generated
-    /// images, as a fraction of the side.
-    #[serde(default)]
-    pub translate: f64,
-}
-
-fn default_d_lr() -> f64 {
-    0.0002
-}
-
-fn default_feature_input() -> i64 {
-    64
-}
-
-/// The discriminator of a `stylegan2` run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiscriminatorKind {
-    /// StyleGAN2's residual D with the logistic loss and lazy R1.
-    #[default]
-    Stylegan2,
-    /// A projected D (Sauer et al. 2021) on frozen EfficientNet-Lite0
-    /// features, with the hinge loss; R1 is not applied.
-    Projected,
 }
 
 impl FamilyConfig for StyleGan2RunConfig {
@@ -120,11 +81,6 @@ impl FamilyConfig for StyleGan2RunConfig {
             ema_decay: 0.5f64.powf(batch_size as f64 / 10_000.0),
             flip: false,
             data,
-            discriminator: DiscriminatorKind::Stylegan2,
-            d_lr: default_d_lr(),
-            features: String::new(),
-            feature_input: default_feature_input(),
-            translate: 0.0,
         };
         match name {
             "tiny" => Some(base(
@@ -163,20 +119,6 @@ impl FamilyConfig for StyleGan2RunConfig {
         }
         if !(0.0..=1.0).contains(&self.mixing) || !(0.0..1.0).contains(&self.ema_decay) {
             return Err("mixing must be in [0, 1] and ema_decay in [0, 1)".into());
-        }
-        if self.discriminator == DiscriminatorKind::Projected {
-            if self.features.is_empty() {
-                return Err("the projected discriminator needs features = the EfficientNet-Lite0 .pth (make efficientnet)".into());
-            }
-            if self.feature_input < 64 || self.feature_input % 64 != 0 {
-                return Err(format!(
-                    "feature_input must be a multiple of 64, not {}",
-                    self.feature_input
-                ));
-            }
-            if !(self.d_lr > 0.0 && self.d_lr < 1.0) || !(0.0..0.5).contains(&self.translate) {
-                return Err("d_lr must be in (0, 1) and translate in [0, 0.5)".into());
-            }
         }
         Ok(())
     }
@@ -307,30 +249,13 @@ impl Images {
     }
 }
 
-/// The discriminator being trained.
-pub enum Critic {
-    StyleGan2(Discriminator),
-    /// The projected D and the variables of its frozen feature network.
-    Projected(Box<ProjectedD>, nn::VarStore),
-}
-
-impl Critic {
-    /// Logits `[b, n]` (one per image, or one per image and scale).
-    fn logits(&self, x: &Tensor) -> Tensor {
-        match self {
-            Critic::StyleGan2(d) => d.forward(x).view([-1, 1]),
-            Critic::Projected(d, _) => d.forward(x),
-        }
-    }
-}
-
 /// Generator, discriminator, their optimisers and the running average.
 pub struct StyleGan2Trainer {
     pub rc: StyleGan2RunConfig,
     pub g_vs: nn::VarStore,
     pub d_vs: nn::VarStore,
     pub g: Generator,
-    pub d: Critic,
+    pub d: Discriminator,
     pub g_opt: Adam,
     pub d_opt: Adam,
     pub ema: WeightAverage,
@@ -349,32 +274,18 @@ fn lazy_adam(vs: &nn::VarStore, lr: f64, every: i64) -> Adam {
 }
 
 impl StyleGan2Trainer {
-    fn new(rc: StyleGan2RunConfig, images: Images, seed: u64, device: Device) -> Result<Self> {
+    fn new(rc: StyleGan2RunConfig, images: Images, seed: u64, device: Device) -> Self {
         tch::manual_seed(seed as i64); // reproducible initial weights
         let g_vs = nn::VarStore::new(device);
         let g = Generator::new(&g_vs.root(), &rc.net);
         let d_vs = nn::VarStore::new(device);
-        let (d, d_opt) = match rc.discriminator {
-            DiscriminatorKind::Stylegan2 => (
-                Critic::StyleGan2(Discriminator::new(&d_vs.root(), &rc.net)),
-                lazy_adam(&d_vs, rc.lr, rc.d_reg_every),
-            ),
-            DiscriminatorKind::Projected => {
-                let mut f_vs = nn::VarStore::new(device);
-                let d = ProjectedD::new(&f_vs.root(), &d_vs.root(), rc.feature_input);
-                crate::models::efficientnet::load_weights(&f_vs, Path::new(&rc.features))?;
-                f_vs.freeze();
-                (
-                    Critic::Projected(Box::new(d), f_vs),
-                    Adam::new(&d_vs, rc.d_lr, 0.0, 0.99),
-                )
-            }
-        };
+        let d = Discriminator::new(&d_vs.root(), &rc.net);
         let g_opt = lazy_adam(&g_vs, rc.lr, rc.g_reg_every);
+        let d_opt = lazy_adam(&d_vs, rc.lr, rc.d_reg_every);
         // the decay ramps up over the first steps: a short run's average
         // must not hold the random initial weights
         let ema = WeightAverage::with_warmup(&g_vs, rc.ema_decay);
-        Ok(Self {
+        Self {
             rc,
             g_vs,
             d_vs,
@@ -387,7 +298,7 @@ impl StyleGan2Trainer {
             step: 0,
             seed,
             images,
-        })
+        }
     }
 
     /// w+ for a batch: one latent, or two mixed at a random layer.
@@ -411,11 +322,6 @@ impl StyleGan2Trainer {
         )
     }
 
-    /// DiffAugment translation of a batch the D sees (`translate` > 0).
-    fn augment(&self, x: &Tensor) -> Tensor {
-        crate::models::projected_d::translate(x, self.rc.translate)
-    }
-
     fn train_step(&mut self) -> Metrics {
         // every random draw of a step comes from its seed: a resumed run
         // continues exactly
@@ -429,23 +335,16 @@ impl StyleGan2Trainer {
         let real = self.images.batch(&idx, &mut rng, self.rc.flip, dev); // [b, 3, s, s]
         let mut m = Vec::new();
 
-        // D: softplus(D(G(z))) + softplus(-D(x)) for StyleGAN2's D; the
-        // hinge max(0, 1 - D(x)) + max(0, 1 + D(G(z))) for the projected D
+        // D: softplus(D(G(z))) + softplus(-D(x))
         let fake = tch::no_grad(|| {
             let lat = self.latents(b, &mut rng);
             self.g.synthesis(&lat, &self.g.random_noise(b))
         });
-        let real_pred = self.d.logits(&self.augment(&real)); // [b, n]
-        let fake_pred = self.d.logits(&self.augment(&fake));
-        let d_loss = match self.d {
-            Critic::StyleGan2(_) => {
-                fake_pred.softplus().mean(Kind::Float) + (-&real_pred).softplus().mean(Kind::Float)
-            }
-            Critic::Projected(..) => {
-                (-&real_pred + 1.0).relu().mean(Kind::Float)
-                    + (&fake_pred + 1.0).relu().mean(Kind::Float)
-            }
-        };
+        let real_pred = self.d.forward(&real);
+        let fake_pred = self.d.forward(&fake);
+        let d_loss = (fake_pred.softplus().mean(Kind::Float)
+            + (-&real_pred).softplus().mean(Kind::Float))
+        .mean(Kind::Float);
         self.d_opt.zero_grad();
         d_loss.backward();
         self.d_opt.step();
@@ -460,36 +359,30 @@ impl StyleGan2Trainer {
         ));
 
         // lazy R1: gamma/2 E||grad_x D(x)||^2 (StyleGAN2 sec. 3.1)
-        if let Critic::StyleGan2(d) = &self.d {
-            if self.rc.r1 > 0.0 && self.step % self.rc.d_reg_every == 0 {
-                let x = real.detach().set_requires_grad(true);
-                let pred = d.forward(&x);
-                let grad = Tensor::run_backward(&[pred.sum(Kind::Float)], &[&x], true, true)
-                    .pop()
-                    .expect("one gradient");
-                let r1 = grad.square().reshape([b, -1]).sum_dim_intlist(
-                    [1i64].as_slice(),
-                    false,
-                    Kind::Float,
-                );
-                let r1 = r1.mean(Kind::Float);
-                let loss = &r1 * (self.rc.r1 / 2.0 * self.rc.d_reg_every as f64)
-                    + pred.select(0, 0).sum(Kind::Float) * 0.0;
-                self.d_opt.zero_grad();
-                loss.backward();
-                self.d_opt.step();
-                m.push(("r1".into(), r1.double_value(&[])));
-            }
+        if self.rc.r1 > 0.0 && self.step % self.rc.d_reg_every == 0 {
+            let x = real.detach().set_requires_grad(true);
+            let pred = self.d.forward(&x);
+            let grad = Tensor::run_backward(&[pred.sum(Kind::Float)], &[&x], true, true)
+                .pop()
+                .expect("one gradient");
+            let r1 = grad.square().reshape([b, -1]).sum_dim_intlist(
+                [1i64].as_slice(),
+                false,
+                Kind::Float,
+            );
+            let r1 = r1.mean(Kind::Float);
+            let loss = &r1 * (self.rc.r1 / 2.0 * self.rc.d_reg_every as f64)
+                + pred.select(0, 0).sum(Kind::Float) * 0.0;
+            self.d_opt.zero_grad();
+            loss.backward();
+            self.d_opt.step();
+            m.push(("r1".into(), r1.double_value(&[])));
         }
 
-        // G: softplus(-D(G(z))), or -D(G(z)) against the hinge
+        // G: softplus(-D(G(z)))
         let lat = self.latents(b, &mut rng);
         let fake = self.g.synthesis(&lat, &self.g.random_noise(b));
-        let pred = self.d.logits(&self.augment(&fake));
-        let g_loss = match self.d {
-            Critic::StyleGan2(_) => (-pred).softplus().mean(Kind::Float),
-            Critic::Projected(..) => -pred.mean(Kind::Float),
-        };
+        let g_loss = (-self.d.forward(&fake)).softplus().mean(Kind::Float);
         self.g_opt.zero_grad();
         self.g_opt.backward(&g_loss);
         self.g_opt.step();
@@ -663,7 +556,7 @@ pub fn bench(rc: &StyleGan2RunConfig, device: Device, repeats: usize) -> Result<
             (0..size * size * 3).map(|_| r.gen::<u8>()).collect()
         })
         .collect();
-    let mut t = StyleGan2Trainer::new(rc.clone(), Images::Shapes { pixels, size }, 0, device)?;
+    let mut t = StyleGan2Trainer::new(rc.clone(), Images::Shapes { pixels, size }, 0, device);
     let sync = || crate::bench::sync(device);
     let (dr, gr) = (rc.d_reg_every, rc.g_reg_every);
     // step numbers that take each branch of the cycle
@@ -782,7 +675,7 @@ impl TypedFamily for StyleGan2Family {
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Trainer>> {
         let images = load_images(&rc, ctx)?;
-        let mut t = StyleGan2Trainer::new(rc, images, ctx.seed, ctx.device)?;
+        let mut t = StyleGan2Trainer::new(rc, images, ctx.seed, ctx.device);
         if let Some(ck) = resume {
             t.restore(ck)?;
         }
@@ -861,15 +754,8 @@ impl TypedFamily for StyleGan2Family {
             Generator::new(p, &rc.net);
         });
         g.0 = "generator".into();
-        let mut d = count(&|p| match rc.discriminator {
-            DiscriminatorKind::Stylegan2 => {
-                Discriminator::new(p, &rc.net);
-            }
-            DiscriminatorKind::Projected => {
-                // the frozen feature network is not counted
-                let f = nn::VarStore::new(Device::Cpu);
-                ProjectedD::new(&f.root(), p, rc.feature_input);
-            }
+        let mut d = count(&|p| {
+            Discriminator::new(p, &rc.net);
         });
         d.0 = "discriminator".into();
         Ok((
