@@ -54,6 +54,7 @@ impl FamilyConfig for GawwnRunConfig {
                 encoder: String::new(),
                 steps: 800,
                 hard: 0.5,
+                augment: false,
             },
         })
     }

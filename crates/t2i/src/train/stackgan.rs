@@ -242,6 +242,7 @@ impl FamilyConfig for StackGanRunConfig {
                 encoder: String::new(),
                 steps: 800,
                 hard: 0.0,
+                augment: false,
             },
         })
     }
