@@ -546,7 +546,6 @@ impl FamilyConfig for GanIntClsRunConfig {
                 // pairs that differ only in colour or shape: with the
                 // matching critic, the best probe of its set (experiments.md)
                 hard: if name == "tiny-plus" { 0.5 } else { 0.0 },
-                augment: false,
             },
             style_steps: 600,
         })

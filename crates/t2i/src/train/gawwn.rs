@@ -54,7 +54,6 @@ impl FamilyConfig for GawwnRunConfig {
                 encoder: String::new(),
                 steps: 800,
                 hard: 0.5,
-                augment: false,
             },
         })
     }

@@ -242,7 +242,6 @@ impl FamilyConfig for StackGanRunConfig {
                 encoder: String::new(),
                 steps: 800,
                 hard: 0.0,
-                augment: false,
             },
         })
     }

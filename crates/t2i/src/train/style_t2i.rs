@@ -13,14 +13,11 @@
 
 use super::optim::Adam;
 use super::text_encoder::{
-    describes_matrix, load_matching_image, matching_image_path, robust_view, train_and_save,
-    TextPhase, TextTrainOptions,
+    load_matching_image, matching_image_path, train_and_save, TextPhase, TextTrainOptions,
 };
 use crate::bench::{time, Timing};
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::shapes::{
-    read_caption, AttributeIndex, CaptionSpec, Shapes, ShapesConfig, ShapesSample, Split,
-};
+use crate::data::shapes::{Shapes, ShapesConfig, Split};
 use crate::data::DataConfig;
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -94,21 +91,6 @@ pub struct StyleT2IRunConfig {
     /// The data set: shapes, or CUB's captions (with a DAMSM checkpoint
     /// as the joint encoder, `text.encoder`).
     pub data: DataConfig,
-    /// Shapes: fraction of each T2D batch made of pairs of training scenes
-    /// whose single objects differ only in colour or only in shape, hard
-    /// negatives of the contrastive loss (a random batch is told apart by
-    /// colour and position alone, and T2D then ignores shape).
-    #[serde(default)]
-    pub hard: f64,
-    /// Random views ([`robust_view`]) each generated image is encoded in
-    /// by the losses, their unit embeddings averaged (0: the image alone).
-    #[serde(default)]
-    pub views: i64,
-    /// Shapes with the run's own encoder: Adam learning rate of its image
-    /// side, trained on with T2D so that generated images are negatives of
-    /// their captions beside the real scenes (0: frozen, as the paper).
-    #[serde(default)]
-    pub critic_lr: f64,
 }
 
 /// One attribute of the vocabulary.
@@ -183,7 +165,6 @@ impl FamilyConfig for StyleT2IRunConfig {
                 encoder: String::new(),
                 steps: 800,
                 hard: 0.5,
-                augment: false,
             },
             hidden: 512,
             layers: 3,
@@ -198,9 +179,6 @@ impl FamilyConfig for StyleT2IRunConfig {
             spatial_weight: 1.0,
             // partial captions teach the joint encoder single attributes
             data: DataConfig::shapes(10_000),
-            hard: 0.5,
-            views: 0,
-            critic_lr: 0.0,
         };
         match name {
             "tiny" => Some(tiny),
@@ -215,16 +193,12 @@ impl FamilyConfig for StyleT2IRunConfig {
                     encoder: String::new(),
                     steps: 0,
                     hard: 0.0,
-                    augment: false,
                 },
                 batch_size: 2,
                 logit_scale: 100.0,
                 norm_threshold: 10.0,
                 spatial_weight: 0.0,
                 data: DataConfig::cub(),
-                hard: 0.0,
-                views: 0,
-                critic_lr: 0.0,
                 ..tiny
             }),
             _ => None,
@@ -247,15 +221,6 @@ impl FamilyConfig for StyleT2IRunConfig {
         }
         if self.spatial_weight < 0.0 {
             return Err("spatial_weight must be >= 0".into());
-        }
-        if !(0..=16).contains(&self.views) {
-            return Err(format!("views must be in 0..=16, got {}", self.views));
-        }
-        if !(0.0..=1.0).contains(&self.hard) {
-            return Err(format!("hard must be in [0, 1], got {}", self.hard));
-        }
-        if self.hard > 0.0 && self.data.name != "shapes" {
-            return Err("hard pairs are drawn from the shapes data set: set hard=0 on CUB".into());
         }
         if self.logit_scale <= 0.0 || self.norm_weight < 0.0 || self.norm_threshold < 0.0 {
             return Err("logit_scale must be > 0, norm_weight and norm_threshold >= 0".into());
@@ -518,11 +483,6 @@ pub struct StyleT2ITrainer {
     step: i64,
     seed: u64,
     sentences: Sentences,
-    /// The training scenes and their index of colour / shape partners,
-    /// when `hard` > 0.
-    partners: Option<(AttributeIndex, Vec<ShapesSample>)>,
-    /// The optimiser of the joint encoder's image side, when `critic_lr` > 0.
-    critic_opt: Option<Adam>,
     backbone_config: StyleGan2Config,
     backbone_source: String,
 }
@@ -568,26 +528,8 @@ impl StyleT2ITrainer {
             truncation: rc.truncation,
             shapes: None,
         };
-        let partners = match &sentences {
-            Sentences::Shapes(sh) if rc.hard > 0.0 || rc.critic_lr > 0.0 => {
-                let n = sh.len(Split::Train);
-                let samples: Vec<ShapesSample> =
-                    (0..n).map(|i| sh.sample(Split::Train, i)).collect();
-                Some((AttributeIndex::new(&samples), samples))
-            }
-            _ => None,
-        };
-        let mut image = image;
-        let critic_opt = match &mut image {
-            ImageSide::Joint(vs, _) if rc.critic_lr > 0.0 => {
-                vs.unfreeze();
-                Some(Adam::new(vs, rc.critic_lr, 0.9, 0.999))
-            }
-            _ => None,
-        };
         StyleT2ITrainer {
             backbone_source,
-            critic_opt,
             rc,
             model,
             image,
@@ -596,7 +538,6 @@ impl StyleT2ITrainer {
             step: 0,
             seed,
             sentences,
-            partners,
             backbone_config,
         }
     }
@@ -610,26 +551,9 @@ impl StyleT2ITrainer {
         let m = &self.model;
         let dev = m.g_vs.device();
         let b = self.rc.batch_size;
-        let mut scenes: Vec<usize> = Vec::new();
-        let caps: Vec<String> = match &self.partners {
-            Some((index, samples)) => {
-                let mut idx: Vec<usize> = (0..b).map(|_| rng.gen_range(0..samples.len())).collect();
-                let pairs = ((b as f64 * self.rc.hard) / 2.0).round() as usize;
-                for k in 0..pairs.min(b as usize / 2) {
-                    if let Some(j) = index.colour_or_shape_partner(&mut rng, &samples[idx[2 * k]]) {
-                        idx[2 * k + 1] = j;
-                    }
-                }
-                scenes.clone_from(&idx);
-                idx.iter()
-                    .enumerate()
-                    .map(|(k, &i)| full_caption(&samples[i], k).to_string())
-                    .collect()
-            }
-            None => (0..b)
-                .map(|k| self.sentences.train(&mut rng, k as usize))
-                .collect(),
-        };
+        let caps: Vec<String> = (0..b)
+            .map(|k| self.sentences.train(&mut rng, k as usize))
+            .collect();
         let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
         let t = tch::no_grad(|| -> Result<Tensor> { Ok(m.text.encode(&refs)?.0.sentence) })?; // [b, d]
         let w = tch::no_grad(|| {
@@ -642,7 +566,7 @@ impl StyleT2ITrainer {
         let s = m.t2d.forward(&t, &w); // [b, n_latent, style_dim]
         let img =
             m.g.synthesis(&(m.g.broadcast(&w) + &s), &m.g.random_noise(b)); // [b, 3, S, S]
-        let e = self.embed(&img); // [b, d]
+        let e = normalize(&self.image.encode(&img)); // [b, d]
         let tn = normalize(&t);
         // eq. 1 (CLIP-guided contrastive loss): image i against texts j
         let logits = e.matmul(&tn.tr()) * self.rc.logit_scale; // [b, b]
@@ -657,7 +581,6 @@ impl StyleT2ITrainer {
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
-        let critic = self.critic_step(&scenes, &caps, &t, &img.detach())?;
         let (sem, d_norm, spatial) = self.a2d_step(&w, &mut rng)?;
         self.step += 1;
         let acc = logits
@@ -672,78 +595,7 @@ impl StyleT2ITrainer {
             ("semantic".into(), sem),
             ("attribute_norm".into(), d_norm),
             ("spatial".into(), spatial),
-            ("critic".into(), critic),
         ])
-    }
-
-    /// One step of the joint encoder's image side when it trains with T2D
-    /// (`critic_lr` > 0): the symmetric contrastive loss of the real scenes
-    /// `scenes` against their captions `caps` (features `t`), the generated
-    /// images `fake` entering the text-to-image softmax as negatives.
-    fn critic_step(
-        &mut self,
-        scenes: &[usize],
-        caps: &[String],
-        t: &Tensor,
-        fake: &Tensor,
-    ) -> Result<f64> {
-        let (Some(opt), Some((_, samples)), ImageSide::Joint(_, enc)) =
-            (&mut self.critic_opt, &self.partners, &self.image)
-        else {
-            return Ok(0.0);
-        };
-        let dev = fake.device();
-        let b = scenes.len() as i64;
-        let pixels: Vec<&[u8]> = scenes
-            .iter()
-            .map(|&i| samples[i].pixels.as_slice())
-            .collect();
-        let size = fake.size()[2] as u32;
-        let real = crate::imageio::images_to_tensor(&pixels, size).to_device(dev); // [b, 3, S, S]
-        let specs: Vec<CaptionSpec> = caps.iter().map(|c| read_caption(c)).collect();
-        // 1 where caption j describes scene i (own scene always)
-        let same = describes_matrix(
-            &scenes
-                .iter()
-                .map(|&i| &samples[i].objects[..])
-                .collect::<Vec<_>>(),
-            &specs.iter().collect::<Vec<_>>(),
-            dev,
-        )
-        .maximum(&Tensor::eye(b, (Kind::Float, dev))); // [b(scenes), b(captions)]
-        let e_real = normalize(&enc.forward_t(&real, false)); // [b, d]
-        let e_fake = normalize(&enc.forward_t(fake, false)); // [b, d]
-        let tn = normalize(t);
-        let scale = self.rc.logit_scale;
-        // image to text, real scenes
-        let i2t = e_real.matmul(&tn.tr()) * scale; // [b, b]
-        let target = &same / same.sum_dim_intlist(1, true, Kind::Float);
-        let l_i2t = -(&target * i2t.log_softmax(1, Kind::Float)).sum(Kind::Float) / b as f64;
-        // text to image over real scenes and generated images
-        let t2i = tn.matmul(&Tensor::cat(&[&e_real, &e_fake], 0).tr()) * scale; // [b, 2b]
-        let st = same.tr();
-        let target = Tensor::cat(&[&st, &st.zeros_like()], 1);
-        let target = &target / target.sum_dim_intlist(1, true, Kind::Float);
-        let l_t2i = -(&target * t2i.log_softmax(1, Kind::Float)).sum(Kind::Float) / b as f64;
-        let loss = (l_i2t + l_t2i) * 0.5;
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-        Ok(loss.double_value(&[]))
-    }
-
-    /// Unit image embeddings for the losses: of the image, or the
-    /// normalised mean over `views` random views of it.
-    /// `[b, 3, S, S]` -> `[b, d]`
-    fn embed(&self, img: &Tensor) -> Tensor {
-        if self.rc.views == 0 {
-            return normalize(&self.image.encode(img));
-        }
-        let sum = (0..self.rc.views)
-            .map(|_| normalize(&self.image.encode(&robust_view(img))))
-            .reduce(|a, b| a + b)
-            .expect("views > 0");
-        normalize(&sum)
     }
 
     /// One A2D step: the semantic matching loss (sec. 5.1) for a random
@@ -763,7 +615,11 @@ impl StyleT2ITrainer {
         let minus = m.g.synthesis(&(&base - &d), &noise);
         let tn = normalize(&ta);
         let cos = |img: &Tensor| {
-            (self.embed(img) * &tn).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            (normalize(&self.image.encode(img)) * &tn).sum_dim_intlist(
+                [1i64].as_slice(),
+                false,
+                Kind::Float,
+            )
         };
         // eq. 3: max(0, cos(E_I(G(w - d)), E_T(a)) - cos(E_I(G(w + d)), E_T(a)) + margin)
         let sem = (cos(&minus) - cos(&plus) + self.rc.margin)
@@ -1112,7 +968,6 @@ impl TypedFamily for StyleT2IFamily {
                     steps: rc.text.steps,
                     seed: ctx.seed,
                     hard_fraction: rc.text.hard,
-                    augment: rc.text.augment,
                     progress: ctx.progress,
                     ..Default::default()
                 };

@@ -27,8 +27,6 @@ pub struct TextTrainOptions {
     /// almost never hold such a pair, so without them the embedding can
     /// ignore shape.
     pub hard_fraction: f64,
-    /// Train the image side on [`robust_view`]s of the images.
-    pub augment: bool,
 }
 
 impl Default for TextTrainOptions {
@@ -40,7 +38,6 @@ impl Default for TextTrainOptions {
             seed: 0,
             progress: true,
             hard_fraction: 0.0,
-            augment: false,
         }
     }
 }
@@ -117,7 +114,6 @@ pub fn train_shapes_encoder(
         );
         let (ids, _) = encoder.ids(&caps)?;
         let txt = encoder.forward_ids(&ids).sentence;
-        let x = if opts.augment { robust_view(&x) } else { x };
         let img = img_enc.forward_t(&x, true);
         let loss = joint_embedding_loss(&img, &txt, &same, 0.1);
         opt_t.zero_grad();
@@ -166,34 +162,6 @@ pub fn train_shapes_encoder(
     })
 }
 
-/// A random view of a batch of images in [-1, 1] that keeps what a caption
-/// names: the batch shifted by up to 2 pixels (wrapping round), each image
-/// blurred by a 3x3 box filter with even odds, and Gaussian noise of a
-/// standard deviation drawn in [0, 0.1] per image. Random from libtorch's
-/// generator; differentiable in the images.
-///
-/// An image encoder trained on such views reads silhouettes rather than
-/// single-pixel edges, and a loss that averages it over views
-/// (expectation over transformations) cannot be met by a rim of pixels
-/// that only one view sees.
-///
-/// # Shapes
-/// `[b, 3, s, s]` -> `[b, 3, s, s]`
-pub fn robust_view(x: &Tensor) -> Tensor {
-    let b = x.size()[0];
-    let opts = (tch::Kind::Float, x.device());
-    let shift = Tensor::randint_low(-2, 3, [2], (tch::Kind::Int64, Device::Cpu));
-    let (dy, dx) = (shift.int64_value(&[0]), shift.int64_value(&[1]));
-    let x = x.roll([dy, dx], [2, 3]);
-    let blurred = x.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None);
-    let blur = Tensor::rand([b, 1, 1, 1], opts)
-        .lt(0.5)
-        .to_kind(tch::Kind::Float);
-    let x = &blurred * &blur + &x * (-&blur + 1.0);
-    let sigma = Tensor::rand([b, 1, 1, 1], opts) * 0.1;
-    &x + x.randn_like() * sigma
-}
-
 /// `[scenes, specs]` float matrix with 1 where the caption `specs[j]`
 /// describes the scene `scenes[i]` (its own image always does).
 pub fn describes_matrix(
@@ -226,7 +194,6 @@ pub fn shapes_or_given(
         steps: phase.steps,
         seed: ctx.seed,
         hard_fraction: phase.hard,
-        augment: phase.augment,
         progress: ctx.progress,
         ..Default::default()
     };
@@ -309,8 +276,4 @@ pub struct TextPhase {
     /// Fraction of each text-encoder batch made of pairs that differ only
     /// in colour or only in shape.
     pub hard: f64,
-    /// Train the image side on random views of the images
-    /// ([`robust_view`]).
-    #[serde(default)]
-    pub augment: bool,
 }
