@@ -44,6 +44,39 @@ pub struct DatasetEval<'a> {
     pub no_caa: bool,
 }
 
+/// What Compositional Attribute Adjustment corrected over the drawn
+/// samples (one list of attribute phrases per sample): a report line naming
+/// the eight most corrected attributes, and the JSON of the counts.
+fn caa_report(fixed: &[Vec<String>]) -> (String, serde_json::Value) {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for w in fixed.iter().flatten() {
+        *counts.entry(w.as_str()).or_default() += 1;
+    }
+    let any = fixed.iter().filter(|f| !f.is_empty()).count();
+    let mut top: Vec<(&str, usize)> = counts.iter().map(|(w, n)| (*w, *n)).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let named: Vec<String> = top
+        .iter()
+        .take(8)
+        .map(|(w, n)| format!("{w} {n}"))
+        .collect();
+    let line = format!(
+        "Compositional Attribute Adjustment corrected {any} of {} drawn samples{}",
+        fixed.len(),
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", named.join(", "))
+        }
+    );
+    let report = serde_json::json!({
+        "samples": fixed.len(),
+        "samples_corrected": any,
+        "attributes_corrected": counts,
+    });
+    (line, report)
+}
+
 /// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
 fn quantize(x: &Tensor) -> Tensor {
     ((x + 1.0) * 127.5)
@@ -355,32 +388,9 @@ pub fn generated_metrics(
     });
     let mut lines = Vec::new();
     if let Some(fixed) = &corrected {
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for w in fixed.iter().flatten() {
-            *counts.entry(w.as_str()).or_default() += 1;
-        }
-        let any = fixed.iter().filter(|f| !f.is_empty()).count();
-        let mut top: Vec<(&str, usize)> = counts.iter().map(|(w, n)| (*w, *n)).collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let named: Vec<String> = top
-            .iter()
-            .take(8)
-            .map(|(w, n)| format!("{w} {n}"))
-            .collect();
-        lines.push(format!(
-            "Compositional Attribute Adjustment corrected {any} of {} drawn samples{}",
-            fixed.len(),
-            if named.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", named.join(", "))
-            }
-        ));
-        v["caa"] = serde_json::json!({
-            "samples": fixed.len(),
-            "samples_corrected": any,
-            "attributes_corrected": counts,
-        });
+        let (line, report) = caa_report(fixed);
+        lines.push(line);
+        v["caa"] = report;
     } else if g.controls().caa {
         v["caa"] = serde_json::json!(!e.no_caa);
     }
