@@ -94,6 +94,13 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     for k in ["caa", "no_caa", "localisation"] {
         assert!(sum[k].is_object(), "{k}: {sum}");
     }
+    // with CAA, each split reports what it corrected in its samples
+    for split in ["held_in", "held_out"] {
+        let r = &sum["caa"]["caa"][split];
+        assert_eq!(r["samples"].as_u64(), Some(3), "{split}: {sum}");
+        assert!(r["samples_corrected"].as_u64().unwrap() <= 3, "{r}");
+    }
+    assert!(sum["no_caa"].get("caa").is_none(), "{sum}");
     let loc = &sum["localisation"];
     assert!(loc["cases"].as_u64().unwrap() <= 3);
     let share = loc["localised"].as_f64().unwrap();
@@ -146,6 +153,22 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let o = ok(gen(&c, &["--no-caa"]));
     assert!(!stderr(&o).contains("attribute adjustment corrected"));
+    // a caption in the data set's other words ("big", "pyramid") names
+    // attributes too
+    let e = tmp.path().join("e.png");
+    let o = ok(t2i(&[
+        "generate",
+        "--checkpoint",
+        st.to_str().unwrap(),
+        "--text",
+        "a big pyramid",
+        "-n",
+        "1",
+        "--out",
+        e.to_str().unwrap(),
+    ]));
+    assert!(stderr(&o).contains("sample 0: attribute adjustment corrected"));
+    assert!(e.is_file());
 
     // eval on a data set in the CUB layout counts what CAA corrected, and
     // `--no-caa` draws without it

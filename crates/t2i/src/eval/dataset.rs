@@ -45,36 +45,48 @@ pub struct DatasetEval<'a> {
 }
 
 /// What Compositional Attribute Adjustment corrected over the drawn
-/// samples (one list of attribute phrases per sample): a report line naming
-/// the eight most corrected attributes, and the JSON of the counts.
-fn caa_report(fixed: &[Vec<String>]) -> (String, serde_json::Value) {
+/// samples (one list of attribute phrases per sample), as JSON: samples,
+/// samples corrected, and the count of each attribute corrected.
+pub(crate) fn caa_report(fixed: &[Vec<String>]) -> serde_json::Value {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for w in fixed.iter().flatten() {
         *counts.entry(w.as_str()).or_default() += 1;
     }
     let any = fixed.iter().filter(|f| !f.is_empty()).count();
-    let mut top: Vec<(&str, usize)> = counts.iter().map(|(w, n)| (*w, *n)).collect();
+    serde_json::json!({
+        "samples": fixed.len(),
+        "samples_corrected": any,
+        "attributes_corrected": counts,
+    })
+}
+
+/// The report line of a [`caa_report`]: how many samples CAA corrected and
+/// the eight attributes it corrected most.
+pub(crate) fn caa_line(report: &serde_json::Value) -> String {
+    let mut top: Vec<(&str, u64)> = report["attributes_corrected"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(w, n)| (w.as_str(), n.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let named: Vec<String> = top
         .iter()
         .take(8)
         .map(|(w, n)| format!("{w} {n}"))
         .collect();
-    let line = format!(
-        "Compositional Attribute Adjustment corrected {any} of {} drawn samples{}",
-        fixed.len(),
+    format!(
+        "Compositional Attribute Adjustment corrected {} of {} drawn samples{}",
+        report["samples_corrected"],
+        report["samples"],
         if named.is_empty() {
             String::new()
         } else {
             format!(" ({})", named.join(", "))
         }
-    );
-    let report = serde_json::json!({
-        "samples": fixed.len(),
-        "samples_corrected": any,
-        "attributes_corrected": counts,
-    });
-    (line, report)
+    )
 }
 
 /// Images in [-1, 1] as stored 8-bit pixels (what a PNG would hold).
@@ -388,8 +400,8 @@ pub fn generated_metrics(
     });
     let mut lines = Vec::new();
     if let Some(fixed) = &corrected {
-        let (line, report) = caa_report(fixed);
-        lines.push(line);
+        let report = caa_report(fixed);
+        lines.push(caa_line(&report));
         v["caa"] = report;
     } else if g.controls().caa {
         v["caa"] = serde_json::json!(!e.no_caa);

@@ -226,22 +226,34 @@ pub fn shapes_accuracy(
     n: usize,
     seed: u64,
 ) -> Result<ShapesScores> {
-    Ok(stage_accuracy(model, shapes, split, n, seed)?.0)
+    Ok(stage_accuracy(model, shapes, split, n, seed)?.scores)
+}
+
+/// The scores of one split by [`stage_accuracy`].
+pub struct StageScores {
+    /// The final images'.
+    pub scores: ShapesScores,
+    /// The first stage's of a multi-stage model.
+    pub first_stage: Option<ShapesScores>,
+    /// What Compositional Attribute Adjustment corrected in each sample
+    /// (StyleT2I with CAA on).
+    pub corrected: Option<Vec<Vec<String>>>,
 }
 
 /// As [`shapes_accuracy`], with the first stage's images of a multi-stage
-/// model scored too (upsampled to the final size).
+/// model scored too (upsampled to the final size), and what CAA corrected.
 pub fn stage_accuracy(
     model: &dyn Generator,
     shapes: &Shapes,
     split: Split,
     n: usize,
     seed: u64,
-) -> Result<(ShapesScores, Option<ShapesScores>)> {
+) -> Result<StageScores> {
     let size = shapes.config.image_size;
     let max_obj = shapes.config.max_objects as usize;
     let mut tally = Tally::default();
     let mut first = None::<Tally>;
+    let mut corrected = None::<Vec<Vec<String>>>;
     let mut k = 0;
     while k < n {
         let m = (n - k).min(100);
@@ -252,6 +264,11 @@ pub fn stage_accuracy(
             .map(|(j, s)| full_caption(s, k + j))
             .collect();
         let out = generate_for(model, &samples, &caps, seed.wrapping_add(k as u64))?;
+        if let Some(fixed) = &out.corrected {
+            corrected
+                .get_or_insert_with(Vec::new)
+                .extend(fixed.iter().cloned());
+        }
         let mut stages = vec![(tensor_to_images(&out.images), &mut tally)];
         if let Some(f) = &out.first_stage {
             let s = size as i64;
@@ -274,10 +291,11 @@ pub fn stage_accuracy(
         }
         k += m;
     }
-    Ok((
-        tally.scores(split.name(), n),
-        first.map(|t| t.scores(split.name(), n)),
-    ))
+    Ok(StageScores {
+        scores: tally.scores(split.name(), n),
+        first_stage: first.map(|t| t.scores(split.name(), n)),
+        corrected,
+    })
 }
 
 /// The checker's scores of a generator on the shapes data set `data`:
@@ -296,16 +314,21 @@ pub fn evaluate(
         image_size: model.image_size() as u32,
         ..data.clone()
     })?;
-    let (held_in, first) = stage_accuracy(model, &shapes, Split::Test, n, seed)?;
-    let held_out = shapes_accuracy(model, &shapes, Split::HeldOut, n, seed)?;
+    let held_in = stage_accuracy(model, &shapes, Split::Test, n, seed)?;
+    let held_out = stage_accuracy(model, &shapes, Split::HeldOut, n, seed)?;
     let mut v = json!({
         "protocol": format!("{n} samples per split, one caption per test image, noise seed {seed}, analytic shapes checker"),
-        "held_in": held_in,
-        "held_out": held_out,
+        "held_in": held_in.scores,
+        "held_out": held_out.scores,
         "joint_chance": ShapesScores::JOINT_CHANCE,
     });
-    if let Some(f) = first {
+    if let Some(f) = held_in.first_stage {
         v["first_stage"] = json!(f);
+    }
+    for (key, split) in [("held_in", &held_in), ("held_out", &held_out)] {
+        if let Some(fixed) = &split.corrected {
+            v["caa"][key] = crate::eval::dataset::caa_report(fixed);
+        }
     }
     let ctl = model.controls();
     if ctl.boxes || ctl.keypoints {
@@ -371,6 +394,9 @@ pub fn summary_lines(v: &serde_json::Value) -> Vec<String> {
             pct(&s["position"]),
             s["samples"]
         ));
+        if let Some(c) = v.get("caa").and_then(|c| c.get(key)) {
+            lines.push(format!("{:<10} {}", "", crate::eval::dataset::caa_line(c)));
+        }
         if let Some(m) = s["shape_confusion"].as_array() {
             let names = ["circle", "square", "triangle"];
             let rows: Vec<String> = m

@@ -122,6 +122,21 @@ fn shapes_attributes() -> Vec<Attribute> {
         .collect()
 }
 
+/// The colours, shapes and sizes a shapes caption names, by their names in
+/// [`shapes_attributes`], read as the data set's caption reader reads them
+/// (synonyms and plurals: "two big pyramids" names large and triangle).
+fn shapes_attribute_words(caption: &str) -> Vec<String> {
+    use crate::data::shapes::{COLOURS, SHAPES, SIZES};
+    let spec = crate::data::shapes_text::read_caption(caption);
+    let mut words = Vec::new();
+    for m in &spec.objects {
+        words.extend(m.colour.map(|i| COLOURS[i].0.to_string()));
+        words.extend(m.shape.map(|i| SHAPES[i].to_string()));
+        words.extend(m.size.map(|i| SIZES[i].to_string()));
+    }
+    words
+}
+
 /// Colours and parts CUB's captions write ("a bird with a red head"): the
 /// colour values and body parts of CUB's 312 attribute names in the words
 /// captions use for them.
@@ -271,10 +286,16 @@ impl StyleT2IModel {
         &self.w_mean + (w - &self.w_mean) * self.truncation
     }
 
-    /// The vocabulary's attributes named in `caption`.
+    /// The vocabulary's attributes named in `caption`. On shapes the
+    /// data set's caption reader finds them, so synonyms and plurals count
+    /// ("a big pyramid" names large and triangle).
     pub fn attributes_in(&self, caption: &str) -> Vec<&Attribute> {
-        let words: Vec<String> = self.attributes.iter().map(|a| a.word.clone()).collect();
-        let found = attributes_of(caption, &words);
+        let found: Vec<String> = if self.shapes.is_some() {
+            shapes_attribute_words(caption)
+        } else {
+            let words: Vec<String> = self.attributes.iter().map(|a| a.word.clone()).collect();
+            attributes_of(caption, &words)
+        };
         self.attributes
             .iter()
             .filter(|a| found.contains(&a.word))
@@ -1263,4 +1284,28 @@ pub fn bench(rc: &StyleT2IRunConfig, device: Device, repeats: usize) -> Result<S
         generate_batch16,
         peak_rss_mib: crate::bench::peak_rss_mib(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_attributes_are_read_with_the_captions_synonyms() {
+        let known: Vec<String> = shapes_attributes().into_iter().map(|a| a.word).collect();
+        let words = |c: &str| {
+            let mut w = shapes_attribute_words(c);
+            w.sort();
+            w.dedup();
+            assert!(w.iter().all(|x| known.contains(x)), "{c}: {w:?}");
+            w
+        };
+        assert_eq!(words("two big pyramids at the left"), ["large", "triangle"]);
+        assert_eq!(
+            words("A Small red disc and a green box"),
+            ["circle", "green", "red", "small", "square"]
+        );
+        assert_eq!(words("a huge one"), ["large"]);
+        assert!(words("something over there").is_empty());
+    }
 }
