@@ -88,13 +88,6 @@ pub struct StyleT2IRunConfig {
     /// (no boxes on generated birds) the Grad-CAM of a DAMSM joint
     /// encoder for the attribute phrase in G(w + d).
     pub spatial_weight: f64,
-    /// Weight of the attribute-keeping term on A2D (0: off): the joint
-    /// encoder's reading of the other kinds of attribute in G(w + d) (for
-    /// a shape direction: which colour, which size) must stay as in G(w),
-    /// as a KL divergence between the two softmaxes over each kind's
-    /// phrases, so that CAA adding d changes only its attribute.
-    #[serde(default)]
-    pub keep_weight: f64,
     /// The data set: shapes, or CUB's captions (with a DAMSM checkpoint
     /// as the joint encoder, `text.encoder`).
     pub data: DataConfig,
@@ -169,18 +162,6 @@ fn cub_attributes() -> Vec<Attribute> {
         .collect()
 }
 
-/// The kind of an attribute, for the attribute-keeping term: the part of
-/// a CUB phrase ("red head": head), or on shapes colour, shape or size.
-fn attribute_kind(word: &str) -> String {
-    use crate::data::shapes::{SHAPES, SIZES};
-    match word.rsplit_once(' ') {
-        Some((_, part)) => part.to_string(),
-        None if SHAPES.contains(&word) => "shape".into(),
-        None if SIZES.contains(&word) => "size".into(),
-        None => "colour".into(),
-    }
-}
-
 /// The attribute vocabulary of a data set.
 fn data_attributes(data: &str) -> Vec<Attribute> {
     if data == "cub" {
@@ -211,7 +192,6 @@ impl FamilyConfig for StyleT2IRunConfig {
             attributes: Vec::new(),
             margin: 0.1,
             spatial_weight: 1.0,
-            keep_weight: 0.0,
             // partial captions teach the joint encoder single attributes
             data: DataConfig::shapes(10_000),
         };
@@ -254,8 +234,8 @@ impl FamilyConfig for StyleT2IRunConfig {
                 self.truncation
             ));
         }
-        if self.spatial_weight < 0.0 || self.keep_weight < 0.0 {
-            return Err("spatial_weight and keep_weight must be >= 0".into());
+        if self.spatial_weight < 0.0 {
+            return Err("spatial_weight must be >= 0".into());
         }
         if self.logit_scale <= 0.0 || self.norm_weight < 0.0 || self.norm_threshold < 0.0 {
             return Err("logit_scale must be > 0, norm_weight and norm_threshold >= 0".into());
@@ -526,9 +506,6 @@ pub struct StyleT2ITrainer {
     sentences: Sentences,
     backbone_config: StyleGan2Config,
     backbone_source: String,
-    /// The attribute phrases' embeddings, L2-normalised, for the keeping
-    /// term (encoded once: the joint encoder is frozen). `[attributes, d]`
-    phrase_embeddings: Option<Tensor>,
 }
 
 impl StyleT2ITrainer {
@@ -583,7 +560,6 @@ impl StyleT2ITrainer {
             seed,
             sentences,
             backbone_config,
-            phrase_embeddings: None,
         }
     }
 }
@@ -626,7 +602,7 @@ impl StyleT2ITrainer {
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
-        let [sem, d_norm, spatial, keep] = self.a2d_step(&w, &mut rng)?;
+        let (sem, d_norm, spatial) = self.a2d_step(&w, &mut rng)?;
         self.step += 1;
         let acc = logits
             .argmax(1, false)
@@ -640,18 +616,18 @@ impl StyleT2ITrainer {
             ("semantic".into(), sem),
             ("attribute_norm".into(), d_norm),
             ("spatial".into(), spatial),
-            ("keep".into(), keep),
         ])
     }
 
     /// One A2D step: the semantic matching loss (sec. 5.1) for a random
     /// attribute per w, the norm penalty on d and the spatial constraint.
-    fn a2d_step(&mut self, w: &Tensor, rng: &mut ChaCha8Rng) -> Result<[f64; 4]> {
+    fn a2d_step(&mut self, w: &Tensor, rng: &mut ChaCha8Rng) -> Result<(f64, f64, f64)> {
         let m = &self.model;
         let b = w.size()[0];
         let attrs = &self.rc.attributes;
-        let picked: Vec<usize> = (0..b).map(|_| rng.gen_range(0..attrs.len())).collect();
-        let phrases: Vec<&str> = picked.iter().map(|&k| attrs[k].phrase.as_str()).collect();
+        let phrases: Vec<&str> = (0..b)
+            .map(|_| attrs[rng.gen_range(0..attrs.len())].phrase.as_str())
+            .collect();
         let ta = tch::no_grad(|| -> Result<Tensor> { Ok(m.text.encode(&phrases)?.0.sentence) })?;
         let d = m.a2d.forward(&ta, w); // [b, n_latent, style_dim]
         let base = m.g.broadcast(w);
@@ -659,54 +635,17 @@ impl StyleT2ITrainer {
         let plus = m.g.synthesis(&(&base + &d), &noise);
         let minus = m.g.synthesis(&(&base - &d), &noise);
         let tn = normalize(&ta);
-        let e_plus = normalize(&self.image.encode(&plus)); // [b, d]
-        let e_minus = normalize(&self.image.encode(&minus));
-        let cos = |e: &Tensor| (e * &tn).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        let cos = |img: &Tensor| {
+            (normalize(&self.image.encode(img)) * &tn).sum_dim_intlist(
+                [1i64].as_slice(),
+                false,
+                Kind::Float,
+            )
+        };
         // eq. 3: max(0, cos(E_I(G(w - d)), E_T(a)) - cos(E_I(G(w + d)), E_T(a)) + margin)
-        let sem = (cos(&e_minus) - cos(&e_plus) + self.rc.margin)
+        let sem = (cos(&minus) - cos(&plus) + self.rc.margin)
             .relu()
             .mean(Kind::Float);
-        // G(w), the image the direction edits
-        let edited = tch::no_grad(|| m.g.synthesis(&base, &noise)); // [b, 3, S, S]
-        let keep = if self.rc.keep_weight == 0.0 {
-            Tensor::zeros([], (Kind::Float, plus.device()))
-        } else {
-            if self.phrase_embeddings.is_none() {
-                let all: Vec<&str> = attrs.iter().map(|a| a.phrase.as_str()).collect();
-                let t = tch::no_grad(|| -> Result<Tensor> { Ok(m.text.encode(&all)?.0.sentence) })?;
-                self.phrase_embeddings = Some(normalize(&t));
-            }
-            let all = self.phrase_embeddings.as_ref().expect("encoded above");
-            let before = tch::no_grad(|| normalize(&self.image.encode(&edited))).matmul(&all.tr())
-                * self.rc.logit_scale; // [b, attributes]
-            let after = e_plus.matmul(&all.tr()) * self.rc.logit_scale;
-            let kinds: Vec<String> = attrs.iter().map(|a| attribute_kind(&a.word)).collect();
-            let mut distinct = kinds.clone();
-            distinct.sort();
-            distinct.dedup();
-            let dev = plus.device();
-            let mut total = Tensor::zeros([], (Kind::Float, dev));
-            for kind in &distinct {
-                let idx: Vec<i64> = (0..kinds.len() as i64)
-                    .filter(|&k| &kinds[k as usize] == kind)
-                    .collect();
-                let idx = Tensor::from_slice(&idx).to(dev);
-                let p = before.index_select(1, &idx).softmax(1, Kind::Float); // [b, k]
-                let log_q = after.index_select(1, &idx).log_softmax(1, Kind::Float);
-                let kl = (&p * (p.clamp_min(1e-8).log() - log_q)).sum_dim_intlist(
-                    [1i64].as_slice(),
-                    false,
-                    Kind::Float,
-                ); // [b]
-                   // only the kinds other than each direction's own
-                let other: Vec<f32> = picked
-                    .iter()
-                    .map(|&k| f32::from(u8::from(&kinds[k] != kind)))
-                    .collect();
-                total += (kl * Tensor::from_slice(&other).to(dev)).sum(Kind::Float);
-            }
-            total / b as f64
-        };
         // spatial constraint: the min-max normalised change
         // |G(w+) - G(w-)| against the pseudo mask of the attribute's region:
         // the boxes of the objects in G(w), the image the direction edits
@@ -723,7 +662,10 @@ impl StyleT2ITrainer {
             Tensor::zeros([], (Kind::Float, plus.device()))
         } else {
             let (mask, found) = match shapes {
-                Some(shapes) => object_masks(&edited, shapes.config.max_objects as usize),
+                Some(shapes) => {
+                    let edited = tch::no_grad(|| m.g.synthesis(&base, &noise)); // [b, 3, S, S]
+                    object_masks(&edited, shapes.config.max_objects as usize)
+                }
                 None => (
                     self.image.grad_cam_masks(&plus, &ta)?,
                     Tensor::ones([b], (Kind::Float, plus.device())),
@@ -742,19 +684,15 @@ impl StyleT2ITrainer {
             .reshape([b, -1])
             .norm_scalaropt_dim(2, [1i64].as_slice(), false);
         let penalty = (&norm - self.rc.norm_threshold).relu().mean(Kind::Float);
-        let loss = &sem
-            + &penalty * self.rc.norm_weight
-            + &spatial * self.rc.spatial_weight
-            + &keep * self.rc.keep_weight;
+        let loss = &sem + &penalty * self.rc.norm_weight + &spatial * self.rc.spatial_weight;
         self.a2d_opt.zero_grad();
         loss.backward();
         self.a2d_opt.step();
-        Ok([
+        Ok((
             sem.double_value(&[]),
             norm.mean(Kind::Float).double_value(&[]),
             spatial.double_value(&[]),
-            keep.double_value(&[]),
-        ])
+        ))
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -1369,21 +1307,5 @@ mod tests {
         );
         assert_eq!(words("a huge one"), ["large"]);
         assert!(words("something over there").is_empty());
-    }
-
-    #[test]
-    fn attribute_kinds_group_what_the_keeping_term_compares() {
-        for a in shapes_attributes() {
-            let want = if ["circle", "square", "triangle"].contains(&a.word.as_str()) {
-                "shape"
-            } else if ["small", "large"].contains(&a.word.as_str()) {
-                "size"
-            } else {
-                "colour"
-            };
-            assert_eq!(attribute_kind(&a.word), want, "{}", a.word);
-        }
-        assert_eq!(attribute_kind("red head"), "head");
-        assert_eq!(cub_attributes().len(), 14 * 16);
     }
 }
