@@ -105,6 +105,16 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     assert!(loc["cases"].as_u64().unwrap() <= 3);
     let share = loc["localised"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share), "{loc}");
+    // what each attribute direction draws: every attribute of the vocabulary
+    let dirs = sum["directions"].as_array().unwrap();
+    assert_eq!(dirs.len(), 13, "{sum}");
+    for d in dirs {
+        for k in ["before", "after", "others_changed"] {
+            let x = d[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{d}");
+        }
+        assert!(["colour", "shape", "size"].contains(&d["kind"].as_str().unwrap()));
+    }
     let m: Vec<serde_json::Value> = std::fs::read_to_string(st.join("metrics.jsonl"))
         .unwrap()
         .lines()
@@ -169,6 +179,34 @@ fn style_t2i_trains_on_a_stylegan2_backbone_and_adjusts_attributes() {
     ]));
     assert!(stderr(&o).contains("sample 0: attribute adjustment corrected"));
     assert!(e.is_file());
+    // the shapes eval reports the directions too, and what CAA corrected
+    let ej = tmp.path().join("shapes-eval.json");
+    let o = ok(t2i(&[
+        "eval",
+        "--checkpoint",
+        st.to_str().unwrap(),
+        "--samples",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        ej.to_str().unwrap(),
+    ]));
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    for line in [
+        "Compositional Attribute Adjustment corrected",
+        "change mostly inside the object's box",
+        "  shape: circle",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ej).unwrap()).unwrap();
+    assert_eq!(
+        j["family"]["directions"].as_array().map(Vec::len),
+        Some(13),
+        "{j}"
+    );
 
     // eval on a data set in the CUB layout counts what CAA corrected, and
     // `--no-caa` draws without it

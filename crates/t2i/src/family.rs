@@ -370,11 +370,26 @@ pub trait Generator: Send {
         let _ = on;
         Err(unsupported(self.family(), "attribute adjustment"))
     }
+    /// The family's own measurements on the shapes data set, beside the
+    /// checker's scores (StyleT2I: where its attribute directions edit and
+    /// what they draw); `None` when it has none. `n` samples, noise from
+    /// `seed`.
+    fn shapes_report(&self, n: usize, seed: u64) -> Result<Option<FamilyReport>> {
+        let _ = (n, seed);
+        Ok(None)
+    }
     /// The attention maps of the first sample for `caption`, as a figure.
     fn attention_figure(&self, caption: &str, seed: u64, top_words: usize) -> Result<Rgb> {
         let _ = (caption, seed, top_words);
         Err(unsupported(self.family(), "attention maps"))
     }
+}
+
+/// Measurements of one family, as JSON and as report lines.
+#[derive(Debug, Clone)]
+pub struct FamilyReport {
+    pub value: serde_json::Value,
+    pub lines: Vec<String>,
 }
 
 /// What `t2i import` converts: an official implementation's weights.

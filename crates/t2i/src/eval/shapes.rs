@@ -330,6 +330,10 @@ pub fn evaluate(
             v["caa"][key] = crate::eval::dataset::caa_report(fixed);
         }
     }
+    if let Some(r) = model.shapes_report(n, seed)? {
+        v["family"] = r.value;
+        v["family_lines"] = json!(r.lines);
+    }
     let ctl = model.controls();
     if ctl.boxes || ctl.keypoints {
         v["control"] = json!(crate::eval::control::control_scores(model, data, n, seed)?);
@@ -447,6 +451,9 @@ pub fn summary_lines(v: &serde_json::Value) -> Vec<String> {
             pct(&s["both"]),
             s["pairs"]
         ));
+    }
+    if let Some(l) = v.get("family_lines").and_then(|l| l.as_array()) {
+        lines.extend(l.iter().filter_map(|x| x.as_str().map(str::to_string)));
     }
     lines
 }

@@ -23,8 +23,8 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::eval::shapes::full_caption;
 use crate::family::{
-    BenchOptions, Controls, FamilyConfig, Generated, Generator as FamilyGenerator, Metrics,
-    Summary, TrainContext, Trainer, TypedFamily,
+    BenchOptions, Controls, FamilyConfig, FamilyReport, Generated, Generator as FamilyGenerator,
+    Metrics, Summary, TrainContext, Trainer, TypedFamily,
 };
 use crate::imageio::{grid, tensor_to_images, Rgb};
 use crate::models::damsm::CnnEncoder;
@@ -825,7 +825,107 @@ pub struct Localisation {
     pub mean_box_area: f64,
 }
 
+/// What one attribute direction of A2D does on shapes: the checker reads
+/// the largest object of G(w) and of G(w + d_a) for truncated random w
+/// (the images CAA edits). Samples where either shows no object are left
+/// out.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectionEffect {
+    /// The attribute ("red", "triangle", "large").
+    pub attribute: String,
+    /// Its kind: colour, shape or size.
+    pub kind: &'static str,
+    /// Samples with an object in both images.
+    pub cases: usize,
+    /// Share of them whose object has the attribute in G(w).
+    pub before: f64,
+    /// ... in G(w + d_a).
+    pub after: f64,
+    /// Share of them whose object changed another kind of attribute (a
+    /// colour direction: shape or size; a shape direction: colour or
+    /// size; a size direction: colour or shape).
+    pub others_changed: f64,
+    /// Mean norm of d_a over the samples.
+    pub norm: f64,
+}
+
 impl StyleT2IModel {
+    /// See [`DirectionEffect`]: `n` samples per attribute of the vocabulary
+    /// (the same w and noise for every attribute, from `seed`). Shapes
+    /// models only (the checker reads them); empty otherwise.
+    pub fn direction_effects(
+        &self,
+        n: usize,
+        seed: u64,
+        max_objects: usize,
+    ) -> Result<Vec<DirectionEffect>> {
+        use crate::data::checker::{check, Detected};
+        use crate::data::shapes::{COLOURS, SHAPES, SIZES};
+        if self.shapes.is_none() {
+            return Ok(Vec::new());
+        }
+        let size = self.g.config.size as u32;
+        let phrases: Vec<&str> = self.attributes.iter().map(|a| a.phrase.as_str()).collect();
+        tch::no_grad(|| {
+            let ta = self.text.encode(&phrases)?.0.sentence; // [attributes, d]
+            let read = |img: &Tensor| {
+                let r = check(&tensor_to_images(img)[0].data, size, max_objects);
+                r.objects.first().cloned()
+            };
+            // G(w) once per sample
+            let samples: Vec<(Tensor, Vec<Tensor>, Option<Detected>)> = (0..n)
+                .map(|i| {
+                    let w = self.w_of(seed, i);
+                    let noise = sample_noise(&self.g, seed, i);
+                    let o = read(&self.g.synthesis(&self.g.broadcast(&w), &noise));
+                    (w, noise, o)
+                })
+                .collect();
+            let mut out = Vec::new();
+            for (k, a) in self.attributes.iter().enumerate() {
+                let colour = COLOURS.iter().position(|c| c.0 == a.word);
+                let shape = SHAPES.iter().position(|s| *s == a.word);
+                let sz = SIZES.iter().position(|s| *s == a.word);
+                let (kind, has): (&'static str, Box<dyn Fn(&Detected) -> bool>) =
+                    match (colour, shape, sz) {
+                        (Some(c), _, _) => ("colour", Box::new(move |o| o.colour == c)),
+                        (_, Some(s), _) => ("shape", Box::new(move |o| o.shape == s)),
+                        (_, _, Some(z)) => ("size", Box::new(move |o| o.size == z)),
+                        _ => continue,
+                    };
+                let others = |o: &Detected, p: &Detected| match kind {
+                    "colour" => o.shape != p.shape || o.size != p.size,
+                    "shape" => o.colour != p.colour || o.size != p.size,
+                    _ => o.colour != p.colour || o.shape != p.shape,
+                };
+                let (mut cases, mut before, mut after, mut changed, mut norm) =
+                    (0usize, 0usize, 0usize, 0usize, 0.0);
+                for (w, noise, o0) in &samples {
+                    let d = self.a2d.forward(&ta.narrow(0, k as i64, 1), w); // [1, n_latent, style_dim]
+                    norm += d.norm().double_value(&[]);
+                    let Some(o0) = o0 else { continue };
+                    let img = self.g.synthesis(&(self.g.broadcast(w) + &d), noise);
+                    let Some(o1) = read(&img) else { continue };
+                    cases += 1;
+                    before += usize::from(has(o0));
+                    after += usize::from(has(&o1));
+                    changed += usize::from(others(o0, &o1));
+                }
+                let c = cases.max(1) as f64;
+                out.push(DirectionEffect {
+                    attribute: a.word.clone(),
+                    kind,
+                    cases,
+                    before: before as f64 / c,
+                    after: after as f64 / c,
+                    others_changed: changed as f64 / c,
+                    norm: norm / n.max(1) as f64,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// See [`Localisation`]; attributes taken in turn, w and noise from
     /// `seed`.
     pub fn localisation(&self, n: usize, seed: u64, max_objects: usize) -> Result<Localisation> {
@@ -867,6 +967,38 @@ impl StyleT2IModel {
             mean_box_area: area / c,
         })
     }
+}
+
+/// The report of [`StyleT2IModel::direction_effects`]: a line per kind of
+/// attribute, each direction's share of objects with its attribute before
+/// and after, then how often the other kinds changed.
+fn direction_lines(effects: &[DirectionEffect], n: usize) -> Vec<String> {
+    if effects.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "attribute directions on {n} samples w: objects with the attribute in G(w) -> G(w + d) (and with another kind of attribute changed)"
+    )];
+    for kind in ["colour", "shape", "size"] {
+        let of: Vec<&DirectionEffect> = effects.iter().filter(|e| e.kind == kind).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let items: Vec<String> = of
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {:.0}->{:.0}% ({:.0}%)",
+                    e.attribute,
+                    100.0 * e.before,
+                    100.0 * e.after,
+                    100.0 * e.others_changed
+                )
+            })
+            .collect();
+        lines.push(format!("  {kind}: {}", items.join(", ")));
+    }
+    lines
 }
 
 /// StyleT2I as a model family.
@@ -1079,24 +1211,44 @@ impl Trainer for StyleT2ITrainer {
         };
         let ck = checkpoint::load(&ctx.run.last_checkpoint())?;
         let mut model = StyleT2IModel::from_checkpoint(&ck, ctx.device)?;
-        let with = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
+        // the directions' own measurements come with the first evaluation
+        let mut with = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
+        let own = with
+            .as_object_mut()
+            .and_then(|o| o.remove("family"))
+            .unwrap_or_default();
+        let own_lines = with
+            .as_object_mut()
+            .and_then(|o| o.remove("family_lines"))
+            .unwrap_or_default();
         model.caa = false;
-        let without = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
-        let loc = model.localisation(n, 0, shapes.config.max_objects as usize)?;
+        let mut without = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
+        if let Some(o) = without.as_object_mut() {
+            o.remove("family");
+            o.remove("family_lines");
+        }
         let mut lines = vec!["with Compositional Attribute Adjustment:".to_string()];
         lines.extend(crate::eval::shapes::summary_lines(&with));
         lines.push("without (--no-caa):".into());
         lines.extend(crate::eval::shapes::summary_lines(&without));
         lines.push(format!(
-            "attribute directions (spatial constraint weight {}): change mostly inside the object's box in {:.1}% of {} cases (mean share inside {:.1}%, boxes cover {:.1}% of the image)",
-            self.rc.spatial_weight,
-            100.0 * loc.localised,
-            loc.cases,
-            100.0 * loc.mean_inside,
-            100.0 * loc.mean_box_area
+            "A2D trained with spatial constraint weight {}:",
+            self.rc.spatial_weight
         ));
+        lines.extend(
+            own_lines
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().map(str::to_string)),
+        );
         Ok(Summary {
-            value: serde_json::json!({ "caa": with, "no_caa": without, "localisation": loc }),
+            value: serde_json::json!({
+                "caa": with,
+                "no_caa": without,
+                "localisation": own["localisation"],
+                "directions": own["directions"],
+            }),
             lines,
         })
     }
@@ -1118,6 +1270,26 @@ impl FamilyGenerator for StyleT2IModel {
     fn set_caa(&mut self, on: bool) -> Result<()> {
         self.caa = on;
         Ok(())
+    }
+    fn shapes_report(&self, n: usize, seed: u64) -> Result<Option<FamilyReport>> {
+        let Some(shapes) = &self.shapes else {
+            return Ok(None);
+        };
+        let max_objects = shapes.config.max_objects as usize;
+        let loc = self.localisation(n, seed, max_objects)?;
+        let effects = self.direction_effects(n.min(100), seed, max_objects)?;
+        let mut lines = vec![format!(
+            "attribute directions: change mostly inside the object's box in {:.1}% of {} cases (mean share inside {:.1}%, boxes cover {:.1}% of the image)",
+            100.0 * loc.localised,
+            loc.cases,
+            100.0 * loc.mean_inside,
+            100.0 * loc.mean_box_area
+        )];
+        lines.extend(direction_lines(&effects, n.min(100)));
+        Ok(Some(FamilyReport {
+            value: serde_json::json!({ "localisation": loc, "directions": effects }),
+            lines,
+        }))
     }
     fn unknown_words(&self, caption: &str) -> Result<Vec<String>> {
         let (_, mut enc) = self.text.encode(&[caption])?;
