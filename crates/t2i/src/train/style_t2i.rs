@@ -886,17 +886,21 @@ impl StyleT2IModel {
                 let colour = COLOURS.iter().position(|c| c.0 == a.word);
                 let shape = SHAPES.iter().position(|s| *s == a.word);
                 let sz = SIZES.iter().position(|s| *s == a.word);
-                let (kind, has): (&'static str, Box<dyn Fn(&Detected) -> bool>) =
-                    match (colour, shape, sz) {
-                        (Some(c), _, _) => ("colour", Box::new(move |o| o.colour == c)),
-                        (_, Some(s), _) => ("shape", Box::new(move |o| o.shape == s)),
-                        (_, _, Some(z)) => ("size", Box::new(move |o| o.size == z)),
-                        _ => continue,
-                    };
-                let others = |o: &Detected, p: &Detected| match kind {
-                    "colour" => o.shape != p.shape || o.size != p.size,
-                    "shape" => o.colour != p.colour || o.size != p.size,
-                    _ => o.colour != p.colour || o.shape != p.shape,
+                let (kind, value) = match (colour, shape, sz) {
+                    (Some(c), _, _) => ("colour", c),
+                    (_, Some(s), _) => ("shape", s),
+                    (_, _, Some(z)) => ("size", z),
+                    _ => continue,
+                };
+                // each object's (colour, shape, size)
+                let read3 = |o: &Detected| [o.colour, o.shape, o.size];
+                let at = ["colour", "shape", "size"]
+                    .iter()
+                    .position(|k| *k == kind)
+                    .expect("one of the three");
+                let has = |o: &Detected| read3(o)[at] == value;
+                let others = |o: &Detected, p: &Detected| {
+                    (0..3).any(|j| j != at && read3(o)[j] != read3(p)[j])
                 };
                 let (mut cases, mut before, mut after, mut changed, mut norm) =
                     (0usize, 0usize, 0usize, 0usize, 0.0);
