@@ -726,17 +726,12 @@ pub struct Discriminator {
 
 impl Discriminator {
     pub fn new(p: &nn::Path, config: &StyleGan2Config) -> Self {
-        Self::with_inputs(p, config, 3)
-    }
-
-    /// With `inputs` image channels (PacGAN: 3 x images packed).
-    pub fn with_inputs(p: &nn::Path, config: &StyleGan2Config, inputs: i64) -> Self {
         let c = config;
         let convs = p / "convs";
         let mut cin = c.channels(c.size);
         let from_rgb = ConvLayer::new(
             &convs / 0,
-            inputs,
+            3,
             cin,
             ConvLayerConfig {
                 kernel: 1,

@@ -59,16 +59,8 @@ pub struct StyleGan2RunConfig {
     pub ema_decay: f64,
     /// Random horizontal flips of real images.
     pub flip: bool,
-    /// D judges this many images at once, stacked along channels
-    /// (PacGAN, Lin et al. 2018; 1: one image).
-    #[serde(default = "one")]
-    pub pack: i64,
     /// The data set (shapes or one in the CUB layout).
     pub data: DataConfig,
-}
-
-fn one() -> i64 {
-    1
 }
 
 impl FamilyConfig for StyleGan2RunConfig {
@@ -79,7 +71,6 @@ impl FamilyConfig for StyleGan2RunConfig {
             batch_size,
             lr: 0.002,
             r1: 10.0,
-            pack: 1,
             path_regularize: 2.0,
             path_batch_shrink: 2,
             d_reg_every: 16,
@@ -107,12 +98,6 @@ impl FamilyConfig for StyleGan2RunConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         self.net.validate()?;
         self.data.validate(&["shapes", "cub"])?;
-        if self.pack < 1 || self.batch_size % self.pack != 0 {
-            return Err(format!(
-                "pack must be >= 1 and divide batch_size ({}), got {}",
-                self.batch_size, self.pack
-            ));
-        }
         crate::family::check_batch_size(self.batch_size)?;
         if self.data.name == "shapes" && !(32..=256).contains(&self.net.size) {
             return Err(format!(
@@ -294,7 +279,7 @@ impl StyleGan2Trainer {
         let g_vs = nn::VarStore::new(device);
         let g = Generator::new(&g_vs.root(), &rc.net);
         let d_vs = nn::VarStore::new(device);
-        let d = Discriminator::with_inputs(&d_vs.root(), &rc.net, 3 * rc.pack);
+        let d = Discriminator::new(&d_vs.root(), &rc.net);
         let g_opt = lazy_adam(&g_vs, rc.lr, rc.g_reg_every);
         let d_opt = lazy_adam(&d_vs, rc.lr, rc.d_reg_every);
         // the decay ramps up over the first steps: a short run's average
@@ -355,13 +340,8 @@ impl StyleGan2Trainer {
             let lat = self.latents(b, &mut rng);
             self.g.synthesis(&lat, &self.g.random_noise(b))
         });
-        let pk = self.rc.pack;
-        let packed = |x: &Tensor| {
-            let (n, c, h, w) = x.size4().expect("[b, 3, s, s]");
-            x.reshape([n / pk, c * pk, h, w])
-        };
-        let real_pred = self.d.forward(&packed(&real));
-        let fake_pred = self.d.forward(&packed(&fake));
+        let real_pred = self.d.forward(&real);
+        let fake_pred = self.d.forward(&fake);
         let d_loss = (fake_pred.softplus().mean(Kind::Float)
             + (-&real_pred).softplus().mean(Kind::Float))
         .mean(Kind::Float);
@@ -381,7 +361,7 @@ impl StyleGan2Trainer {
         // lazy R1: gamma/2 E||grad_x D(x)||^2 (StyleGAN2 sec. 3.1)
         if self.rc.r1 > 0.0 && self.step % self.rc.d_reg_every == 0 {
             let x = real.detach().set_requires_grad(true);
-            let pred = self.d.forward(&packed(&x));
+            let pred = self.d.forward(&x);
             let grad = Tensor::run_backward(&[pred.sum(Kind::Float)], &[&x], true, true)
                 .pop()
                 .expect("one gradient");
@@ -402,9 +382,7 @@ impl StyleGan2Trainer {
         // G: softplus(-D(G(z)))
         let lat = self.latents(b, &mut rng);
         let fake = self.g.synthesis(&lat, &self.g.random_noise(b));
-        let g_loss = (-self.d.forward(&packed(&fake)))
-            .softplus()
-            .mean(Kind::Float);
+        let g_loss = (-self.d.forward(&fake)).softplus().mean(Kind::Float);
         self.g_opt.zero_grad();
         self.g_opt.backward(&g_loss);
         self.g_opt.step();
