@@ -298,11 +298,27 @@ pub fn stage_accuracy(
     })
 }
 
+/// [`checker_scores`] and the family's own shapes report
+/// ([`Generator::shapes_report`]: `family` and `family_lines`).
+pub fn evaluate(
+    model: &dyn Generator,
+    data: &crate::data::shapes::ShapesConfig,
+    n: usize,
+    seed: u64,
+) -> Result<serde_json::Value> {
+    let mut v = checker_scores(model, data, n, seed)?;
+    if let Some(r) = model.shapes_report(n, seed)? {
+        v["family"] = r.value;
+        v["family_lines"] = serde_json::json!(r.lines);
+    }
+    Ok(v)
+}
+
 /// The checker's scores of a generator on the shapes data set `data`:
 /// held-in captions, held-out compositions, the first stage of a
 /// multi-stage model, and for a model with a trained style encoder, style
 /// transfer and the style AU-ROC.
-pub fn evaluate(
+pub fn checker_scores(
     model: &dyn Generator,
     data: &crate::data::shapes::ShapesConfig,
     n: usize,
@@ -329,10 +345,6 @@ pub fn evaluate(
         if let Some(fixed) = &split.corrected {
             v["caa"][key] = crate::eval::dataset::caa_report(fixed);
         }
-    }
-    if let Some(r) = model.shapes_report(n, seed)? {
-        v["family"] = r.value;
-        v["family_lines"] = json!(r.lines);
     }
     let ctl = model.controls();
     if ctl.boxes || ctl.keypoints {

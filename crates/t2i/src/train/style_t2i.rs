@@ -1226,11 +1226,7 @@ impl Trainer for StyleT2ITrainer {
             .and_then(|o| o.remove("family_lines"))
             .unwrap_or_default();
         model.caa = false;
-        let mut without = crate::eval::shapes::evaluate(&model, &shapes.config, n, 0)?;
-        if let Some(o) = without.as_object_mut() {
-            o.remove("family");
-            o.remove("family_lines");
-        }
+        let without = crate::eval::shapes::checker_scores(&model, &shapes.config, n, 0)?;
         let mut lines = vec!["with Compositional Attribute Adjustment:".to_string()];
         lines.extend(crate::eval::shapes::summary_lines(&with));
         lines.push("without (--no-caa):".into());
